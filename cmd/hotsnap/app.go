@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+// env carries what every command needs: where output goes and how.
+type env struct {
+	stdout, stderr io.Writer
+	json, quiet    bool
+	log            *slog.Logger
+}
+
+type envKey struct{}
+
+func getEnv(c *cli.Context) *env { return c.Context.Value(envKey{}).(*env) }
+
+// Flags shared by the commands that work on a data dir.
+var (
+	dataDirFlag = &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"HOTSNAP_DATA_DIR"},
+		Usage: "the application's data directory"}
+	backupsDirFlag = &cli.StringFlag{Name: "backups-dir", EnvVars: []string{"HOTSNAP_BACKUPS_DIR"},
+		Usage: "where snapshots live (default <data-dir>/backups; must be on the data dir's filesystem)"}
+	idFlag = &cli.StringFlag{Name: "id", Usage: "snapshot id"}
+)
+
+func outputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print JSON (one object per line) instead of text"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
+		&cli.StringFlag{Name: "log-level", EnvVars: []string{"HOTSNAP_LOG_LEVEL"}, Value: "warn", Usage: "debug, info, warn or error (logs go to stderr)"},
+	}
+}
+
+func withOutput(flags ...cli.Flag) []cli.Flag { return append(flags, outputFlags()...) }
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:                      "hotsnap",
+		Usage:                     "consistent hot snapshots of a live data directory",
+		Version:                   snapshot.ToolVersion,
+		HideHelpCommand:           true,
+		DisableSliceFlagSeparator: true,
+		Commands: []*cli.Command{
+			createCommand(), listCommand(), deleteCommand(), verifyCommand(), recoverCommand(),
+		},
+		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+		before := cmd.Before
+		cmd.Before = func(c *cli.Context) error {
+			if err := setupEnv(c); err != nil {
+				return err
+			}
+			if before != nil {
+				return before(c)
+			}
+			return nil
+		}
+	}
+	return app
+}
+
+// setupEnv reads the output flags into the env.
+func setupEnv(c *cli.Context) error {
+	e := getEnv(c)
+	e.json = c.Bool("json")
+	e.quiet = c.Bool("quiet")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
+	}
+	if e.quiet {
+		level = slog.LevelError
+	}
+	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// run is the whole CLI, callable in-process by tests.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
+	for _, a := range args {
+		if a == "--json" || a == "-json" || a == "--json=true" {
+			e.json = true
+		}
+	}
+	app := newApp()
+	app.Writer, app.ErrWriter = stdout, stderr
+	err := app.RunContext(context.WithValue(ctx, envKey{}, e), args)
+	if err != nil && strings.HasPrefix(err.Error(), "flag provided but not defined") {
+		err = usageError{err}
+	}
+	code, kind := exitCode(err)
+	var silent silentError
+	if err != nil && !errors.As(err, &silent) {
+		if e.json {
+			writeJSON(stdout, map[string]any{"error": map[string]any{"message": err.Error(), "code": code, "kind": kind}})
+		} else {
+			fmt.Fprintf(stderr, "hotsnap: %v\n", err)
+		}
+	}
+	return code
+}
+
+func writeJSON(w io.Writer, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	w.Write(append(b, '\n'))
+}
+
+// result prints a command's result: JSON when asked, else the text form
+// (unless --quiet).
+func (e *env) result(v any, text func(w io.Writer)) {
+	if e.json {
+		writeJSON(e.stdout, v)
+		return
+	}
+	if !e.quiet {
+		text(e.stdout)
+	}
+}
+
+// layout resolves --data-dir and --backups-dir.
+func layout(c *cli.Context) (*snapshot.Layout, error) {
+	if c.String("data-dir") == "" {
+		return nil, usageError{errors.New("--data-dir (or HOTSNAP_DATA_DIR) is required")}
+	}
+	return snapshot.NewLayout(c.String("data-dir"), c.String("backups-dir"))
+}
+
+func requireID(c *cli.Context) (string, error) {
+	id := c.String("id")
+	if id == "" {
+		return "", usageError{errors.New("--id is required")}
+	}
+	return id, nil
+}
+
+func noArgs(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (all inputs are flags)", c.Args().First())}
+	}
+	return nil
+}
+
+// humanBytes formats a byte count for people.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+func quiesceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "quiesce", Value: "flock", EnvVars: []string{"HOTSNAP_QUIESCE"}, Usage: "how writes are stopped: flock (the write-gate protocol), exec, or none"},
+		&cli.StringFlag{Name: "lock-cmd", Usage: "with --quiesce exec: command that stops writes (exit 0 ok, 75 retry, other fail)"},
+		&cli.StringFlag{Name: "unlock-cmd", Usage: "with --quiesce exec: command that resumes writes"},
+		&cli.DurationFlag{Name: "max-wait-for-lock", Value: snapshotDefaultMaxWait, Usage: "total time to try stopping writes"},
+		&cli.DurationFlag{Name: "lock-period", Value: snapshotDefaultPeriod, Usage: "first attempt's period; each retry is 10% longer"},
+		&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout, snapshot anyway and flag it potentiallyInconsistent"},
+		&cli.BoolFlag{Name: "force", Usage: "ask the application to abort long write transactions (exec: HOTSNAP_FORCE=1; flock: .hotsnap/force-requested)"},
+	}
+}
+
+const (
+	snapshotDefaultMaxWait = 120e9 // 120s, as the reference design
+	snapshotDefaultPeriod  = 100e6 // 100ms
+)
+
+// quiescerFromFlags builds the Quiescer the flags ask for.
+func quiescerFromFlags(c *cli.Context, dataDir string) (snapshot.Quiescer, func(), error) {
+	switch c.String("quiesce") {
+	case "flock":
+		if c.IsSet("lock-cmd") || c.IsSet("unlock-cmd") {
+			return nil, nil, usageError{errors.New("--lock-cmd and --unlock-cmd need --quiesce exec")}
+		}
+		q := &snapshot.FlockQuiescer{DataDir: dataDir, Force: c.Bool("force")}
+		return q, func() { q.Close() }, nil
+	case "exec":
+		if c.String("lock-cmd") == "" || c.String("unlock-cmd") == "" {
+			return nil, nil, usageError{errors.New("--quiesce exec needs both --lock-cmd and --unlock-cmd")}
+		}
+		return &snapshot.ExecQuiescer{LockCmd: c.String("lock-cmd"), UnlockCmd: c.String("unlock-cmd"), DataDir: dataDir, Force: c.Bool("force")}, func() {}, nil
+	case "none":
+		return snapshot.NoQuiescer{}, func() {}, nil
+	}
+	return nil, nil, usageError{fmt.Errorf("--quiesce %q: want flock, exec or none", c.String("quiesce"))}
+}
+
+func createCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "create",
+		Usage: "take a snapshot of the data dir under a brief write lock",
+		Flags: withOutput(append([]cli.Flag{dataDirFlag, backupsDirFlag,
+			&cli.StringFlag{Name: "label", Usage: "id suffix: letters, digits, '.', '_', '-' (default: a random UUID)"},
+			&cli.StringSliceFlag{Name: "copy", Usage: "glob of files the application rewrites in place: captured as copies (repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "glob of entries to leave out (repeatable)"},
+			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "link, reflink (FICLONE every file) or auto (reflink where supported)"},
+			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's major.minor.patch version, checked at restore"},
+			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "id of the key the application encrypts its data with, checked at restore"},
+			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id, recorded in the topology"},
+		}, quiesceFlags()...)...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			e := getEnv(c)
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			q, closeQ, err := quiescerFromFlags(c, l.DataDir)
+			if err != nil {
+				return err
+			}
+			defer closeQ()
+			res, err := snapshot.Create(c.Context, l, snapshot.CreateOptions{
+				Label: c.String("label"), Quiescer: q,
+				Lock:              snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
+				AllowInconsistent: c.Bool("allow-inconsistent"),
+				Copy:              c.StringSlice("copy"), Exclude: c.StringSlice("exclude"),
+				LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"),
+				EncryptionKeyID: c.String("encryption-key-id"), NodeID: c.String("node-id"),
+				Logger: e.log,
+			})
+			if err != nil {
+				return err
+			}
+			e.result(res, func(w io.Writer) {
+				fmt.Fprintf(w, "created %s\n", res.ID)
+				fmt.Fprintf(w, "  %d files, %d dirs, %d symlinks, %s\n", res.Files, res.Dirs, res.Symlinks, humanBytes(res.Bytes))
+				fmt.Fprintf(w, "  writes paused %.1f ms (%d lock attempt(s)); took %.0f ms; hashed %s, reused %d hashes\n",
+					res.LockHeldMs, res.LockAttempts, res.DurationMs, humanBytes(res.HashedBytes), res.ReusedHashes)
+				if res.PotentiallyInconsistent {
+					fmt.Fprintln(w, "  WARNING: potentiallyInconsistent: writes were not stopped")
+				}
+				for _, warn := range res.Warnings {
+					fmt.Fprintf(w, "  warning: %s\n", warn)
+				}
+			})
+			return nil
+		},
+	}
+}

@@ -1,0 +1,114 @@
+package fsutil
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stat is the identity and metadata of one directory entry, as lstat(2)
+// reports it (links are never followed).
+type Stat struct {
+	Dev     uint64
+	Ino     uint64
+	Mode    uint32 // st_mode: file type bits and permission bits
+	Nlink   uint64
+	UID     uint32
+	GID     uint32
+	Size    int64
+	MtimeNs int64
+	CtimeNs int64
+}
+
+// File type helpers over Mode.
+func (s Stat) IsDir() bool     { return s.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (s Stat) IsRegular() bool { return s.Mode&unix.S_IFMT == unix.S_IFREG }
+func (s Stat) IsSymlink() bool { return s.Mode&unix.S_IFMT == unix.S_IFLNK }
+
+// Perm returns the permission bits, including setuid, setgid and sticky.
+func (s Stat) Perm() uint32 { return s.Mode & 0o7777 }
+
+// TypeName names the file type for messages: file, dir, symlink, fifo, socket, device.
+func (s Stat) TypeName() string {
+	switch s.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR, unix.S_IFBLK:
+		return "device"
+	}
+	return "unknown"
+}
+
+func fromUnix(st *unix.Stat_t) Stat {
+	return Stat{
+		Dev:     uint64(st.Dev),
+		Ino:     st.Ino,
+		Mode:    st.Mode,
+		Nlink:   uint64(st.Nlink),
+		UID:     st.Uid,
+		GID:     st.Gid,
+		Size:    st.Size,
+		MtimeNs: st.Mtim.Nano(),
+		CtimeNs: st.Ctim.Nano(),
+	}
+}
+
+// Lstat stats path without following a final symlink.
+func Lstat(path string) (Stat, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return Stat{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return fromUnix(&st), nil
+}
+
+// Fstat stats an open file.
+func Fstat(f *os.File) (Stat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return Stat{}, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return fromUnix(&st), nil
+}
+
+// SameFilesystem returns nil when a and b live on the same filesystem
+// (same st_dev), which hard links and atomic renames need.
+func SameFilesystem(a, b string) error {
+	sa, err := Lstat(a)
+	if err != nil {
+		return err
+	}
+	sb, err := Lstat(b)
+	if err != nil {
+		return err
+	}
+	if sa.Dev != sb.Dev {
+		return fmt.Errorf("%s and %s are on different filesystems (st_dev %d != %d): hard links and atomic renames need one filesystem", a, b, sa.Dev, sb.Dev)
+	}
+	return nil
+}
+
+// SetMtime sets the modification (and access) time of path, without following
+// a final symlink. Never call it on a hard-linked file shared with live data.
+func SetMtime(path string, mtimeNs int64) error {
+	ts := unix.NsecToTimespec(mtimeNs)
+	return unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// DiskSpace reports the total and available bytes of the filesystem holding path.
+func DiskSpace(path string) (total, free uint64, err error) {
+	var s unix.Statfs_t
+	if err := unix.Statfs(path, &s); err != nil {
+		return 0, 0, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	return s.Blocks * uint64(s.Bsize), s.Bavail * uint64(s.Bsize), nil
+}

@@ -1,0 +1,450 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/hardlink"
+	"github.com/hotsnap/hotsnap/internal/par"
+	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/writegate"
+)
+
+// ToolVersion is recorded in every manifest.
+var ToolVersion = "0.1.0"
+
+// DefaultNodeID is the node id of a single-node snapshot when none is given.
+const DefaultNodeID = "local"
+
+// CreateOptions tune Create. The zero value takes a snapshot with no write
+// lock of its own (NoQuiescer), linking every file.
+type CreateOptions struct {
+	// Label is the id's suffix; empty means a random UUID. Ignored when ID is set.
+	Label string
+	// ID fixes the snapshot id (cluster snapshots share one id on every node).
+	ID string
+	// Quiescer stops writes; nil means NoQuiescer.
+	Quiescer Quiescer
+	// Lock is the retry policy around the Quiescer.
+	Lock LockPolicy
+	// AllowInconsistent takes the snapshot without the lock when the lock
+	// times out, and flags it potentiallyInconsistent.
+	AllowInconsistent bool
+	// Copy lists globs of files captured as private copies (files the
+	// application rewrites in place). See the README for the glob rules.
+	Copy []string
+	// Exclude lists globs of entries left out (with their subtrees).
+	Exclude []string
+	// LinkMode is hardlink.LinkModeLink (default), LinkModeReflink or LinkModeAuto.
+	LinkMode string
+	// AppVersion, NodeID, Topology and EncryptionKeyID are recorded in the
+	// manifest for restore's compatibility checks. NodeID defaults to
+	// DefaultNodeID, Topology to just this node.
+	AppVersion      string
+	NodeID          string
+	Topology        *manifest.Topology
+	EncryptionKeyID string
+	// Workers bounds parallel work; 0 means par.DefaultWorkers.
+	Workers int
+	// Logger receives progress and warnings; nil is silent.
+	Logger *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// CreateResult reports a published snapshot. The JSON form is the CLI's
+// `create --json` contract (see the README).
+type CreateResult struct {
+	ID                      string   `json:"id"`
+	Path                    string   `json:"path"`
+	Files                   int64    `json:"files"`
+	Dirs                    int64    `json:"dirs"`
+	Symlinks                int64    `json:"symlinks"`
+	Bytes                   int64    `json:"bytes"`
+	LockHeldMs              float64  `json:"lockHeldMs"`
+	LockWaitMs              float64  `json:"lockWaitMs"`
+	LockAttempts            int      `json:"lockAttempts"`
+	PotentiallyInconsistent bool     `json:"potentiallyInconsistent"`
+	HashedFiles             int64    `json:"hashedFiles"`
+	HashedBytes             int64    `json:"hashedBytes"`
+	ReusedHashes            int64    `json:"reusedHashes"`
+	DurationMs              float64  `json:"durationMs"`
+	Warnings                []string `json:"warnings"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Create takes a snapshot of the data dir (DESIGN 3.2): recover, quiesce,
+// build the link tree in staging, resume, hash (reusing hashes of unchanged
+// inodes from the newest snapshot), check that no linked file was modified in
+// place, seal the manifest and publish atomically into the backups dir. On
+// any error nothing is left behind: no snapshot, no staging.
+func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult, err error) {
+	start := time.Now()
+	log := logger(o.Logger)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Quiescer == nil {
+		o.Quiescer = NoQuiescer{}
+	}
+	if o.NodeID == "" {
+		o.NodeID = DefaultNodeID
+	}
+	topo := manifest.Topology{Nodes: []string{o.NodeID}}
+	if o.Topology != nil {
+		topo = *o.Topology
+	}
+	copyGlobs, err := newGlobSet("--copy", o.Copy)
+	if err != nil {
+		return nil, err
+	}
+	excludeGlobs, err := newGlobSet("--exclude", o.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	switch o.LinkMode {
+	case "", hardlink.LinkModeLink, hardlink.LinkModeReflink, hardlink.LinkModeAuto:
+	default:
+		return nil, fmt.Errorf("%w: link mode %q (want link, reflink or auto)", ErrInvalid, o.LinkMode)
+	}
+	createdAt := o.Now().UTC()
+	id := o.ID
+	if id == "" {
+		if id, err = NewID(createdAt, o.Label); err != nil {
+			return nil, err
+		}
+	} else if err := validID(id); err != nil {
+		return nil, err
+	}
+	label := id[strings.IndexByte(id, '_')+1:]
+	if err := l.checkFilesystems(); err != nil {
+		return nil, err
+	}
+
+	op, err := l.lockOp(ctx, DefaultOpLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer op.release()
+	if _, err := l.recoverLocked(ctx, log); err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	if _, err := os.Lstat(l.SnapshotDir(id)); err == nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, ErrExists)
+	}
+	if err := fsutil.MkdirAllSync(l.BackupsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create backups dir: %w", err)
+	}
+	if err := fsutil.MkdirAllSync(l.stagingDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("create staging dir: %w", err)
+	}
+	if err := l.checkFilesystems(); err != nil {
+		return nil, err
+	}
+	prev := l.latestManifest(log)
+
+	stage := filepath.Join(l.stagingDir(), id)
+	if err := os.Mkdir(stage, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if rerr := removeTree(stage); rerr != nil {
+				log.Warn("could not remove staging; the next command will", "path", stage, "err", rerr)
+			}
+		}
+	}()
+	tree := filepath.Join(stage, dataName)
+
+	// --- Quiesce: writes stop here. ---
+	res = &CreateResult{ID: id, Path: l.SnapshotDir(id), Warnings: []string{}}
+	stats, lerr := Acquire(ctx, o.Quiescer, o.Lock)
+	res.LockAttempts = stats.Attempts
+	res.LockWaitMs = ms(stats.Waited)
+	locked := lerr == nil
+	if lerr != nil {
+		if !errors.Is(lerr, ErrLockTimeout) || !o.AllowInconsistent {
+			return nil, lerr
+		}
+		res.PotentiallyInconsistent = true
+		msg := "writes could not be stopped in time; taking the snapshot anyway (--allow-inconsistent): it is flagged potentiallyInconsistent"
+		log.Warn(msg, "attempts", stats.Attempts)
+		res.Warnings = append(res.Warnings, msg)
+	}
+	crashPoint("create.locked")
+	built, berr := hardlink.Build(ctx, l.DataDir, tree, hardlink.Options{
+		Skip: func(rel string, isDir bool) bool {
+			if rel == writegate.StateDirName || filepath.Join(l.DataDir, rel) == l.BackupsDir {
+				return true
+			}
+			return excludeGlobs.match(rel)
+		},
+		Copy:     func(rel string) bool { return copyGlobs.match(rel) },
+		LinkMode: o.LinkMode,
+		Workers:  o.Workers,
+	})
+	crashPoint("create.linked")
+	var rerr error
+	if locked {
+		rerr = o.Quiescer.Resume(context.WithoutCancel(ctx))
+		res.LockHeldMs = ms(time.Since(stats.Acquired))
+	}
+	// --- Writes continue from here on. ---
+	if berr != nil {
+		return nil, fmt.Errorf("capture tree: %w", berr)
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("resume writes: %w (the snapshot was discarded)", rerr)
+	}
+	crashPoint("create.resumed")
+	for _, w := range built.Warnings {
+		msg := fmt.Sprintf("%s: %s", w.Rel, w.Reason)
+		log.Info("entry not captured", "path", w.Rel, "reason", w.Reason)
+		res.Warnings = append(res.Warnings, msg)
+	}
+	if err := hardlink.FinishDirs(tree, built.Items); err != nil {
+		return nil, err
+	}
+
+	m := &manifest.Manifest{
+		Format: manifest.Format, ID: id, Label: label, CreatedAt: createdAt,
+		ToolVersion: ToolVersion, AppVersion: o.AppVersion,
+		Node: manifest.Node{ID: o.NodeID}, Topology: topo,
+		EncryptionKeyID:         o.EncryptionKeyID,
+		PotentiallyInconsistent: res.PotentiallyInconsistent,
+		LockHeldMs:              res.LockHeldMs,
+		Entries:                 entriesOf(built.Items),
+	}
+	if err := hashEntries(ctx, tree, m.Entries, prev, o.Workers, res); err != nil {
+		return nil, err
+	}
+	crashPoint("create.hashed")
+	// The bytes were captured under the lock; a linked file whose size or
+	// mtime moved since then was written in place, and the snapshot no
+	// longer holds what it recorded.
+	if err := checkUnmodified(tree, m.Entries); err != nil {
+		return nil, err
+	}
+	m.Totals = m.ComputeTotals()
+	data, err := m.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileSync(filepath.Join(stage, manifestName), data, 0o644); err != nil {
+		return nil, fmt.Errorf("write manifest: %w", err)
+	}
+	crashPoint("create.manifest")
+	if err := syncTree(ctx, tree, m.Entries, o.Workers); err != nil {
+		return nil, err
+	}
+	if err := fsutil.SyncDir(stage); err != nil {
+		return nil, err
+	}
+	// Publish: one atomic rename; the snapshot exists whole or not at all.
+	if err := unix.Renameat2(unix.AT_FDCWD, stage, unix.AT_FDCWD, l.SnapshotDir(id), unix.RENAME_NOREPLACE); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("snapshot %s: %w", id, ErrExists)
+		}
+		return nil, fmt.Errorf("publish %s: %w", id, err)
+	}
+	crashPoint("create.published")
+	if err := fsutil.SyncDir(l.BackupsDir); err != nil {
+		return nil, err
+	}
+	if err := fsutil.SyncDir(l.stagingDir()); err != nil {
+		return nil, err
+	}
+	t := m.Totals
+	res.Files, res.Dirs, res.Symlinks, res.Bytes = t.Files, t.Dirs, t.Symlinks, t.Bytes
+	res.DurationMs = ms(time.Since(start))
+	log.Info("snapshot created", "id", id, "files", t.Files, "bytes", t.Bytes, "lockHeldMs", res.LockHeldMs)
+	return res, nil
+}
+
+// entriesOf turns captured items into manifest entries (without hashes),
+// numbering link groups in path order.
+func entriesOf(items []hardlink.Item) []manifest.Entry {
+	type key struct{ dev, ino uint64 }
+	count := map[key]int{}
+	for _, it := range items {
+		if it.Stat.IsRegular() {
+			count[key{it.Stat.Dev, it.Stat.Ino}]++
+		}
+	}
+	groups := map[key]int{}
+	entries := make([]manifest.Entry, 0, len(items))
+	for _, it := range items {
+		e := manifest.Entry{
+			Path: manifest.Name(it.Rel), Mode: it.SrcStat.Perm(),
+			UID: it.SrcStat.UID, GID: it.SrcStat.GID, MtimeNs: it.Stat.MtimeNs,
+			Inode: manifest.Inode{Dev: it.Stat.Dev, Ino: it.Stat.Ino},
+		}
+		switch {
+		case it.Stat.IsDir():
+			e.Type = manifest.TypeDir
+		case it.Stat.IsSymlink():
+			e.Type, e.Target, e.Size = manifest.TypeSymlink, manifest.Name(it.Target), int64(len(it.Target))
+		default:
+			e.Type, e.Size, e.Capture = manifest.TypeFile, it.Stat.Size, it.Capture
+			k := key{it.Stat.Dev, it.Stat.Ino}
+			if count[k] > 1 {
+				if groups[k] == 0 {
+					groups[k] = len(groups) + 1
+				}
+				e.LinkGroup = groups[k]
+			}
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+type reuseKey struct {
+	dev, ino      uint64
+	size, mtimeNs int64
+}
+
+// latestManifest reads the newest readable snapshot's manifest, for hash
+// reuse; nil when there is none.
+func (l *Layout) latestManifest(log *slog.Logger) *manifest.Manifest {
+	ids, err := l.ids()
+	if err != nil {
+		return nil
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		m, err := manifest.Read(l.ManifestPath(ids[i]))
+		if err == nil {
+			return m
+		}
+		logger(log).Debug("skipping unreadable manifest for hash reuse", "id", ids[i], "err", err)
+	}
+	return nil
+}
+
+// hashEntries fills in every file's BLAKE3: reused from prev when the entry
+// is the same inode with the same size and mtime (prev's link pins the inode,
+// so its number cannot have been reused), read and hashed otherwise.
+func hashEntries(ctx context.Context, tree string, entries []manifest.Entry, prev *manifest.Manifest, workers int, res *CreateResult) error {
+	reuse := map[reuseKey]string{}
+	if prev != nil {
+		for _, e := range prev.Entries {
+			if e.Type == manifest.TypeFile {
+				reuse[reuseKey{e.Inode.Dev, e.Inode.Ino, e.Size, e.MtimeNs}] = e.BLAKE3
+			}
+		}
+	}
+	var todo []int
+	done := map[manifest.Inode]int{} // link-group members hash once
+	for i := range entries {
+		e := &entries[i]
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		if h, ok := reuse[reuseKey{e.Inode.Dev, e.Inode.Ino, e.Size, e.MtimeNs}]; ok && e.Capture == manifest.CaptureLink {
+			e.BLAKE3 = h
+			res.ReusedHashes++
+			continue
+		}
+		if e.LinkGroup != 0 {
+			if _, ok := done[e.Inode]; ok {
+				continue
+			}
+			done[e.Inode] = i
+		}
+		todo = append(todo, i)
+	}
+	var files, bytes atomic.Int64
+	err := par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
+		e := &entries[todo[k]]
+		sum, n, err := manifest.HashFile(filepath.Join(tree, filepath.FromSlash(string(e.Path))))
+		if err != nil {
+			return fmt.Errorf("hash %s: %w", e.Path, err)
+		}
+		e.BLAKE3 = sum
+		files.Add(1)
+		bytes.Add(n)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.Type == manifest.TypeFile && e.BLAKE3 == "" {
+			e.BLAKE3 = entries[done[e.Inode]].BLAKE3
+		}
+	}
+	res.HashedFiles, res.HashedBytes = files.Load(), bytes.Load()
+	return nil
+}
+
+// checkUnmodified re-stats every linked file of the tree and fails naming
+// those whose size or mtime differ from what was captured under the lock.
+func checkUnmodified(tree string, entries []manifest.Entry) error {
+	var bad []string
+	for i := range entries {
+		e := &entries[i]
+		if e.Type != manifest.TypeFile || e.Capture != manifest.CaptureLink {
+			continue
+		}
+		st, err := fsutil.Lstat(filepath.Join(tree, filepath.FromSlash(string(e.Path))))
+		if err != nil {
+			return err
+		}
+		if st.Size != e.Size || st.MtimeNs != e.MtimeNs {
+			bad = append(bad, string(e.Path))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	shown := bad
+	if len(shown) > 10 {
+		shown = shown[:10]
+	}
+	return fmt.Errorf("%w: %w: %d hard-linked file(s) changed after they were captured: %s; the application rewrites them in place, so a hard link cannot hold their old bytes: capture them as copies with --copy (e.g. --copy %q); the snapshot was discarded",
+		ErrModifiedInPlace, manifest.ErrVerifyFailed, len(bad), strings.Join(shown, ", "), suggestGlob(bad[0]))
+}
+
+func suggestGlob(rel string) string {
+	base := filepath.Base(rel)
+	if ext := filepath.Ext(base); ext != "" && ext != base {
+		return "*" + ext
+	}
+	return base
+}
+
+// syncTree fsyncs every directory of the tree and every private copy, in parallel.
+func syncTree(ctx context.Context, tree string, entries []manifest.Entry, workers int) error {
+	paths := []string{tree}
+	for i := range entries {
+		e := &entries[i]
+		if e.Type == manifest.TypeDir || (e.Type == manifest.TypeFile && e.Capture != manifest.CaptureLink) {
+			paths = append(paths, filepath.Join(tree, filepath.FromSlash(string(e.Path))))
+		}
+	}
+	return par.ForEach(ctx, len(paths), workers, func(ctx context.Context, i int) error {
+		f, err := os.Open(paths[i])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", paths[i], err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,35 @@
+package snapshot
+
+import (
+	"errors"
+
+	"github.com/hotsnap/hotsnap/manifest"
+)
+
+var (
+	// ErrLockTimeout is returned by Create when writes could not be stopped
+	// within the maximum wait (and inconsistent snapshots were not allowed).
+	ErrLockTimeout = errors.New("writes could not be stopped in time")
+	// ErrLockFailed is returned when the quiesce provider failed outright
+	// (a lock command exited with an error, an unlock failed).
+	ErrLockFailed = errors.New("quiesce failed")
+	// ErrNotFound is returned for an unknown snapshot id or a missing data dir.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is returned when a snapshot with the id already exists.
+	ErrExists = errors.New("already exists")
+	// ErrInvalid is returned for bad arguments: a bad label or id, a bad
+	// glob, a data dir inside a backups dir.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrModifiedInPlace is returned by Create when a hard-linked file was
+	// written to in place after it was captured: the snapshot would not hold
+	// the bytes it recorded. It wraps manifest.ErrVerifyFailed.
+	ErrModifiedInPlace = errors.New("file modified in place")
+	// ErrBusy is returned when another hotsnap command holds the data dir's
+	// operation lock for longer than the caller waits.
+	ErrBusy = errors.New("another hotsnap command is running on this data dir")
+
+	// Re-exported so callers of this package need not import manifest.
+	ErrCorrupt      = manifest.ErrCorrupt
+	ErrIncompatible = manifest.ErrIncompatible
+	ErrVerifyFailed = manifest.ErrVerifyFailed
+)

@@ -1,0 +1,277 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/snapshot/writegate"
+)
+
+// Quiescer stops an application's writes for the moment a snapshot is taken.
+type Quiescer interface {
+	// Quiesce blocks new writes and waits for in-flight ones to finish, for
+	// at most wait. It returns ErrLockTimeout when writes could not be
+	// drained in time, having released everything so that writes continue;
+	// any other error is a failure that retrying will not fix.
+	Quiesce(ctx context.Context, wait time.Duration) error
+	// Resume lets writes continue. It is called once after a successful Quiesce.
+	Resume(ctx context.Context) error
+}
+
+// NoQuiescer is for data that is already quiet (a stopped application).
+type NoQuiescer struct{}
+
+func (NoQuiescer) Quiesce(context.Context, time.Duration) error { return nil }
+func (NoQuiescer) Resume(context.Context) error                 { return nil }
+
+// FlockQuiescer is the snapshot's side of the write-gate protocol (see
+// package writegate): gate.lock exclusively, then write.lock exclusively.
+type FlockQuiescer struct {
+	DataDir string
+	// Force leaves <state-dir>/force-requested while waiting, which writers
+	// can check (Tx.AbortRequested) to abort long transactions.
+	Force bool
+
+	gate, write *fsutil.LockFile
+}
+
+var _ Quiescer = (*FlockQuiescer)(nil)
+
+func (q *FlockQuiescer) dir() string { return filepath.Join(q.DataDir, writegate.StateDirName) }
+
+func (q *FlockQuiescer) open() error {
+	if q.gate != nil {
+		return nil
+	}
+	if err := os.MkdirAll(q.dir(), 0o755); err != nil {
+		return err
+	}
+	g, err := fsutil.OpenLock(filepath.Join(q.dir(), writegate.GateLockName))
+	if err != nil {
+		return err
+	}
+	w, err := fsutil.OpenLock(filepath.Join(q.dir(), writegate.WriteLockName))
+	if err != nil {
+		g.Close()
+		return err
+	}
+	q.gate, q.write = g, w
+	return nil
+}
+
+// Quiesce implements Quiescer.
+func (q *FlockQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+	if err := q.open(); err != nil {
+		return fmt.Errorf("%w: open lock files: %v", ErrLockFailed, err)
+	}
+	force := filepath.Join(q.dir(), writegate.ForceName)
+	if q.Force {
+		if err := os.WriteFile(force, nil, 0o644); err != nil {
+			return fmt.Errorf("%w: %v", ErrLockFailed, err)
+		}
+		defer os.Remove(force)
+	}
+	deadline := time.Now().Add(wait)
+	if err := q.gate.LockUntil(ctx, true, deadline); err != nil {
+		if err == fsutil.ErrWouldBlock {
+			return ErrLockTimeout
+		}
+		return err
+	}
+	if err := q.write.LockUntil(ctx, true, deadline); err != nil {
+		q.gate.Unlock()
+		if err == fsutil.ErrWouldBlock {
+			return ErrLockTimeout
+		}
+		return err
+	}
+	return nil
+}
+
+// Resume implements Quiescer: write.lock first, then the gate, so a writer
+// let through the gate never finds write.lock still held.
+func (q *FlockQuiescer) Resume(context.Context) error {
+	err1 := q.write.Unlock()
+	err2 := q.gate.Unlock()
+	return errors.Join(err1, err2)
+}
+
+// Close closes the lock files.
+func (q *FlockQuiescer) Close() error {
+	if q.gate == nil {
+		return nil
+	}
+	q.gate.Close()
+	q.write.Close()
+	q.gate, q.write = nil, nil
+	return nil
+}
+
+// ExitTempFail is the exit status (EX_TEMPFAIL) a lock command uses to say
+// "could not drain writes in time, try again with a longer period".
+const ExitTempFail = 75
+
+// ExecQuiescer runs commands (through sh -c) to lock and unlock the
+// application. The lock command gets HOTSNAP_LOCK_TIMEOUT_MS (the period),
+// HOTSNAP_DATA_DIR and, with Force, HOTSNAP_FORCE=1. It exits 0 when writes
+// are stopped, 75 when they could not be stopped within the period (hotsnap
+// retries with a longer one), anything else on failure (hotsnap gives up).
+// A lock command still running after the period is killed and counts as 75.
+type ExecQuiescer struct {
+	LockCmd, UnlockCmd string
+	DataDir            string
+	Force              bool
+	// UnlockTimeout bounds the unlock command; 0 means 30s.
+	UnlockTimeout time.Duration
+}
+
+var _ Quiescer = (*ExecQuiescer)(nil)
+
+func (q *ExecQuiescer) run(ctx context.Context, cmdline string, timeout time.Duration) (timedOut bool, code int, stderr string, err error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", cmdline)
+	cmd.Env = append(os.Environ(),
+		"HOTSNAP_LOCK_TIMEOUT_MS="+strconv.FormatInt(timeout.Milliseconds(), 10),
+		"HOTSNAP_DATA_DIR="+q.DataDir)
+	if q.Force {
+		cmd.Env = append(cmd.Env, "HOTSNAP_FORCE=1")
+	}
+	var eb bytes.Buffer
+	cmd.Stderr = &eb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	stderr = strings.TrimSpace(eb.String())
+	if len(stderr) > 500 {
+		stderr = stderr[len(stderr)-500:]
+	}
+	if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		return true, -1, stderr, nil
+	}
+	if ctx.Err() != nil {
+		return false, -1, stderr, ctx.Err()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return false, ee.ExitCode(), stderr, nil
+	}
+	if err != nil {
+		return false, -1, stderr, err
+	}
+	return false, 0, stderr, nil
+}
+
+// Quiesce implements Quiescer.
+func (q *ExecQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+	timedOut, code, stderr, err := q.run(ctx, q.LockCmd, wait)
+	if err != nil {
+		return fmt.Errorf("%w: lock command: %v", ErrLockFailed, err)
+	}
+	if code == 0 && !timedOut {
+		return nil
+	}
+	if timedOut || code == ExitTempFail {
+		// Whatever the command managed to lock, let it go before retrying.
+		_, _, _, _ = q.run(context.WithoutCancel(ctx), q.UnlockCmd, q.unlockTimeout())
+		return ErrLockTimeout
+	}
+	if stderr != "" {
+		return fmt.Errorf("%w: lock command %q exited with status %d: %s", ErrLockFailed, q.LockCmd, code, stderr)
+	}
+	return fmt.Errorf("%w: lock command %q exited with status %d", ErrLockFailed, q.LockCmd, code)
+}
+
+func (q *ExecQuiescer) unlockTimeout() time.Duration {
+	if q.UnlockTimeout > 0 {
+		return q.UnlockTimeout
+	}
+	return 30 * time.Second
+}
+
+// Resume implements Quiescer.
+func (q *ExecQuiescer) Resume(ctx context.Context) error {
+	timedOut, code, stderr, err := q.run(ctx, q.UnlockCmd, q.unlockTimeout())
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: unlock command: %v", ErrLockFailed, err)
+	case timedOut:
+		return fmt.Errorf("%w: unlock command %q did not finish within %s", ErrLockFailed, q.UnlockCmd, q.unlockTimeout())
+	case code != 0:
+		return fmt.Errorf("%w: unlock command %q exited with status %d: %s", ErrLockFailed, q.UnlockCmd, code, stderr)
+	}
+	return nil
+}
+
+// LockPolicy is the retry loop around a Quiescer (DESIGN 3.1).
+type LockPolicy struct {
+	// MaxWait is the total time spent trying; 0 means 120s.
+	MaxWait time.Duration
+	// InitialPeriod is the first attempt's period; each failed attempt
+	// grows it by 10 %. 0 means 100ms.
+	InitialPeriod time.Duration
+}
+
+func (p LockPolicy) withDefaults() LockPolicy {
+	if p.MaxWait <= 0 {
+		p.MaxWait = 120 * time.Second // as the reference design's --max-wait-for-lock
+	}
+	if p.InitialPeriod <= 0 {
+		p.InitialPeriod = 100 * time.Millisecond // short: a quiet app locks at once, a busy one soon grows it
+	}
+	return p
+}
+
+// LockStats describes how the lock was obtained.
+type LockStats struct {
+	Attempts int
+	// Waited is the time spent in failed attempts (writes were blocked at
+	// the gate for part of it).
+	Waited time.Duration
+	// Acquired is when the successful attempt started: writes have been
+	// held back since at most this instant.
+	Acquired time.Time
+}
+
+// Acquire runs q.Quiesce in periods growing by 10 % until it succeeds or
+// MaxWait is spent (ErrLockTimeout). Hard failures end it at once.
+func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
+	p = p.withDefaults()
+	start := time.Now()
+	period := p.InitialPeriod
+	var st LockStats
+	for {
+		remaining := p.MaxWait - time.Since(start)
+		if remaining <= 0 {
+			st.Waited = time.Since(start)
+			return st, fmt.Errorf("%w: gave up after %d attempt(s) in %s (--max-wait-for-lock); a long write transaction may be running", ErrLockTimeout, st.Attempts, st.Waited.Round(time.Millisecond))
+		}
+		try := min(period, remaining)
+		st.Attempts++
+		at := time.Now()
+		err := q.Quiesce(ctx, try)
+		if err == nil {
+			st.Acquired = at
+			st.Waited = at.Sub(start)
+			return st, nil
+		}
+		if !errors.Is(err, ErrLockTimeout) {
+			return st, err
+		}
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		period = period + period/10
+	}
+}

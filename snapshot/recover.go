@@ -1,0 +1,108 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// RecoverResult says what Recover cleaned up.
+type RecoverResult struct {
+	// Removed lists leftovers of crashed commands that were deleted.
+	Removed []string `json:"removed"`
+	// Restore says what happened to an interrupted restore, if any.
+	Restore string `json:"restore,omitempty"`
+}
+
+// Recover brings the data dir's hotsnap state back to a clean one after a
+// crash: half-built snapshots (staging), half-deleted ones (trash) are
+// removed. It takes the operation lock.
+func Recover(ctx context.Context, l *Layout, log *slog.Logger) (*RecoverResult, error) {
+	op, err := l.lockOp(ctx, DefaultOpLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer op.release()
+	return l.recoverLocked(ctx, log)
+}
+
+// recoverLocked does the work of Recover; the caller holds the operation lock.
+func (l *Layout) recoverLocked(ctx context.Context, log *slog.Logger) (*RecoverResult, error) {
+	res := &RecoverResult{Removed: []string{}}
+	for _, dir := range []string{l.stagingDir(), l.trashDir()} {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			if err := removeTree(p); err != nil {
+				return nil, err
+			}
+			res.Removed = append(res.Removed, p)
+			logger(log).Info("removed leftover of an interrupted command", "path", p)
+		}
+	}
+	return res, nil
+}
+
+// needsRecovery reports whether any leftover exists, without writing.
+func (l *Layout) needsRecovery() bool {
+	for _, dir := range []string{l.stagingDir(), l.trashDir()} {
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// recoverIfIdle is what read-only commands do first: clean up leftovers
+// when no other command is running, and stay silent when that is impossible
+// (another command runs, or the data dir is read-only to this user).
+func (l *Layout) recoverIfIdle(ctx context.Context, log *slog.Logger) {
+	if !l.needsRecovery() {
+		return
+	}
+	op, ok := l.tryLockOp()
+	if !ok {
+		return
+	}
+	defer op.release()
+	if _, err := l.recoverLocked(ctx, log); err != nil {
+		logger(log).Warn("could not clean up leftovers of an interrupted command", "err", err)
+	}
+}
+
+// removeTree removes a tree that hotsnap made. Its directories may carry the
+// captured data's permission bits (0500, say), so they are made writable
+// first; files are never chmodded, since a file may be a hard link shared
+// with live data.
+func removeTree(p string) error {
+	if err := os.RemoveAll(p); err == nil {
+		return nil
+	}
+	// WalkDir visits a directory before it reads it, so each one is opened up
+	// before its entries are needed.
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			unix.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
