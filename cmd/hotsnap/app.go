@@ -100,8 +100,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
 	err := app.RunContext(context.WithValue(ctx, envKey{}, e), args)
+	// urfave/cli reports these two usage mistakes as plain errors.
 	if err != nil && strings.HasPrefix(err.Error(), "flag provided but not defined") {
 		err = usageError{err}
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "No help topic for") {
+		err = usageError{fmt.Errorf("unknown command %s (see hotsnap --help)", strings.TrimPrefix(err.Error(), "No help topic for "))}
 	}
 	code, kind := exitCode(err)
 	var silent silentError

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hotsnap/hotsnap/internal/testtree"
+)
+
+// hs runs the CLI in-process and returns exit code, stdout and stderr.
+func hs(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"hotsnap"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCLI_CreateListVerifyDeleteJSON(t *testing.T) {
+	dir := testtree.New(t)
+	code, out, errs := hs(t, "create", "--data-dir", dir, "--label", "cli", "--app-version", "3.5.1", "--json")
+	if code != 0 {
+		t.Fatalf("create exit %d: %s %s", code, out, errs)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("create --json is not one JSON object: %q", out)
+	}
+	for _, k := range []string{"id", "files", "bytes", "lockHeldMs", "potentiallyInconsistent", "durationMs"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("create --json lacks %q: %s", k, out)
+		}
+	}
+	id := res["id"].(string)
+
+	code, out, _ = hs(t, "list", "--data-dir", dir, "--json")
+	var list []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 {
+		t.Fatalf("list --json: exit %d, %q", code, out)
+	}
+	for _, k := range []string{"id", "createdAt", "appVersion", "files", "bytes", "nodes", "potentiallyInconsistent"} {
+		if _, ok := list[0][k]; !ok {
+			t.Errorf("list --json lacks %q", k)
+		}
+	}
+	if list[0]["appVersion"] != "3.5.1" || list[0]["nodes"].(float64) != 1 {
+		t.Errorf("list entry: %v", list[0])
+	}
+
+	code, out, _ = hs(t, "verify", "--data-dir", dir, "--id", id, "--json")
+	if code != 0 || !strings.Contains(out, `"ok":true`) {
+		t.Fatalf("verify: exit %d %s", code, out)
+	}
+	// Damage a copy... there are none; remove a symlink from the snapshot instead.
+	os.Remove(filepath.Join(dir, "backups", id, "data", "link-rel"))
+	code, out, _ = hs(t, "verify", "--data-dir", dir, "--id", id, "--json")
+	if code != 4 || !strings.Contains(out, `"kind":"missing"`) || strings.Count(out, "\n") != 1 {
+		t.Fatalf("verify of a damaged snapshot: exit %d, want 4 and one result object: %s", code, out)
+	}
+	code, _, _ = hs(t, "delete", "--data-dir", dir, "--id", id)
+	if code != 0 {
+		t.Fatalf("delete exit %d", code)
+	}
+	code, out, _ = hs(t, "delete", "--data-dir", dir, "--id", id, "--json")
+	var e struct {
+		Error struct {
+			Code int
+			Kind string
+		}
+	}
+	if code != 6 || json.Unmarshal([]byte(out), &e) != nil || e.Error.Code != 6 || e.Error.Kind != "not_found" {
+		t.Fatalf("delete unknown: exit %d, %s", code, out)
+	}
+}
+
+func TestCLI_ExitCodes(t *testing.T) {
+	dir := testtree.New(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"NoDataDir", []string{"list"}, 2, "--data-dir"},
+		{"UnknownFlag", []string{"list", "--data-dir", dir, "--bogus"}, 2, "bogus"},
+		{"UnknownCommand", []string{"frobnicate"}, 2, ""},
+		{"MissingDataDir", []string{"list", "--data-dir", filepath.Join(dir, "nope")}, 6, "does not exist"},
+		{"BadLabel", []string{"create", "--data-dir", dir, "--label", "a/b"}, 2, "label"},
+		{"BadQuiesce", []string{"create", "--data-dir", dir, "--quiesce", "magic"}, 2, "--quiesce"},
+		{"ExecWithoutCmds", []string{"create", "--data-dir", dir, "--quiesce", "exec"}, 2, "--lock-cmd"},
+		{"LockCmdFails", []string{"create", "--data-dir", dir, "--quiesce", "exec", "--lock-cmd", "exit 9", "--unlock-cmd", "true"}, 1, "status 9"},
+		{"LockTimeout", []string{"create", "--data-dir", dir, "--quiesce", "exec", "--lock-cmd", "exit 75", "--unlock-cmd", "true", "--max-wait-for-lock", "300ms", "--lock-period", "50ms"}, 3, "could not be stopped"},
+		{"NoID", []string{"verify", "--data-dir", dir}, 2, "--id"},
+		{"UnknownID", []string{"verify", "--data-dir", dir, "--id", "2020-01-01T00.00.00Z_x"}, 6, "not found"},
+		{"StrayArg", []string{"list", "--data-dir", dir, "extra"}, 2, "unexpected argument"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := hs(t, c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, c.code, out, errs)
+			}
+			if !strings.Contains(out+errs, c.says) {
+				t.Fatalf("output does not say %q: %q %q", c.says, out, errs)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backups")); err == nil {
+		if ents, _ := os.ReadDir(filepath.Join(dir, "backups")); len(ents) > 0 {
+			t.Fatalf("failed commands left snapshots: %v", ents)
+		}
+	}
+}
+
+func TestCLI_AllowInconsistentFlagged(t *testing.T) {
+	dir := testtree.New(t)
+	code, out, _ := hs(t, "create", "--data-dir", dir, "--quiesce", "exec", "--lock-cmd", "exit 75", "--unlock-cmd", "true",
+		"--max-wait-for-lock", "200ms", "--lock-period", "50ms", "--allow-inconsistent", "--json")
+	if code != 0 || !strings.Contains(out, `"potentiallyInconsistent":true`) {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	_, out, _ = hs(t, "list", "--data-dir", dir)
+	if !strings.Contains(out, "true") {
+		t.Fatalf("list does not show the flag: %s", out)
+	}
+}
+
+func TestCLI_ReadOnlyCommandsChangeNothing(t *testing.T) {
+	dir := testtree.New(t)
+	if code, _, errs := hs(t, "create", "--data-dir", dir, "--label", "ro"); code != 0 {
+		t.Fatal(errs)
+	}
+	before := testtree.Snapshot(t, dir)
+	_, out, _ := hs(t, "list", "--data-dir", dir, "--json")
+	var list []struct{ ID string }
+	json.Unmarshal([]byte(out), &list)
+	for _, args := range [][]string{
+		{"list", "--data-dir", dir}, {"list", "--data-dir", dir, "--json"},
+		{"verify", "--data-dir", dir, "--id", list[0].ID}, {"verify", "--data-dir", dir, "--id", list[0].ID, "--fast"},
+	} {
+		if code, _, errs := hs(t, args...); code != 0 {
+			t.Fatalf("%v: %s", args, errs)
+		}
+	}
+	if d := testtree.Diff(before, testtree.Snapshot(t, dir)); d != "" {
+		t.Fatalf("read-only commands changed the tree:\n%s", d)
+	}
+}
+
+func TestCLI_DataDirFromEnv(t *testing.T) {
+	dir := testtree.New(t)
+	t.Setenv("HOTSNAP_DATA_DIR", dir)
+	if code, _, errs := hs(t, "create", "--quiet"); code != 0 {
+		t.Fatalf("create with HOTSNAP_DATA_DIR: %s", errs)
+	}
+	_, out, _ := hs(t, "list", "--json")
+	if !strings.Contains(out, `"files":10`) {
+		t.Fatalf("list: %s", out)
+	}
+}
