@@ -1,0 +1,35 @@
+# hotsnap: `make demo` runs the main job on the embedded default (one node,
+# no servers); `make test` installs what the tests need and runs them all.
+GO    ?= go
+BIN   := bin
+CACHE ?= $(HOME)/.cache/hotsnap
+
+.PHONY: build demo test test-deps vet bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN)/hotsnap ./cmd/hotsnap
+	$(GO) build -o $(BIN)/bankwriter ./examples/bankwriter
+
+demo: build
+	bash scripts/demo.sh
+
+# Servers for the archive and cluster tests are installed here once they
+# exist (scripts/install-test-deps.sh caches them under $(CACHE)/bin).
+test-deps:
+	bash scripts/install-test-deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+test: test-deps vet
+	$(GO) test -race -count=1 ./...
+
+bench:
+	bash scripts/bench.sh
+
+fuzz:
+	$(GO) test ./manifest -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Whole-suite benchmarks; figures for the README and closing notes come from
+# one run of this script (ratios between lines of the same run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT="${BENCH_COUNT:-5x}"
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go version)"
+go test -run '^$' -bench 'BenchmarkPause|BenchmarkCreate1GiB' -benchtime "$COUNT" ./snapshot
