@@ -28,6 +28,7 @@ const (
 	manifestName  = "manifest.json"
 	backupsName   = "backups"
 	restoringName = "restoring"
+	failsafeName  = "failsafe"
 )
 
 // NewLayout resolves and checks a data dir (it must exist and be a
@@ -109,8 +110,10 @@ func (l *Layout) ManifestPath(id string) string {
 // TreeDir is <backups-dir>/<id>/data.
 func (l *Layout) TreeDir(id string) string { return filepath.Join(l.BackupsDir, id, dataName) }
 
-func (l *Layout) stagingDir() string { return filepath.Join(l.StateDir, stagingName) }
-func (l *Layout) trashDir() string   { return filepath.Join(l.StateDir, trashName) }
+func (l *Layout) stagingDir() string   { return filepath.Join(l.StateDir, stagingName) }
+func (l *Layout) trashDir() string     { return filepath.Join(l.StateDir, trashName) }
+func (l *Layout) restoringDir() string { return filepath.Join(l.StateDir, restoringName) }
+func (l *Layout) failsafeDir() string  { return filepath.Join(l.StateDir, failsafeName) }
 
 // checkFilesystems makes sure the backups dir (or, when it does not exist
 // yet, its nearest existing ancestor) and the state dir are on the data

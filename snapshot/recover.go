@@ -19,9 +19,11 @@ type RecoverResult struct {
 	Restore string `json:"restore,omitempty"`
 }
 
-// Recover brings the data dir's hotsnap state back to a clean one after a
-// crash: half-built snapshots (staging), half-deleted ones (trash) are
-// removed. It takes the operation lock.
+// Recover brings the data dir back to a clean state after a crash: an
+// interrupted restore is rolled forward (or back, when it cannot be
+// finished), so the data dir is either the old state or the restored one,
+// never a mix; half-built snapshots (staging), half-deleted ones (trash) and
+// half-built restore trees (restoring) are removed. It takes the operation lock.
 func Recover(ctx context.Context, l *Layout, log *slog.Logger) (*RecoverResult, error) {
 	op, err := l.lockOp(ctx, DefaultOpLockWait)
 	if err != nil {
@@ -34,7 +36,12 @@ func Recover(ctx context.Context, l *Layout, log *slog.Logger) (*RecoverResult, 
 // recoverLocked does the work of Recover; the caller holds the operation lock.
 func (l *Layout) recoverLocked(ctx context.Context, log *slog.Logger) (*RecoverResult, error) {
 	res := &RecoverResult{Removed: []string{}}
-	for _, dir := range []string{l.stagingDir(), l.trashDir()} {
+	msg, err := l.recoverJournal(log)
+	if err != nil {
+		return nil, err
+	}
+	res.Restore = msg
+	for _, dir := range []string{l.stagingDir(), l.trashDir(), l.restoringDir()} {
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -56,7 +63,10 @@ func (l *Layout) recoverLocked(ctx context.Context, log *slog.Logger) (*RecoverR
 
 // needsRecovery reports whether any leftover exists, without writing.
 func (l *Layout) needsRecovery() bool {
-	for _, dir := range []string{l.stagingDir(), l.trashDir()} {
+	if exists(l.journalPath()) {
+		return true
+	}
+	for _, dir := range []string{l.stagingDir(), l.trashDir(), l.restoringDir()} {
 		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 			return true
 		}

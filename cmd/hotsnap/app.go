@@ -52,7 +52,7 @@ func newApp() *cli.App {
 		HideHelpCommand:           true,
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
-			createCommand(), listCommand(), deleteCommand(), verifyCommand(), recoverCommand(),
+			createCommand(), listCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },
 		ExitErrHandler: func(*cli.Context, error) {},

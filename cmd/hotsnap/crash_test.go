@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,4 +105,92 @@ func onlyStateDir(d string) bool {
 		}
 	}
 	return true
+}
+
+// TestCrash_Restore kills a real `hotsnap restore` at every step of the
+// swap, runs `hotsnap recover`, and requires the data dir to be exactly the
+// old state or exactly the restored one.
+func TestCrash_Restore(t *testing.T) {
+	bin := buildTestBinary(t)
+	steps := []string{"restore.built", "restore.journal"}
+	for i := 0; i < 12; i++ {
+		steps = append(steps, "restore.out."+itoa(i))
+	}
+	steps = append(steps, "restore.out.done")
+	for i := 0; i < 12; i++ {
+		steps = append(steps, "restore.in."+itoa(i))
+	}
+	steps = append(steps, "restore.swapped", "restore.done")
+	outcomes := map[string]int{}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			dir := testtree.New(t)
+			out, err := exec.Command(bin, "create", "--data-dir", dir, "--label", "base", "--copy", "CURRENT", "--json").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := jsonField(t, out, "id")
+			restored := testtree.Snapshot(t, filepath.Join(dir, "backups", id, "data"))
+			// The live data moves on (new, changed and removed entries at the top level too).
+			os.Remove(filepath.Join(dir, "a.txt"))
+			os.WriteFile(filepath.Join(dir, "zz-new"), []byte("new"), 0o644)
+			os.WriteFile(filepath.Join(dir, "db", "CURRENT"), []byte("MANIFEST-000002\n"), 0o644)
+			os.RemoveAll(filepath.Join(dir, "private"))
+			old := testtree.Snapshot(t, dir, "backups", ".hotsnap")
+
+			cmd := exec.Command(bin, "restore", "--data-dir", dir, "--id", id)
+			cmd.Env = append(os.Environ(), "HOTSNAP_CRASH_AT="+step)
+			err = cmd.Run()
+			killed := false
+			if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+				killed = true
+				outcomes["killed"]++
+			} else if err != nil {
+				t.Fatalf("restore failed without being killed: %v", err)
+			}
+			if out, err := exec.Command(bin, "recover", "--data-dir", dir).CombinedOutput(); err != nil {
+				t.Fatalf("recover: %v %s", err, out)
+			}
+			got := testtree.Snapshot(t, dir, "backups", ".hotsnap")
+			dOld, dNew := testtree.Diff(old, got), testtree.Diff(restored, got)
+			switch {
+			case dNew == "":
+				outcomes["restored"]++
+			case dOld == "":
+				outcomes["old"]++
+			default:
+				t.Fatalf("after a kill at %s (killed=%v) and recover, the data dir is a mix:\nvs old:\n%s\nvs restored:\n%s", step, killed, dOld, dNew)
+			}
+			for _, d := range []string{"restoring", "staging"} {
+				if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", d)); len(ents) != 0 {
+					t.Fatalf("%s left after recover: %v", d, ents)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, ".hotsnap", "restore.journal")); err == nil {
+				t.Fatal("journal left after recover")
+			}
+			if out, err := exec.Command(bin, "verify", "--data-dir", dir, "--id", id).CombinedOutput(); err != nil {
+				t.Fatalf("snapshot damaged by the crash: %s", out)
+			}
+		})
+	}
+	t.Logf("outcomes over %d kill points: %v", len(steps), outcomes)
+	// Real steps: built, journal, out.0..7 (the changed data dir has 8
+	// top-level entries), out.done, in.0..8 (the snapshot has 9), swapped,
+	// done: 1+1+8+1+9+1+1 = 22 kills.
+	if outcomes["killed"] != 22 || outcomes["old"] == 0 || outcomes["restored"] == 0 {
+		t.Fatalf("expected kills both before the journal (old state) and after it (restored): %v", outcomes)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func jsonField(t *testing.T, b []byte, key string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("not JSON: %s", b)
+	}
+	s, _ := m[key].(string)
+	return s
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "put a snapshot back as the data dir, after proving it (seal, every file, compatibility)",
+		Flags: withOutput(append([]cli.Flag{dataDirFlag, backupsDirFlag, idFlag,
+			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the running application's major.minor.patch version"},
+			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "id of the key the application encrypts its data with"},
+			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id (the target topology)"},
+			&cli.BoolFlag{Name: "ignore-version", Usage: "restore even when the version rule refuses (said in the output)"},
+			&cli.StringFlag{Name: "stop-cmd", Usage: "command that stops the application before the swap; must succeed"},
+			&cli.StringFlag{Name: "start-cmd", Usage: "command that starts the application after the swap"},
+			&cli.DurationFlag{Name: "hook-timeout", Value: 5 * 60e9, Usage: "time limit of --stop-cmd and --start-cmd"},
+			&cli.BoolFlag{Name: "fast-verify", Usage: "check the snapshot's files by stat only instead of re-hashing them"},
+			&cli.BoolFlag{Name: "no-failsafe", Usage: "do not keep the previous state in .hotsnap/failsafe/"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
+		}, quiesceFlags()...)...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			e := getEnv(c)
+			id, err := requireID(c)
+			if err != nil {
+				return err
+			}
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			q, closeQ, err := quiescerFromFlags(c, l.DataDir)
+			if err != nil {
+				return err
+			}
+			defer closeQ()
+			res, err := snapshot.Restore(c.Context, l, id, snapshot.RestoreOptions{
+				AppVersion: c.String("app-version"), EncryptionKeyID: c.String("encryption-key-id"),
+				NodeID: c.String("node-id"), IgnoreVersion: c.Bool("ignore-version"),
+				FastVerify: c.Bool("fast-verify"), NoFailsafe: c.Bool("no-failsafe"), DryRun: c.Bool("dry-run"),
+				Quiescer: q, Lock: snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
+				StopCmd: c.String("stop-cmd"), StartCmd: c.String("start-cmd"), HookTimeout: c.Duration("hook-timeout"),
+				Logger: e.log,
+			})
+			if err != nil {
+				return err
+			}
+			e.result(res, func(w io.Writer) { printRestore(w, res) })
+			return nil
+		},
+	}
+}
+
+func printRestore(w io.Writer, res *snapshot.RestoreResult) {
+	p := res.Plan
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if res.DryRun {
+		fmt.Fprintf(w, "dry run: restoring %s (verified: %s) would add %d, remove %d and change %d entries (+%s, -%s); nothing was changed\n",
+			res.ID, res.Verified, len(p.Added), len(p.Removed), len(p.Changed), humanBytes(p.AddedBytes), humanBytes(p.RemovedBytes))
+		list := func(sign string, paths []string) {
+			for i, path := range paths {
+				if i == 20 {
+					fmt.Fprintf(w, "  %s ... %d more\n", sign, len(paths)-20)
+					return
+				}
+				fmt.Fprintf(w, "  %s %s\n", sign, path)
+			}
+		}
+		list("+", p.Added)
+		list("-", p.Removed)
+		list("~", p.Changed)
+		return
+	}
+	fmt.Fprintf(w, "restored %s (verified: %s): %d files, %s\n", res.ID, res.Verified, res.Files, humanBytes(res.Bytes))
+	fmt.Fprintf(w, "  %d added, %d removed, %d changed; swap %.1f ms, writes held %.1f ms, took %.0f ms\n",
+		len(p.Added), len(p.Removed), len(p.Changed), res.SwapMs, res.LockHeldMs, res.DurationMs)
+	if res.Failsafe != "" {
+		fmt.Fprintf(w, "  the previous state is kept in %s until the next restore\n", res.Failsafe)
+	}
+}

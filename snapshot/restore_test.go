@@ -1,0 +1,370 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/writegate"
+)
+
+// mutate changes the live fixture the way an application keeping the link
+// contract would: deletes, write-new-and-rename, new files, a chmod.
+func mutate(t *testing.T, dir string) {
+	t.Helper()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Remove(filepath.Join(dir, "a.txt")))
+	must(os.RemoveAll(filepath.Join(dir, "db/nested")))
+	must(os.WriteFile(filepath.Join(dir, "db/000001.sst.tmp"), []byte("rewritten"), 0o644))
+	must(os.Rename(filepath.Join(dir, "db/000001.sst.tmp"), filepath.Join(dir, "db/000001.sst")))
+	must(os.WriteFile(filepath.Join(dir, "new-file"), []byte("new"), 0o644))
+	must(os.MkdirAll(filepath.Join(dir, "new-dir/sub"), 0o755))
+	must(os.Chmod(filepath.Join(dir, "private"), 0o755))
+	must(os.Remove(filepath.Join(dir, "link-rel")))
+	must(os.Symlink("elsewhere", filepath.Join(dir, "link-rel")))
+}
+
+func live(t *testing.T, dir string) map[string]testtree.Entry {
+	return testtree.Snapshot(t, dir, "backups", ".hotsnap")
+}
+
+func TestRestore_RoundTrip(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{Copy: []string{"CURRENT", "MANIFEST-*"}, AppVersion: "3.5.1"})
+	want := testtree.Snapshot(t, l.TreeDir(res.ID))
+	mutate(t, dir)
+	old := live(t, dir)
+	q := &FlockQuiescer{DataDir: dir}
+	defer q.Close()
+	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{AppVersion: "3.6.2", Quiescer: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := testtree.Diff(want, live(t, dir)); d != "" {
+		t.Fatalf("restored data dir differs from the snapshot:\n%s", d)
+	}
+	// Hard-link groups are kept; linked entries are the snapshot's inodes,
+	// copied ones are fresh copies.
+	if ino(t, filepath.Join(dir, "db/000002.sst")) != ino(t, filepath.Join(dir, "db/hardlink-of-sst")) {
+		t.Fatal("hard-link group not restored")
+	}
+	if ino(t, filepath.Join(dir, "db/CURRENT")) == ino(t, filepath.Join(l.TreeDir(res.ID), "db/CURRENT")) {
+		t.Fatal("a copy-captured entry was linked back: the application could write into the snapshot")
+	}
+	// The escaping symlink comes back as a symlink, not followed.
+	if target, err := os.Readlink(filepath.Join(dir, "abs-link")); err != nil || target != "/etc/hostname" {
+		t.Fatalf("abs-link: %q %v", target, err)
+	}
+	// The previous state is in the failsafe.
+	if rr.Failsafe == "" || !strings.HasPrefix(rr.Failsafe, l.failsafeDir()) {
+		t.Fatalf("failsafe %q", rr.Failsafe)
+	}
+	if d := testtree.Diff(old, testtree.Snapshot(t, rr.Failsafe)); d != "" {
+		t.Fatalf("failsafe does not hold the previous state:\n%s", d)
+	}
+	if len(rr.Plan.Added) == 0 || len(rr.Plan.Removed) == 0 || len(rr.Plan.Changed) == 0 {
+		t.Fatalf("plan: %+v", rr.Plan)
+	}
+	// A second restore replaces the failsafe.
+	rr2, err := Restore(context.Background(), l, res.ID, RestoreOptions{AppVersion: "3.5.1", NoFailsafe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr2.Failsafe != "" {
+		t.Fatal("--no-failsafe reported a failsafe")
+	}
+	if ents, _ := os.ReadDir(l.failsafeDir()); len(ents) != 0 {
+		t.Fatalf("failsafes left: %v", ents)
+	}
+	assertClean(t, l)
+}
+
+// TestRestore_ApplicationCannotChangeTheSnapshot: after a restore, an
+// application keeping the contract (in-place rewrites only of copy-captured
+// files, write-new-and-rename for the rest) leaves the snapshot intact.
+func TestRestore_ApplicationCannotChangeTheSnapshot(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{Copy: []string{"CURRENT", "MANIFEST-*", "*.txt"}})
+	if _, err := Restore(context.Background(), l, res.ID, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := ReadManifest(l, res.ID)
+	for _, e := range m.Entries {
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		p := filepath.Join(dir, filepath.FromSlash(string(e.Path)))
+		if e.Capture == manifest.CaptureCopy {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("rewritten in place")
+			f.Close()
+		} else {
+			os.Chmod(filepath.Dir(p), 0o755)
+			os.WriteFile(p+".new", []byte("replaced"), 0o644)
+			if err := os.Rename(p+".new", p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{})
+	if err != nil || !vr.OK() {
+		t.Fatalf("the snapshot changed through the restored data: %v %v", err, vr.Problems)
+	}
+}
+
+func TestRestore_RefusesAndTouchesNothing(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{AppVersion: "3.5.1", EncryptionKeyID: "k1", Copy: []string{"CURRENT"}})
+	mutate(t, dir)
+	before := live(t, dir)
+	cases := []struct {
+		name string
+		o    RestoreOptions
+		prep func()
+		is   error
+		says string
+	}{
+		{"MinorDowngrade", RestoreOptions{AppVersion: "3.4.9", EncryptionKeyID: "k1"}, nil, ErrIncompatible, "minor 4 < 5"},
+		{"MajorChange", RestoreOptions{AppVersion: "4.5.1", EncryptionKeyID: "k1"}, nil, ErrIncompatible, "major"},
+		{"NoVersion", RestoreOptions{EncryptionKeyID: "k1"}, nil, ErrIncompatible, "--app-version"},
+		{"Topology", RestoreOptions{AppVersion: "3.5.1", EncryptionKeyID: "k1", Nodes: []string{"local", "n2"}}, nil, ErrIncompatible, "topology"},
+		{"OtherNode", RestoreOptions{AppVersion: "3.5.1", EncryptionKeyID: "k1", NodeID: "n7"}, nil, ErrIncompatible, "n7"},
+		{"Key", RestoreOptions{AppVersion: "3.5.1", EncryptionKeyID: "k2"}, nil, ErrIncompatible, "key id"},
+		{"StopCmdFails", RestoreOptions{AppVersion: "3.5.1", EncryptionKeyID: "k1", StopCmd: "echo cannot stop >&2; exit 1"}, nil, ErrHook, "cannot stop"},
+		// Last: it damages the snapshot for good.
+		{"DamagedTree", RestoreOptions{AppVersion: "3.5.1", EncryptionKeyID: "k1"}, func() {
+			os.WriteFile(filepath.Join(l.TreeDir(res.ID), "db/CURRENT"), []byte("XANIFEST-000001\n"), 0o644)
+		}, ErrVerifyFailed, "db/CURRENT"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.prep != nil {
+				c.prep()
+			}
+			_, err := Restore(context.Background(), l, res.ID, c.o)
+			if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("want %v saying %q, got %v", c.is, c.says, err)
+			}
+			if d := testtree.Diff(before, live(t, dir)); d != "" {
+				t.Fatalf("refused restore touched the data dir:\n%s", d)
+			}
+			assertNoRestoreLeftovers(t, l)
+		})
+	}
+}
+
+func assertNoRestoreLeftovers(t *testing.T, l *Layout) {
+	t.Helper()
+	for _, d := range []string{l.restoringDir(), l.failsafeDir()} {
+		if ents, _ := os.ReadDir(d); len(ents) != 0 {
+			t.Fatalf("%s holds %v", d, ents)
+		}
+	}
+	if exists(l.journalPath()) {
+		t.Fatal("journal left")
+	}
+}
+
+func TestRestore_IgnoreVersionSaysSo(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{AppVersion: "3.5.1"})
+	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{AppVersion: "2.0.0", IgnoreVersion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rr.IgnoredVersion || len(rr.Warnings) == 0 || !strings.Contains(rr.Warnings[0], "ignored") {
+		t.Fatalf("result must say the version was ignored: %+v", rr)
+	}
+}
+
+func TestRestore_HostileManifest(t *testing.T) {
+	for _, name := range []string{"traversal.json", "under-symlink.json", "broken-seal.json", "size-lie.json", "invalid-utf8.json"} {
+		t.Run(name, func(t *testing.T) {
+			dir := testtree.New(t)
+			l := newLayout(t, dir)
+			res := mustCreate(t, l, CreateOptions{})
+			hostile, err := os.ReadFile(filepath.Join("..", "testdata", "hostile", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(l.ManifestPath(res.ID), hostile, 0o644)
+			before := live(t, dir)
+			_, err = Restore(context.Background(), l, res.ID, RestoreOptions{IgnoreVersion: true})
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("want ErrCorrupt, got %v", err)
+			}
+			if d := testtree.Diff(before, live(t, dir)); d != "" {
+				t.Fatalf("hostile manifest touched the data dir:\n%s", d)
+			}
+		})
+	}
+}
+
+func TestRestore_DryRun(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{})
+	mutate(t, dir)
+	before := testtree.Snapshot(t, dir)
+	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.Restored || !rr.DryRun {
+		t.Fatalf("%+v", rr)
+	}
+	has := func(list []string, p string) bool {
+		for _, x := range list {
+			if x == p {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(rr.Plan.Added, "a.txt") || !has(rr.Plan.Removed, "new-file") || !has(rr.Plan.Changed, "db/000001.sst") || !has(rr.Plan.Changed, "link-rel") {
+		t.Fatalf("plan: %+v", rr.Plan)
+	}
+	if d := testtree.Diff(before, testtree.Snapshot(t, dir)); d != "" {
+		t.Fatalf("dry run changed something:\n%s", d)
+	}
+}
+
+func TestRestore_StartCmdFailsAfterRestore(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{})
+	want := testtree.Snapshot(t, l.TreeDir(res.ID))
+	mutate(t, dir)
+	marker := filepath.Join(t.TempDir(), "stopped")
+	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{StopCmd: "touch " + marker, StartCmd: "exit 7"})
+	if !errors.Is(err, ErrHook) || !strings.Contains(err.Error(), "was restored") || rr == nil || !rr.Restored {
+		t.Fatalf("want a start-command error saying the data was restored, got %v", err)
+	}
+	if !exists(marker) {
+		t.Fatal("stop command did not run")
+	}
+	if d := testtree.Diff(want, live(t, dir)); d != "" {
+		t.Fatalf("data not restored:\n%s", d)
+	}
+}
+
+func TestRestore_HoldsTheWriteLock(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{})
+	mutate(t, dir)
+	before := live(t, dir)
+	g, _ := writegate.Open(dir)
+	defer g.Close()
+	tx, err := g.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &FlockQuiescer{DataDir: dir}
+	defer q.Close()
+	_, err = Restore(context.Background(), l, res.ID, RestoreOptions{Quiescer: q, Lock: LockPolicy{MaxWait: 300 * time.Millisecond, InitialPeriod: 50 * time.Millisecond}})
+	tx.End()
+	if !errors.Is(err, ErrLockTimeout) {
+		t.Fatalf("want ErrLockTimeout while a writer holds the lock, got %v", err)
+	}
+	if d := testtree.Diff(before, live(t, dir)); d != "" {
+		t.Fatalf("refused restore touched the data dir:\n%s", d)
+	}
+	assertNoRestoreLeftovers(t, l)
+}
+
+// TestRestore_BankUnderLoad restores a consistent snapshot while writers
+// keep moving money: the restore waits for in-flight transactions, swaps,
+// and the writers carry on from the restored balances.
+func TestRestore_BankUnderLoad(t *testing.T) {
+	l, w, stop := startBank(t, false)
+	q := &FlockQuiescer{DataDir: l.DataDir}
+	defer q.Close()
+	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	n := w.Transfers.Load()
+	for w.Transfers.Load() < n+100 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := Restore(context.Background(), l, res.ID, RestoreOptions{Quiescer: q}); err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	n = w.Transfers.Load()
+	for w.Transfers.Load() < n+100 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if sum, accts, err := bank.Sum(l.DataDir); err != nil || sum != bankTotal || accts != bankAccounts {
+		t.Fatalf("after restore under load: %d accounts sum to %d (err %v)", accts, sum, err)
+	}
+	if vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{}); err != nil || !vr.OK() {
+		t.Fatalf("snapshot changed: %v %v", err, vr.Problems)
+	}
+}
+
+// TestRecover_RollsBackWhenForwardIsImpossible: a swap interrupted half way
+// whose restored tree has since vanished cannot be finished, so recover puts
+// the old entries back from the failsafe.
+func TestRecover_RollsBackWhenForwardIsImpossible(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	old := live(t, dir)
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if e.Name() != ".hotsnap" && e.Name() != "backups" {
+			out = append(out, e.Name())
+		}
+	}
+	os.MkdirAll(l.failsafeDir(), 0o755)
+	failsafe, _ := os.MkdirTemp(l.failsafeDir(), "x")
+	restoring := filepath.Join(l.restoringDir(), "2026-01-01T00.00.00Z_gone")
+	os.MkdirAll(restoring, 0o755)
+	j := &journal{ID: "2026-01-01T00.00.00Z_gone", Failsafe: failsafe, Restoring: restoring, MoveOut: out, MoveIn: []string{"db", "only-in-snapshot"}}
+	if err := l.writeJournal(j); err != nil {
+		t.Fatal(err)
+	}
+	// Half the old entries moved out, then the crash.
+	for _, n := range out[:len(out)/2] {
+		if err := os.Rename(filepath.Join(dir, n), filepath.Join(failsafe, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Recover(context.Background(), l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Restore, "rolled back") {
+		t.Fatalf("recover says %q", res.Restore)
+	}
+	if d := testtree.Diff(old, live(t, dir)); d != "" {
+		t.Fatalf("roll back did not bring the old state back:\n%s", d)
+	}
+	if exists(l.journalPath()) {
+		t.Fatal("journal left")
+	}
+}
