@@ -1,8 +1,10 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -94,6 +96,14 @@ type Entry struct {
 func (m *Manifest) canonical() ([]byte, error) {
 	c := *m
 	c.Digest = ""
+	// nil and empty encode differently ("null" vs "[]"); the file layout
+	// cannot tell them apart, so the seal must not either.
+	if c.Entries == nil {
+		c.Entries = []Entry{}
+	}
+	if c.Topology.Nodes == nil {
+		c.Topology.Nodes = []string{}
+	}
 	return json.Marshal(&c)
 }
 
@@ -117,16 +127,46 @@ func (m *Manifest) Seal() error {
 	return nil
 }
 
-// Encode seals the manifest and returns its file content.
+// Encode seals the manifest and returns its file content: one JSON object
+// written with one entry per line (the header fields on the first line, the
+// digest on the last), so that people can read and diff it and the reader
+// can bound the length of every line. The seal covers the canonical compact
+// encoding, not this layout.
 func (m *Manifest) Encode() ([]byte, error) {
 	if err := m.Seal(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(m)
+	h := *m
+	h.Entries, h.Digest = nil, ""
+	head, err := json.Marshal(&h)
 	if err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	// Cut the header before its "entries" and "digest" fields (the last
+	// two, in struct order) and append them in the line layout.
+	i := bytes.LastIndex(head, []byte(`,"entries":`))
+	if i < 0 {
+		return nil, fmt.Errorf("encode manifest: unexpected header layout")
+	}
+	var b bytes.Buffer
+	b.Write(head[:i])
+	b.WriteString(",\"entries\":[\n")
+	for k := range m.Entries {
+		e, err := json.Marshal(&m.Entries[k])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(e)
+		if k < len(m.Entries)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("],\n\"digest\":")
+	d, _ := json.Marshal(m.Digest)
+	b.Write(d)
+	b.WriteString("}\n")
+	return b.Bytes(), nil
 }
 
 // ComputeTotals recomputes Totals from Entries.

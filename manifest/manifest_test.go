@@ -242,3 +242,43 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestEncode_OneEntryPerLine(t *testing.T) {
+	b := encode(t, validManifest())
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != len(validManifest().Entries)+3 {
+		t.Fatalf("want header, %d entry lines, closing and digest lines, got %d lines:\n%s", len(validManifest().Entries), len(lines), b)
+	}
+	if _, err := Decode(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestManifest_EmptyRoundTrip(t *testing.T) {
+	m := validManifest()
+	m.Entries = nil
+	m.Topology.Nodes = nil
+	m.Totals = m.ComputeTotals()
+	if _, err := Decode(encode(t, m)); err != nil {
+		t.Fatalf("an empty manifest must read back: %v", err)
+	}
+}
+
+// TestRead_TwoGigabyteLine refuses a real 2 GB single-line file (sparse, so
+// the test writes nothing) after reading at most MaxLine of it.
+func TestRead_TwoGigabyteLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "manifest.json")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"format":1,"id":"`)
+	if err := f.Truncate(2 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = Read(p)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "line 1 is longer") {
+		t.Fatalf("want a line-length refusal, got %v", err)
+	}
+}

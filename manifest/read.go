@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,12 @@ import (
 // entries is about 3 GiB, so 4 GiB leaves room while refusing absurd input
 // before it is loaded into memory.
 var MaxSize int64 = 4 << 30
+
+// MaxLine bounds each line of a manifest file. Entries are one per line and
+// a path or target is at most a few KiB even escaped; the first line holds
+// the header with the cluster plan. A longer line is refused as soon as it
+// is seen, so a hostile file cannot make the reader load it.
+var MaxLine = 16 << 20
 
 // maxProblems bounds how many problems one Check error lists.
 const maxProblems = 20
@@ -41,15 +48,41 @@ func Read(p string) (*Manifest, error) {
 	if fi.Size() > MaxSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a manifest may have", ErrCorrupt, p, fi.Size(), MaxSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	data, err := readLines(f, fi.Size())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	m, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	return m, nil
+}
+
+// readLines reads the whole file, refusing any line longer than MaxLine.
+func readLines(r io.Reader, size int64) ([]byte, error) {
+	out := make([]byte, 0, size)
+	br := bufio.NewReaderSize(r, 1<<20)
+	for line := 1; ; line++ {
+		start := len(out)
+		for {
+			chunk, err := br.ReadSlice('\n')
+			out = append(out, chunk...)
+			if len(out)-start > MaxLine {
+				return nil, fmt.Errorf("%w: line %d is longer than %d bytes (entries are one per line)", ErrCorrupt, line, MaxLine)
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err == io.EOF {
+				return out, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 }
 
 // Decode decodes a manifest and checks it (see Check).

@@ -477,3 +477,24 @@ func TestList_RecoversLeftoversWhenIdle(t *testing.T) {
 	}
 	assertClean(t, l)
 }
+
+func TestCreate_EmptyDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "empty")
+	os.Mkdir(dir, 0o755)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{})
+	if res.Files != 0 {
+		t.Fatalf("%+v", res)
+	}
+	if vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{}); err != nil || !vr.OK() {
+		t.Fatalf("verify empty snapshot: %v %v", err, vr)
+	}
+	os.WriteFile(filepath.Join(dir, "later"), []byte("x"), 0o644)
+	if _, err := Restore(context.Background(), l, res.ID, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(dir, "later")) {
+		t.Fatal("restore of an empty snapshot must empty the data dir")
+	}
+	assertClean(t, l)
+}

@@ -422,8 +422,13 @@ func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
 	plan := &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
 	reserved := l.reservedNames()
 	live := map[string]fsutil.Stat{}
+	// The application may still be writing (the plan is made before the
+	// lock): entries that vanish during the walk are simply not counted.
 	err := filepath.WalkDir(l.DataDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p != l.DataDir {
+				return nil
+			}
 			return err
 		}
 		if p == l.DataDir {
@@ -435,6 +440,9 @@ func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
 			return filepath.SkipDir
 		}
 		st, err := fsutil.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

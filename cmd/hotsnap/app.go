@@ -25,14 +25,20 @@ type envKey struct{}
 
 func getEnv(c *cli.Context) *env { return c.Context.Value(envKey{}).(*env) }
 
-// Flags shared by the commands that work on a data dir.
-var (
-	dataDirFlag = &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"HOTSNAP_DATA_DIR"},
+// Flags shared by the commands that work on a data dir. They are built anew
+// for every app: urfave/cli stores values from the environment in the flag
+// structs, so shared structs would carry one run's values into the next.
+func dataDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"HOTSNAP_DATA_DIR"},
 		Usage: "the application's data directory"}
-	backupsDirFlag = &cli.StringFlag{Name: "backups-dir", EnvVars: []string{"HOTSNAP_BACKUPS_DIR"},
+}
+
+func backupsDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "backups-dir", EnvVars: []string{"HOTSNAP_BACKUPS_DIR"},
 		Usage: "where snapshots live (default <data-dir>/backups; must be on the data dir's filesystem)"}
-	idFlag = &cli.StringFlag{Name: "id", Usage: "snapshot id"}
-)
+}
+
+func idFlag() cli.Flag { return &cli.StringFlag{Name: "id", Usage: "snapshot id"} }
 
 func outputFlags() []cli.Flag {
 	return []cli.Flag{

@@ -162,3 +162,37 @@ func TestCLI_DataDirFromEnv(t *testing.T) {
 		t.Fatalf("list: %s", out)
 	}
 }
+
+func TestCLI_Restore(t *testing.T) {
+	dir := testtree.New(t)
+	_, out, _ := hs(t, "create", "--data-dir", dir, "--app-version", "3.5.1", "--json")
+	var res struct{ ID string }
+	json.Unmarshal([]byte(out), &res)
+	os.Remove(filepath.Join(dir, "a.txt"))
+	before := testtree.Snapshot(t, dir, ".hotsnap")
+
+	code, _, errs := hs(t, "restore", "--data-dir", dir, "--id", res.ID, "--app-version", "3.4.0")
+	if code != 5 || !strings.Contains(errs, "minor 4 < 5") {
+		t.Fatalf("minor downgrade: exit %d %s", code, errs)
+	}
+	code, out, _ = hs(t, "restore", "--data-dir", dir, "--id", res.ID, "--app-version", "3.5.1", "--dry-run", "--json")
+	if code != 0 || !strings.Contains(out, `"dryRun":true`) || !strings.Contains(out, `"added":["a.txt"]`) {
+		t.Fatalf("dry run: exit %d %s", code, out)
+	}
+	if d := testtree.Diff(before, testtree.Snapshot(t, dir, ".hotsnap")); d != "" {
+		t.Fatalf("refused or dry-run restore changed the data dir:\n%s", d)
+	}
+	code, out, _ = hs(t, "restore", "--data-dir", dir, "--id", res.ID, "--app-version", "9.0.0", "--ignore-version", "--json")
+	if code != 0 || !strings.Contains(out, `"ignoredVersion":true`) || !strings.Contains(out, `"restored":true`) {
+		t.Fatalf("restore: exit %d %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.txt")); err != nil {
+		t.Fatal("a.txt not restored")
+	}
+	// A damaged snapshot is refused with exit 4, naming the file.
+	os.Remove(filepath.Join(dir, "backups", res.ID, "data", "empty"))
+	code, _, errs = hs(t, "restore", "--data-dir", dir, "--id", res.ID, "--app-version", "3.5.1")
+	if code != 4 || !strings.Contains(errs, "empty: missing") {
+		t.Fatalf("damaged snapshot: exit %d %s", code, errs)
+	}
+}

@@ -51,7 +51,7 @@ func createCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "create",
 		Usage: "take a snapshot of the data dir under a brief write lock",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag, backupsDirFlag,
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(),
 			&cli.StringFlag{Name: "label", Usage: "id suffix: letters, digits, '.', '_', '-' (default: a random UUID)"},
 			&cli.StringSliceFlag{Name: "copy", Usage: "glob of files the application rewrites in place: captured as copies (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "glob of entries to leave out (repeatable)"},
