@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${BENCH_COUNT:-5x}"
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go version)"
-go test -run '^$' -bench 'BenchmarkPause|BenchmarkCreate1GiB' -benchtime "$COUNT" ./snapshot
+go test -run '^$' -bench 'BenchmarkPause|BenchmarkCreate1GiB|BenchmarkRestore' -benchtime "$COUNT" ./snapshot

@@ -50,5 +50,22 @@ FIRST=$($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(
 $HS delete --data-dir "$DATA" --id "$FIRST"
 $HS list --data-dir "$DATA"
 
+say "stop the writer, then break the live data: delete accounts, replace one, delete the big file"
 kill "$WRITER_PID"; wait "$WRITER_PID" || true; WRITER_PID=
+LAST=$($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print([s["id"] for s in json.load(sys.stdin) if s["id"].endswith("_third")][0])')
+rm "$DATA"/accounts/acct-00[0-4].bal "$DATA/db/000001.sst"
+echo 999999 > "$DATA/accounts/new.tmp" && mv "$DATA/accounts/new.tmp" "$DATA/accounts/acct-010.bal"
+printf '  live data now: '; $BW sum "$DATA"
+
+say "what a restore of $LAST would change (dry run: nothing changes)"
+$HS restore --data-dir "$DATA" --id "$LAST" --app-version 1.2.3 --dry-run
+
+say "a restore that the version rules refuse (exit 5): 1.1.0 is older than the snapshot's 1.2.3"
+$HS restore --data-dir "$DATA" --id "$LAST" --app-version 1.1.0 || echo "  (exit $?)"
+
+say "restore: every file of the snapshot re-hashed first, then a journaled swap"
+$HS restore --data-dir "$DATA" --id "$LAST" --app-version 1.2.9
+printf '  live data after restore: '; $BW sum "$DATA"
+ls -l "$DATA/db/000001.sst"
+$HS verify --data-dir "$DATA" --id "$LAST"
 say "done: the demo dir $WORK is removed on exit"
