@@ -1,16 +1,12 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -137,60 +133,32 @@ type ExecQuiescer struct {
 
 var _ Quiescer = (*ExecQuiescer)(nil)
 
-func (q *ExecQuiescer) run(ctx context.Context, cmdline string, timeout time.Duration) (timedOut bool, code int, stderr string, err error) {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", cmdline)
-	cmd.Env = append(os.Environ(),
-		"HOTSNAP_LOCK_TIMEOUT_MS="+strconv.FormatInt(timeout.Milliseconds(), 10),
-		"HOTSNAP_DATA_DIR="+q.DataDir)
+func (q *ExecQuiescer) run(ctx context.Context, cmdline string, timeout time.Duration) (shellResult, error) {
+	env := []string{"HOTSNAP_LOCK_TIMEOUT_MS=" + strconv.FormatInt(timeout.Milliseconds(), 10), "HOTSNAP_DATA_DIR=" + q.DataDir}
 	if q.Force {
-		cmd.Env = append(cmd.Env, "HOTSNAP_FORCE=1")
+		env = append(env, "HOTSNAP_FORCE=1")
 	}
-	var eb bytes.Buffer
-	cmd.Stderr = &eb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err = cmd.Run()
-	stderr = strings.TrimSpace(eb.String())
-	if len(stderr) > 500 {
-		stderr = stderr[len(stderr)-500:]
-	}
-	if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-		return true, -1, stderr, nil
-	}
-	if ctx.Err() != nil {
-		return false, -1, stderr, ctx.Err()
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return false, ee.ExitCode(), stderr, nil
-	}
-	if err != nil {
-		return false, -1, stderr, err
-	}
-	return false, 0, stderr, nil
+	return runShell(ctx, cmdline, timeout, env, false)
 }
 
 // Quiesce implements Quiescer.
 func (q *ExecQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
-	timedOut, code, stderr, err := q.run(ctx, q.LockCmd, wait)
+	r, err := q.run(ctx, q.LockCmd, wait)
 	if err != nil {
 		return fmt.Errorf("%w: lock command: %v", ErrLockFailed, err)
 	}
-	if code == 0 && !timedOut {
+	if r.Code == 0 && !r.TimedOut {
 		return nil
 	}
-	if timedOut || code == ExitTempFail {
+	if r.TimedOut || r.Code == ExitTempFail {
 		// Whatever the command managed to lock, let it go before retrying.
-		_, _, _, _ = q.run(context.WithoutCancel(ctx), q.UnlockCmd, q.unlockTimeout())
+		q.run(context.WithoutCancel(ctx), q.UnlockCmd, q.unlockTimeout())
 		return ErrLockTimeout
 	}
-	if stderr != "" {
-		return fmt.Errorf("%w: lock command %q exited with status %d: %s", ErrLockFailed, q.LockCmd, code, stderr)
+	if r.Output != "" {
+		return fmt.Errorf("%w: lock command %q exited with status %d: %s", ErrLockFailed, q.LockCmd, r.Code, r.Output)
 	}
-	return fmt.Errorf("%w: lock command %q exited with status %d", ErrLockFailed, q.LockCmd, code)
+	return fmt.Errorf("%w: lock command %q exited with status %d", ErrLockFailed, q.LockCmd, r.Code)
 }
 
 func (q *ExecQuiescer) unlockTimeout() time.Duration {
@@ -202,14 +170,14 @@ func (q *ExecQuiescer) unlockTimeout() time.Duration {
 
 // Resume implements Quiescer.
 func (q *ExecQuiescer) Resume(ctx context.Context) error {
-	timedOut, code, stderr, err := q.run(ctx, q.UnlockCmd, q.unlockTimeout())
+	r, err := q.run(ctx, q.UnlockCmd, q.unlockTimeout())
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: unlock command: %v", ErrLockFailed, err)
-	case timedOut:
+	case r.TimedOut:
 		return fmt.Errorf("%w: unlock command %q did not finish within %s", ErrLockFailed, q.UnlockCmd, q.unlockTimeout())
-	case code != 0:
-		return fmt.Errorf("%w: unlock command %q exited with status %d: %s", ErrLockFailed, q.UnlockCmd, code, stderr)
+	case r.Code != 0:
+		return fmt.Errorf("%w: unlock command %q exited with status %d: %s", ErrLockFailed, q.UnlockCmd, r.Code, r.Output)
 	}
 	return nil
 }

@@ -1,18 +1,15 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -506,29 +503,17 @@ func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, d
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", cmdline)
-	cmd.Env = append(os.Environ(), "HOTSNAP_DATA_DIR="+dataDir)
-	var eb bytes.Buffer
-	cmd.Stderr, cmd.Stdout = &eb, &eb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	out := strings.TrimSpace(eb.String())
-	if len(out) > 500 {
-		out = out[len(out)-500:]
-	}
-	if err == nil {
-		logger(log).Info(what+" command ran", "cmd", cmdline)
-		return nil
-	}
-	if cctx.Err() == context.DeadlineExceeded {
+	r, err := runShell(ctx, cmdline, timeout, []string{"HOTSNAP_DATA_DIR=" + dataDir}, true)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s command %q: %v", ErrHook, what, cmdline, err)
+	case r.TimedOut:
 		return fmt.Errorf("%w: %s command %q did not finish within %s", ErrHook, what, cmdline, timeout)
+	case r.Code != 0 && r.Output != "":
+		return fmt.Errorf("%w: %s command %q exited with status %d: %s", ErrHook, what, cmdline, r.Code, r.Output)
+	case r.Code != 0:
+		return fmt.Errorf("%w: %s command %q exited with status %d", ErrHook, what, cmdline, r.Code)
 	}
-	if out != "" {
-		return fmt.Errorf("%w: %s command %q: %v: %s", ErrHook, what, cmdline, err, out)
-	}
-	return fmt.Errorf("%w: %s command %q: %v", ErrHook, what, cmdline, err)
+	logger(log).Info(what+" command ran", "cmd", cmdline)
+	return nil
 }

@@ -1,0 +1,59 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// shellResult is how a command run by runShell ended.
+type shellResult struct {
+	TimedOut bool
+	Code     int    // exit status; -1 when it did not exit normally
+	Output   string // the last 500 bytes of stderr (and stdout when asked)
+}
+
+// runShell runs cmdline through sh -c with extra environment variables,
+// killing its whole process group after timeout. The error is for failures
+// to run it at all or a cancelled ctx; a non-zero exit is in the result.
+func runShell(ctx context.Context, cmdline string, timeout time.Duration, env []string, withStdout bool) (shellResult, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", cmdline)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	if withStdout {
+		cmd.Stdout = &out
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	res := shellResult{Code: -1, Output: strings.TrimSpace(out.String())}
+	if len(res.Output) > 500 {
+		res.Output = res.Output[len(res.Output)-500:]
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if cctx.Err() == context.DeadlineExceeded {
+		res.TimedOut = true
+		return res, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		res.Code = ee.ExitCode()
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Code = 0
+	return res, nil
+}
