@@ -324,6 +324,9 @@ func (l *Layout) latestManifest(log *slog.Logger) *manifest.Manifest {
 		return nil
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
+		if exists(filepath.Join(l.SnapshotDir(ids[i]), originName)) {
+			continue // downloaded: its inode numbers are not this filesystem's
+		}
 		m, err := manifest.Read(l.ManifestPath(ids[i]))
 		if err == nil {
 			return m

@@ -369,26 +369,10 @@ func buildRestoreTree(ctx context.Context, snap, dst string, m *manifest.Manifes
 			}
 		}
 	}
-	// Directories last, deepest first: modes that forbid writing, and mtimes
-	// that creating entries would disturb.
-	dirs := make([]*manifest.Entry, 0)
-	for i := range m.Entries {
-		if m.Entries[i].Type == manifest.TypeDir {
-			dirs = append(dirs, &m.Entries[i])
-		}
-	}
-	sort.SliceStable(dirs, func(a, b int) bool {
-		return strings.Count(string(dirs[a].Path), "/") > strings.Count(string(dirs[b].Path), "/")
-	})
-	for _, e := range dirs {
-		p := filepath.Join(dst, filepath.FromSlash(string(e.Path)))
-		_ = os.Lchown(p, int(e.UID), int(e.GID))
-		if err := unix.Chmod(p, e.Mode); err != nil {
-			return err
-		}
-		if err := fsutil.SetMtime(p, e.MtimeNs); err != nil {
-			return err
-		}
+	// Directories last: modes that forbid writing, mtimes that creating
+	// entries would disturb.
+	if err := FinishDirs(dst, m.Entries); err != nil {
+		return err
 	}
 	if err := syncTree(ctx, dst, m.Entries, workers); err != nil {
 		return err

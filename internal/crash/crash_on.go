@@ -1,16 +1,17 @@
 //go:build hotsnaptest
 
-package snapshot
+// Package crash marks steps at which the crash tests kill the process.
+package crash
 
 import (
 	"os"
 	"syscall"
 )
 
-// crashPoint kills the process with SIGKILL when HOTSNAP_CRASH_AT names this
+// Point kills the process with SIGKILL when HOTSNAP_CRASH_AT names this
 // step. It exists only in binaries built with -tags hotsnaptest, which the
 // crash tests build; it lets them kill a real process at a known step.
-func crashPoint(step string) {
+func Point(step string) {
 	if os.Getenv("HOTSNAP_CRASH_AT") == step {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}

@@ -1,0 +1,100 @@
+package archive
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/zeebo/blake3"
+)
+
+// ID is a chunk's BLAKE3 (of its plaintext), or a pack's (of its bytes).
+type ID [32]byte
+
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseID parses 64 hex digits.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return id, fmt.Errorf("%w: bad id %q", ErrCorrupt, s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func hashOf(b []byte) ID { return ID(blake3.Sum256(b)) }
+
+// Blob encodings: the first byte of every blob in a pack.
+const (
+	blobRaw  = 0
+	blobZstd = 1
+)
+
+var (
+	encoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		return e
+	}}
+	probes = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		return e
+	}}
+	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+)
+
+// probeSize is how much of a chunk the incompressibility probe compresses.
+const probeSize = 64 << 10
+
+// encodeBlob compresses a chunk into a blob (header byte + payload). A chunk
+// whose probe (its first 64 KiB at zstd's fastest level) saves under 3 % is
+// stored raw without paying full compression; so is one that does not
+// shrink. dst is reused when large enough.
+func encodeBlob(dst, chunk []byte) []byte {
+	dst = dst[:0]
+	if len(chunk) >= 2*probeSize {
+		e := probes.Get().(*zstd.Encoder)
+		p := e.EncodeAll(chunk[:probeSize], nil)
+		probes.Put(e)
+		if len(p)*100 > probeSize*97 {
+			return append(append(dst, blobRaw), chunk...)
+		}
+	}
+	e := encoders.Get().(*zstd.Encoder)
+	dst = e.EncodeAll(chunk, append(dst, blobZstd))
+	encoders.Put(e)
+	if len(dst)-1 >= len(chunk) {
+		dst = append(dst[:0], blobRaw)
+		dst = append(dst, chunk...)
+	}
+	return dst
+}
+
+// decodeBlob returns a blob's plaintext and checks it against id and rawLen.
+func decodeBlob(blob []byte, id ID, rawLen int) ([]byte, error) {
+	if len(blob) == 0 {
+		return nil, fmt.Errorf("%w: empty blob %s", ErrCorrupt, id)
+	}
+	var out []byte
+	switch blob[0] {
+	case blobRaw:
+		out = blob[1:]
+	case blobZstd:
+		var err error
+		out, err = decoder.DecodeAll(blob[1:], make([]byte, 0, rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("%w: blob %s does not decompress: %v", ErrCorrupt, id, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: blob %s has unknown encoding %d", ErrCorrupt, id, blob[0])
+	}
+	if len(out) != rawLen {
+		return nil, fmt.Errorf("%w: blob %s is %d bytes, the index says %d", ErrCorrupt, id, len(out), rawLen)
+	}
+	if hashOf(out) != id {
+		return nil, fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
+	}
+	return out, nil
+}

@@ -1,0 +1,163 @@
+package archive
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/hotsnap/hotsnap/archive/store"
+)
+
+// FormatVersion is the repository format this package reads and writes.
+const FormatVersion = 1
+
+// Chunker parameters (DESIGN 4.2): content-defined, average 1 MiB.
+const (
+	DefaultMinChunk = 256 << 10
+	DefaultAvgChunk = 1 << 20
+	DefaultMaxChunk = 4 << 20
+	DefaultPackSize = 16 << 20 // packs of about 16 MiB keep the object count low
+)
+
+var (
+	// ErrNotInitialised is returned by Open when the remote holds no config.
+	ErrNotInitialised = errors.New("archive is not initialised")
+	// ErrAlreadyInitialised is returned by Init when a config exists.
+	ErrAlreadyInitialised = errors.New("archive is already initialised")
+	// ErrCorrupt is returned when an object of the archive fails its checks.
+	ErrCorrupt = errors.New("archive data is corrupt")
+	// ErrNotFound is returned for a snapshot the archive does not hold.
+	ErrNotFound = errors.New("not in the archive")
+)
+
+// Config is the repository's `config` object.
+type Config struct {
+	Format      int           `json:"format"`
+	ID          string        `json:"id"`
+	Chunker     ChunkerParams `json:"chunker"`
+	Compression string        `json:"compression"`
+	PackSize    int           `json:"packSize"`
+}
+
+// ChunkerParams fix the chunk boundaries of a repository: the same data
+// always cuts the same way in it, which is what makes dedup work.
+type ChunkerParams struct {
+	Min  int    `json:"min"`
+	Avg  int    `json:"avg"`
+	Max  int    `json:"max"`
+	Seed string `json:"seed"` // hex; derives the gear table
+}
+
+func (c *Config) check() error {
+	ch := c.Chunker
+	switch {
+	case c.Format != FormatVersion:
+		return fmt.Errorf("%w: format %d (this hotsnap reads %d)", ErrCorrupt, c.Format, FormatVersion)
+	case ch.Min < 64 || ch.Avg < ch.Min || ch.Max < ch.Avg || ch.Max > 64<<20 || ch.Avg&(ch.Avg-1) != 0:
+		return fmt.Errorf("%w: bad chunker parameters %+v", ErrCorrupt, ch)
+	case c.Compression != "zstd":
+		return fmt.Errorf("%w: unknown compression %q", ErrCorrupt, c.Compression)
+	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
+		return fmt.Errorf("%w: bad pack size %d", ErrCorrupt, c.PackSize)
+	}
+	if b, err := hex.DecodeString(ch.Seed); err != nil || len(b) != 32 {
+		return fmt.Errorf("%w: bad chunker seed", ErrCorrupt)
+	}
+	return nil
+}
+
+// Repo is an open repository.
+type Repo struct {
+	st   store.Store
+	cfg  Config
+	gear [256]uint64
+}
+
+// Store returns the repository's store.
+func (r *Repo) Store() store.Store { return r.st }
+
+// Config returns the repository's configuration.
+func (r *Repo) Config() Config { return r.cfg }
+
+func newRepo(st store.Store, cfg Config) *Repo {
+	r := &Repo{st: st, cfg: cfg}
+	seed, _ := hex.DecodeString(cfg.Chunker.Seed)
+	x := blake3.New()
+	x.Write([]byte("hotsnap gear table"))
+	x.Write(seed)
+	var buf [256 * 8]byte
+	x.Digest().Read(buf[:])
+	for i := range r.gear {
+		r.gear[i] = binary.LittleEndian.Uint64(buf[i*8:])
+	}
+	return r
+}
+
+// InitOptions tune Init.
+type InitOptions struct {
+	// PackSize is the target pack size; 0 means DefaultPackSize (16 MiB).
+	// Smaller packs (at least 1 MiB) make more objects.
+	PackSize int
+}
+
+// Init writes a new config to an empty remote.
+func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
+	if _, err := st.Stat(ctx, "config"); err == nil {
+		return nil, fmt.Errorf("%s: %w", st, ErrAlreadyInitialised)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	var id, seed [16 + 16]byte
+	rand.Read(id[:16])
+	rand.Read(seed[:])
+	if o.PackSize == 0 {
+		o.PackSize = DefaultPackSize
+	}
+	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(id[:16]), Compression: "zstd", PackSize: o.PackSize,
+		Chunker: ChunkerParams{Min: DefaultMinChunk, Avg: DefaultAvgChunk, Max: DefaultMaxChunk, Seed: hex.EncodeToString(seed[:])}}
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := st.Put(ctx, "config", b); err != nil {
+		return nil, err
+	}
+	return newRepo(st, cfg), nil
+}
+
+// Open reads the config of an initialised remote.
+func Open(ctx context.Context, st store.Store) (*Repo, error) {
+	b, err := st.Get(ctx, "config")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w (run `hotsnap archive init`, or upload, which initialises it)", st, ErrNotInitialised)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: config: %v", ErrCorrupt, err)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return newRepo(st, cfg), nil
+}
+
+// OpenOrInit opens the repository, initialising an empty remote first.
+func OpenOrInit(ctx context.Context, st store.Store) (*Repo, error) {
+	r, err := Open(ctx, st)
+	if errors.Is(err, ErrNotInitialised) {
+		r, err = Init(ctx, st, InitOptions{})
+		if errors.Is(err, ErrAlreadyInitialised) { // a concurrent init won
+			return Open(ctx, st)
+		}
+	}
+	return r, err
+}

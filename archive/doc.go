@@ -1,0 +1,10 @@
+// Package archive is the off-site copy of snapshots: a content-addressed,
+// deduplicated repository of zstd-compressed chunks in packs, on any
+// store.Store (a directory or S3). Upload reads a local snapshot (skipping
+// every file whose content the archive already holds), download materialises
+// one back into a backups dir, verifying every chunk and file, and check
+// proves the repository's structure and, optionally, its data.
+//
+// The format is specified in the README ("Archive format"). It does not
+// take snapshots or restore them; package snapshot does.
+package archive

@@ -1,0 +1,66 @@
+// Package store defines where an archive's objects live: a flat namespace
+// of slash-separated keys holding immutable byte strings. Backends are its
+// subpackages (fs for a plain directory, s3 for S3-compatible services); one
+// conformance suite (storetest) runs against all of them.
+//
+// It knows nothing of packs, chunks or manifests; package archive does.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNotFound is returned by Get, GetRange and Stat for a missing key.
+var ErrNotFound = errors.New("object not found")
+
+// Reader reads objects.
+type Reader interface {
+	// Get returns the whole object, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// GetRange returns length bytes from offset, or ErrNotFound. Reading past
+	// the end is an error.
+	GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error)
+	// Stat returns the object's size, or ErrNotFound.
+	Stat(ctx context.Context, key string) (int64, error)
+	// List calls fn for every key starting with prefix, in no set order.
+	// It stops at fn's first error and returns it.
+	List(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+}
+
+// Writer adds objects.
+type Writer interface {
+	// Put stores data under key. A reader sees the whole object or none of
+	// it, never a part; putting an existing key replaces it.
+	Put(ctx context.Context, key string, data []byte) error
+}
+
+// Deleter removes objects.
+type Deleter interface {
+	// Delete removes key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Store is a full backend.
+type Store interface {
+	Reader
+	Writer
+	Deleter
+	// String names the store for messages, without credentials.
+	String() string
+}
+
+// ValidKey refuses keys that are empty, absolute, or not clean slash paths.
+func ValidKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
+		return fmt.Errorf("bad object key %q", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("bad object key %q", key)
+		}
+	}
+	return nil
+}

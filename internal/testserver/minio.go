@@ -1,0 +1,114 @@
+// Package testserver starts real servers for tests, on loopback, from the
+// binaries `make test-deps` caches in ~/.cache/hotsnap/bin. A test that
+// needs a server it cannot find fails in CI (CI or HOTSNAP_REQUIRE_SERVERS
+// set) and skips, saying why, elsewhere.
+package testserver
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// MinIO credentials used by the tests' servers.
+const (
+	MinIOUser     = "hotsnap-test"
+	MinIOPassword = "hotsnap-test-secret"
+)
+
+// Binary finds a cached server binary (HOTSNAP_<NAME>_BIN overrides).
+func Binary(t testing.TB, name, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	cache := os.Getenv("HOTSNAP_CACHE")
+	if cache == "" {
+		cache = filepath.Join(home, ".cache", "hotsnap")
+	}
+	p := filepath.Join(cache, "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		msg := fmt.Sprintf("%s not found at %s (run `make test-deps`, or set %s)", name, p, env)
+		if os.Getenv("CI") != "" || os.Getenv("HOTSNAP_REQUIRE_SERVERS") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("HOTSNAP: " + msg)
+	}
+	return p
+}
+
+// MinIO is a running MinIO server.
+type MinIO struct {
+	Endpoint string // 127.0.0.1:port
+	bin, dir string
+	cmd      *exec.Cmd
+	t        testing.TB
+}
+
+// StartMinIO starts a MinIO server on a free loopback port with its own temp
+// dir; it is stopped (by pid) when the test ends.
+func StartMinIO(t testing.TB) *MinIO {
+	t.Helper()
+	m := &MinIO{bin: Binary(t, "minio", "HOTSNAP_MINIO_BIN"), dir: t.TempDir(), t: t}
+	m.Endpoint = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	m.Start()
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// Start (re)starts the server on the same port and data dir.
+func (m *MinIO) Start() {
+	m.t.Helper()
+	console := fmt.Sprintf("127.0.0.1:%d", freePort(m.t))
+	cmd := exec.Command(m.bin, "server", "--quiet", "--address", m.Endpoint, "--console-address", console, m.dir)
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	logf, _ := os.Create(filepath.Join(m.t.TempDir(), "minio.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		m.t.Fatalf("start minio: %v", err)
+	}
+	m.cmd = cmd
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + m.Endpoint + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m.Stop()
+	log, _ := os.ReadFile(logf.Name())
+	m.t.Fatalf("minio did not become ready on %s:\n%s", m.Endpoint, log)
+}
+
+// Stop kills the server by pid and waits for it.
+func (m *MinIO) Stop() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+	m.cmd.Wait()
+	m.cmd = nil
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
