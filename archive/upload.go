@@ -59,7 +59,22 @@ type blobMsg struct {
 	raw  int
 }
 
-var chunkBufs = sync.Pool{New: func() any { return []byte(nil) }}
+// Buffers are pooled: at a GB/s, fresh multi-MiB allocations cost more in
+// page faults and GC than the compression itself.
+var (
+	chunkBufs = sync.Pool{New: func() any { return []byte(nil) }}
+	blobBufs  = sync.Pool{New: func() any { return []byte(nil) }}
+	packBufs  = sync.Pool{New: func() any { return []byte(nil) }}
+)
+
+// blobBuf returns a pooled buffer that holds a blob of an n-byte chunk.
+func blobBuf(n int) []byte {
+	b := blobBufs.Get().([]byte)
+	if cap(b) < n+1024 {
+		b = make([]byte, 0, n+n/64+1024) // zstd's worst case stays below this
+	}
+	return b[:0]
+}
 
 // Upload sends local snapshot id to the archive: packs, then an index, then
 // the node's manifest, so a manifest exists only when everything it needs
@@ -149,7 +164,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 				}
 				newCh.Add(1)
 				select {
-				case blobs <- blobMsg{id: cid, blob: encodeBlob(nil, chunk), raw: len(chunk)}:
+				case blobs <- blobMsg{id: cid, blob: encodeBlob(blobBuf(len(chunk)), chunk), raw: len(chunk)}:
 					return nil
 				case <-ctx.Done():
 					return ctx.Err()
@@ -169,16 +184,24 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	// Packer: blobs into packs of about PackSize.
 	g.Go(func() error {
 		defer close(puts)
-		p := &packWriter{}
+		newPack := func() *packWriter {
+			buf := packBufs.Get().([]byte)
+			if want := r.cfg.PackSize + r.cfg.Chunker.Max + 1<<16; cap(buf) < want {
+				buf = make([]byte, 0, want) // a pack never grows past this
+			}
+			return &packWriter{buf: buf[:0]}
+		}
+		p := newPack()
 		for b := range blobs {
 			p.add(b.id, b.blob, b.raw)
+			blobBufs.Put(b.blob[:0])
 			if p.size() >= r.cfg.PackSize {
 				select {
 				case puts <- p:
 				case <-gctx.Done():
 					return gctx.Err()
 				}
-				p = &packWriter{}
+				p = newPack()
 			}
 		}
 		if len(p.blobs) > 0 {
@@ -199,6 +222,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 					return fmt.Errorf("upload pack: %w", err)
 				}
 				sent.Add(int64(len(data)))
+				packBufs.Put(data[:0])
 				n := packs.Add(1)
 				mu.Lock()
 				newPacks = append(newPacks, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})

@@ -59,12 +59,21 @@ func newApp() *cli.App {
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			createCommand(), listCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
+			uploadCommand(), downloadCommand(), archiveCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	var all []*cli.Command
 	for _, cmd := range app.Commands {
+		all = append(all, cmd)
+		all = append(all, cmd.Subcommands...)
+	}
+	for _, cmd := range all {
 		cmd.OnUsageError = app.OnUsageError
+		if cmd.Action == nil {
+			continue
+		}
 		before := cmd.Before
 		cmd.Before = func(c *cli.Context) error {
 			if err := setupEnv(c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -45,11 +46,12 @@ func exitCode(err error) (int, string) {
 		return exitUsage, "usage"
 	case errors.Is(err, snapshot.ErrLockTimeout):
 		return exitLockTimeout, "lock_timeout"
-	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt):
+	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt),
+		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
 		return exitVerifyFailed, "verify_failed"
 	case errors.Is(err, manifest.ErrIncompatible):
 		return exitIncompatible, "incompatible"
-	case errors.Is(err, snapshot.ErrNotFound):
+	case errors.Is(err, snapshot.ErrNotFound), errors.Is(err, archive.ErrNotFound):
 		return exitNotFound, "not_found"
 	}
 	return exitError, "error"

@@ -1,0 +1,59 @@
+package archive
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+// benchTree writes 256 MiB: half random, half text-like (words drawn from a
+// small vocabulary, which compresses about 3x like logs and JSON do).
+func benchTree(b *testing.B) (*snapshot.Layout, string) {
+	dir := filepath.Join(b.TempDir(), "data")
+	os.MkdirAll(dir, 0o755)
+	r := make([]byte, 128<<20)
+	rand.Read(r)
+	os.WriteFile(filepath.Join(dir, "random.bin"), r, 0o644)
+	words := strings.Fields("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon phi chi psi omega request response user id time status error ok")
+	var sb strings.Builder
+	for i := 0; sb.Len() < 128<<20; i++ {
+		sb.WriteString(words[int(r[i%len(r)])%len(words)])
+		if i%12 == 11 {
+			sb.WriteByte('\n')
+		} else {
+			sb.WriteByte(' ')
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "text.log"), []byte(sb.String()), 0o644)
+	l, _ := snapshot.NewLayout(dir, "")
+	res, err := snapshot.Create(context.Background(), l, snapshot.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l, res.ID
+}
+
+// BenchmarkUpload measures a first upload of 256 MiB (half random, half
+// text) to a file:// archive on tmpfs, so the figure is hotsnap's own work.
+func BenchmarkUpload(b *testing.B) {
+	l, id := benchTree(b)
+	b.SetBytes(256 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dir, _ := os.MkdirTemp("/dev/shm", "hotsnap-bench-")
+		st, _ := fsstore.New(dir)
+		r, _ := Init(context.Background(), st, InitOptions{})
+		res, err := Upload(context.Background(), r, l, id, UploadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(res.BytesSent)/float64(256<<20), "stored/raw")
+		os.RemoveAll(dir)
+	}
+}

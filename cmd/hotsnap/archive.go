@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+func remoteFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "file:///abs/path, s3://bucket/prefix or NAME:bucket/prefix"},
+		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"HOTSNAP_S3_ENDPOINT"}, Usage: "S3 endpoint host:port (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"},
+		&cli.StringFlag{Name: "s3-region", EnvVars: []string{"HOTSNAP_S3_REGION"}, Usage: "S3 region"},
+		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"HOTSNAP_S3_INSECURE"}, Usage: "plain HTTP to the S3 endpoint"},
+		&cli.StringFlag{Name: "remote-config", EnvVars: []string{"HOTSNAP_REMOTE_CONFIG"}, Usage: "JSON file of named remotes (for NAME:bucket/prefix)"},
+	}
+}
+
+// openRemote connects to --remote; with init, an uninitialised remote is
+// initialised (and a missing bucket created).
+func openRemote(c *cli.Context, init bool) (*archive.Repo, error) {
+	if c.String("remote") == "" {
+		return nil, usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
+	}
+	st, err := archive.Connect(c.Context, c.String("remote"), archive.RemoteOptions{
+		S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
+		ConfigFile: c.String("remote-config")}, init)
+	if err != nil {
+		return nil, err
+	}
+	if init {
+		return archive.OpenOrInit(c.Context, st)
+	}
+	return archive.Open(c.Context, st)
+}
+
+func uploadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "upload",
+		Usage: "send a snapshot to the archive (only what the archive does not hold yet)",
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), idFlag(),
+			&cli.IntFlag{Name: "workers", Usage: "files read and compressed at once (default: CPUs)"}}, remoteFlags()...)...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			e := getEnv(c)
+			id, err := requireID(c)
+			if err != nil {
+				return err
+			}
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			if _, err := snapshot.ReadManifest(l, id); err != nil {
+				return err
+			}
+			r, err := openRemote(c, true)
+			if err != nil {
+				return err
+			}
+			res, err := archive.Upload(c.Context, r, l, id, archive.UploadOptions{Workers: c.Int("workers"), Progress: e.progressFor(), Logger: e.log})
+			if err != nil {
+				return err
+			}
+			e.result(res, func(w io.Writer) {
+				fmt.Fprintf(w, "uploaded %s (node %s) to %s\n", res.ID, res.Node, r.Store())
+				fmt.Fprintf(w, "  %d files: %d read (%s), %d already archived; %d new chunks, %d reused; %d packs, %s sent; %.0f ms\n",
+					res.Files, res.FilesRead, humanBytes(res.BytesRead), res.FilesReused, res.ChunksNew, res.ChunksReused,
+					res.PacksWritten, humanBytes(res.BytesSent), res.DurationMs)
+				if res.OrphanPacksReused > 0 {
+					fmt.Fprintf(w, "  resumed: reused %d pack(s) of an interrupted upload\n", res.OrphanPacksReused)
+				}
+			})
+			return nil
+		},
+	}
+}
+
+func downloadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "download",
+		Usage: "bring a snapshot back from the archive into the backups dir, verifying every chunk and file",
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), idFlag(),
+			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "whose piece of the snapshot"},
+			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"}}, remoteFlags()...)...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			e := getEnv(c)
+			id, err := requireID(c)
+			if err != nil {
+				return err
+			}
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			r, err := openRemote(c, false)
+			if err != nil {
+				return err
+			}
+			res, err := archive.Download(c.Context, r, l, id, archive.DownloadOptions{Node: c.String("node-id"), Workers: c.Int("workers"), Progress: e.progressFor(), Logger: e.log})
+			if err != nil {
+				return err
+			}
+			e.result(res, func(w io.Writer) {
+				fmt.Fprintf(w, "downloaded %s (node %s) into %s\n", res.ID, res.Node, res.Path)
+				fmt.Fprintf(w, "  %d files, %s: %d fetched (%s in %d requests), %d taken from local snapshots; %.0f ms\n",
+					res.Files, humanBytes(res.Bytes), res.FilesFetched, humanBytes(res.BytesFetched), res.RequestsFetched, res.FilesLocal, res.DurationMs)
+			})
+			return nil
+		},
+	}
+}
+
+func archiveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "archive",
+		Usage: "manage the archive: init, ls, check",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "init",
+				Usage: "initialise an empty remote (upload does it on first use)",
+				Flags: withOutput(append(remoteFlags(), &cli.IntFlag{Name: "pack-size", Usage: "target pack size in bytes (default 16 MiB; at least 1 MiB)"})...),
+				Action: func(c *cli.Context) error {
+					e := getEnv(c)
+					if c.String("remote") == "" {
+						return usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
+					}
+					st, err := archive.Connect(c.Context, c.String("remote"), archive.RemoteOptions{
+						S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
+						ConfigFile: c.String("remote-config")}, true)
+					if err != nil {
+						return err
+					}
+					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size")})
+					if err != nil {
+						return err
+					}
+					cfg := r.Config()
+					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker},
+						func(w io.Writer) { fmt.Fprintf(w, "initialised archive %s at %s\n", cfg.ID, st) })
+					return nil
+				},
+			},
+			{
+				Name:  "ls",
+				Usage: "list the snapshots in the archive",
+				Flags: withOutput(remoteFlags()...),
+				Action: func(c *cli.Context) error {
+					e := getEnv(c)
+					r, err := openRemote(c, false)
+					if err != nil {
+						return err
+					}
+					list, err := r.List(c.Context)
+					if err != nil {
+						return err
+					}
+					e.result(list, func(w io.Writer) {
+						if len(list) == 0 {
+							fmt.Fprintln(w, "no snapshots in the archive")
+							return
+						}
+						tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+						fmt.Fprintln(tw, "ID\tNODE\tCREATED\tFILES\tSIZE\tINCONSISTENT")
+						for _, s := range list {
+							if s.Error != "" {
+								fmt.Fprintf(tw, "%s\t%s\t(unreadable: %s)\t\t\t\n", s.ID, s.Node, s.Error)
+								continue
+							}
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%v\n", s.ID, s.Node, s.CreatedAt.Format("2006-01-02 15:04:05Z"), s.Files, humanBytes(s.Bytes), s.PotentiallyInconsistent)
+						}
+						tw.Flush()
+					})
+					return nil
+				},
+			},
+			{
+				Name:  "check",
+				Usage: "verify the archive's structure, and with --read-data its data",
+				Flags: withOutput(append(remoteFlags(),
+					&cli.BoolFlag{Name: "read-data", Usage: "download and verify every pack"},
+					&cli.StringFlag{Name: "read-data-subset", Usage: "download and verify a share of the packs, e.g. 10%"})...),
+				Action: func(c *cli.Context) error {
+					e := getEnv(c)
+					var subset float64
+					if s := c.String("read-data-subset"); s != "" {
+						v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+						if err != nil || v <= 0 || v > 100 {
+							return usageError{fmt.Errorf("--read-data-subset %q: want a percentage in (0, 100], e.g. 10%%", s)}
+						}
+						subset = v / 100
+					}
+					r, err := openRemote(c, false)
+					if err != nil {
+						return err
+					}
+					res, err := r.Check(c.Context, archive.CheckOptions{ReadData: c.Bool("read-data"), ReadDataSubset: subset, Progress: e.progressFor()})
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						for _, p := range res.Problems {
+							fmt.Fprintln(w, p)
+						}
+						fmt.Fprintf(w, "%d snapshot piece(s), %d packs, %d chunks; %d packs read", res.Snapshots, res.Packs, res.Chunks, res.PacksRead)
+						if res.OrphanPacks > 0 {
+							fmt.Fprintf(w, "; %d unreferenced pack(s) from an interrupted upload (the next upload reuses them)", res.OrphanPacks)
+						}
+						fmt.Fprintln(w)
+						if res.OK() {
+							fmt.Fprintln(w, "ok: no problems found")
+						}
+					})
+					if !res.OK() {
+						err := fmt.Errorf("%w: %d problem(s) found", archive.ErrCorrupt, len(res.Problems))
+						if e.json {
+							return silentError{err}
+						}
+						return err
+					}
+					return nil
+				},
+			},
+		},
+	}
+}

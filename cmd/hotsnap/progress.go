@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/hotsnap/hotsnap/archive"
+)
+
+// progressFor picks how progress is shown: JSON-lines events on stdout with
+// --json, a live bar on stderr when it is a terminal, nothing otherwise.
+func (e *env) progressFor() archive.Progress {
+	switch {
+	case e.json:
+		return &jsonProgress{w: e.stdout}
+	case e.quiet:
+		return archive.NoProgress{}
+	}
+	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return &barProgress{w: e.stderr}
+	}
+	return archive.NoProgress{}
+}
+
+// barProgress is a terminal bar: bytes, files, rate, ETA.
+type barProgress struct {
+	w                io.Writer
+	mu               sync.Mutex
+	bar              *progressbar.ProgressBar
+	op               string
+	files, filesDone int64
+}
+
+func (p *barProgress) Start(op string, files, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.op, p.files = op, files
+	p.bar = progressbar.NewOptions64(bytes,
+		progressbar.OptionSetWriter(p.w), progressbar.OptionShowBytes(true), progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetDescription(fmt.Sprintf("%s 0/%d files", op, files)))
+}
+
+func (p *barProgress) Add(files, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar == nil {
+		return
+	}
+	p.filesDone += files
+	p.bar.Describe(fmt.Sprintf("%s %d/%d files", p.op, p.filesDone, p.files))
+	p.bar.Add64(bytes)
+}
+
+func (p *barProgress) Done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Finish()
+	}
+}
+
+// jsonProgress prints {"type":"progress",...} lines, at most two a second
+// plus a last one, before the command's result line.
+type jsonProgress struct {
+	w                                  io.Writer
+	mu                                 sync.Mutex
+	op                                 string
+	files, bytes, filesDone, bytesDone int64
+	start, last                        time.Time
+}
+
+func (p *jsonProgress) Start(op string, files, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.op, p.files, p.bytes, p.start = op, files, bytes, time.Now()
+	p.emit()
+}
+
+func (p *jsonProgress) Add(files, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.filesDone += files
+	p.bytesDone += bytes
+	if time.Since(p.last) >= 500*time.Millisecond {
+		p.emit()
+	}
+}
+
+func (p *jsonProgress) Done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.emit()
+}
+
+func (p *jsonProgress) emit() {
+	p.last = time.Now()
+	el := time.Since(p.start).Seconds()
+	rate, eta := 0.0, -1.0
+	if el > 0 {
+		rate = float64(p.bytesDone) / el
+	}
+	if rate > 0 {
+		eta = float64(p.bytes-p.bytesDone) / rate
+	}
+	writeJSON(p.w, map[string]any{"type": "progress", "op": p.op, "filesDone": p.filesDone, "filesTotal": p.files,
+		"bytesDone": p.bytesDone, "bytesTotal": p.bytes, "bytesPerSecond": int64(rate), "etaSeconds": int64(eta)})
+}
