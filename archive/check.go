@@ -19,13 +19,16 @@ type CheckOptions struct {
 
 // CheckResult lists everything Check found. The JSON form is the CLI's contract.
 type CheckResult struct {
-	Snapshots    int      `json:"snapshots"`
-	Packs        int      `json:"packs"`
-	Chunks       int      `json:"chunks"`
-	PacksRead    int      `json:"packsRead"`
-	OrphanPacks  int      `json:"orphanPacks"` // not indexed: left by an interrupted upload, reused by the next
-	Problems     []string `json:"problems"`
-	ReadDataDone bool     `json:"readData"`
+	Snapshots   int `json:"snapshots"`
+	Packs       int `json:"packs"`
+	Chunks      int `json:"chunks"`
+	PacksRead   int `json:"packsRead"`
+	OrphanPacks int `json:"orphanPacks"` // not indexed: left by an interrupted upload, reused by the next
+	// DuplicateBlobs counts chunks stored in more than one indexed pack
+	// (wasted space, not an error: two uploads at once can both pack a chunk).
+	DuplicateBlobs int      `json:"duplicateBlobs"`
+	Problems       []string `json:"problems"`
+	ReadDataDone   bool     `json:"readData"`
 }
 
 // OK reports whether nothing is wrong.
@@ -83,6 +86,13 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 				add("%s lists pack %s, which is missing", k, p.ID)
 			case size != p.Size:
 				add("pack %s is %d bytes, %s says %d", p.ID, size, k, p.Size)
+			}
+			if _, seen := indexed[p.ID]; !seen {
+				for _, b := range p.Blobs {
+					if idx.Has(b.ID) {
+						res.DuplicateBlobs++
+					}
+				}
 			}
 			idx.addPack(p.ID, p.Size, p.Blobs)
 			indexed[p.ID] = p.Blobs

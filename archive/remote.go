@@ -77,6 +77,8 @@ func Connect(ctx context.Context, spec string, o RemoteOptions, create bool) (st
 			}
 		}
 		st = s
+	case strings.Contains(spec, "://"):
+		return nil, fmt.Errorf("remote %q: unknown scheme; want file:///path, s3://bucket/prefix or NAME:bucket/prefix", spec)
 	default:
 		name, rest, ok := strings.Cut(spec, ":")
 		if !ok || name == "" {

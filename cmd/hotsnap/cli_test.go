@@ -196,3 +196,66 @@ func TestCLI_Restore(t *testing.T) {
 		t.Fatalf("damaged snapshot: exit %d %s", code, errs)
 	}
 }
+
+func TestCLI_Archive(t *testing.T) {
+	dir := testtree.New(t)
+	repo := "file://" + t.TempDir() + "/repo"
+	_, out, _ := hs(t, "create", "--data-dir", dir, "--json")
+	var res struct{ ID string }
+	json.Unmarshal([]byte(out), &res)
+
+	code, out, _ := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || !strings.Contains(lines[0], `"type":"progress"`) || !strings.Contains(lines[len(lines)-1], `"filesRead":`) {
+		t.Fatalf("upload --json: exit %d, want progress lines then the result:\n%s", code, out)
+	}
+	code, out, _ = hs(t, "archive", "ls", "--remote", repo, "--json")
+	if code != 0 || !strings.Contains(out, res.ID) {
+		t.Fatalf("archive ls: %d %s", code, out)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"NoRemote", []string{"archive", "ls"}, 2, "--remote"},
+		{"BadRemote", []string{"archive", "ls", "--remote", "ftp://x"}, 1, "want file:///path"},
+		{"NotInitialised", []string{"archive", "ls", "--remote", "file://" + t.TempDir()}, 1, "not initialised"},
+		{"UnknownID", []string{"download", "--data-dir", dir, "--id", "2020-01-01T00.00.00Z_x", "--remote", repo}, 6, "not in the archive"},
+		{"Exists", []string{"download", "--data-dir", dir, "--id", res.ID, "--remote", repo}, 1, "already exists"},
+		{"BadSubset", []string{"archive", "check", "--remote", repo, "--read-data-subset", "200%"}, 2, "percentage"},
+		{"S3NoEndpoint", []string{"archive", "ls", "--remote", "s3://bucket/x"}, 1, "no endpoint"},
+		{"NamedWithoutConfig", []string{"archive", "ls", "--remote", "minio:bucket/x"}, 1, "--remote-config"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := hs(t, c.args...)
+			if code != c.code || !strings.Contains(out+errs, c.says) {
+				t.Fatalf("exit %d (want %d), output %q %q (want %q)", code, c.code, out, errs, c.says)
+			}
+		})
+	}
+	// Damage a pack: check exits 4 and lists the problem.
+	root := strings.TrimPrefix(repo, "file://")
+	packs, _ := filepath.Glob(filepath.Join(root, "packs", "*", "*"))
+	b, _ := os.ReadFile(packs[0])
+	b[len(b)-1] ^= 0xff
+	os.WriteFile(packs[0], b, 0o644)
+	code, out, _ = hs(t, "archive", "check", "--remote", repo, "--read-data", "--json")
+	if code != 4 || !strings.Contains(out, "problems") {
+		t.Fatalf("check of a damaged archive: exit %d %s", code, out)
+	}
+}
+
+func TestCLI_SecretsNeverPrinted(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "super-secret-value-123")
+	code, out, errs := hs(t, "archive", "ls", "--remote", "s3://bucket/p", "--s3-endpoint", "127.0.0.1:1", "--s3-insecure", "--log-level", "debug")
+	if code == 0 {
+		t.Fatal("listing an unreachable endpoint succeeded")
+	}
+	if strings.Contains(out+errs, "super-secret-value-123") {
+		t.Fatalf("the secret key was printed: %s %s", out, errs)
+	}
+}

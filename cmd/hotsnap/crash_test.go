@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -193,4 +194,64 @@ func jsonField(t *testing.T, b []byte, key string) string {
 	}
 	s, _ := m[key].(string)
 	return s
+}
+
+// TestCrash_UploadResumes kills a real `hotsnap upload` after its second
+// pack, reruns it, and requires the rerun to reuse those packs (nothing
+// sent twice), the archive to check clean with no chunk stored twice, and
+// the snapshot to download and verify.
+func TestCrash_UploadResumes(t *testing.T) {
+	bin := buildTestBinary(t)
+	dir := testtree.New(t)
+	big := make([]byte, 5<<20)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644)
+	repo := "file://" + t.TempDir()
+	run := func(env string, args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, args...)
+		if env != "" {
+			cmd.Env = append(os.Environ(), env)
+		}
+		return cmd.Output()
+	}
+	if out, err := run("", "archive", "init", "--remote", repo, "--pack-size", "1048576"); err != nil {
+		t.Fatalf("init: %v %s", err, out)
+	}
+	out, err := run("", "create", "--data-dir", dir, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := jsonField(t, out, "id")
+	_, err = run("HOTSNAP_CRASH_AT=upload.pack.2", "upload", "--data-dir", dir, "--id", id, "--remote", repo)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("want the upload killed after pack 2, got %v", err)
+	}
+	out, err = run("", "upload", "--data-dir", dir, "--id", id, "--remote", repo, "--json")
+	if err != nil {
+		t.Fatalf("rerun: %v %s", err, out)
+	}
+	var res struct {
+		OrphanPacksReused int   `json:"orphanPacksReused"`
+		PacksWritten      int   `json:"packsWritten"`
+		FilesReused       int   `json:"filesReused"`
+		BytesSent         int64 `json:"bytesSent"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	json.Unmarshal([]byte(lines[len(lines)-1]), &res)
+	if res.OrphanPacksReused != 2 || res.PacksWritten == 0 {
+		t.Fatalf("rerun must reuse the 2 packs of the killed upload and send the rest: %+v", res)
+	}
+	out, err = run("", "archive", "check", "--remote", repo, "--read-data", "--json")
+	if err != nil || !strings.Contains(string(out), `"duplicateBlobs":0`) || !strings.Contains(string(out), `"orphanPacks":0`) {
+		t.Fatalf("check after resume: %v %s", err, out)
+	}
+	if out, err := run("", "delete", "--data-dir", dir, "--id", id); err != nil {
+		t.Fatal(err, string(out))
+	}
+	if out, err := run("", "download", "--data-dir", dir, "--id", id, "--remote", repo); err != nil {
+		t.Fatalf("download: %v %s", err, out)
+	}
+	if out, err := run("", "verify", "--data-dir", dir, "--id", id); err != nil {
+		t.Fatalf("verify: %v %s", err, out)
+	}
 }
