@@ -68,4 +68,19 @@ $HS restore --data-dir "$DATA" --id "$LAST" --app-version 1.2.9
 printf '  live data after restore: '; $BW sum "$DATA"
 ls -l "$DATA/db/000001.sst"
 $HS verify --data-dir "$DATA" --id "$LAST"
+
+REPO="file://$WORK/archive"
+say "off-site: upload every snapshot to a file:// archive (deduplicated: later ones send only what changed)"
+for id in $($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))'); do
+  $HS upload --data-dir "$DATA" --id "$id" --remote "$REPO"
+done
+$HS archive ls --remote "$REPO"
+$HS archive check --remote "$REPO" --read-data
+
+say "lose the local snapshot, then download it back (every chunk and file verified) and restore it"
+$HS delete --data-dir "$DATA" --id "$LAST"
+rm "$DATA"/accounts/acct-01*.bal
+$HS download --data-dir "$DATA" --id "$LAST" --remote "$REPO"
+$HS restore --data-dir "$DATA" --id "$LAST" --app-version 1.2.9 --no-failsafe
+printf '  live data after the downloaded restore: '; $BW sum "$DATA"
 say "done: the demo dir $WORK is removed on exit"
