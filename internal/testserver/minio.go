@@ -5,15 +5,18 @@
 package testserver
 
 import (
+	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // MinIO credentials used by the tests' servers.
@@ -77,14 +80,19 @@ func (m *MinIO) Start() {
 		m.t.Fatalf("start minio: %v", err)
 	}
 	m.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
+	// Ready means an S3 call works: the health endpoint can answer before
+	// the object layer is up ("Server not initialized yet").
+	client, err := minio.New(m.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(MinIOUser, MinIOPassword, "")})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + m.Endpoint + "/minio/health/ready")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := client.ListBuckets(ctx)
+		cancel()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -71,8 +72,29 @@ func (s *Store) String() string {
 	return fmt.Sprintf("s3://%s/%s (%s://%s)", s.cfg.Bucket, strings.TrimSuffix(s.prefix, "/"), scheme, s.cfg.Endpoint)
 }
 
-// EnsureBucket creates the bucket when it does not exist.
+// EnsureBucket creates the bucket when it does not exist. Like every other
+// call (through store.Retry), it is retried on transient errors: 5 tries,
+// backoff from 200ms doubling.
 func (s *Store) EnsureBucket(ctx context.Context) error {
+	var err error
+	backoff := 200 * time.Millisecond
+	for i := 0; i < 5; i++ {
+		if err = s.ensureBucket(ctx); err == nil || ctx.Err() != nil {
+			return err
+		}
+		if i < 4 {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			backoff *= 2
+		}
+	}
+	return err
+}
+
+func (s *Store) ensureBucket(ctx context.Context) error {
 	ok, err := s.c.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
 		return s.wrap("bucket", s.cfg.Bucket, err)
