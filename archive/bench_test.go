@@ -57,3 +57,26 @@ func BenchmarkUpload(b *testing.B) {
 		os.RemoveAll(dir)
 	}
 }
+
+// BenchmarkDownload measures downloading the 256 MiB snapshot from a
+// file:// archive on tmpfs into a data dir with no local snapshots.
+func BenchmarkDownload(b *testing.B) {
+	l, id := benchTree(b)
+	dir, _ := os.MkdirTemp("/dev/shm", "hotsnap-bench-")
+	defer os.RemoveAll(dir)
+	st, _ := fsstore.New(dir)
+	r, _ := Init(context.Background(), st, InitOptions{})
+	if _, err := Upload(context.Background(), r, l, id, UploadOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(256 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		target := filepath.Join(b.TempDir(), "target")
+		os.Mkdir(target, 0o755)
+		lt, _ := snapshot.NewLayout(target, "")
+		if _, err := Download(context.Background(), r, lt, id, DownloadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/archive/store"
@@ -129,28 +127,36 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 				groups[e.BLAKE3] = append(groups[e.BLAKE3], e)
 			}
 		}
+		// Contents a local snapshot holds are taken from there; the rest
+		// are fetched pack by pack.
+		var remote []*manifest.Entry
+		for _, h := range order {
+			first := groups[h][0]
+			dst := filepath.Join(tree, filepath.FromSlash(string(first.Path)))
+			if lc, ok := local[h]; ok && takeLocal(lc, first, dst) == nil {
+				localN.Add(1)
+				o.Progress.Add(1, first.Size)
+				continue
+			}
+			remote = append(remote, first)
+		}
+		n, reqs, err := r.fetchContents(ctx, idx, rs, tree, remote, o)
+		bytesFetched.Add(n)
+		requests.Add(reqs)
+		if err != nil {
+			var pe *packError
+			if errors.As(err, &pe) {
+				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(m, rs, idx, pe.pack)))
+			}
+			return err
+		}
+		fetched.Add(int64(len(remote)))
+		// Other entries with the same content: hard links where they were
+		// one link group, private copies otherwise.
 		return par.ForEach(ctx, len(order), o.Workers, func(ctx context.Context, k int) error {
 			es := groups[order[k]]
 			first := es[0]
 			dst := filepath.Join(tree, filepath.FromSlash(string(first.Path)))
-			if lc, ok := local[first.BLAKE3]; ok && takeLocal(lc, first, dst) == nil {
-				localN.Add(1)
-			} else {
-				n, reqs, err := r.fetchFile(ctx, idx, rs.content[first.BLAKE3], first, dst)
-				bytesFetched.Add(n)
-				requests.Add(reqs)
-				if err != nil {
-					var pe *packError
-					if errors.As(err, &pe) {
-						return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(m, rs, idx, pe.pack)))
-					}
-					return fmt.Errorf("%s: %w", first.Path, err)
-				}
-				fetched.Add(1)
-			}
-			o.Progress.Add(1, first.Size)
-			// Other entries with the same content: hard links where they
-			// were one link group, private copies otherwise.
 			for _, e := range es[1:] {
 				p := filepath.Join(tree, filepath.FromSlash(string(e.Path)))
 				if e.LinkGroup != 0 && e.LinkGroup == first.LinkGroup {
@@ -211,65 +217,145 @@ func setAttrs(p string, e *manifest.Entry) error {
 	return fsutil.SetMtime(p, e.MtimeNs)
 }
 
-// maxRun bounds one range read of consecutive blobs.
-const maxRun = 16 << 20
+// Range reads: blobs of one pack closer than maxGap are read in one request
+// of at most maxRange bytes; fetchWorkers requests run at once. Memory stays
+// near fetchWorkers x (maxRange + a chunk).
+const (
+	maxRange     = 8 << 20
+	maxGap       = 256 << 10
+	fetchWorkers = 8
+)
 
-// fetchFile writes one file from its chunks, reading runs of consecutive
-// blobs of one pack in one request, checking every chunk id and the file's
-// BLAKE3. It returns bytes fetched and requests made.
-func (r *Repo) fetchFile(ctx context.Context, idx *Index, ids []ID, e *manifest.Entry, dst string) (int64, int64, error) {
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	h := blake3.New()
-	w := io.MultiWriter(f, h)
-	var fetched, reqs, size int64
-	for i := 0; i < len(ids); {
-		loc, _ := idx.Lookup(ids[i])
-		j := i + 1
-		end := loc.Offset + int64(loc.Length)
-		for j < len(ids) {
-			nl, _ := idx.Lookup(ids[j])
-			if nl.Pack != loc.Pack || nl.Offset != end || end+int64(nl.Length)-loc.Offset > maxRun {
-				break
-			}
-			end += int64(nl.Length)
-			j++
+// target is where a chunk goes: a file (by its index) at an offset.
+type target struct {
+	file int
+	off  int64
+}
+
+type neededBlob struct {
+	loc     Location
+	id      ID
+	targets []target
+}
+
+type fetchRange struct {
+	pack       ID
+	start, end int64
+	blobs      []*neededBlob
+}
+
+// fetchContents writes each entry's content at its path under tree: every
+// needed blob is grouped by pack, neighbouring blobs are read in one range
+// request, each chunk is checked against its id and written at its offsets
+// in every file that holds it; then each file is hashed whole against its
+// manifest BLAKE3 and given its attributes. It returns bytes fetched and
+// requests made.
+func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot, tree string, entries []*manifest.Entry, o DownloadOptions) (int64, int64, error) {
+	paths := make([]string, len(entries))
+	byBlob := map[ID]*neededBlob{}
+	for i, e := range entries {
+		paths[i] = filepath.Join(tree, filepath.FromSlash(string(e.Path)))
+		f, err := os.OpenFile(paths[i], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return 0, 0, err
 		}
-		data, err := r.st.GetRange(ctx, packKey(loc.Pack), loc.Offset, end-loc.Offset)
-		reqs++
+		f.Close()
+		var off int64
+		for _, cid := range rs.content[e.BLAKE3] {
+			loc, _ := idx.Lookup(cid)
+			nb := byBlob[cid]
+			if nb == nil {
+				nb = &neededBlob{loc: loc, id: cid}
+				byBlob[cid] = nb
+			}
+			nb.targets = append(nb.targets, target{i, off})
+			off += int64(loc.Raw)
+		}
+	}
+	// Ranges: per pack, blobs in pack order, merged across small gaps.
+	perPack := map[ID][]*neededBlob{}
+	for _, nb := range byBlob {
+		perPack[nb.loc.Pack] = append(perPack[nb.loc.Pack], nb)
+	}
+	var ranges []*fetchRange
+	for pack, list := range perPack {
+		sort.Slice(list, func(a, b int) bool { return list[a].loc.Offset < list[b].loc.Offset })
+		var cur *fetchRange
+		for _, nb := range list {
+			end := nb.loc.Offset + int64(nb.loc.Length)
+			if cur == nil || nb.loc.Offset-cur.end > maxGap || end-cur.start > maxRange {
+				cur = &fetchRange{pack: pack, start: nb.loc.Offset}
+				ranges = append(ranges, cur)
+			}
+			cur.end = end
+			cur.blobs = append(cur.blobs, nb)
+		}
+	}
+	// Bigger ranges first keeps the workers busy to the end.
+	sort.Slice(ranges, func(a, b int) bool { return ranges[a].end-ranges[a].start > ranges[b].end-ranges[b].start })
+	var fetched, reqs atomic.Int64
+	err := par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
+		rg := ranges[k]
+		data, err := r.st.GetRange(ctx, packKey(rg.pack), rg.start, rg.end-rg.start)
+		reqs.Add(1)
 		if err != nil {
 			if ctx.Err() != nil {
-				return fetched, reqs, ctx.Err()
+				return ctx.Err()
 			}
 			if errors.Is(err, store.ErrNotFound) {
 				err = fmt.Errorf("%w: missing from the archive", ErrCorrupt)
 			}
-			return fetched, reqs, &packError{loc.Pack, err}
+			return &packError{rg.pack, err}
 		}
-		fetched += int64(len(data))
-		for ; i < j; i++ {
-			l, _ := idx.Lookup(ids[i])
-			blob := data[l.Offset-loc.Offset : l.Offset-loc.Offset+int64(l.Length)]
-			chunk, err := decodeBlob(blob, ids[i], l.Raw)
+		fetched.Add(int64(len(data)))
+		for _, nb := range rg.blobs {
+			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
+			chunk, err := decodeBlob(b, nb.id, nb.loc.Raw)
 			if err != nil {
-				return fetched, reqs, &packError{loc.Pack, err}
+				return &packError{rg.pack, err}
 			}
-			if _, err := w.Write(chunk); err != nil {
-				return fetched, reqs, err
+			for _, t := range nb.targets {
+				if err := writeAt(paths[t.file], chunk, t.off); err != nil {
+					return err
+				}
 			}
-			size += int64(len(chunk))
+			o.Progress.Add(0, int64(len(chunk))*int64(len(nb.targets)))
 		}
+		return nil
+	})
+	if err != nil {
+		return fetched.Load(), reqs.Load(), err
 	}
-	if sum := fmt.Sprintf("%x", h.Sum(nil)); sum != e.BLAKE3 || size != e.Size {
-		return fetched, reqs, fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, sum, size)
+	// Every file whole: its BLAKE3 and size, then its attributes.
+	err = par.ForEach(ctx, len(entries), 0, func(ctx context.Context, i int) error {
+		e := entries[i]
+		sum, n, err := manifest.HashFile(paths[i])
+		if err != nil {
+			return err
+		}
+		if sum != e.BLAKE3 || n != e.Size {
+			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, sum, n)
+		}
+		o.Progress.Add(1, 0)
+		return setAttrs(paths[i], e)
+	})
+	return fetched.Load(), reqs.Load(), err
+}
+
+// writeAt writes a chunk at its offset and starts its writeback at once
+// (sync_file_range, asynchronous), so the disk works while later chunks are
+// fetched and the fsync before publishing finds little left to do.
+func writeAt(path string, b []byte, off int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
 	}
-	if err := f.Close(); err != nil {
-		return fetched, reqs, err
+	if _, err := f.WriteAt(b, off); err != nil {
+		f.Close()
+		return err
 	}
-	return fetched, reqs, setAttrs(dst, e)
+	_ = unix.SyncFileRange(int(f.Fd()), off, int64(len(b)), unix.SYNC_FILE_RANGE_WRITE)
+	return f.Close()
 }
 
 // filesUsingPack lists the snapshot's files with a chunk in pack.

@@ -91,3 +91,14 @@ func (r *Retry) List(ctx context.Context, prefix string, fn func(string, int64) 
 type permanent struct{ err error }
 
 func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying (bad credentials, a bad bucket
+// name): Retry returns it at once.
+func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/hotsnap/hotsnap/archive/store"
 )
@@ -45,6 +46,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("s3 remote: no bucket")
+	}
+	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("s3 remote: bucket %q: %v", cfg.Bucket, err)
 	}
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
 		return nil, fmt.Errorf("s3 remote: no credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the remote config file)")
@@ -79,7 +83,7 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 	var err error
 	backoff := 200 * time.Millisecond
 	for i := 0; i < 5; i++ {
-		if err = s.ensureBucket(ctx); err == nil || ctx.Err() != nil {
+		if err = s.ensureBucket(ctx); err == nil || ctx.Err() != nil || store.IsPermanent(err) {
 			return err
 		}
 		if i < 4 {
@@ -121,7 +125,12 @@ func (s *Store) wrap(op, key string, err error) error {
 	if r.Code == "NoSuchKey" || r.StatusCode == http.StatusNotFound && r.Code != "NoSuchBucket" {
 		return fmt.Errorf("%s: %w", key, store.ErrNotFound)
 	}
-	return fmt.Errorf("%s %s on %s: %v", op, key, s, err)
+	err = fmt.Errorf("%s %s on %s: %v", op, key, s, err)
+	switch r.StatusCode {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed:
+		return store.Permanent(err) // retrying cannot fix credentials or names
+	}
+	return err
 }
 
 func (s *Store) key(k string) (string, error) {

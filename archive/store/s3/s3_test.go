@@ -2,8 +2,11 @@ package s3
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/archive/store/storetest"
 	"github.com/hotsnap/hotsnap/internal/testserver"
 )
@@ -20,4 +23,22 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.Run(t, s)
+}
+
+// TestPermanentErrorsAreNotRetried: a bad bucket name or bad credentials
+// fail at once, not after the retry budget.
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	m := testserver.StartMinIO(t)
+	if _, err := New(Config{Endpoint: m.Endpoint, Bucket: "ab", Insecure: true, AccessKey: "k", SecretKey: "s"}); err == nil {
+		t.Fatal("a 2-character bucket name was accepted")
+	}
+	start := time.Now()
+	wrong, _ := New(Config{Endpoint: m.Endpoint, Bucket: "okbucket", Insecure: true, AccessKey: testserver.MinIOUser, SecretKey: "wrong-secret"})
+	r := &store.Retry{Store: wrong}
+	if _, err := r.Get(context.Background(), "config"); err == nil || strings.Contains(err.Error(), "wrong-secret") {
+		t.Fatalf("wrong credentials: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("permanent errors took %s: they were retried", el)
+	}
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Side-by-side archive benchmark: hotsnap against restic and kopia, same
+# data (scripts/gendata: half random, half text-like, files from 4 KiB to
+# 256 MiB), same local MinIO on loopback (one bucket each), one run each.
+#
+#   bash scripts/bench-archive.sh            # 2 GiB
+#   BENCH_SIZE=8GiB bash scripts/bench-archive.sh
+#
+# Needs: minio and kopia in ~/.cache/hotsnap/bin (make test-deps builds
+# minio; kopia: `go mod download -json github.com/kopia/kopia@v0.21.1`, then
+# `go build -o ~/.cache/hotsnap/bin/kopia .` in its Dir), restic on PATH
+# (Debian package) or in the cache. Peers encrypt (they cannot not); hotsnap
+# does not. kopia gets zstd compression (its default is none); restic uses
+# repository format 2 with its default (auto) compression.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE="${BENCH_SIZE:-2GiB}"
+CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
+MINIO="$CACHE/minio"; KOPIA="$CACHE/kopia"
+RESTIC="$(command -v restic || echo "$CACHE/restic")"
+for b in "$MINIO" "$KOPIA" "$RESTIC"; do [ -x "$b" ] || { echo "bench-archive: missing $b" >&2; exit 1; }; done
+go build -o bin/hotsnap ./cmd/hotsnap
+go build -o bin/gendata ./scripts/gendata
+HS="$PWD/bin/hotsnap"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hotsnap-bench.XXXXXX")
+MINIO_PID=
+cleanup() { [ -n "$MINIO_PID" ] && kill "$MINIO_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export AWS_ACCESS_KEY_ID=bench-user AWS_SECRET_ACCESS_KEY=bench-secret-key
+MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
+  "$MINIO" server --quiet --address "127.0.0.1:$PORT" --console-address "127.0.0.1:0" "$WORK/minio" >"$WORK/minio.log" 2>&1 &
+MINIO_PID=$!
+export HOTSNAP_S3_ENDPOINT="127.0.0.1:$PORT" HOTSNAP_S3_INSECURE=1
+for i in $(seq 1 100); do "$HS" archive init --remote s3://kopia/unused >/dev/null 2>&1 && break; sleep 0.3; done
+"$HS" archive init --remote s3://hotsnap/repo >/dev/null
+
+DATA="$WORK/data"; HSB="$WORK/hs-backups"
+bin/gendata -dir "$DATA" -total "$SIZE"
+BYTES=$(du -sb "$DATA" | cut -f1)
+declare -A T R   # wall seconds, peak RSS KiB
+timed() { # name cmd...: one run, wall time and peak RSS of the whole command
+  local name=$1; shift
+  /usr/bin/time -f '%e %M' -o "$WORK/time.$name" "$@" >"$WORK/out.$name" 2>"$WORK/err.$name" || { cat "$WORK/err.$name" >&2; exit 1; }
+  read -r T[$name] R[$name] < "$WORK/time.$name"
+}
+hsid() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readlines()[-1])["id"])' < "$WORK/out.$1"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1])[\"$2\"])" < "$WORK/out.$1"; }
+
+export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="s3:http://127.0.0.1:$PORT/restic"
+export KOPIA_PASSWORD=bench KOPIA_CONFIG_PATH="$WORK/kopia.config" KOPIA_CACHE_DIRECTORY="$WORK/kopia-cache" KOPIA_CHECK_FOR_UPDATES=false
+"$RESTIC" init --repository-version 2 >/dev/null
+"$KOPIA" repository create s3 --bucket=kopia --prefix=repo/ --endpoint="127.0.0.1:$PORT" --disable-tls \
+  --access-key="$AWS_ACCESS_KEY_ID" --secret-access-key="$AWS_SECRET_ACCESS_KEY" >/dev/null 2>&1
+"$KOPIA" policy set --global --compression=zstd --add-ignore .hotsnap >/dev/null
+
+echo "# $(date -u +%FT%TZ), $(nproc) cores; data $SIZE ($BYTES bytes) in $(find "$DATA" -type f | wc -l) files; MinIO on 127.0.0.1:$PORT"
+echo "# restic $("$RESTIC" version | cut -d' ' -f2), kopia $("$KOPIA" --version 2>/dev/null | head -1 | cut -d' ' -f1)"
+
+# 1. First upload.
+timed hs_create "$HS" create -d "$DATA" --backups-dir "$HSB" --quiesce none --json
+timed hs_up1 "$HS" upload -d "$DATA" --backups-dir "$HSB" --id "$(hsid hs_create)" --remote s3://hotsnap/repo --json
+timed restic_up1 "$RESTIC" backup -q --exclude "$DATA/.hotsnap" "$DATA"
+timed kopia_up1 "$KOPIA" snapshot create "$DATA"
+
+# 2. Change 1 % of the files, upload again.
+bin/gendata -dir "$DATA" -change 1 -seed 7 | tee "$WORK/change.txt"
+timed hs_create2 "$HS" create -d "$DATA" --backups-dir "$HSB" --quiesce none --json
+ID2=$(hsid hs_create2)
+timed hs_up2 "$HS" upload -d "$DATA" --backups-dir "$HSB" --id "$ID2" --remote s3://hotsnap/repo --json
+timed restic_up2 "$RESTIC" backup -q --exclude "$DATA/.hotsnap" "$DATA"
+timed kopia_up2 "$KOPIA" snapshot create "$DATA"
+HS_READ2=$(( $(field hs_create2 hashedBytes) + $(field hs_up2 bytesRead) ))
+
+# 3. Download and restore the latest snapshot into an empty place.
+NEW="$WORK/restore-hs"; mkdir -p "$NEW"
+timed hs_down "$HS" download -d "$NEW" --id "$ID2" --remote s3://hotsnap/repo --json
+timed hs_restore "$HS" restore -d "$NEW" --id "$ID2" --json
+timed restic_restore "$RESTIC" restore latest --target "$WORK/restore-restic"
+KOBJ=$("$KOPIA" snapshot list "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["rootEntry"]["obj"])')
+timed kopia_restore "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
+diff -r -q -x .hotsnap -x backups "$DATA" "$NEW" && echo "# hotsnap's restored tree equals the data"
+
+size() { du -sb "$WORK/minio/$1" | cut -f1; }
+S_HS=$(size hotsnap); S_RE=$(size restic); S_KO=$(size kopia)
+r() { python3 -c "print(f'{$1/$2:.2f}')"; }
+add() { python3 -c "print(f'{$1+$2:.2f}')"; }
+HS_UP1=$(add ${T[hs_create]} ${T[hs_up1]}); HS_UP2=$(add ${T[hs_create2]} ${T[hs_up2]}); HS_DR=$(add ${T[hs_down]} ${T[hs_restore]})
+printf '\n%-44s %10s %10s %10s %14s %14s\n' "measure" hotsnap restic kopia "hotsnap/restic" "hotsnap/kopia"
+printf '%-44s %10s %10s %10s %14s %14s\n' "first upload, s (hotsnap: create+upload)" "$HS_UP1" "${T[restic_up1]}" "${T[kopia_up1]}" "$(r $HS_UP1 ${T[restic_up1]})" "$(r $HS_UP1 ${T[kopia_up1]})"
+printf '%-44s %10s %10s %10s %14s %14s\n' "  of which hotsnap upload alone, s" "${T[hs_up1]}" "" "" "$(r ${T[hs_up1]} ${T[restic_up1]})" "$(r ${T[hs_up1]} ${T[kopia_up1]})"
+printf '%-44s %10s %10s %10s %14s %14s\n' "upload after 1% changed, s (create+upload)" "$HS_UP2" "${T[restic_up2]}" "${T[kopia_up2]}" "$(r $HS_UP2 ${T[restic_up2]})" "$(r $HS_UP2 ${T[kopia_up2]})"
+printf '%-44s %10s %10s %10s %14s %14s\n' "download + restore, s" "$HS_DR" "${T[restic_restore]}" "${T[kopia_restore]}" "$(r $HS_DR ${T[restic_restore]})" "$(r $HS_DR ${T[kopia_restore]})"
+printf '%-44s %10s %10s %10s %14s %14s\n' "archive size, MiB (2 snapshots)" "$((S_HS>>20))" "$((S_RE>>20))" "$((S_KO>>20))" "$(r $S_HS $S_RE)" "$(r $S_HS $S_KO)"
+printf '%-44s %10s\n' "  hotsnap download alone, restore alone, s" "${T[hs_down]} ${T[hs_restore]}"
+printf '%-44s %10s %10s %10s\n' "peak RSS first upload, MiB" "$((R[hs_up1]>>10))" "$((R[restic_up1]>>10))" "$((R[kopia_up1]>>10))"
+printf '%-44s %10s %10s %10s\n' "peak RSS download/restore, MiB" "$((R[hs_down]>>10))" "$((R[restic_restore]>>10))" "$((R[kopia_restore]>>10))"
+echo "hotsnap bytes read for the 1% upload: $HS_READ2 of $BYTES ($(python3 -c "print(f'{100*$HS_READ2/$BYTES:.2f}')") %)"
