@@ -147,7 +147,9 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	blobs := make(chan blobMsg, o.Workers)
-	puts := make(chan *packWriter)
+	// One finished pack may wait while another is sent, so compression goes
+	// on during a PUT; still only o.Uploads PUTs are ever in flight.
+	puts := make(chan *packWriter, 1)
 	// Readers: chunk, hash, compress.
 	g.Go(func() error {
 		defer close(blobs)

@@ -39,24 +39,40 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 	if err := l.checkFilesystems(); err != nil {
 		return err
 	}
+	// The operation lock is held only to clean up and to publish, not while
+	// fill works (a download can take hours): the staging tree has its own
+	// lock, so another command's recovery leaves it alone.
 	op, err := l.lockOp(ctx, DefaultOpLockWait)
 	if err != nil {
 		return err
 	}
-	defer op.release()
 	if _, err := l.recoverLocked(ctx, log); err != nil {
+		op.release()
 		return fmt.Errorf("recover: %w", err)
 	}
 	if exists(l.SnapshotDir(id)) {
+		op.release()
 		return fmt.Errorf("snapshot %s: %w (delete it first)", id, ErrExists)
 	}
 	for _, d := range []string{l.BackupsDir, l.stagingDir()} {
 		if err := fsutil.MkdirAllSync(d, 0o755); err != nil {
+			op.release()
 			return err
 		}
 	}
 	stage := filepath.Join(l.stagingDir(), id)
-	if err := os.Mkdir(stage, 0o755); err != nil {
+	sl, err := lockStage(stage)
+	if err != nil {
+		op.release()
+		return fmt.Errorf("%w: another download of %s is running", ErrBusy, id)
+	}
+	defer func() {
+		sl.release()
+		os.Remove(stage + stageLockSuffix)
+	}()
+	err = os.Mkdir(stage, 0o755)
+	op.release()
+	if err != nil {
 		return err
 	}
 	defer func() {
@@ -89,6 +105,10 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 	if err := fsutil.SyncDir(stage); err != nil {
 		return err
 	}
+	if op, err = l.lockOp(ctx, DefaultOpLockWait); err != nil {
+		return err
+	}
+	defer op.release()
 	if err := unix.Renameat2(unix.AT_FDCWD, stage, unix.AT_FDCWD, l.SnapshotDir(id), unix.RENAME_NOREPLACE); err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("snapshot %s: %w", id, ErrExists)

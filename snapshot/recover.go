@@ -3,12 +3,16 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // RecoverResult says what Recover cleaned up.
@@ -51,14 +55,70 @@ func (l *Layout) recoverLocked(ctx context.Context, log *slog.Logger) (*RecoverR
 		}
 		for _, e := range ents {
 			p := filepath.Join(dir, e.Name())
+			if strings.HasSuffix(p, stageLockSuffix) {
+				// A lock file whose tree is gone: remove it unless held.
+				if base := strings.TrimSuffix(p, stageLockSuffix); !exists(base) {
+					if l, err := lockStage(base); err == nil {
+						os.Remove(p)
+						l.release()
+					}
+				}
+				continue
+			}
+			// A staging tree whose builder still runs (a long download)
+			// holds its lock: it is not a leftover.
+			lock, busy := tryStageLock(p)
+			if busy {
+				continue
+			}
 			if err := removeTree(p); err != nil {
+				lock.release()
 				return nil, err
 			}
+			lock.release()
+			os.Remove(p + stageLockSuffix)
 			res.Removed = append(res.Removed, p)
 			logger(log).Info("removed leftover of an interrupted command", "path", p)
 		}
 	}
 	return res, nil
+}
+
+// stageLockSuffix names the lock file beside a staging tree built outside
+// the operation lock: its builder holds it exclusively while it works.
+const stageLockSuffix = ".lock"
+
+type stageLock struct{ lf *fsutil.LockFile }
+
+// lockStage takes the lock of the staging tree at p, creating the lock file.
+func lockStage(p string) (*stageLock, error) {
+	lf, err := fsutil.OpenLock(p + stageLockSuffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := lf.TryLock(true); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("staging %s is in use: %w", p, err)
+	}
+	return &stageLock{lf}, nil
+}
+
+// tryStageLock reports busy when a live builder holds the lock of p.
+func tryStageLock(p string) (*stageLock, bool) {
+	if _, err := os.Lstat(p + stageLockSuffix); err != nil {
+		return nil, false // no lock file: built under the operation lock
+	}
+	l, err := lockStage(p)
+	if err != nil {
+		return nil, true
+	}
+	return l, false
+}
+
+func (s *stageLock) release() {
+	if s != nil {
+		s.lf.Close()
+	}
 }
 
 // needsRecovery reports whether any leftover exists, without writing.

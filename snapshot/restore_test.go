@@ -368,3 +368,45 @@ func TestRecover_RollsBackWhenForwardIsImpossible(t *testing.T) {
 		t.Fatal("journal left")
 	}
 }
+
+// TestImport_DoesNotBlockOtherCommands: a long import (a download) holds
+// only its staging tree's lock, so a create runs meanwhile, and its recovery
+// leaves the import's staging tree alone.
+func TestImport_DoesNotBlockOtherCommands(t *testing.T) {
+	src := testtree.New(t)
+	ls := newLayout(t, src)
+	res := mustCreate(t, ls, CreateOptions{})
+	mbytes, _ := os.ReadFile(ls.ManifestPath(res.ID))
+
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	filling, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Import(context.Background(), l, mbytes, []byte(`{}`), func(ctx context.Context, tree string) error {
+			close(filling)
+			<-release
+			m, _ := ReadManifest(ls, res.ID)
+			os.Remove(tree) // buildRestoreTree makes it
+			return buildRestoreTree(ctx, ls.TreeDir(res.ID), tree, m, 0)
+		}, nil)
+	}()
+	<-filling
+	old := DefaultOpLockWait
+	DefaultOpLockWait = time.Second
+	defer func() { DefaultOpLockWait = old }()
+	if _, err := Create(context.Background(), l, CreateOptions{Label: "meanwhile"}); err != nil {
+		t.Fatalf("create during an import: %v", err)
+	}
+	if !exists(filepath.Join(l.stagingDir(), res.ID)) {
+		t.Fatal("the create's recovery removed the import's staging tree")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{}); err != nil || !vr.OK() {
+		t.Fatalf("imported snapshot: %v %v", err, vr)
+	}
+	assertClean(t, l)
+}
