@@ -46,31 +46,3 @@ func Within(root, p string) bool {
 	}
 	return strings.HasPrefix(p, root+"/")
 }
-
-// SymlinkEscapes reports whether a symlink at rel (relative to the tree root)
-// with the given target points outside the tree when resolved lexically.
-// Absolute targets always escape.
-func SymlinkEscapes(rel, target string) bool {
-	if target == "" || strings.HasPrefix(target, "/") {
-		return true
-	}
-	// Walk the target's components from the link's directory, tracking depth
-	// below the root; going below zero means leaving the tree.
-	depth := 0
-	if dir := path.Dir(rel); dir != "." {
-		depth = strings.Count(dir, "/") + 1
-	}
-	for _, part := range strings.Split(target, "/") {
-		switch part {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return true
-			}
-		default:
-			depth++
-		}
-	}
-	return false
-}

@@ -1,0 +1,118 @@
+package fsutil
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestValidRelPath(t *testing.T) {
+	for _, c := range []struct {
+		p  string
+		ok bool
+	}{
+		{"a", true}, {"a/b/c", true}, {"a b/ü", true}, {"..a", true}, {"a..", true},
+		{"", false}, {"/a", false}, {".", false}, {"..", false}, {"../a", false}, {"a/../b", false},
+		{"a/..", false}, {"a//b", false}, {"a/./b", false}, {"a/", false}, {"a\x00b", false},
+	} {
+		if err := ValidRelPath(c.p); (err == nil) != c.ok {
+			t.Errorf("ValidRelPath(%q) = %v, want ok=%v", c.p, err, c.ok)
+		}
+	}
+	if _, err := Join("/root", "../etc"); err == nil {
+		t.Error("Join accepted ..")
+	}
+}
+
+func TestWithin(t *testing.T) {
+	for _, c := range []struct {
+		root, p string
+		ok      bool
+	}{{"/a", "/a", true}, {"/a", "/a/b", true}, {"/a", "/ab", false}, {"/a/b", "/a", false}, {"/", "/x", true}} {
+		if Within(c.root, c.p) != c.ok {
+			t.Errorf("Within(%q, %q) != %v", c.root, c.p, c.ok)
+		}
+	}
+}
+
+// TestLockFile_ConflictsInOneProcess: two LockFiles on one path are two open
+// file descriptions, so they conflict even inside one process.
+func TestLockFile_ConflictsInOneProcess(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "l")
+	a, _ := OpenLock(p)
+	b, _ := OpenLock(p)
+	defer a.Close()
+	defer b.Close()
+	if err := a.TryLock(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TryLock(false); err != nil {
+		t.Fatalf("two shared locks must coexist: %v", err)
+	}
+	if err := a.TryLock(true); err != ErrWouldBlock {
+		t.Fatalf("exclusive while another holds shared: %v", err)
+	}
+	b.Unlock()
+	if err := a.TryLock(true); err != nil {
+		t.Fatalf("exclusive once alone: %v", err)
+	}
+	start := time.Now()
+	if err := b.LockUntil(context.Background(), false, time.Now().Add(50*time.Millisecond)); err != ErrWouldBlock {
+		t.Fatalf("LockUntil past its deadline: %v", err)
+	}
+	if time.Since(start) < 50*time.Millisecond {
+		t.Fatal("LockUntil gave up before its deadline")
+	}
+	a.Unlock()
+	if err := b.LockUntil(context.Background(), true, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := WriteFileAtomic(p, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(p, []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if string(b) != "two" || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("%q %v", b, fi.Mode())
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "missing", "f"), nil, 0o644); err == nil {
+		t.Fatal("write into a missing dir succeeded")
+	}
+}
+
+func TestCopyFileAndReflink(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.WriteFile(src, []byte("content"), 0o644)
+	st, err := CopyFile(src, filepath.Join(dir, "copy"), 0o600)
+	if err != nil || st.Size != 7 {
+		t.Fatalf("%v %+v", err, st)
+	}
+	if _, err := CopyFile(src, filepath.Join(dir, "copy"), 0o600); err == nil {
+		t.Fatal("CopyFile overwrote an existing file")
+	}
+	// ext4 and tmpfs have no reflinks: a clear sentinel, nothing left behind.
+	err = Reflink(src, filepath.Join(dir, "clone"), 0o600)
+	if err != nil && err != ErrReflinkUnsupported {
+		t.Fatalf("reflink: %v", err)
+	}
+	if err == ErrReflinkUnsupported {
+		if _, serr := os.Stat(filepath.Join(dir, "clone")); !os.IsNotExist(serr) {
+			t.Fatal("failed reflink left a file")
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package hardlink
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hotsnap/hotsnap/internal/testtree"
+)
+
+func TestBuild_Fixture(t *testing.T) {
+	src := testtree.New(t)
+	syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644)
+	dst := filepath.Join(t.TempDir(), "tree")
+	res, err := Build(context.Background(), src, dst, Options{
+		Copy: func(rel string) bool {
+			return strings.HasSuffix(rel, "000002.sst") || strings.HasSuffix(rel, "hardlink-of-sst")
+		},
+		Skip: func(rel string, isDir bool) bool { return rel == "private" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Item{}
+	for i, it := range res.Items {
+		if i > 0 && res.Items[i-1].Rel >= it.Rel {
+			t.Fatal("items not sorted")
+		}
+		got[it.Rel] = it
+	}
+	if _, ok := got["private"]; ok {
+		t.Fatal("skipped dir captured")
+	}
+	if _, ok := got["private/secret"]; ok {
+		t.Fatal("entry under a skipped dir captured")
+	}
+	if len(res.Warnings) != 1 || res.Warnings[0].Rel != "fifo" {
+		t.Fatalf("warnings: %+v", res.Warnings)
+	}
+	if it := got["db/000001.sst"]; it.Capture != CaptureLink || it.Stat.Ino != it.SrcStat.Ino {
+		t.Fatalf("linked file: %+v", it)
+	}
+	// The two names of one inode, both copied, share one private copy.
+	a, b := got["db/000002.sst"], got["db/hardlink-of-sst"]
+	if a.Capture != CaptureCopy || a.Stat.Ino != b.Stat.Ino || a.Stat.Ino == a.SrcStat.Ino {
+		t.Fatalf("copied link group: %+v %+v", a, b)
+	}
+	if it := got["dangling"]; it.Target != "does/not/exist" {
+		t.Fatalf("symlink: %+v", it)
+	}
+	// Modes come later (FinishDirs): the read-only dir is still writable now.
+	if err := FinishDirs(dst, res.Items); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(dst, "readonly-dir"))
+	if fi.Mode().Perm() != 0o555 {
+		t.Fatalf("readonly-dir mode %v", fi.Mode())
+	}
+}
+
+func TestBuild_BadInput(t *testing.T) {
+	src := testtree.New(t)
+	if _, err := Build(context.Background(), src, filepath.Join(t.TempDir(), "x"), Options{LinkMode: "teleport"}); err == nil {
+		t.Fatal("unknown link mode accepted")
+	}
+	dst := t.TempDir() // exists already
+	if _, err := Build(context.Background(), src, dst, Options{}); err == nil {
+		t.Fatal("existing destination accepted")
+	}
+	// reflink on ext4/tmpfs fails clearly; auto falls back to links.
+	if _, err := Build(context.Background(), src, filepath.Join(t.TempDir(), "r"), Options{LinkMode: LinkModeReflink}); err == nil {
+		t.Log("this filesystem supports reflinks")
+	} else if !strings.Contains(err.Error(), "link-mode") {
+		t.Fatalf("reflink failure must suggest another link mode: %v", err)
+	}
+	res, err := Build(context.Background(), src, filepath.Join(t.TempDir(), "a"), Options{LinkMode: LinkModeAuto})
+	if err != nil || len(res.Items) == 0 {
+		t.Fatalf("auto mode: %v", err)
+	}
+}
