@@ -19,6 +19,7 @@ type Stat struct {
 	Size    int64
 	MtimeNs int64
 	CtimeNs int64
+	Blocks  int64 // 512-byte blocks allocated (what du counts)
 }
 
 // File type helpers over Mode.
@@ -59,6 +60,7 @@ func fromUnix(st *unix.Stat_t) Stat {
 		Size:    st.Size,
 		MtimeNs: st.Mtim.Nano(),
 		CtimeNs: st.Ctim.Nano(),
+		Blocks:  st.Blocks,
 	}
 }
 

@@ -59,7 +59,7 @@ func newApp() *cli.App {
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			createCommand(), listCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
-			uploadCommand(), downloadCommand(), archiveCommand(),
+			usageCommand(), pruneCommand(), uploadCommand(), downloadCommand(), archiveCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },
 		ExitErrHandler: func(*cli.Context, error) {},

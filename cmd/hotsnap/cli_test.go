@@ -259,3 +259,34 @@ func TestCLI_SecretsNeverPrinted(t *testing.T) {
 		t.Fatalf("the secret key was printed: %s %s", out, errs)
 	}
 }
+
+func TestCLI_UsageAndPrune(t *testing.T) {
+	dir := testtree.New(t)
+	for i := 0; i < 3; i++ {
+		if code, _, errs := hs(t, "create", "--data-dir", dir, "-q"); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	code, out, _ := hs(t, "usage", "--data-dir", dir, "--json")
+	if code != 0 || !strings.Contains(out, `"liveBytes"`) || strings.Count(out, `"exclusiveBytes"`) != 3 {
+		t.Fatalf("usage: %d %s", code, out)
+	}
+	if code, _, errs := hs(t, "prune", "--data-dir", dir); code != 2 || !strings.Contains(errs, "no keep rule") {
+		t.Fatalf("prune without rules: %d %s", code, errs)
+	}
+	code, out, _ = hs(t, "prune", "--data-dir", dir, "--keep-last", "1", "--dry-run", "--json")
+	if code != 0 || !strings.Contains(out, `"dryRun":true`) {
+		t.Fatalf("dry run: %d %s", code, out)
+	}
+	_, out, _ = hs(t, "list", "--data-dir", dir, "--json")
+	if strings.Count(out, `"id"`) != 3 {
+		t.Fatal("dry run removed snapshots")
+	}
+	if code, _, errs := hs(t, "prune", "--data-dir", dir, "--keep-last", "1"); code != 0 {
+		t.Fatal(errs)
+	}
+	_, out, _ = hs(t, "list", "--data-dir", dir, "--json")
+	if strings.Count(out, `"id"`) != 1 {
+		t.Fatalf("after prune --keep-last 1: %s", out)
+	}
+}
