@@ -70,6 +70,11 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
+	lock, err := r.Lock(ctx, LockShared, "download "+id)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	rs, err := r.readSnapshot(ctx, id, o.Node)
 	if err != nil {
 		return nil, err

@@ -101,6 +101,11 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 		return nil, err
 	}
 	res := &UploadResult{ID: id, Node: m.Node.ID, Files: m.Totals.Files}
+	lock, err := r.Lock(ctx, LockShared, "upload "+id)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	idx, orphans, err := r.LoadIndex(ctx, true)
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)

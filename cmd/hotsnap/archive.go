@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -127,7 +128,7 @@ func downloadCommand() *cli.Command {
 func archiveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "archive",
-		Usage: "manage the archive: init, ls, check",
+		Usage: "manage the archive: init, ls, check, forget, gc",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "init",
@@ -183,6 +184,56 @@ func archiveCommand() *cli.Command {
 							fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%v\n", s.ID, s.Node, s.CreatedAt.Format("2006-01-02 15:04:05Z"), s.Files, humanBytes(s.Bytes), s.PotentiallyInconsistent)
 						}
 						tw.Flush()
+					})
+					return nil
+				},
+			},
+			{
+				Name:  "forget",
+				Usage: "remove snapshots from the archive that no keep rule keeps (their data goes at the next gc)",
+				Flags: withOutput(append(remoteFlags(), keepFlags()...)...),
+				Action: func(c *cli.Context) error {
+					e := getEnv(c)
+					r, err := openRemote(c, false)
+					if err != nil {
+						return err
+					}
+					res, err := r.Forget(c.Context, keepPolicy(c), c.Bool("dry-run"), time.Now())
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						printPrune(w, &snapshot.PruneResult{DryRun: res.DryRun, Keep: res.Keep, Remove: res.Remove})
+					})
+					return nil
+				},
+			},
+			{
+				Name:  "gc",
+				Usage: "delete the data no archived snapshot needs (exclusive lock; repacks partly used packs)",
+				Flags: withOutput(append(remoteFlags(), &cli.BoolFlag{Name: "dry-run", Usage: "say what would be freed; delete nothing"})...),
+				Action: func(c *cli.Context) error {
+					e := getEnv(c)
+					r, err := openRemote(c, false)
+					if err != nil {
+						return err
+					}
+					res, err := r.GC(c.Context, c.Bool("dry-run"), e.progressFor())
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						for _, s := range res.StaleLocks {
+							fmt.Fprintln(w, s)
+						}
+						verb := "freed"
+						if res.DryRun {
+							verb = "would free"
+						}
+						fmt.Fprintf(w, "%d snapshot piece(s) use %d chunks; %d pack(s) deleted (%d repacked into %d), %d indexes merged\n",
+							res.Snapshots, res.ChunksUsed, res.PacksDeleted, res.PacksRepacked, res.PacksWritten, res.IndexesMerged)
+						fmt.Fprintf(w, "%s %s: %s -> %s; %.0f ms\n", verb, humanBytes(res.BytesBefore-res.BytesAfter),
+							humanBytes(res.BytesBefore), humanBytes(res.BytesAfter), res.DurationMs)
 					})
 					return nil
 				},

@@ -290,3 +290,37 @@ func TestCLI_UsageAndPrune(t *testing.T) {
 		t.Fatalf("after prune --keep-last 1: %s", out)
 	}
 }
+
+func TestCLI_ArchiveForgetGC(t *testing.T) {
+	dir := testtree.New(t)
+	repo := "file://" + t.TempDir() + "/repo"
+	for i := 0; i < 3; i++ {
+		os.WriteFile(filepath.Join(dir, "churn"), []byte(strings.Repeat("x", 1000*(i+1))), 0o644)
+		_, out, _ := hs(t, "create", "--data-dir", dir, "--json")
+		var res struct{ ID string }
+		json.Unmarshal([]byte(out), &res)
+		if code, _, errs := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "-q"); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	if code, _, errs := hs(t, "archive", "forget", "--remote", repo); code != 2 || !strings.Contains(errs, "no keep rule") {
+		t.Fatalf("forget without rules: %d %s", code, errs)
+	}
+	code, out, _ := hs(t, "archive", "forget", "--remote", repo, "--keep-last", "1", "--json")
+	if code != 0 || strings.Count(out, `"reasons":[]`) != 2 {
+		t.Fatalf("forget: %d %s", code, out)
+	}
+	code, out, _ = hs(t, "archive", "gc", "--remote", repo, "--json")
+	if code != 0 || !strings.Contains(out, `"packsDeleted"`) {
+		t.Fatalf("gc: %d %s", code, out)
+	}
+	// A live lock (another process's upload) makes gc exit 3.
+	root := strings.TrimPrefix(repo, "file://")
+	os.WriteFile(filepath.Join(root, "locks", "0123"), []byte(`{"kind":"shared","op":"upload x","host":"h","pid":1,"created":"2026-01-01T00:00:00Z","expires":"2099-01-01T00:00:00Z"}`), 0o644)
+	if code, _, errs := hs(t, "archive", "gc", "--remote", repo); code != 3 || !strings.Contains(errs, "upload x") {
+		t.Fatalf("gc under a live lock: %d %s", code, errs)
+	}
+	if code, out, _ := hs(t, "archive", "check", "--remote", repo, "--read-data", "--json"); code != 0 {
+		t.Fatalf("check after gc: %d %s", code, out)
+	}
+}

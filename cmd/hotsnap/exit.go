@@ -44,7 +44,7 @@ func exitCode(err error) (int, string) {
 		return exitInterrupted, "interrupted"
 	case errors.As(err, &u), errors.Is(err, snapshot.ErrInvalid):
 		return exitUsage, "usage"
-	case errors.Is(err, snapshot.ErrLockTimeout):
+	case errors.Is(err, snapshot.ErrLockTimeout), errors.Is(err, archive.ErrLocked):
 		return exitLockTimeout, "lock_timeout"
 	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt),
 		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):

@@ -1,0 +1,162 @@
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotsnap/hotsnap/archive/store"
+	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+func packBytes(t *testing.T, st store.Store) int64 {
+	t.Helper()
+	var n int64
+	st.List(context.Background(), "packs/", func(_ string, size int64) error { n += size; return nil })
+	return n
+}
+
+func TestGC_ReclaimsForgottenSnapshots(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		dir := dataDir(t)
+		l, err := snapshot.NewLayout(dir, "")
+		must(t, err)
+		r := openRepo(t, st)
+		var ids []string
+		for i := 0; i < 3; i++ {
+			// Churn: the big file is replaced each time (new chunks).
+			big := make([]byte, 3<<20)
+			copy(big, []byte{byte(i)})
+			for k := range big {
+				big[k] ^= byte(k*7 + i)
+			}
+			must(t, os.WriteFile(filepath.Join(dir, "db", "big.sst.new"), big, 0o644))
+			must(t, os.Rename(filepath.Join(dir, "db", "big.sst.new"), filepath.Join(dir, "db", "big.sst")))
+			res, err := snapshot.Create(ctx, l, snapshot.CreateOptions{Now: func() time.Time { return time.Now().Add(time.Duration(i) * time.Hour) }})
+			must(t, err)
+			_, err = Upload(ctx, r, l, res.ID, UploadOptions{})
+			must(t, err)
+			ids = append(ids, res.ID)
+		}
+		before := packBytes(t, st)
+		dry, err := r.GC(ctx, true, nil)
+		must(t, err)
+		if packBytes(t, st) != before || dry.PacksDeleted != 0 {
+			t.Fatalf("gc with nothing forgotten deleted data: %+v", dry)
+		}
+		f, err := r.Forget(ctx, snapshot.KeepPolicy{Last: 1}, false, time.Now())
+		must(t, err)
+		if len(f.Remove) != 2 {
+			t.Fatalf("forget: %+v", f)
+		}
+		g, err := r.GC(ctx, false, nil)
+		must(t, err)
+		after := packBytes(t, st)
+		if g.BytesAfter != after || after >= before {
+			t.Fatalf("gc: %+v, packs %d -> %d", g, before, after)
+		}
+		checkAll(t, r)
+		// All space of the forgotten snapshots is back: the archive now takes
+		// what a fresh archive of the kept snapshot takes (up to trailers).
+		freshStore, _ := fsstore.New(t.TempDir())
+		fresh := openRepo(t, freshStore)
+		_, err = Upload(ctx, fresh, l, ids[2], UploadOptions{})
+		must(t, err)
+		if want := packBytes(t, freshStore); after > want+want/100 {
+			t.Fatalf("after gc the archive holds %d pack bytes, a fresh upload of the kept snapshot %d", after, want)
+		}
+		// The kept snapshot still downloads and verifies.
+		must(t, snapshot.Delete(ctx, l, ids[2], nil))
+		for _, id := range ids[:2] {
+			snapshot.Delete(ctx, l, id, nil)
+		}
+		_, err = Download(ctx, r, l, ids[2], DownloadOptions{})
+		must(t, err)
+		if vr, err := snapshot.Verify(ctx, l, ids[2], snapshot.VerifyOptions{}); err != nil || !vr.OK() {
+			t.Fatalf("verify after gc: %v %v", err, vr)
+		}
+	})
+}
+
+func TestGC_Locks(t *testing.T) {
+	ctx := context.Background()
+	st, _ := fsstore.New(t.TempDir())
+	r := openRepo(t, st)
+	shared, err := r.Lock(ctx, LockShared, "upload test")
+	must(t, err)
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "upload test") {
+		t.Fatalf("gc under a live shared lock: %v", err)
+	}
+	shared.Release()
+	// A lock whose holder died (expired) is broken, and said so.
+	b, _ := json.Marshal(LockInfo{Kind: LockExclusive, Op: "gc", Host: "gone", PID: 1, Created: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)})
+	must(t, st.Put(ctx, "locks/deadbeef", b))
+	g, err := r.GC(ctx, false, nil)
+	must(t, err)
+	if len(g.StaleLocks) != 1 || !strings.Contains(g.StaleLocks[0], "gone") {
+		t.Fatalf("stale lock not reported: %+v", g)
+	}
+	// An upload cannot start while gc holds its exclusive lock.
+	ex, err := r.Lock(ctx, LockExclusive, "gc")
+	must(t, err)
+	defer ex.Release()
+	l, id := snap(t, dataDir(t))
+	if _, err := Upload(ctx, r, l, id, UploadOptions{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("upload during gc: %v", err)
+	}
+}
+
+// pauseAfterPack blocks the first pack Put's return until release is closed.
+type pauseAfterPack struct {
+	store.Store
+	paused, release chan struct{}
+	once            bool
+}
+
+func (p *pauseAfterPack) Put(ctx context.Context, key string, data []byte) error {
+	err := p.Store.Put(ctx, key, data)
+	if strings.HasPrefix(key, "packs/") && !p.once {
+		p.once = true
+		close(p.paused)
+		<-p.release
+	}
+	return err
+}
+
+// TestGC_DuringUpload: gc started while an upload is in progress must not
+// lose the upload's data; the uploaded snapshot then downloads and verifies.
+func TestGC_DuringUpload(t *testing.T) {
+	ctx := context.Background()
+	base, _ := fsstore.New(t.TempDir())
+	r := openRepo(t, base)
+	dir := dataDir(t)
+	l, id := snap(t, dir)
+	p := &pauseAfterPack{Store: base, paused: make(chan struct{}), release: make(chan struct{})}
+	ru := *r
+	ru.st = p
+	done := make(chan error, 1)
+	go func() { _, err := Upload(ctx, &ru, l, id, UploadOptions{}); done <- err }()
+	<-p.paused
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) {
+		close(p.release)
+		t.Fatalf("gc during an upload: %v", err)
+	}
+	close(p.release)
+	must(t, <-done)
+	g, err := r.GC(ctx, false, nil)
+	must(t, err)
+	if g.PacksDeleted != 0 {
+		t.Fatalf("gc deleted packs of a live snapshot: %+v", g)
+	}
+	must(t, snapshot.Delete(ctx, l, id, nil))
+	_, err = Download(ctx, r, l, id, DownloadOptions{})
+	must(t, err)
+	checkAll(t, r)
+}
