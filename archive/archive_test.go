@@ -239,7 +239,7 @@ func TestArchive_CorruptOrMissingPack(t *testing.T) {
 		// check --read-data finds it: see TestArchive_TrailerFlipFoundByCheck).
 		b, err := st.Get(ctx, packs[0])
 		must(t, err)
-		refs, err := parsePack(b)
+		refs, err := parsePack(nil, b)
 		must(t, err)
 		b[refs[0].Offset+int64(refs[0].Length)/2] ^= 0xff
 		must(t, st.Put(ctx, packs[0], b))
@@ -347,7 +347,7 @@ func TestInit_Twice(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	empty, _ := fsstore.New(t.TempDir())
-	if _, err := Open(context.Background(), empty); !errors.Is(err, ErrNotInitialised) {
+	if _, err := Open(context.Background(), empty, nil); !errors.Is(err, ErrNotInitialised) {
 		t.Fatalf("%v", err)
 	}
 }

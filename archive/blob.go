@@ -72,8 +72,13 @@ func encodeBlob(dst, chunk []byte) []byte {
 	return dst
 }
 
-// decodeBlob returns a blob's plaintext and checks it against id and rawLen.
-func decodeBlob(blob []byte, id ID, rawLen int) ([]byte, error) {
+// decodeBlob opens a stored blob (decrypting it when c is set), returns its
+// plaintext chunk and checks it against id and rawLen.
+func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
+	blob, err := c.open(stored)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", id, err)
+	}
 	if len(blob) == 0 {
 		return nil, fmt.Errorf("%w: empty blob %s", ErrCorrupt, id)
 	}
@@ -93,7 +98,7 @@ func decodeBlob(blob []byte, id ID, rawLen int) ([]byte, error) {
 	if len(out) != rawLen {
 		return nil, fmt.Errorf("%w: blob %s is %d bytes, the index says %d", ErrCorrupt, id, len(out), rawLen)
 	}
-	if hashOf(out) != id {
+	if c.chunkID(out) != id {
 		return nil, fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
 	}
 	return out, nil

@@ -74,7 +74,7 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 		if hashOf(b).String() != strings.TrimPrefix(k, "index/") {
 			add("%s: content does not hash to its name", k)
 		}
-		packs, err := decodeIndex(b)
+		packs, err := decodeIndex(r.enc, b)
 		if err != nil {
 			add("%s: %v", k, err)
 			continue
@@ -168,7 +168,7 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 		if hashOf(data) != id {
 			add("pack %s: content does not hash to its name (damaged)", id)
 		}
-		blobs, err := parsePack(data)
+		blobs, err := parsePack(r.enc, data)
 		if err != nil {
 			add("pack %s: %v", id, err)
 			continue
@@ -177,7 +177,7 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 			add("pack %s: its trailer disagrees with the index", id)
 		}
 		for _, b := range blobs {
-			if _, err := decodeBlob(data[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw); err != nil {
+			if _, err := decodeBlob(r.enc, data[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw); err != nil {
 				add("pack %s: %v", id, err)
 			}
 		}

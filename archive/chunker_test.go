@@ -27,7 +27,7 @@ func cuts(t *testing.T, r *Repo, data []byte) []ID {
 }
 
 func testRepo() *Repo {
-	return newRepo(nil, Config{Chunker: ChunkerParams{Min: DefaultMinChunk, Avg: DefaultAvgChunk, Max: DefaultMaxChunk, Seed: "00"}})
+	return newRepo(nil, Config{Chunker: ChunkerParams{Min: DefaultMinChunk, Avg: DefaultAvgChunk, Max: DefaultMaxChunk, Seed: "00"}}, nil)
 }
 
 // TestChunker_InsertShiftsFewBoundaries: inserting bytes near the start of
@@ -80,10 +80,10 @@ func TestBlob_RawWhenIncompressible(t *testing.T) {
 	if b[0] != blobZstd || len(b) > len(text)/10 {
 		t.Fatalf("text must be compressed: encoding %d, %d bytes", b[0], len(b))
 	}
-	if out, err := decodeBlob(b, hashOf(text), len(text)); err != nil || !bytes.Equal(out, text) {
+	if out, err := decodeBlob(nil, b, hashOf(text), len(text)); err != nil || !bytes.Equal(out, text) {
 		t.Fatal(err)
 	}
-	if _, err := decodeBlob(b, hashOf(random), len(text)); err == nil {
+	if _, err := decodeBlob(nil, b, hashOf(random), len(text)); err == nil {
 		t.Fatal("a blob must not decode under another id")
 	}
 }
@@ -91,11 +91,11 @@ func TestBlob_RawWhenIncompressible(t *testing.T) {
 func FuzzParsePack(f *testing.F) {
 	p := &packWriter{}
 	p.add(hashOf([]byte("x")), encodeBlob(nil, []byte("x")), 1)
-	data, _, _ := p.finish()
+	data, _, _ := p.finish(nil)
 	f.Add(data)
 	f.Add([]byte("HSPACK01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		refs, err := parsePack(b)
+		refs, err := parsePack(nil, b)
 		if err != nil {
 			return
 		}
@@ -106,10 +106,10 @@ func FuzzParsePack(f *testing.F) {
 }
 
 func FuzzDecodeIndex(f *testing.F) {
-	b, _ := encodeIndex([]packEntry{{ID: hashOf([]byte("p")), Size: 100, Blobs: []BlobRef{{ID: hashOf([]byte("x")), Offset: 0, Length: 10, Raw: 5}}}})
+	b, _ := encodeIndex(nil, []packEntry{{ID: hashOf([]byte("p")), Size: 100, Blobs: []BlobRef{{ID: hashOf([]byte("x")), Offset: 0, Length: 10, Raw: 5}}}})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		packs, err := decodeIndex(b)
+		packs, err := decodeIndex(nil, b)
 		if err != nil {
 			return
 		}

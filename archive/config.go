@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -36,10 +37,37 @@ var (
 	ErrNotFound = errors.New("not in the archive")
 )
 
-// Config is the repository's `config` object.
+// Config is the repository's `config` object. In an encrypted archive only
+// Format, ID and Encryption are in the clear; the rest is in Sealed.
 type Config struct {
-	Format      int           `json:"format"`
-	ID          string        `json:"id"`
+	Format      int             `json:"format"`
+	ID          string          `json:"id"`
+	Encryption  *EncryptionInfo `json:"encryption,omitempty"`
+	Sealed      []byte          `json:"sealed,omitempty"` // nonce || AEAD(JSON of the fields below)
+	Chunker     ChunkerParams   `json:"chunker"`
+	Compression string          `json:"compression,omitempty"`
+	PackSize    int             `json:"packSize,omitempty"`
+}
+
+// EncryptionInfo is the clear part of an encrypted archive's config.
+type EncryptionInfo struct {
+	Algorithm string `json:"algorithm"`
+	KeyID     string `json:"keyId"`
+}
+
+// encryptedConfig is the whole stored form of an encrypted config: nothing
+// else is in the clear, and it is parsed strictly, so a flipped byte anywhere
+// in it is caught (a name, a value, the sealed part).
+type encryptedConfig struct {
+	Format     int             `json:"format"`
+	ID         string          `json:"id"`
+	Encryption *EncryptionInfo `json:"encryption"`
+	Sealed     []byte          `json:"sealed"`
+}
+
+// sealedConfig is what an encrypted config seals.
+type sealedConfig struct {
+	ID          string        `json:"id"` // bound to the clear header
 	Chunker     ChunkerParams `json:"chunker"`
 	Compression string        `json:"compression"`
 	PackSize    int           `json:"packSize"`
@@ -77,6 +105,15 @@ type Repo struct {
 	st   store.Store
 	cfg  Config
 	gear [256]uint64
+	enc  *crypter // nil: unencrypted
+}
+
+// KeyID is the archive key's id, or "" when the archive is not encrypted.
+func (r *Repo) KeyID() string {
+	if r.enc == nil {
+		return ""
+	}
+	return r.enc.keyID
 }
 
 // Store returns the repository's store.
@@ -85,8 +122,8 @@ func (r *Repo) Store() store.Store { return r.st }
 // Config returns the repository's configuration.
 func (r *Repo) Config() Config { return r.cfg }
 
-func newRepo(st store.Store, cfg Config) *Repo {
-	r := &Repo{st: st, cfg: cfg}
+func newRepo(st store.Store, cfg Config, enc *crypter) *Repo {
+	r := &Repo{st: st, cfg: cfg, enc: enc}
 	seed, _ := hex.DecodeString(cfg.Chunker.Seed)
 	x := blake3.New()
 	x.Write([]byte("hotsnap gear table"))
@@ -104,6 +141,9 @@ type InitOptions struct {
 	// PackSize is the target pack size; 0 means DefaultPackSize (16 MiB).
 	// Smaller packs (at least 1 MiB) make more objects.
 	PackSize int
+	// Key, when set, encrypts the archive: every object but the config's
+	// clear header is sealed, chunk ids are keyed.
+	Key *Key
 }
 
 // Init writes a new config to an empty remote.
@@ -124,15 +164,25 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	b, _ := json.MarshalIndent(cfg, "", "  ")
+	var enc *crypter
+	var stored any = cfg
+	if o.Key != nil {
+		enc = newCrypter(*o.Key)
+		inner, _ := json.Marshal(sealedConfig{ID: cfg.ID, Chunker: cfg.Chunker, Compression: cfg.Compression, PackSize: cfg.PackSize})
+		stored = encryptedConfig{Format: cfg.Format, ID: cfg.ID, Encryption: &EncryptionInfo{Algorithm: Algorithm, KeyID: enc.keyID},
+			Sealed: enc.seal(nil, inner)}
+	}
+	b, _ := json.MarshalIndent(stored, "", "  ")
 	if err := st.Put(ctx, "config", b); err != nil {
 		return nil, err
 	}
-	return newRepo(st, cfg), nil
+	return newRepo(st, cfg, enc), nil
 }
 
-// Open reads the config of an initialised remote.
-func Open(ctx context.Context, st store.Store) (*Repo, error) {
+// Open reads the config of an initialised remote. An encrypted archive needs
+// its key (ErrKeyRequired, ErrWrongKey otherwise); an unencrypted one refuses
+// a key, so nobody believes data is encrypted when it is not.
+func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 	b, err := st.Get(ctx, "config")
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w (run `hotsnap archive init`, or upload, which initialises it)", st, ErrNotInitialised)
@@ -144,19 +194,51 @@ func Open(ctx context.Context, st store.Store) (*Repo, error) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("%w: config: %v", ErrCorrupt, err)
 	}
+	var enc *crypter
+	switch {
+	case cfg.Encryption == nil && key != nil:
+		return nil, fmt.Errorf("%s is not encrypted, but an encryption key was given (drop --encryption-key-file, or use a new archive)", st)
+	case cfg.Encryption != nil:
+		var strict encryptedConfig
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&strict); err != nil || dec.More() || strict.Format != FormatVersion {
+			return nil, fmt.Errorf("%w: encrypted config does not parse strictly (damaged?)", ErrCorrupt)
+		}
+		if cfg.Encryption.Algorithm != Algorithm {
+			return nil, fmt.Errorf("%w: config: unknown encryption %q", ErrCorrupt, cfg.Encryption.Algorithm)
+		}
+		if key == nil {
+			return nil, fmt.Errorf("%s: %w (key id %s): give --encryption-key-file", st, ErrKeyRequired, cfg.Encryption.KeyID)
+		}
+		if key.ID() != cfg.Encryption.KeyID {
+			return nil, fmt.Errorf("%s: %w: the key file's id is %s, the archive's key id is %s", st, ErrWrongKey, key.ID(), cfg.Encryption.KeyID)
+		}
+		enc = newCrypter(*key)
+		inner, err := enc.open(cfg.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		var sc sealedConfig
+		if err := json.Unmarshal(inner, &sc); err != nil || sc.ID != cfg.ID {
+			return nil, fmt.Errorf("%w: config: the sealed part does not belong to archive %s", ErrCorrupt, cfg.ID)
+		}
+		cfg.Chunker, cfg.Compression, cfg.PackSize = sc.Chunker, sc.Compression, sc.PackSize
+	}
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	return newRepo(st, cfg), nil
+	return newRepo(st, cfg, enc), nil
 }
 
-// OpenOrInit opens the repository, initialising an empty remote first.
-func OpenOrInit(ctx context.Context, st store.Store) (*Repo, error) {
-	r, err := Open(ctx, st)
+// OpenOrInit opens the repository, initialising an empty remote first
+// (encrypted with key when it is set).
+func OpenOrInit(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
+	r, err := Open(ctx, st, key)
 	if errors.Is(err, ErrNotInitialised) {
-		r, err = Init(ctx, st, InitOptions{})
+		r, err = Init(ctx, st, InitOptions{Key: key})
 		if errors.Is(err, ErrAlreadyInitialised) { // a concurrent init won
-			return Open(ctx, st)
+			return Open(ctx, st, key)
 		}
 	}
 	return r, err

@@ -315,7 +315,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 		fetched.Add(int64(len(data)))
 		for _, nb := range rg.blobs {
 			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
-			chunk, err := decodeBlob(b, nb.id, nb.loc.Raw)
+			chunk, err := decodeBlob(r.enc, b, nb.id, nb.loc.Raw)
 			if err != nil {
 				return &packError{rg.pack, err}
 			}

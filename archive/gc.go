@@ -155,7 +155,7 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		if err != nil {
 			return nil, err
 		}
-		packs, err := decodeIndex(b)
+		packs, err := decodeIndex(r.enc, b)
 		if err != nil {
 			return nil, fmt.Errorf("gc refused, nothing deleted: %s: %w", k, err)
 		}
@@ -269,7 +269,7 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		if len(p.blobs) == 0 {
 			return nil
 		}
-		data, pid, refs := p.finish()
+		data, pid, refs := p.finish(r.enc)
 		if err := r.st.Put(ctx, packKey(pid), data); err != nil {
 			return fmt.Errorf("gc: write pack: %w", err)
 		}
@@ -294,7 +294,7 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		}
 		for _, b := range refs {
 			blob := data[b.Offset : b.Offset+int64(b.Length)]
-			if _, err := decodeBlob(blob, b.ID, b.Raw); err != nil {
+			if _, err := decodeBlob(r.enc, blob, b.ID, b.Raw); err != nil {
 				return nil, fmt.Errorf("gc refused to repack a damaged chunk: %w", err)
 			}
 			p.add(b.ID, blob, b.Raw)
@@ -311,7 +311,7 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	}
 	o.Done()
 	// One index for everything kept, then drop the old ones, then the packs.
-	b, err := encodeIndex(kept)
+	b, err := encodeIndex(r.enc, kept)
 	if err != nil {
 		return nil, err
 	}

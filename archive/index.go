@@ -89,7 +89,7 @@ type packEntry struct {
 	Blobs []BlobRef
 }
 
-func encodeIndex(packs []packEntry) ([]byte, error) {
+func encodeIndex(c *crypter, packs []packEntry) ([]byte, error) {
 	f := indexFile{Packs: make([]indexPack, 0, len(packs))}
 	for _, p := range packs {
 		ip := indexPack{ID: p.ID.String(), Size: p.Size}
@@ -102,12 +102,16 @@ func encodeIndex(packs []packEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return compress(b), nil
+	return c.seal(nil, compress(b)), nil
 }
 
-// decodeIndex parses and checks an index object.
-func decodeIndex(data []byte) ([]packEntry, error) {
-	raw, err := decompress(data, 1<<30)
+// decodeIndex opens, parses and checks an index object.
+func decodeIndex(c *crypter, data []byte) ([]packEntry, error) {
+	z, err := c.open(data)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := decompress(z, 1<<30)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +177,7 @@ func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []packEntry
 		if err != nil {
 			return err
 		}
-		packs, err := decodeIndex(b)
+		packs, err := decodeIndex(r.enc, b)
 		if err != nil {
 			return fmt.Errorf("%s: %w", keys[i], err)
 		}
@@ -227,7 +231,7 @@ func (r *Repo) readTrailer(ctx context.Context, pack ID, size int64) ([]BlobRef,
 	if err != nil {
 		return nil, err
 	}
-	n, err := trailerLen(tail, size)
+	n, err := trailerLen(r.enc, tail, size)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +239,7 @@ func (r *Repo) readTrailer(ctx context.Context, pack ID, size int64) ([]BlobRef,
 	if err != nil {
 		return nil, err
 	}
-	return parseTrailer(tr, size)
+	return parseTrailer(r.enc, tr, size)
 }
 
 // writeIndex stores an index object for packs (named by its content hash).
@@ -243,7 +247,7 @@ func (r *Repo) writeIndex(ctx context.Context, packs []packEntry) error {
 	if len(packs) == 0 {
 		return nil
 	}
-	b, err := encodeIndex(packs)
+	b, err := encodeIndex(r.enc, packs)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func (r *Repo) Lock(ctx context.Context, kind, op string) (*ArchiveLock, error) 
 
 func (l *ArchiveLock) write(ctx context.Context) error {
 	b, _ := json.Marshal(l.info)
-	return l.r.st.Put(ctx, l.key, b)
+	return l.r.st.Put(ctx, l.key, l.r.enc.seal(nil, b))
 }
 
 func (l *ArchiveLock) refresh() {
@@ -131,7 +131,8 @@ func (r *Repo) locks(ctx context.Context) (map[string]LockInfo, error) {
 			return nil, err
 		}
 		var li LockInfo
-		if json.Unmarshal(b, &li) != nil || (li.Kind != LockShared && li.Kind != LockExclusive) {
+		plain, oerr := r.enc.open(b)
+		if oerr != nil || json.Unmarshal(plain, &li) != nil || (li.Kind != LockShared && li.Kind != LockExclusive) {
 			li = LockInfo{Kind: LockExclusive, Op: "unreadable lock " + k, Expires: time.Now().Add(time.Hour)}
 		}
 		out[k] = li

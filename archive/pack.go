@@ -40,42 +40,51 @@ func (p *packWriter) add(id ID, blob []byte, raw int) {
 
 func (p *packWriter) size() int { return len(p.buf) }
 
-// finish appends the trailer and returns the pack's bytes, id and blobs.
-func (p *packWriter) finish() ([]byte, ID, []BlobRef) {
+// finish appends the trailer (sealed when c is set) and returns the pack's
+// bytes, id and blobs.
+func (p *packWriter) finish(c *crypter) ([]byte, ID, []BlobRef) {
 	var e [trailerEntry]byte
+	trailer := make([]byte, 0, len(p.blobs)*trailerEntry)
 	for _, b := range p.blobs {
 		copy(e[:32], b.ID[:])
 		binary.LittleEndian.PutUint64(e[32:], uint64(b.Offset))
 		binary.LittleEndian.PutUint32(e[40:], uint32(b.Length))
 		binary.LittleEndian.PutUint32(e[44:], uint32(b.Raw))
-		p.buf = append(p.buf, e[:]...)
+		trailer = append(trailer, e[:]...)
 	}
+	n := len(p.buf)
+	p.buf = c.seal(p.buf, trailer)
 	var t [4]byte
-	binary.LittleEndian.PutUint32(t[:], uint32(len(p.blobs)*trailerEntry))
+	binary.LittleEndian.PutUint32(t[:], uint32(len(p.buf)-n))
 	p.buf = append(p.buf, t[:]...)
 	p.buf = append(p.buf, packMagic...)
 	return p.buf, hashOf(p.buf), p.blobs
 }
 
-// trailerLen reads the trailer length from a pack's last 12 bytes.
-func trailerLen(tail []byte, packSize int64) (int, error) {
+// trailerLen reads the stored trailer length from a pack's last 12 bytes.
+func trailerLen(c *crypter, tail []byte, packSize int64) (int, error) {
 	if len(tail) != trailerTailLen || string(tail[4:]) != packMagic {
 		return 0, fmt.Errorf("%w: pack does not end with %q", ErrCorrupt, packMagic)
 	}
 	n := int64(binary.LittleEndian.Uint32(tail))
-	if n%trailerEntry != 0 || n/trailerEntry > maxPackBlobs || n > packSize-int64(trailerTailLen) {
+	plain := n - int64(c.overhead())
+	if plain < 0 || plain%trailerEntry != 0 || plain/trailerEntry > maxPackBlobs || n > packSize-int64(trailerTailLen) {
 		return 0, fmt.Errorf("%w: impossible pack trailer length %d (pack is %d bytes)", ErrCorrupt, n, packSize)
 	}
 	return int(n), nil
 }
 
-// parseTrailer reads the entries of a pack of packSize bytes. Blobs must lie
-// in order, without overlap, inside the data part.
-func parseTrailer(trailer []byte, packSize int64) ([]BlobRef, error) {
+// parseTrailer opens a stored trailer and reads the entries of a pack of
+// packSize bytes. Blobs must lie in order, without overlap, inside the data part.
+func parseTrailer(c *crypter, stored []byte, packSize int64) ([]BlobRef, error) {
+	trailer, err := c.open(stored)
+	if err != nil {
+		return nil, fmt.Errorf("pack trailer: %w", err)
+	}
 	if len(trailer)%trailerEntry != 0 {
 		return nil, fmt.Errorf("%w: pack trailer of %d bytes", ErrCorrupt, len(trailer))
 	}
-	dataEnd := packSize - int64(len(trailer)) - int64(trailerTailLen)
+	dataEnd := packSize - int64(len(stored)) - int64(trailerTailLen)
 	var refs []BlobRef
 	var next int64
 	for i := 0; i < len(trailer); i += trailerEntry {
@@ -98,16 +107,16 @@ func parseTrailer(trailer []byte, packSize int64) ([]BlobRef, error) {
 }
 
 // parsePack checks a whole pack and returns its blobs.
-func parsePack(pack []byte) ([]BlobRef, error) {
+func parsePack(c *crypter, pack []byte) ([]BlobRef, error) {
 	if len(pack) < trailerTailLen {
 		return nil, fmt.Errorf("%w: pack of %d bytes", ErrCorrupt, len(pack))
 	}
-	n, err := trailerLen(pack[len(pack)-trailerTailLen:], int64(len(pack)))
+	n, err := trailerLen(c, pack[len(pack)-trailerTailLen:], int64(len(pack)))
 	if err != nil {
 		return nil, err
 	}
 	end := len(pack) - trailerTailLen
-	return parseTrailer(pack[end-n:end], int64(len(pack)))
+	return parseTrailer(c, pack[end-n:end], int64(len(pack)))
 }
 
 func packKey(id ID) string {

@@ -19,6 +19,7 @@ import (
 // distinct file content it holds, keyed by the content's BLAKE3.
 type archivedManifest struct {
 	Format   int                 `json:"format"`
+	KeyID    string              `json:"keyId,omitempty"` // the archive key's id, when encrypted
 	Manifest string              `json:"manifest"`
 	Content  map[string][]string `json:"content"`
 }
@@ -43,8 +44,12 @@ type RemoteSnapshot struct {
 	content  map[string][]ID
 }
 
-func decodeArchivedManifest(b []byte) (*RemoteSnapshot, error) {
-	raw, err := decompress(b, 8<<30)
+func decodeArchivedManifest(c *crypter, b []byte) (*RemoteSnapshot, error) {
+	z, err := c.open(b)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := decompress(z, 8<<30)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +59,9 @@ func decodeArchivedManifest(b []byte) (*RemoteSnapshot, error) {
 	}
 	if a.Format != 1 {
 		return nil, fmt.Errorf("%w: archived manifest format %d", ErrCorrupt, a.Format)
+	}
+	if c != nil && a.KeyID != c.keyID {
+		return nil, fmt.Errorf("%w: archived manifest names key %q, the archive's is %q", ErrCorrupt, a.KeyID, c.keyID)
 	}
 	m, err := manifest.Decode([]byte(a.Manifest))
 	if err != nil {
@@ -80,8 +88,11 @@ func decodeArchivedManifest(b []byte) (*RemoteSnapshot, error) {
 	return s, nil
 }
 
-func encodeArchivedManifest(manifestBytes []byte, content map[string][]ID) ([]byte, error) {
+func encodeArchivedManifest(c *crypter, manifestBytes []byte, content map[string][]ID) ([]byte, error) {
 	a := archivedManifest{Format: 1, Manifest: string(manifestBytes), Content: map[string][]string{}}
+	if c != nil {
+		a.KeyID = c.keyID
+	}
 	for h, ids := range content {
 		l := make([]string, len(ids))
 		for i, id := range ids {
@@ -93,7 +104,7 @@ func encodeArchivedManifest(manifestBytes []byte, content map[string][]ID) ([]by
 	if err != nil {
 		return nil, err
 	}
-	return compress(b), nil
+	return c.seal(nil, compress(b)), nil
 }
 
 // snapshotKeys lists every snapshots/<id>/<node>.manifest key.
@@ -133,7 +144,7 @@ func (r *Repo) readSnapshotKey(ctx context.Context, key string) (*RemoteSnapshot
 	if err != nil {
 		return nil, err
 	}
-	s, err := decodeArchivedManifest(b)
+	s, err := decodeArchivedManifest(r.enc, b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}

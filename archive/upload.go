@@ -76,6 +76,18 @@ func blobBuf(n int) []byte {
 	return b[:0]
 }
 
+// sealBlob compresses a chunk into a blob and, in an encrypted archive,
+// seals it (fresh nonce), in pooled buffers.
+func (r *Repo) sealBlob(chunk []byte) []byte {
+	b := encodeBlob(blobBuf(len(chunk)), chunk)
+	if r.enc == nil {
+		return b
+	}
+	sealed := r.enc.seal(blobBuf(len(b)+r.enc.overhead()), b)
+	blobBufs.Put(b[:0])
+	return sealed
+}
+
 // Upload sends local snapshot id to the archive: packs, then an index, then
 // the node's manifest, so a manifest exists only when everything it needs
 // does. A file whose content an archived manifest already lists is not read;
@@ -171,7 +183,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 				}
 				newCh.Add(1)
 				select {
-				case blobs <- blobMsg{id: cid, blob: encodeBlob(blobBuf(len(chunk)), chunk), raw: len(chunk)}:
+				case blobs <- blobMsg{id: cid, blob: r.sealBlob(chunk), raw: len(chunk)}:
 					return nil
 				case <-ctx.Done():
 					return ctx.Err()
@@ -224,7 +236,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	for k := 0; k < o.Uploads; k++ {
 		g.Go(func() error {
 			for p := range puts {
-				data, pid, refs := p.finish()
+				data, pid, refs := p.finish(r.enc)
 				if err := r.st.Put(gctx, packKey(pid), data); err != nil {
 					return fmt.Errorf("upload pack: %w", err)
 				}
@@ -251,7 +263,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 		return res, fmt.Errorf("write index: %w", err)
 	}
 	crash.Point("upload.indexed")
-	am, err := encodeArchivedManifest(manifestBytes, content)
+	am, err := encodeArchivedManifest(r.enc, manifestBytes, content)
 	if err != nil {
 		return res, err
 	}
@@ -288,7 +300,7 @@ func (r *Repo) chunkFile(ctx context.Context, path string, e *manifest.Entry, fn
 		}
 		n += int64(len(chunk))
 		h.Write(chunk)
-		cid := hashOf(chunk)
+		cid := r.enc.chunkID(chunk)
 		ids = append(ids, cid)
 		if err := fn(cid, chunk); err != nil {
 			return nil, n, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -22,7 +23,25 @@ func remoteFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-region", EnvVars: []string{"HOTSNAP_S3_REGION"}, Usage: "S3 region"},
 		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"HOTSNAP_S3_INSECURE"}, Usage: "plain HTTP to the S3 endpoint"},
 		&cli.StringFlag{Name: "remote-config", EnvVars: []string{"HOTSNAP_REMOTE_CONFIG"}, Usage: "JSON file of named remotes (for NAME:bucket/prefix)"},
+		&cli.StringFlag{Name: "encryption-key-file", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_FILE"}, Usage: "the archive's key (from `hotsnap archive keygen`); required for an encrypted archive"},
 	}
+}
+
+// archiveKey reads --encryption-key-file; nil when none is given.
+func archiveKey(c *cli.Context) (*archive.Key, error) {
+	f := c.String("encryption-key-file")
+	if f == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key: %w", err)
+	}
+	k, err := archive.ParseKey(b)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("encryption key %s: %w", f, err)}
+	}
+	return &k, nil
 }
 
 // openRemote connects to --remote; with init, an uninitialised remote is
@@ -37,10 +56,14 @@ func openRemote(c *cli.Context, init bool) (*archive.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if init {
-		return archive.OpenOrInit(c.Context, st)
+	key, err := archiveKey(c)
+	if err != nil {
+		return nil, err
 	}
-	return archive.Open(c.Context, st)
+	if init {
+		return archive.OpenOrInit(c.Context, st, key)
+	}
+	return archive.Open(c.Context, st, key)
 }
 
 func uploadCommand() *cli.Command {
@@ -128,8 +151,18 @@ func downloadCommand() *cli.Command {
 func archiveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "archive",
-		Usage: "manage the archive: init, ls, check, forget, gc",
+		Usage: "manage the archive: keygen, init, ls, check, forget, gc",
 		Subcommands: []*cli.Command{
+			{
+				Name:  "keygen",
+				Usage: "print a new random archive key (64 hex digits): hotsnap archive keygen > key && chmod 600 key",
+				Flags: outputFlags(),
+				Action: func(c *cli.Context) error {
+					k := archive.GenerateKey()
+					fmt.Fprintf(getEnv(c).stdout, "%x\n", k[:])
+					return nil
+				},
+			},
 			{
 				Name:  "init",
 				Usage: "initialise an empty remote (upload does it on first use)",
@@ -145,13 +178,22 @@ func archiveCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size")})
+					key, err := archiveKey(c)
+					if err != nil {
+						return err
+					}
+					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size"), Key: key})
 					if err != nil {
 						return err
 					}
 					cfg := r.Config()
-					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker},
-						func(w io.Writer) { fmt.Fprintf(w, "initialised archive %s at %s\n", cfg.ID, st) })
+					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker, "keyId": r.KeyID()},
+						func(w io.Writer) {
+							fmt.Fprintf(w, "initialised archive %s at %s\n", cfg.ID, st)
+							if r.KeyID() != "" {
+								fmt.Fprintf(w, "  encrypted (%s), key id %s: keep the key file safe, the data cannot be read without it\n", archive.Algorithm, r.KeyID())
+							}
+						})
 					return nil
 				},
 			},

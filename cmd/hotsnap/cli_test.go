@@ -324,3 +324,39 @@ func TestCLI_ArchiveForgetGC(t *testing.T) {
 		t.Fatalf("check after gc: %d %s", code, out)
 	}
 }
+
+func TestCLI_EncryptedArchive(t *testing.T) {
+	dir := testtree.New(t)
+	repo := "file://" + t.TempDir() + "/repo"
+	keyFile := filepath.Join(t.TempDir(), "key")
+	code, out, _ := hs(t, "archive", "keygen")
+	if code != 0 || len(strings.TrimSpace(out)) != 64 {
+		t.Fatalf("keygen: %d %q", code, out)
+	}
+	os.WriteFile(keyFile, []byte(out), 0o600)
+	if code, out, errs := hs(t, "archive", "init", "--remote", repo, "--encryption-key-file", keyFile, "--json"); code != 0 || !strings.Contains(out, `"keyId":"`) {
+		t.Fatalf("init: %d %s %s", code, out, errs)
+	}
+	_, out, _ = hs(t, "create", "--data-dir", dir, "--json")
+	var res struct{ ID string }
+	json.Unmarshal([]byte(out), &res)
+	if code, _, errs := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "--encryption-key-file", keyFile, "-q"); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo); code != 5 || !strings.Contains(errs, "encryption-key-file") {
+		t.Fatalf("upload without the key: %d %s", code, errs)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	_, k2, _ := hs(t, "archive", "keygen")
+	os.WriteFile(other, []byte(k2), 0o600)
+	if code, _, errs := hs(t, "archive", "ls", "--remote", repo, "--encryption-key-file", other); code != 5 || !strings.Contains(errs, "wrong encryption key") {
+		t.Fatalf("wrong key: %d %s", code, errs)
+	}
+	os.WriteFile(other, []byte("not a key"), 0o600)
+	if code, _, _ := hs(t, "archive", "ls", "--remote", repo, "--encryption-key-file", other); code != 2 {
+		t.Fatalf("malformed key file: %d", code)
+	}
+	if code, out, _ := hs(t, "archive", "check", "--remote", repo, "--encryption-key-file", keyFile, "--read-data", "--json"); code != 0 {
+		t.Fatalf("check: %d %s", code, out)
+	}
+}

@@ -49,7 +49,7 @@ func exitCode(err error) (int, string) {
 	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt),
 		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
 		return exitVerifyFailed, "verify_failed"
-	case errors.Is(err, manifest.ErrIncompatible):
+	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired):
 		return exitIncompatible, "incompatible"
 	case errors.Is(err, snapshot.ErrNotFound), errors.Is(err, archive.ErrNotFound):
 		return exitNotFound, "not_found"

@@ -1,0 +1,131 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Algorithm names the archive's AEAD.
+const Algorithm = "xchacha20-poly1305"
+
+var (
+	// ErrKeyRequired is returned when an encrypted archive is opened without a key.
+	ErrKeyRequired = errors.New("archive is encrypted: a key is needed")
+	// ErrWrongKey is returned when the key given is not the archive's.
+	ErrWrongKey = errors.New("wrong encryption key")
+)
+
+// Key is an archive's 32-byte master key.
+type Key [32]byte
+
+// GenerateKey returns a new random key.
+func GenerateKey() Key {
+	var k Key
+	if _, err := rand.Read(k[:]); err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// ParseKey reads a key file: 32 raw bytes, or 64 hex digits (what
+// `hotsnap archive keygen` writes) with an optional trailing newline.
+func ParseKey(b []byte) (Key, error) {
+	var k Key
+	if t := bytes.TrimSpace(b); len(t) == 64 {
+		if _, err := hex.Decode(k[:], t); err == nil {
+			return k, nil
+		}
+	}
+	if len(b) == 32 {
+		copy(k[:], b)
+		return k, nil
+	}
+	return k, fmt.Errorf("an encryption key file holds 32 bytes or 64 hex digits; this one holds %d bytes (make one with `hotsnap archive keygen > FILE`)", len(b))
+}
+
+// ID is the key's short public fingerprint, stored in the archive's config
+// and manifests: it names the key without revealing it.
+func (k Key) ID() string {
+	sum := make([]byte, 8)
+	blake3.DeriveKey("hotsnap 2026 archive key id", k[:], sum)
+	return hex.EncodeToString(sum)
+}
+
+// crypter seals and opens the archive's objects. A nil *crypter is an
+// unencrypted archive: seal copies, open returns its input, chunk ids are
+// plain BLAKE3.
+type crypter struct {
+	aead  cipher.AEAD
+	idKey []byte
+	keyID string
+}
+
+func newCrypter(k Key) *crypter {
+	enc := make([]byte, 32)
+	blake3.DeriveKey("hotsnap 2026 archive encryption", k[:], enc)
+	idk := make([]byte, 32)
+	blake3.DeriveKey("hotsnap 2026 archive chunk ids", k[:], idk)
+	aead, err := chacha20poly1305.NewX(enc)
+	if err != nil {
+		panic(err)
+	}
+	return &crypter{aead: aead, idKey: idk, keyID: k.ID()}
+}
+
+// overhead is what sealing adds: nonce and tag.
+func (c *crypter) overhead() int {
+	if c == nil {
+		return 0
+	}
+	return chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+}
+
+// seal appends nonce || AEAD(plain) to dst (plain itself when unencrypted).
+func (c *crypter) seal(dst, plain []byte) []byte {
+	if c == nil {
+		return append(dst, plain...)
+	}
+	n := len(dst)
+	dst = append(dst, make([]byte, chacha20poly1305.NonceSizeX)...)
+	nonce := dst[n:]
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err)
+	}
+	return c.aead.Seal(dst, nonce, plain, nil)
+}
+
+// open checks and decrypts what seal wrote.
+func (c *crypter) open(b []byte) ([]byte, error) {
+	if c == nil {
+		return b, nil
+	}
+	if len(b) < c.overhead() {
+		return nil, fmt.Errorf("%w: encrypted object of %d bytes is too short", ErrCorrupt, len(b))
+	}
+	ns := chacha20poly1305.NonceSizeX
+	out, err := c.aead.Open(nil, b[:ns], b[ns:], nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: authentication failed (damaged, or not written with this key)", ErrCorrupt)
+	}
+	return out, nil
+}
+
+// chunkID is a chunk's id: BLAKE3 of its bytes, keyed when encrypted so
+// that ids reveal nothing about content.
+func (c *crypter) chunkID(b []byte) ID {
+	if c == nil {
+		return hashOf(b)
+	}
+	h, _ := blake3.NewKeyed(c.idKey)
+	h.Write(b)
+	var id ID
+	h.Sum(id[:0])
+	return id
+}
