@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 COUNT="${BENCH_COUNT:-5x}"
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go version)"
 go test -run '^$' -bench 'BenchmarkPause|BenchmarkCreate1GiB|BenchmarkRestore' -benchtime "$COUNT" ./snapshot
+go test -run '^$' -bench 'BenchmarkUpload|BenchmarkDownload' -benchtime "$COUNT" ./archive
+go test -run '^$' -bench 'BenchmarkGC' -benchtime 1x ./archive
+echo "# side by side with restic and kopia on MinIO: bash scripts/bench-archive.sh"
