@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -259,12 +260,10 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 	paths := make([]string, len(entries))
 	byBlob := map[ID]*neededBlob{}
 	for i, e := range entries {
+		// Files are created by their first chunk's write, in the fetch
+		// workers (creating thousands up front, one by one, cost more than
+		// fetching them); empty files in the hash pass below.
 		paths[i] = filepath.Join(tree, filepath.FromSlash(string(e.Path)))
-		f, err := os.OpenFile(paths[i], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return 0, 0, err
-		}
-		f.Close()
 		var off int64
 		for _, cid := range rs.content[e.BLAKE3] {
 			loc, _ := idx.Lookup(cid)
@@ -334,6 +333,13 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 	// Every file whole: its BLAKE3 and size, then its attributes.
 	err = par.ForEach(ctx, len(entries), 0, func(ctx context.Context, i int) error {
 		e := entries[i]
+		if len(rs.content[e.BLAKE3]) == 0 {
+			f, err := os.OpenFile(paths[i], os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+			if err != nil {
+				return err
+			}
+			f.Close()
+		}
 		sum, n, err := manifest.HashFile(paths[i])
 		if err != nil {
 			return err
@@ -351,7 +357,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 // (sync_file_range, asynchronous), so the disk works while later chunks are
 // fetched and the fsync before publishing finds little left to do.
 func writeAt(path string, b []byte, off int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
