@@ -169,7 +169,7 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 					if err := os.Link(dst, p); err != nil {
 						return err
 					}
-				} else if err := copyWithAttrs(dst, p, e); err != nil {
+				} else if err := snapshot.CopyEntry(dst, p, e); err != nil {
 					return err
 				}
 				o.Progress.Add(1, e.Size)
@@ -200,19 +200,7 @@ func takeLocal(lc snapshot.LocalContent, e *manifest.Entry, dst string) error {
 		st.Perm() == e.Mode && st.MtimeNs == e.MtimeNs && os.Link(lc.Path, dst) == nil {
 		return nil
 	}
-	return copyWithAttrs(lc.Path, dst, e)
-}
-
-func copyWithAttrs(src, dst string, e *manifest.Entry) error {
-	if err := fsutil.Reflink(src, dst, 0o600); err != nil {
-		if !errors.Is(err, fsutil.ErrReflinkUnsupported) {
-			return err
-		}
-		if _, err := fsutil.CopyFile(src, dst, 0o600); err != nil {
-			return err
-		}
-	}
-	return setAttrs(dst, e)
+	return snapshot.CopyEntry(lc.Path, dst, e)
 }
 
 func setAttrs(p string, e *manifest.Entry) error {

@@ -246,7 +246,7 @@ func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult,
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	crashPoint("create.manifest")
-	if err := syncTree(ctx, tree, m.Entries, o.Workers); err != nil {
+	if err := syncTree(ctx, tree, m.Entries, o.Workers, false); err != nil {
 		return nil, err
 	}
 	if err := fsutil.SyncDir(stage); err != nil {
@@ -430,12 +430,14 @@ func suggestGlob(rel string) string {
 	return base
 }
 
-// syncTree fsyncs every directory of the tree and every private copy, in parallel.
-func syncTree(ctx context.Context, tree string, entries []manifest.Entry, workers int) error {
+// syncTree fsyncs, in parallel, every directory of the tree and every file
+// the tree owns: with all, every file (a tree written from scratch); else
+// only private copies (linked files are the application's own data).
+func syncTree(ctx context.Context, tree string, entries []manifest.Entry, workers int, all bool) error {
 	paths := []string{tree}
 	for i := range entries {
 		e := &entries[i]
-		if e.Type == manifest.TypeDir || (e.Type == manifest.TypeFile && e.Capture != manifest.CaptureLink) {
+		if e.Type == manifest.TypeDir || (e.Type == manifest.TypeFile && (all || e.Capture != manifest.CaptureLink)) {
 			paths = append(paths, filepath.Join(tree, filepath.FromSlash(string(e.Path))))
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
@@ -99,7 +98,7 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 	}
 	// Every file here was written by fill (nothing is shared with live
 	// data), so every file is fsynced, not only the copies as at create.
-	if err := syncAll(ctx, tree, m.Entries); err != nil {
+	if err := syncTree(ctx, tree, m.Entries, 0, true); err != nil {
 		return err
 	}
 	if err := fsutil.SyncDir(stage); err != nil {
@@ -116,27 +115,6 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 		return err
 	}
 	return fsutil.SyncDir(l.BackupsDir)
-}
-
-// syncAll fsyncs every file and directory of a tree, in parallel.
-func syncAll(ctx context.Context, tree string, entries []manifest.Entry) error {
-	paths := []string{tree}
-	for i := range entries {
-		if entries[i].Type != manifest.TypeSymlink {
-			paths = append(paths, filepath.Join(tree, filepath.FromSlash(string(entries[i].Path))))
-		}
-	}
-	return par.ForEach(ctx, len(paths), 0, func(ctx context.Context, i int) error {
-		f, err := os.Open(paths[i])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", paths[i], err)
-		}
-		return nil
-	})
 }
 
 // FinishDirs gives the directories of a tree built from entries their

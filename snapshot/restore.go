@@ -361,7 +361,7 @@ func buildRestoreTree(ctx context.Context, snap, dst string, m *manifest.Manifes
 				}
 				continue
 			}
-			if err := copyEntry(filepath.Join(snap, rel), p, e); err != nil {
+			if err := CopyEntry(filepath.Join(snap, rel), p, e); err != nil {
 				return err
 			}
 			if e.LinkGroup != 0 {
@@ -374,15 +374,15 @@ func buildRestoreTree(ctx context.Context, snap, dst string, m *manifest.Manifes
 	if err := FinishDirs(dst, m.Entries); err != nil {
 		return err
 	}
-	if err := syncTree(ctx, dst, m.Entries, workers); err != nil {
+	if err := syncTree(ctx, dst, m.Entries, workers, false); err != nil {
 		return err
 	}
 	return fsutil.SyncDir(filepath.Dir(dst))
 }
 
-// copyEntry makes a private copy (a clone where the filesystem can) with the
-// entry's mode, owner and mtime.
-func copyEntry(src, dst string, e *manifest.Entry) error {
+// CopyEntry makes dst a private copy of src (a clone where the filesystem
+// can) with the entry's mode, owner (where permitted) and mtime.
+func CopyEntry(src, dst string, e *manifest.Entry) error {
 	if err := fsutil.Reflink(src, dst, 0o600); err != nil {
 		if !errors.Is(err, fsutil.ErrReflinkUnsupported) {
 			return err

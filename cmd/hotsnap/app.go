@@ -170,6 +170,26 @@ func requireID(c *cli.Context) (string, error) {
 	return id, nil
 }
 
+// prologue is the start of every command on a data dir: no stray
+// arguments, the output env, the resolved layout and, with needID, --id.
+func prologue(c *cli.Context, needID bool) (*env, *snapshot.Layout, string, error) {
+	if err := noArgs(c); err != nil {
+		return nil, nil, "", err
+	}
+	var id string
+	if needID {
+		var err error
+		if id, err = requireID(c); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	l, err := layout(c)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return getEnv(c), l, id, nil
+}
+
 func noArgs(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (all inputs are flags)", c.Args().First())}

@@ -73,15 +73,7 @@ func uploadCommand() *cli.Command {
 		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), idFlag(),
 			&cli.IntFlag{Name: "workers", Usage: "files read and compressed at once (default: CPUs)"}}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			id, err := requireID(c)
-			if err != nil {
-				return err
-			}
-			l, err := layout(c)
+			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
 			}
@@ -118,15 +110,7 @@ func downloadCommand() *cli.Command {
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "whose piece of the snapshot"},
 			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"}}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			id, err := requireID(c)
-			if err != nil {
-				return err
-			}
-			l, err := layout(c)
+			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
 			}

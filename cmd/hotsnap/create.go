@@ -61,11 +61,7 @@ func createCommand() *cli.Command {
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id, recorded in the topology"},
 		}, quiesceFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			l, err := layout(c)
+			e, l, _, err := prologue(c, false)
 			if err != nil {
 				return err
 			}

@@ -17,11 +17,7 @@ func listCommand() *cli.Command {
 		Usage: "list the data dir's snapshots",
 		Flags: withOutput(dataDirFlag(), backupsDirFlag()),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			l, err := layout(c)
+			e, l, _, err := prologue(c, false)
 			if err != nil {
 				return err
 			}
@@ -64,15 +60,7 @@ func deleteCommand() *cli.Command {
 		Usage: "delete one snapshot",
 		Flags: withOutput(dataDirFlag(), backupsDirFlag(), idFlag()),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			id, err := requireID(c)
-			if err != nil {
-				return err
-			}
-			l, err := layout(c)
+			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
 			}
@@ -92,15 +80,7 @@ func verifyCommand() *cli.Command {
 		Flags: withOutput(dataDirFlag(), backupsDirFlag(), idFlag(),
 			&cli.BoolFlag{Name: "fast", Usage: "check stat only (type, size, mtime, mode, symlink target)"}),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			id, err := requireID(c)
-			if err != nil {
-				return err
-			}
-			l, err := layout(c)
+			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
 			}
@@ -143,11 +123,7 @@ func recoverCommand() *cli.Command {
 		Usage: "clean up after a crashed hotsnap command (every command does this first)",
 		Flags: withOutput(dataDirFlag(), backupsDirFlag()),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			l, err := layout(c)
+			e, l, _, err := prologue(c, false)
 			if err != nil {
 				return err
 			}

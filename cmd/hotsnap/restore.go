@@ -26,15 +26,7 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
 		}, quiesceFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			id, err := requireID(c)
-			if err != nil {
-				return err
-			}
-			l, err := layout(c)
+			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
 			}

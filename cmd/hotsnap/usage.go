@@ -18,11 +18,7 @@ func usageCommand() *cli.Command {
 		Usage: "what snapshots cost on disk (hard-link aware, each inode counted once)",
 		Flags: withOutput(dataDirFlag(), backupsDirFlag()),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			l, err := layout(c)
+			e, l, _, err := prologue(c, false)
 			if err != nil {
 				return err
 			}
@@ -90,11 +86,7 @@ func pruneCommand() *cli.Command {
 		Usage: "remove local snapshots that no keep rule keeps (rules combine; the newest always stays)",
 		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag()}, keepFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			e := getEnv(c)
-			l, err := layout(c)
+			e, l, _, err := prologue(c, false)
 			if err != nil {
 				return err
 			}
