@@ -122,3 +122,23 @@ func FuzzDecodeIndex(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeArchivedManifest: whatever a remote serves as a manifest must be
+// refused or yield a sealed node manifest whose every file has a chunk list.
+func FuzzDecodeArchivedManifest(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(compress([]byte(`{"format":1,"manifest":"{}","content":{}}`)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := decodeArchivedManifest(nil, b)
+		if err != nil {
+			return
+		}
+		for _, e := range s.m.Entries {
+			if e.Type == "file" {
+				if _, ok := s.content[e.BLAKE3]; !ok {
+					t.Fatal("accepted a manifest with a file that has no chunk list")
+				}
+			}
+		}
+	})
+}
