@@ -28,8 +28,13 @@ test: test-deps vet
 bench:
 	bash scripts/bench.sh
 
+# Fuzz every reader of outside input for FUZZTIME each.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./manifest -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	$(GO) test ./manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./archive -run '^$$' -fuzz '^FuzzParsePack$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./archive -run '^$$' -fuzz '^FuzzDecodeIndex$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./archive -run '^$$' -fuzz '^FuzzDecodeArchivedManifest$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN)
