@@ -46,6 +46,13 @@ type DownloadResult struct {
 	DurationMs      float64 `json:"durationMs"`
 }
 
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
 // packError names a pack that could not be read or was damaged.
 type packError struct {
 	pack ID
@@ -71,11 +78,29 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
+	// A shared lock keeps gc away. Read-only credentials (common for
+	// restores) cannot write one: the download then goes on without it,
+	// which is safe because every chunk and file is verified (a gc running
+	// meanwhile can only make it fail, clearly). A gc that holds the archive
+	// is still refused.
 	lock, err := r.Lock(ctx, LockShared, "download "+id)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrLocked):
 		return nil, err
+	case err != nil:
+		others, lerr := r.liveLocks(ctx, "")
+		if lerr != nil {
+			return nil, lerr
+		}
+		for _, l := range others {
+			if l.Kind == LockExclusive {
+				return nil, fmt.Errorf("%w: %s holds a %s", ErrLocked, r.st, l)
+			}
+		}
+		logger(o.Logger).Warn("downloading without a lock (cannot write one)", "err", err)
+	default:
+		defer lock.Release()
 	}
-	defer lock.Release()
 	rs, err := r.readSnapshot(ctx, id, o.Node)
 	if err != nil {
 		return nil, err

@@ -160,3 +160,33 @@ func TestGC_DuringUpload(t *testing.T) {
 	must(t, err)
 	checkAll(t, r)
 }
+
+// readOnly refuses every write, as restore-only credentials do.
+type readOnly struct{ store.Store }
+
+func (readOnly) Put(context.Context, string, []byte) error {
+	return errors.New("AccessDenied: read-only credentials")
+}
+
+func TestDownload_ReadOnlyCredentials(t *testing.T) {
+	ctx := context.Background()
+	st, _ := fsstore.New(t.TempDir())
+	r := openRepo(t, st)
+	l, id := snap(t, dataDir(t))
+	_, err := Upload(ctx, r, l, id, UploadOptions{})
+	must(t, err)
+	must(t, snapshot.Delete(ctx, l, id, nil))
+	ro := *r
+	ro.st = readOnly{st}
+	if _, err := Download(ctx, &ro, l, id, DownloadOptions{}); err != nil {
+		t.Fatalf("download with read-only credentials: %v", err)
+	}
+	// A gc holding the archive still stops it.
+	must(t, snapshot.Delete(ctx, l, id, nil))
+	ex, err := r.Lock(ctx, LockExclusive, "gc")
+	must(t, err)
+	defer ex.Release()
+	if _, err := Download(ctx, &ro, l, id, DownloadOptions{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("download during gc: %v", err)
+	}
+}
