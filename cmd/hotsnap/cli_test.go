@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -358,5 +360,31 @@ func TestCLI_EncryptedArchive(t *testing.T) {
 	}
 	if code, out, _ := hs(t, "archive", "check", "--remote", repo, "--encryption-key-file", keyFile, "--read-data", "--json"); code != 0 {
 		t.Fatalf("check: %d %s", code, out)
+	}
+}
+
+func TestCLI_QuiesceHTTP(t *testing.T) {
+	dir := testtree.New(t)
+	var locks, unlocks int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/lock" {
+			locks++
+		} else {
+			unlocks++
+		}
+	}))
+	defer srv.Close()
+	tok := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	code, _, errs := hs(t, "create", "--data-dir", dir, "--quiesce", "http", "--lock-url", srv.URL+"/lock", "--unlock-url", srv.URL+"/unlock", "--lock-token-file", tok, "-q")
+	if code != 0 || locks != 1 || unlocks != 1 {
+		t.Fatalf("exit %d (%s), %d locks, %d unlocks", code, errs, locks, unlocks)
+	}
+	if code, _, errs := hs(t, "create", "--data-dir", dir, "--quiesce", "http", "--lock-url", srv.URL+"/lock"); code != 2 || !strings.Contains(errs, "--unlock-url") {
+		t.Fatalf("missing unlock url: %d %s", code, errs)
 	}
 }

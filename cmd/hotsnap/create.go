@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,7 +14,10 @@ import (
 
 func quiesceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "quiesce", Value: "flock", EnvVars: []string{"HOTSNAP_QUIESCE"}, Usage: "how writes are stopped: flock (the write-gate protocol), exec, or none"},
+		&cli.StringFlag{Name: "quiesce", Value: "flock", EnvVars: []string{"HOTSNAP_QUIESCE"}, Usage: "how writes are stopped: flock (the write-gate protocol), exec, http, or none"},
+		&cli.StringFlag{Name: "lock-url", EnvVars: []string{"HOTSNAP_LOCK_URL"}, Usage: "with --quiesce http: URL to POST to stop writes (200 ok; 409, 423, 503 retry)"},
+		&cli.StringFlag{Name: "unlock-url", EnvVars: []string{"HOTSNAP_UNLOCK_URL"}, Usage: "with --quiesce http: URL to POST to resume writes"},
+		&cli.StringFlag{Name: "lock-token-file", EnvVars: []string{"HOTSNAP_LOCK_TOKEN_FILE"}, Usage: "with --quiesce http: file holding a bearer token for the lock URLs"},
 		&cli.StringFlag{Name: "lock-cmd", Usage: "with --quiesce exec: command that stops writes (exit 0 ok, 75 retry, other fail)"},
 		&cli.StringFlag{Name: "unlock-cmd", Usage: "with --quiesce exec: command that resumes writes"},
 		&cli.DurationFlag{Name: "max-wait-for-lock", Value: snapshotDefaultMaxWait, Usage: "total time to try stopping writes"},
@@ -41,10 +46,23 @@ func quiescerFromFlags(c *cli.Context, dataDir string) (snapshot.Quiescer, func(
 			return nil, nil, usageError{errors.New("--quiesce exec needs both --lock-cmd and --unlock-cmd")}
 		}
 		return &snapshot.ExecQuiescer{LockCmd: c.String("lock-cmd"), UnlockCmd: c.String("unlock-cmd"), DataDir: dataDir, Force: c.Bool("force")}, func() {}, nil
+	case "http":
+		if c.String("lock-url") == "" || c.String("unlock-url") == "" {
+			return nil, nil, usageError{errors.New("--quiesce http needs both --lock-url and --unlock-url")}
+		}
+		q := &snapshot.HTTPQuiescer{LockURL: c.String("lock-url"), UnlockURL: c.String("unlock-url"), DataDir: dataDir, Force: c.Bool("force")}
+		if f := c.String("lock-token-file"); f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, nil, fmt.Errorf("lock token: %w", err)
+			}
+			q.Token = strings.TrimSpace(string(b))
+		}
+		return q, func() {}, nil
 	case "none":
 		return snapshot.NoQuiescer{}, func() {}, nil
 	}
-	return nil, nil, usageError{fmt.Errorf("--quiesce %q: want flock, exec or none", c.String("quiesce"))}
+	return nil, nil, usageError{fmt.Errorf("--quiesce %q: want flock, exec, http or none", c.String("quiesce"))}
 }
 
 func createCommand() *cli.Command {
