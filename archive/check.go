@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"strings"
 )
 
 // CheckOptions tune Check.
@@ -46,40 +45,29 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	res := &CheckResult{Problems: []string{}}
 	add := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
 
-	stored := map[ID]int64{}
-	err := r.st.List(ctx, "packs/", func(k string, size int64) error {
-		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
-		if err != nil || packKey(id) != k {
-			add("%s: not a pack name", k)
-			return nil
-		}
-		stored[id] = size
-		return nil
-	})
+	stored, odd, err := r.listPacks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range odd {
+		add("%s: not a pack name", k)
+	}
+	objs, err := r.readIndexes(ctx)
 	if err != nil {
 		return nil, err
 	}
 	idx := newIndex()
-	var ikeys []string
-	if err := r.st.List(ctx, "index/", func(k string, _ int64) error { ikeys = append(ikeys, k); return nil }); err != nil {
-		return nil, err
-	}
 	indexed := map[ID][]BlobRef{}
-	for _, k := range ikeys {
-		b, err := r.st.Get(ctx, k)
-		if err != nil {
-			add("%s: %v", k, err)
+	for _, o := range objs {
+		k := o.key
+		if o.err != nil {
+			add("%v", o.err)
 			continue
 		}
-		if hashOf(b).String() != strings.TrimPrefix(k, "index/") {
+		if o.misnamed {
 			add("%s: content does not hash to its name", k)
 		}
-		packs, err := decodeIndex(r.enc, b)
-		if err != nil {
-			add("%s: %v", k, err)
-			continue
-		}
-		for _, p := range packs {
+		for _, p := range o.packs {
 			size, ok := stored[p.ID]
 			switch {
 			case !ok:

@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -136,30 +135,22 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	res.Snapshots, res.ChunksUsed = len(keys), len(used)
 
 	// What is stored: packs (by listing) and what the indexes say of them.
-	stored := map[ID]int64{}
-	if err := r.st.List(ctx, "packs/", func(k string, size int64) error {
-		if id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:]); err == nil {
-			stored[id] = size
-		}
-		return nil
-	}); err != nil {
+	stored, _, err := r.listPacks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := r.readIndexes(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var ikeys []string
-	if err := r.st.List(ctx, "index/", func(k string, _ int64) error { ikeys = append(ikeys, k); return nil }); err != nil {
-		return nil, err
-	}
 	blobsOf := map[ID][]BlobRef{}
-	for _, k := range ikeys {
-		b, err := r.st.Get(ctx, k)
-		if err != nil {
-			return nil, err
+	for _, o := range objs {
+		if o.err != nil {
+			return nil, fmt.Errorf("gc refused, nothing deleted: %w", o.err)
 		}
-		packs, err := decodeIndex(r.enc, b)
-		if err != nil {
-			return nil, fmt.Errorf("gc refused, nothing deleted: %s: %w", k, err)
-		}
-		for _, p := range packs {
+		ikeys = append(ikeys, o.key)
+		for _, p := range o.packs {
 			if _, ok := stored[p.ID]; ok {
 				blobsOf[p.ID] = p.Blobs
 			}

@@ -161,63 +161,99 @@ func decompress(b []byte, max int) ([]byte, error) {
 	return out, nil
 }
 
+// indexObject is one index object as read: its packs, or why it could not
+// be read. Misnamed is set when its content does not hash to its name.
+type indexObject struct {
+	key      string
+	packs    []packEntry
+	misnamed bool
+	err      error
+}
+
+// readIndexes reads and decodes every index object, 8 at a time. Errors of
+// single objects are in the results (each caller has its own policy: check
+// reports them, gc and upload refuse); the error is for failing to list.
+func (r *Repo) readIndexes(ctx context.Context) ([]indexObject, error) {
+	var objs []indexObject
+	if err := r.st.List(ctx, "index/", func(k string, _ int64) error {
+		objs = append(objs, indexObject{key: k})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	err := par.ForEach(ctx, len(objs), 8, func(ctx context.Context, i int) error {
+		o := &objs[i]
+		b, err := r.st.Get(ctx, o.key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			o.err = err
+			return nil
+		}
+		o.misnamed = hashOf(b).String() != strings.TrimPrefix(o.key, "index/")
+		if o.packs, o.err = decodeIndex(r.enc, b); o.err != nil {
+			o.err = fmt.Errorf("%s: %w", o.key, o.err)
+		}
+		return nil
+	})
+	return objs, err
+}
+
+// listPacks lists the stored packs and their sizes; keys under packs/ that
+// are not pack names are returned apart.
+func (r *Repo) listPacks(ctx context.Context) (map[ID]int64, []string, error) {
+	stored := map[ID]int64{}
+	var odd []string
+	err := r.st.List(ctx, "packs/", func(k string, size int64) error {
+		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
+		if err != nil || packKey(id) != k {
+			odd = append(odd, k)
+			return nil
+		}
+		stored[id] = size
+		return nil
+	})
+	return stored, odd, err
+}
+
 // LoadIndex reads every index object. With orphans, packs that no index
 // lists (left by an interrupted upload) are read from their trailers and
 // returned so the caller can index them: their chunks are then reused, not
 // sent again.
 func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []packEntry, error) {
-	x := newIndex()
-	var keys []string
-	if err := r.st.List(ctx, "index/", func(k string, _ int64) error { keys = append(keys, k); return nil }); err != nil {
+	objs, err := r.readIndexes(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
-	var mu sync.Mutex
-	err := par.ForEach(ctx, len(keys), 8, func(ctx context.Context, i int) error {
-		b, err := r.st.Get(ctx, keys[i])
-		if err != nil {
-			return err
+	x := newIndex()
+	for _, o := range objs {
+		if o.err != nil {
+			return nil, nil, o.err
 		}
-		packs, err := decodeIndex(r.enc, b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", keys[i], err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range packs {
+		for _, p := range o.packs {
 			x.addPack(p.ID, p.Size, p.Blobs)
 		}
-		return nil
-	})
-	if err != nil || !orphans {
-		return x, nil, err
 	}
-	type packObj struct {
-		id   ID
-		size int64
+	if !orphans {
+		return x, nil, nil
 	}
-	var loose []packObj
-	err = r.st.List(ctx, "packs/", func(k string, size int64) error {
-		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
-		if err != nil {
-			return nil // not ours
-		}
-		if !x.HasPack(id) {
-			loose = append(loose, packObj{id, size})
-		}
-		return nil
-	})
+	stored, _, err := r.listPacks(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	var found []packEntry
-	for _, p := range loose {
-		blobs, err := r.readTrailer(ctx, p.id, p.size)
+	for id, size := range stored {
+		if x.HasPack(id) {
+			continue
+		}
+		blobs, err := r.readTrailer(ctx, id, size)
 		if err != nil {
 			// A damaged orphan is not used; check reports it, gc removes it.
 			continue
 		}
-		x.addPack(p.id, p.size, blobs)
-		found = append(found, packEntry{ID: p.id, Size: p.size, Blobs: blobs})
+		x.addPack(id, size, blobs)
+		found = append(found, packEntry{ID: id, Size: size, Blobs: blobs})
 	}
 	return x, found, nil
 }
