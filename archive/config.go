@@ -13,6 +13,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // FormatVersion is the repository format this package reads and writes.
@@ -158,6 +159,9 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 	rand.Read(seed[:])
 	if o.PackSize == 0 {
 		o.PackSize = DefaultPackSize
+	}
+	if o.PackSize < 1<<20 || o.PackSize > 1<<30 {
+		return nil, fmt.Errorf("%w: pack size %d: want 1 MiB (1048576) to 1 GiB", snapshot.ErrInvalid, o.PackSize)
 	}
 	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(id[:16]), Compression: "zstd", PackSize: o.PackSize,
 		Chunker: ChunkerParams{Min: DefaultMinChunk, Avg: DefaultAvgChunk, Max: DefaultMaxChunk, Seed: hex.EncodeToString(seed[:])}}

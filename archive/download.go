@@ -140,18 +140,10 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 		var order []string
 		for i := range m.Entries {
 			e := &m.Entries[i]
-			p := filepath.Join(tree, filepath.FromSlash(string(e.Path)))
-			switch e.Type {
-			case manifest.TypeDir:
-				if err := os.Mkdir(p, 0o700); err != nil {
-					return err
-				}
-			case manifest.TypeSymlink:
-				if err := os.Symlink(string(e.Target), p); err != nil {
-					return err
-				}
-				_ = os.Lchown(p, int(e.UID), int(e.GID))
-			case manifest.TypeFile:
+			if err := snapshot.MakeDirOrSymlink(filepath.Join(tree, filepath.FromSlash(string(e.Path))), e); err != nil {
+				return err
+			}
+			if e.Type == manifest.TypeFile {
 				if _, ok := groups[e.BLAKE3]; !ok {
 					order = append(order, e.BLAKE3)
 				}

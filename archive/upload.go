@@ -104,11 +104,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
-	m, err := snapshot.ReadManifest(l, id)
-	if err != nil {
-		return nil, err
-	}
-	manifestBytes, err := os.ReadFile(l.ManifestPath(id))
+	m, manifestBytes, err := snapshot.ReadManifestBytes(l, id)
 	if err != nil {
 		return nil, err
 	}

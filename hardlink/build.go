@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sort"
 	"sync"
 
@@ -433,44 +432,4 @@ func statOf(st *unix.Stat_t) fsutil.Stat {
 		UID: st.Uid, GID: st.Gid, Size: st.Size,
 		MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(),
 	}
-}
-
-// FinishDirs gives the directories of a built tree their source permission
-// bits, owners (where permitted) and mtimes, deepest first so that setting a
-// child does not disturb its parent. Call it after the write lock is released:
-// these are the snapshot's own directories, never shared with live data.
-func FinishDirs(dst string, items []Item) error {
-	var dirs []Item
-	for _, it := range items {
-		if it.Stat.IsDir() {
-			dirs = append(dirs, it)
-		}
-	}
-	sort.Slice(dirs, func(i, j int) bool {
-		di, dj := depth(dirs[i].Rel), depth(dirs[j].Rel)
-		if di != dj {
-			return di > dj
-		}
-		return dirs[i].Rel < dirs[j].Rel
-	})
-	for _, d := range dirs {
-		p := dst + "/" + d.Rel
-		_ = os.Lchown(p, int(d.Stat.UID), int(d.Stat.GID))
-		if err := unix.Chmod(p, d.Stat.Perm()); err != nil {
-			return fmt.Errorf("chmod %s: %w", p, err)
-		}
-		if err := fsutil.SetMtime(p, d.Stat.MtimeNs); err != nil {
-			return fmt.Errorf("set mtime %s: %w", p, err)
-		}
-	}
-	return nil
-}
-
-func depth(rel string) int {
-	n := 0
-	for rel != "." && rel != "" {
-		rel = path.Dir(rel)
-		n++
-	}
-	return n
 }

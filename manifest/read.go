@@ -36,27 +36,34 @@ var (
 
 // Read reads, decodes and checks the manifest file at p (see Check).
 func Read(p string) (*Manifest, error) {
+	m, _, err := ReadBytes(p)
+	return m, err
+}
+
+// ReadBytes is Read that also returns the file's bytes, for callers that
+// keep the manifest verbatim (an archive stores it byte for byte).
+func ReadBytes(p string) (*Manifest, []byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if fi.Size() > MaxSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a manifest may have", ErrCorrupt, p, fi.Size(), MaxSize)
+		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a manifest may have", ErrCorrupt, p, fi.Size(), MaxSize)
 	}
 	data, err := readLines(f, fi.Size())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
 	}
 	m, err := Decode(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
 	}
-	return m, nil
+	return m, data, nil
 }
 
 // readLines reads the whole file, refusing any line longer than MaxLine.

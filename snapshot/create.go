@@ -214,10 +214,6 @@ func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult,
 		log.Info("entry not captured", "path", w.Rel, "reason", w.Reason)
 		res.Warnings = append(res.Warnings, msg)
 	}
-	if err := hardlink.FinishDirs(tree, built.Items); err != nil {
-		return nil, err
-	}
-
 	m := &manifest.Manifest{
 		Format: manifest.Format, ID: id, Label: label, CreatedAt: createdAt,
 		ToolVersion: ToolVersion, AppVersion: o.AppVersion,
@@ -226,6 +222,11 @@ func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult,
 		PotentiallyInconsistent: res.PotentiallyInconsistent,
 		LockHeldMs:              res.LockHeldMs,
 		Entries:                 entriesOf(built.Items),
+	}
+	// The snapshot's own directories get the captured modes, owners and
+	// mtimes (after the lock: they are never shared with live data).
+	if err := FinishDirs(tree, m.Entries); err != nil {
+		return nil, err
 	}
 	if err := hashEntries(ctx, tree, m.Entries, prev, o.Workers, res); err != nil {
 		return nil, err

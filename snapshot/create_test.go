@@ -101,6 +101,9 @@ func TestCreate_Fixture(t *testing.T) {
 	if e := byPath["private"]; e.Mode != 0o700 {
 		t.Fatalf("0700 dir recorded as %o", e.Mode)
 	}
+	if fi, _ := os.Stat(filepath.Join(l.TreeDir(res.ID), "readonly-dir")); fi.Mode().Perm() != 0o555 {
+		t.Fatalf("the snapshot's readonly-dir has mode %v, want 0555", fi.Mode())
+	}
 	if e := byPath["with space ü.txt"]; e.Type != manifest.TypeFile {
 		t.Fatalf("UTF-8 name: %+v", e)
 	}

@@ -117,6 +117,22 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 	return fsutil.SyncDir(l.BackupsDir)
 }
 
+// MakeDirOrSymlink creates the directory (0700 until FinishDirs gives it
+// its mode) or the symlink (never followed; its owner where permitted) that
+// e describes at p. Files are the caller's business; it ignores them.
+func MakeDirOrSymlink(p string, e *manifest.Entry) error {
+	switch e.Type {
+	case manifest.TypeDir:
+		return os.Mkdir(p, 0o700)
+	case manifest.TypeSymlink:
+		if err := os.Symlink(string(e.Target), p); err != nil {
+			return err
+		}
+		_ = os.Lchown(p, int(e.UID), int(e.GID))
+	}
+	return nil
+}
+
 // FinishDirs gives the directories of a tree built from entries their
 // modes, owners (where permitted) and mtimes, deepest first.
 func FinishDirs(root string, entries []manifest.Entry) error {

@@ -86,21 +86,27 @@ func infoOf(m *manifest.Manifest) Info {
 // ErrNotFound when there is no such snapshot and an error wrapping
 // ErrCorrupt when the manifest is damaged.
 func ReadManifest(l *Layout, id string) (*manifest.Manifest, error) {
+	m, _, err := ReadManifestBytes(l, id)
+	return m, err
+}
+
+// ReadManifestBytes is ReadManifest that also returns manifest.json's bytes.
+func ReadManifestBytes(l *Layout, id string) (*manifest.Manifest, []byte, error) {
 	if err := validID(id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := os.Lstat(l.SnapshotDir(id)); errors.Is(err, fs.ErrNotExist) {
-		return nil, errNoSnapshot(id)
+		return nil, nil, errNoSnapshot(id)
 	}
-	m, err := manifest.Read(l.ManifestPath(id))
+	m, data, err := manifest.ReadBytes(l.ManifestPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(ErrCorrupt, "snapshot %s has no manifest.json", id)
+		return nil, nil, errorf(ErrCorrupt, "snapshot %s has no manifest.json", id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.ID != id {
-		return nil, errorf(ErrCorrupt, "snapshot folder %s holds the manifest of %s", id, m.ID)
+		return nil, nil, errorf(ErrCorrupt, "snapshot folder %s holds the manifest of %s", id, m.ID)
 	}
-	return m, nil
+	return m, data, nil
 }

@@ -338,17 +338,10 @@ func buildRestoreTree(ctx context.Context, snap, dst string, m *manifest.Manifes
 		e := &m.Entries[i]
 		rel := filepath.FromSlash(string(e.Path))
 		p := filepath.Join(dst, rel)
-		switch e.Type {
-		case manifest.TypeDir:
-			if err := os.Mkdir(p, 0o700); err != nil {
-				return err
-			}
-		case manifest.TypeSymlink:
-			if err := os.Symlink(string(e.Target), p); err != nil {
-				return err
-			}
-			_ = os.Lchown(p, int(e.UID), int(e.GID))
-		case manifest.TypeFile:
+		if err := MakeDirOrSymlink(p, e); err != nil {
+			return err
+		}
+		if e.Type == manifest.TypeFile {
 			if e.Capture == manifest.CaptureLink {
 				if err := os.Link(filepath.Join(snap, rel), p); err != nil {
 					return err
@@ -438,7 +431,9 @@ func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
 		st, ok := live[p]
 		if !ok {
 			plan.Added = append(plan.Added, p)
-			plan.AddedBytes += e.Size * b2i(e.Type == manifest.TypeFile)
+			if e.Type == manifest.TypeFile {
+				plan.AddedBytes += e.Size
+			}
 			continue
 		}
 		delete(live, p)
@@ -473,13 +468,6 @@ func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
 	}
 	sort.Strings(plan.Removed)
 	return plan, nil
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // runHook runs a stop or start command through sh -c with a timeout.

@@ -388,3 +388,10 @@ func TestCLI_QuiesceHTTP(t *testing.T) {
 		t.Fatalf("missing unlock url: %d %s", code, errs)
 	}
 }
+
+func TestCLI_ArchiveInitBadPackSize(t *testing.T) {
+	code, _, errs := hs(t, "archive", "init", "--remote", "file://"+t.TempDir(), "--pack-size", "5")
+	if code != 2 || !strings.Contains(errs, "pack size 5") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
