@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -44,7 +45,7 @@ type Config struct {
 	Format      int             `json:"format"`
 	ID          string          `json:"id"`
 	Encryption  *EncryptionInfo `json:"encryption,omitempty"`
-	Sealed      []byte          `json:"sealed,omitempty"` // nonce || AEAD(JSON of the fields below)
+	Sealed      string          `json:"sealed,omitempty"` // base64(nonce || AEAD(JSON of the fields below))
 	Chunker     ChunkerParams   `json:"chunker"`
 	Compression string          `json:"compression,omitempty"`
 	PackSize    int             `json:"packSize,omitempty"`
@@ -63,7 +64,7 @@ type encryptedConfig struct {
 	Format     int             `json:"format"`
 	ID         string          `json:"id"`
 	Encryption *EncryptionInfo `json:"encryption"`
-	Sealed     []byte          `json:"sealed"`
+	Sealed     string          `json:"sealed"`
 }
 
 // sealedConfig is what an encrypted config seals.
@@ -174,7 +175,7 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 		enc = newCrypter(*o.Key)
 		inner, _ := json.Marshal(sealedConfig{ID: cfg.ID, Chunker: cfg.Chunker, Compression: cfg.Compression, PackSize: cfg.PackSize})
 		stored = encryptedConfig{Format: cfg.Format, ID: cfg.ID, Encryption: &EncryptionInfo{Algorithm: Algorithm, KeyID: enc.keyID},
-			Sealed: enc.seal(nil, inner)}
+			Sealed: base64.StdEncoding.EncodeToString(enc.seal(nil, inner))}
 	}
 	b, _ := json.MarshalIndent(stored, "", "  ")
 	if err := st.Put(ctx, "config", b); err != nil {
@@ -219,7 +220,13 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 			return nil, fmt.Errorf("%s: %w: the key file's id is %s, the archive's key id is %s", st, ErrWrongKey, key.ID(), cfg.Encryption.KeyID)
 		}
 		enc = newCrypter(*key)
-		inner, err := enc.open(cfg.Sealed)
+		// Strict: the unused bits of a last base64 digit must be zero, so
+		// even a flip that would decode to the same bytes is refused.
+		sealed, err := base64.StdEncoding.Strict().DecodeString(cfg.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: config: sealed part is not strict base64", ErrCorrupt)
+		}
+		inner, err := enc.open(sealed)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}

@@ -43,7 +43,7 @@ func (n *Name) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&o); err != nil || o.Base64 == nil {
 		return fmt.Errorf("name must be a string or {\"base64\": ...}")
 	}
-	raw, err := base64.StdEncoding.DecodeString(*o.Base64)
+	raw, err := base64.StdEncoding.Strict().DecodeString(*o.Base64)
 	if err != nil {
 		return fmt.Errorf("name: bad base64: %w", err)
 	}
