@@ -61,6 +61,10 @@ type CreateOptions struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// LockedSince, when set, is when the Quiescer's writes were really
+	// stopped (an agent's lock taken before Create was called, in a cluster
+	// snapshot); the recorded lock-held time counts from it.
+	LockedSince time.Time
 }
 
 // CreateResult reports a published snapshot. The JSON form is the CLI's
@@ -199,7 +203,11 @@ func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult,
 	var rerr error
 	if locked {
 		rerr = o.Quiescer.Resume(context.WithoutCancel(ctx))
-		res.LockHeldMs = ms(time.Since(stats.Acquired))
+		since := stats.Acquired
+		if !o.LockedSince.IsZero() {
+			since = o.LockedSince
+		}
+		res.LockHeldMs = ms(time.Since(since))
 	}
 	// --- Writes continue from here on. ---
 	if berr != nil {

@@ -42,3 +42,7 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// ValidID checks that id has the form of a snapshot id
+// (<UTC time as 2006-01-02T15.04.05Z>_<label>).
+func ValidID(id string) error { return validID(id) }

@@ -24,6 +24,10 @@ type Info struct {
 	NodeID                  string    `json:"nodeId"`
 	PotentiallyInconsistent bool      `json:"potentiallyInconsistent"`
 	LockHeldMs              float64   `json:"lockHeldMs"`
+	// Topology is the node ids of the deployment the snapshot was taken in;
+	// PlanRevision the etcd revision of a cluster snapshot's plan.
+	Topology     []string `json:"topology"`
+	PlanRevision int64    `json:"planRevision,omitempty"`
 	// Error is set when the snapshot's manifest cannot be read or is
 	// corrupt; the other fields are then empty.
 	Error string `json:"error,omitempty"`
@@ -78,7 +82,7 @@ func infoOf(m *manifest.Manifest) Info {
 		ID: m.ID, CreatedAt: m.CreatedAt, AppVersion: m.AppVersion,
 		Files: m.Totals.Files, Bytes: m.Totals.Bytes, Nodes: len(m.Topology.Nodes),
 		NodeID: m.Node.ID, PotentiallyInconsistent: m.PotentiallyInconsistent,
-		LockHeldMs: m.LockHeldMs,
+		LockHeldMs: m.LockHeldMs, Topology: m.Topology.Nodes, PlanRevision: m.Topology.PlanRevision,
 	}
 }
 

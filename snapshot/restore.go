@@ -489,3 +489,55 @@ func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, d
 	logger(log).Info(what+" command ran", "cmd", cmdline)
 	return nil
 }
+
+// RevertOptions tune Revert.
+type RevertOptions struct {
+	Quiescer Quiescer
+	Lock     LockPolicy
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Revert puts the state a restore moved aside (its failsafe, as returned in
+// RestoreResult.Failsafe) back as the data dir, with the same journaled swap
+// under the write lock. A cluster restore uses it when another node failed,
+// so no node is left restored alone. The state being replaced goes to a new
+// failsafe, whose path is returned.
+func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (string, error) {
+	log := logger(o.Logger)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Quiescer == nil {
+		o.Quiescer = NoQuiescer{}
+	}
+	if !filepath.IsAbs(failsafe) || filepath.Dir(filepath.Clean(failsafe)) != l.failsafeDir() {
+		return "", fmt.Errorf("%w: %q is not a failsafe of this data dir (want a folder of %s)", ErrInvalid, failsafe, l.failsafeDir())
+	}
+	failsafe = filepath.Clean(failsafe)
+	op, err := l.lockOp(ctx, DefaultOpLockWait)
+	if err != nil {
+		return "", err
+	}
+	defer op.release()
+	if _, err := l.recoverLocked(ctx, log); err != nil {
+		return "", fmt.Errorf("recover: %w", err)
+	}
+	if fi, err := os.Lstat(failsafe); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("failsafe %s: %w", failsafe, ErrNotFound)
+	}
+	stats, err := Acquire(ctx, o.Quiescer, o.Lock)
+	if err != nil {
+		return "", fmt.Errorf("revert refused, nothing was changed: the write lock could not be held for the swap: %w", err)
+	}
+	next, serr := l.swap("revert", failsafe, RestoreOptions{Now: o.Now})
+	rerr := o.Quiescer.Resume(context.WithoutCancel(ctx))
+	if serr != nil {
+		return "", serr
+	}
+	log.Info("restore reverted", "failsafe", failsafe, "lockHeldMs", ms(time.Since(stats.Acquired)))
+	if rerr != nil {
+		return next, fmt.Errorf("resume writes: %w", rerr)
+	}
+	return next, nil
+}

@@ -60,6 +60,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			createCommand(), listCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
 			usageCommand(), pruneCommand(), uploadCommand(), downloadCommand(), archiveCommand(),
+			agentCommand(), clusterCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 
-	"github.com/hotsnap/hotsnap/archive"
-	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/cluster"
 )
 
 // Exit codes, documented in the README.
@@ -34,25 +31,29 @@ type silentError struct{ err error }
 func (s silentError) Error() string { return s.err.Error() }
 func (s silentError) Unwrap() error { return s.err }
 
-// exitCode maps an error to the process exit code: the one place that does.
+// exitCode maps an error to the process exit code: the one place that does
+// (the classification itself is cluster.Kind, shared with the agents).
 func exitCode(err error) (int, string) {
 	var u usageError
-	switch {
-	case err == nil:
+	if err == nil {
 		return exitOK, ""
-	case errors.Is(err, context.Canceled):
-		return exitInterrupted, "interrupted"
-	case errors.As(err, &u), errors.Is(err, snapshot.ErrInvalid):
-		return exitUsage, "usage"
-	case errors.Is(err, snapshot.ErrLockTimeout), errors.Is(err, archive.ErrLocked):
-		return exitLockTimeout, "lock_timeout"
-	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt),
-		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
-		return exitVerifyFailed, "verify_failed"
-	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired):
-		return exitIncompatible, "incompatible"
-	case errors.Is(err, snapshot.ErrNotFound), errors.Is(err, archive.ErrNotFound):
-		return exitNotFound, "not_found"
 	}
-	return exitError, "error"
+	if errors.As(err, &u) {
+		return exitUsage, cluster.KindUsage
+	}
+	switch k := cluster.Kind(err); k {
+	case cluster.KindUsage:
+		return exitUsage, k
+	case cluster.KindLockTimeout:
+		return exitLockTimeout, k
+	case cluster.KindVerifyFailed:
+		return exitVerifyFailed, k
+	case cluster.KindIncompatible:
+		return exitIncompatible, k
+	case cluster.KindNotFound:
+		return exitNotFound, k
+	case cluster.KindInterrupted:
+		return exitInterrupted, k
+	}
+	return exitError, cluster.KindError
 }

@@ -180,3 +180,144 @@ func (w *Writer) write(i int, v int64, k int) error {
 	}
 	return os.Rename(tmp, p)
 }
+
+// ClusterWriter moves money between accounts on different nodes: each data
+// dir holds Accounts accounts, and every transfer takes money from an
+// account on one node and gives it to an account on another, holding the
+// write gate of both nodes for the whole transaction. Only a snapshot that
+// stopped writes on every node at one instant sums to the opening total.
+type ClusterWriter struct {
+	DataDirs []string
+	Accounts int // per node
+	Think    time.Duration
+	// Transfers counts committed transactions; Retries counts the times a
+	// transaction found the second node's gate closed and started over.
+	Transfers, Retries atomic.Int64
+
+	rows [][]sync.Mutex
+}
+
+// Run starts n writer goroutines and returns a function that stops them
+// and reports the first error.
+func (w *ClusterWriter) Run(ctx context.Context, n int) (stop func() error, err error) {
+	if len(w.DataDirs) < 2 || w.Accounts < 1 {
+		return nil, fmt.Errorf("bank: a cluster writer needs two nodes or more and accounts")
+	}
+	gates := make([]*writegate.Gate, len(w.DataDirs))
+	w.rows = make([][]sync.Mutex, len(w.DataDirs))
+	for i, d := range w.DataDirs {
+		if gates[i], err = writegate.Open(d); err != nil {
+			return nil, err
+		}
+		w.rows[i] = make([]sync.Mutex, w.Accounts)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for k := 0; k < n; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(k), uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				if err := w.transfer(ctx, gates, r, k); err != nil {
+					if ctx.Err() == nil {
+						errs <- err
+					}
+					return
+				}
+			}
+		}(k)
+	}
+	return func() error {
+		cancel()
+		wg.Wait()
+		for _, g := range gates {
+			g.Close()
+		}
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}, nil
+}
+
+func (w *ClusterWriter) transfer(ctx context.Context, gates []*writegate.Gate, r *rand.Rand, k int) error {
+	na := r.IntN(len(w.DataDirs))
+	nb := (na + 1 + r.IntN(len(w.DataDirs)-1)) % len(w.DataDirs)
+	ia, ib := r.IntN(w.Accounts), r.IntN(w.Accounts)
+	amount := int64(r.IntN(100))
+	lo, hi := min(na, nb), max(na, nb)
+	// Wait at one gate only, holding nothing: Begin on the first node, then
+	// TryBegin on the second, starting over if its gate is closed.
+	var t1, t2 *writegate.Tx
+	for {
+		var err error
+		if t1, err = gates[lo].Begin(ctx); err != nil {
+			return err
+		}
+		if t2, err = gates[hi].TryBegin(); err == nil {
+			break
+		}
+		t1.End()
+		if err != writegate.ErrWouldBlock {
+			return err
+		}
+		w.Retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(1+r.IntN(3)) * time.Millisecond):
+		}
+	}
+	defer t1.End()
+	defer t2.End()
+	// Row locks in (node, account) order: no deadlock between writers.
+	first, second := &w.rows[na][ia], &w.rows[nb][ib]
+	if nb < na {
+		first, second = second, first
+	}
+	first.Lock()
+	defer first.Unlock()
+	second.Lock()
+	defer second.Unlock()
+	da, db := w.DataDirs[na], w.DataDirs[nb]
+	a, err := readAccount(da, ia)
+	if err != nil {
+		return err
+	}
+	b, err := readAccount(db, ib)
+	if err != nil {
+		return err
+	}
+	if err := writeAccount(da, ia, a-amount, k); err != nil {
+		return err
+	}
+	if w.Think > 0 {
+		time.Sleep(time.Duration(r.Int64N(int64(w.Think))))
+	}
+	if err := writeAccount(db, ib, b+amount, k); err != nil {
+		return err
+	}
+	w.Transfers.Add(1)
+	return nil
+}
+
+func readAccount(dataDir string, i int) (int64, error) {
+	b, err := os.ReadFile(accountPath(dataDir, i))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+func writeAccount(dataDir string, i int, v int64, k int) error {
+	p := accountPath(dataDir, i)
+	tmp := fmt.Sprintf("%s.ctx%d.tmp", p, k)
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(v, 10)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}

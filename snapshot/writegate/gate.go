@@ -116,6 +116,33 @@ func (g *Gate) Begin(ctx context.Context) (*Tx, error) {
 	return &Tx{g: g, p: p}, nil
 }
 
+// ErrWouldBlock is TryBegin's answer while a snapshot holds the gate.
+var ErrWouldBlock = fsutil.ErrWouldBlock
+
+// TryBegin is Begin without waiting: it returns ErrWouldBlock while a
+// snapshot holds the gate. A transaction spanning several data dirs (nodes
+// of a cluster) should Begin on the first and TryBegin on the others,
+// ending all and retrying on ErrWouldBlock: waiting at one gate while
+// holding another node's write lock would keep that node's snapshot from
+// draining writes.
+func (g *Gate) TryBegin() (*Tx, error) {
+	p, err := g.get()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.gate.TryLock(false); err != nil {
+		g.put(p)
+		return nil, err
+	}
+	err = p.write.TryLock(false)
+	p.gate.Unlock()
+	if err != nil {
+		g.put(p)
+		return nil, err
+	}
+	return &Tx{g: g, p: p}, nil
+}
+
 // End releases the transaction's write lock. Call it exactly once.
 func (t *Tx) End() error {
 	err := t.p.write.Unlock()

@@ -1,0 +1,344 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+// What etcd stores for a cluster C (all under /hotsnap/C/):
+//
+//	members/<node-id>   an agent's registration (Member JSON), under the agent's lease
+//	plan                optional user JSON, part of every cluster snapshot's plan
+//	backup-lock/...     the etcd mutex that serialises cluster backups
+//	backup-running      who holds that mutex (BackupInfo JSON), under the holder's lease
+//
+// Nothing else: snapshots live on the nodes, and a cluster snapshot's plan
+// is stored in every node's manifest.
+
+var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Agency is a connection to etcd for one cluster.
+type Agency struct {
+	cli     *clientv3.Client
+	cluster string
+	prefix  string
+}
+
+// Dial connects to etcd (comma-separated or repeated URLs) for cluster and
+// checks that it answers within timeout (0 means 5s).
+func Dial(ctx context.Context, endpoints []string, cluster string, timeout time.Duration) (*Agency, error) {
+	if !clusterNameRE.MatchString(cluster) {
+		return nil, fmt.Errorf("%w: cluster name %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cluster)
+	}
+	var eps []string
+	for _, e := range endpoints {
+		for _, p := range strings.Split(e, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				eps = append(eps, p)
+			}
+		}
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("%w: no etcd endpoints (--etcd or HOTSNAP_ETCD)", snapshot.ErrInvalid)
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, Logger: zap.NewNop(), Context: ctx})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %v: %w", eps, err)
+	}
+	a := &Agency{cli: cli, cluster: cluster, prefix: "/hotsnap/" + cluster + "/"}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := cli.Get(cctx, a.prefix+"plan"); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcd %v does not answer: %w", eps, err)
+	}
+	return a, nil
+}
+
+// Close ends the connection.
+func (a *Agency) Close() error { return a.cli.Close() }
+
+// Cluster is the cluster's name.
+func (a *Agency) Cluster() string { return a.cluster }
+
+func (a *Agency) memberKey(node string) string { return a.prefix + "members/" + node }
+
+// Member is an agent's registration.
+type Member struct {
+	NodeID      string    `json:"nodeId"`
+	URL         string    `json:"url"` // the agent's API, http(s)://host:port
+	ToolVersion string    `json:"toolVersion"`
+	AppVersion  string    `json:"appVersion,omitempty"`
+	Host        string    `json:"host,omitempty"`
+	PID         int       `json:"pid,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+}
+
+// Registration keeps an agent's membership alive.
+type Registration struct {
+	a      *Agency
+	cancel context.CancelFunc
+	done   chan struct{}
+	lease  atomic.Int64
+}
+
+// Register adds m to the cluster's membership under a lease of ttl, kept
+// alive until Close. A node id held by another live agent is refused. If
+// the lease is lost (etcd unreachable for longer than ttl), Register keeps
+// trying to register again, logging each failure.
+func (a *Agency) Register(ctx context.Context, m Member, ttl time.Duration, log *slog.Logger) (*Registration, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ttlSec := int64(ttl / time.Second)
+	if ttlSec < 2 {
+		ttlSec = 2
+	}
+	b, _ := json.Marshal(m)
+	key := a.memberKey(m.NodeID)
+	r := &Registration{a: a, done: make(chan struct{})}
+	grant := func(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+		l, err := a.cli.Grant(ctx, ttlSec)
+		if err != nil {
+			return nil, fmt.Errorf("etcd lease: %w", err)
+		}
+		resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(b), clientv3.WithLease(l.ID))).
+			Else(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
+			return nil, fmt.Errorf("etcd register: %w", err)
+		}
+		if !resp.Succeeded {
+			a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
+			var other Member
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				json.Unmarshal(kvs[0].Value, &other)
+			}
+			return nil, fmt.Errorf("%w: node id %q is already registered in cluster %s by a live agent at %s (pid %d on %s)",
+				snapshot.ErrInvalid, m.NodeID, a.cluster, other.URL, other.PID, other.Host)
+		}
+		r.lease.Store(int64(l.ID))
+		return a.cli.KeepAlive(ctx, l.ID)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	ch, err := grant(rctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	go func() {
+		defer close(r.done)
+		for {
+			for range ch { // drain keep-alive answers until the lease is gone
+			}
+			if rctx.Err() != nil {
+				return
+			}
+			log.Warn("agent lost its etcd lease; registering again", "node", m.NodeID)
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				if ch, err = grant(rctx); err == nil {
+					log.Info("agent registered again", "node", m.NodeID)
+					break
+				}
+				log.Warn("agent registration failed", "node", m.NodeID, "err", err)
+			}
+		}
+	}()
+	return r, nil
+}
+
+// Close ends the registration and removes the member key.
+func (r *Registration) Close() {
+	r.cancel()
+	<-r.done
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// Revoking the lease deletes the member key. Best effort: unrevoked,
+	// the lease expires by itself.
+	r.a.cli.Revoke(ctx, clientv3.LeaseID(r.lease.Load()))
+}
+
+// Plan is the cluster's topology as read at one etcd revision.
+type Plan struct {
+	Cluster  string          `json:"cluster"`
+	Nodes    []Member        `json:"nodes"` // sorted by node id
+	User     json.RawMessage `json:"user,omitempty"`
+	Revision int64           `json:"-"`
+	// mods fingerprints the plan: each key with its create and mod revision.
+	mods map[string][2]int64
+}
+
+// NodeIDs lists the plan's node ids, sorted.
+func (p *Plan) NodeIDs() []string {
+	ids := make([]string, len(p.Nodes))
+	for i, n := range p.Nodes {
+		ids[i] = n.NodeID
+	}
+	return ids
+}
+
+// Node finds a member by id.
+func (p *Plan) Node(id string) (Member, bool) {
+	for _, n := range p.Nodes {
+		if n.NodeID == id {
+			return n, true
+		}
+	}
+	return Member{}, false
+}
+
+// ReadPlan reads the membership and the user plan in one transaction, so
+// both come from the same revision.
+func (a *Agency) ReadPlan(ctx context.Context) (*Plan, error) {
+	resp, err := a.cli.Txn(ctx).Then(
+		clientv3.OpGet(a.prefix+"members/", clientv3.WithPrefix()),
+		clientv3.OpGet(a.prefix+"plan"),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: read the plan: %w", err)
+	}
+	p := &Plan{Cluster: a.cluster, Nodes: []Member{}, Revision: resp.Header.Revision, mods: map[string][2]int64{}}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		var m Member
+		if err := json.Unmarshal(kv.Value, &m); err != nil {
+			return nil, fmt.Errorf("etcd: member %s is unreadable: %w", kv.Key, err)
+		}
+		p.Nodes = append(p.Nodes, m)
+		p.mods[string(kv.Key)] = [2]int64{kv.CreateRevision, kv.ModRevision}
+	}
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		p.User = json.RawMessage(kvs[0].Value)
+		p.mods[string(kvs[0].Key)] = [2]int64{kvs[0].CreateRevision, kvs[0].ModRevision}
+	}
+	sort.Slice(p.Nodes, func(i, j int) bool { return p.Nodes[i].NodeID < p.Nodes[j].NodeID })
+	return p, nil
+}
+
+// Changes re-reads the plan and describes how it differs from p (nil when
+// it is the same: same keys, none rewritten).
+func (a *Agency) Changes(ctx context.Context, p *Plan) ([]string, error) {
+	now, err := a.ReadPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	name := func(k string) string {
+		if k == a.prefix+"plan" {
+			return "the user plan"
+		}
+		return "node " + strings.TrimPrefix(k, a.prefix+"members/")
+	}
+	for k, v := range p.mods {
+		w, ok := now.mods[k]
+		switch {
+		case !ok:
+			out = append(out, name(k)+" left")
+		case w != v:
+			out = append(out, name(k)+" changed")
+		}
+	}
+	for k := range now.mods {
+		if _, ok := p.mods[k]; !ok {
+			out = append(out, name(k)+" joined")
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// SetPlan stores user JSON as the cluster's plan (nil deletes it).
+func (a *Agency) SetPlan(ctx context.Context, user json.RawMessage) error {
+	if user == nil {
+		_, err := a.cli.Delete(ctx, a.prefix+"plan")
+		return err
+	}
+	if !json.Valid(user) {
+		return fmt.Errorf("%w: the plan is not valid JSON", snapshot.ErrInvalid)
+	}
+	_, err := a.cli.Put(ctx, a.prefix+"plan", string(user))
+	return err
+}
+
+// RunningBackup says who runs a cluster backup.
+type RunningBackup struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// ErrBackupRunning is returned when another cluster backup holds the agency
+// lock for longer than the wait.
+var ErrBackupRunning = errors.New("another cluster backup is running")
+
+// LockBackups takes the cluster's backup mutex in etcd, waiting at most
+// wait. The mutex lives under a session lease of ttl: if the holder dies,
+// etcd frees it after ttl. The returned function releases it.
+func (a *Agency) LockBackups(ctx context.Context, info RunningBackup, wait, ttl time.Duration) (func(), error) {
+	ttlSec := int(ttl / time.Second)
+	if ttlSec < 2 {
+		ttlSec = 2
+	}
+	s, err := concurrency.NewSession(a.cli, concurrency.WithTTL(ttlSec), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("etcd session: %w", err)
+	}
+	mu := concurrency.NewMutex(s, a.prefix+"backup-lock")
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := mu.Lock(wctx); err != nil {
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var who RunningBackup
+		if r, gerr := a.cli.Get(ctx, a.prefix+"backup-running"); gerr == nil && len(r.Kvs) > 0 {
+			json.Unmarshal(r.Kvs[0].Value, &who)
+		}
+		return nil, fmt.Errorf("%w (%w): backup %s by pid %d on %s since %s holds the agency lock of cluster %s; waited %s",
+			ErrBackupRunning, snapshot.ErrLockTimeout, who.ID, who.PID, who.Host, who.StartedAt.Format(time.RFC3339), a.cluster, wait)
+	}
+	b, _ := json.Marshal(info)
+	if _, err := a.cli.Put(ctx, a.prefix+"backup-running", string(b), clientv3.WithLease(s.Lease())); err != nil {
+		mu.Unlock(context.WithoutCancel(ctx))
+		s.Close()
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.cli.Delete(uctx, a.prefix+"backup-running")
+		mu.Unlock(uctx)
+		s.Close()
+	}, nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

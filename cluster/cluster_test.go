@@ -1,0 +1,574 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/testetcd"
+	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/writegate"
+)
+
+const testToken = "test-token-0123456789abcdef"
+
+// testNode is one in-process agent serving real HTTP on loopback, with its
+// own data dir, registered in a real etcd.
+type testNode struct {
+	id     string
+	dir    string
+	layout *snapshot.Layout
+	agent  *Agent
+	srv    *httptest.Server
+	reg    *Registration
+	client *Client
+	// failSwap makes the node's next quiescers fail (a restore that
+	// cannot swap); onQuiesce runs inside every Quiesce.
+	failSwap  atomic.Bool
+	onQuiesce func()
+}
+
+type testCluster struct {
+	etcd   *testetcd.Etcd
+	agency *Agency
+	nodes  []*testNode
+	co     *Coordinator
+}
+
+type hookQuiescer struct {
+	*snapshot.FlockQuiescer
+	n *testNode
+}
+
+func (h hookQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+	if h.n.failSwap.Load() {
+		return fmt.Errorf("%w: injected failure on node %s", snapshot.ErrLockFailed, h.n.id)
+	}
+	if h.n.onQuiesce != nil {
+		h.n.onQuiesce()
+	}
+	return h.FlockQuiescer.Quiesce(ctx, wait)
+}
+
+func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	e := testetcd.Start(t)
+	ag, err := Dial(context.Background(), []string{e.URL}, "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ag.Close() })
+	tc := &testCluster{etcd: e, agency: ag}
+	for i := 1; i <= n; i++ {
+		tc.nodes = append(tc.nodes, tc.addNode(t, fmt.Sprintf("n%d", i)))
+	}
+	tc.co = &Coordinator{Agency: ag, Token: testToken, HTTP: http.DefaultClient}
+	return tc
+}
+
+func (tc *testCluster) addNode(t *testing.T, id string) *testNode {
+	t.Helper()
+	dir := t.TempDir()
+	if err := bank.Init(dir, 10, 1000); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "node.txt"), []byte("I am "+id+"\n"), 0o644)
+	l, err := snapshot.NewLayout(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := &testNode{id: id, dir: dir, layout: l}
+	nd.agent, err = NewAgent(AgentConfig{Layout: l, NodeID: id, Cluster: "test", Token: testToken,
+		NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
+			q := &snapshot.FlockQuiescer{DataDir: dir, Force: force}
+			return hookQuiescer{q, nd}, func() { q.Close() }
+		},
+		Lock: snapshot.LockPolicy{MaxWait: 5 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd.srv = httptest.NewServer(nd.agent.Handler())
+	t.Cleanup(nd.srv.Close)
+	t.Cleanup(nd.agent.Close)
+	m := Member{NodeID: id, URL: nd.srv.URL, ToolVersion: snapshot.ToolVersion, StartedAt: time.Now()}
+	nd.reg, err = tc.agency.Register(context.Background(), m, 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nd.reg.Close)
+	nd.client = NewClient(m, testToken, http.DefaultClient)
+	return nd
+}
+
+// canWrite reports whether a writer gets through the node's gate now.
+func canWrite(t *testing.T, dir string) bool {
+	t.Helper()
+	g, err := writegate.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	tx, err := g.TryBegin()
+	if err != nil {
+		return false
+	}
+	tx.End()
+	return true
+}
+
+func pieces(t *testing.T, nodes []*testNode) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, n := range nodes {
+		infos, err := snapshot.List(context.Background(), n.layout, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range infos {
+			out[n.id] = append(out[n.id], i.ID)
+		}
+	}
+	return out
+}
+
+func TestAuth(t *testing.T) {
+	tc := startCluster(t, 1)
+	n := tc.nodes[0]
+	for _, tok := range []string{"", "wrong-token-0123456789abcdef", testToken + "x", testToken[:10]} {
+		for _, path := range []string{"/v1/snapshots", "/metrics", "/v1/info"} {
+			req, _ := http.NewRequest("GET", n.srv.URL+path, nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 401 || !strings.Contains(string(b), `"kind":"unauthorized"`) {
+				t.Fatalf("%s with token %q: %d %s", path, tok, resp.StatusCode, b)
+			}
+		}
+		// A refused lock or create changes nothing.
+		bad := NewClient(Member{NodeID: n.id, URL: n.srv.URL}, tok, http.DefaultClient)
+		if _, err := bad.Lock(context.Background(), "x1", time.Second, 5*time.Second, false); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("lock with a bad token: %v", err)
+		}
+		if !canWrite(t, n.dir) {
+			t.Fatal("a refused lock stopped writes")
+		}
+		if _, err := bad.Create(context.Background(), CreateRequest{ID: "2026-01-01T00.00.00Z_x"}); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("create with a bad token: %v", err)
+		}
+	}
+	if p := pieces(t, tc.nodes); len(p) != 0 {
+		t.Fatalf("refused calls left snapshots: %v", p)
+	}
+	resp, err := http.Get(n.srv.URL + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestLockLease(t *testing.T) {
+	tc := startCluster(t, 1)
+	n := tc.nodes[0]
+	ctx := context.Background()
+	// Held while renewed, past several leases.
+	if _, err := n.client.Lock(ctx, "l1", time.Second, 300*time.Millisecond, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if err := n.client.Renew(ctx, "l1", 300*time.Millisecond); err != nil {
+			t.Fatalf("renew %d: %v", i, err)
+		}
+		if canWrite(t, n.dir) {
+			t.Fatal("writes went through a held lock")
+		}
+	}
+	// Another lock id is refused while l1 holds.
+	if _, err := n.client.Lock(ctx, "l2", 100*time.Millisecond, time.Second, false); !errors.Is(err, snapshot.ErrLockTimeout) {
+		t.Fatalf("second lock: %v", err)
+	}
+	// Not renewed: the agent releases it by itself.
+	start := time.Now()
+	for !canWrite(t, n.dir) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the lock outlived its lease by seconds")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("writes resumed %v after the last renewal (lease 300ms)", time.Since(start))
+	u, err := n.client.Unlock(ctx, "l1")
+	if err != nil || u.Released || u.Outcome != "expired" {
+		t.Fatalf("unlock after expiry: %+v %v", u, err)
+	}
+	// A renewal never takes a released lock again.
+	if err := n.client.Renew(ctx, "l1", time.Second); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("renew of an ended lock: %v", err)
+	}
+	if !canWrite(t, n.dir) {
+		t.Fatal("renew re-took the lock")
+	}
+	// Explicit unlock.
+	if _, err := n.client.Lock(ctx, "l3", time.Second, time.Minute, false); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := n.client.Unlock(ctx, "l3"); err != nil || !u.Released || u.Outcome != "unlocked" {
+		t.Fatalf("unlock: %+v %v", u, err)
+	}
+	if !canWrite(t, n.dir) {
+		t.Fatal("unlock did not resume writes")
+	}
+	// A lock that cannot drain writes in its period times out cleanly.
+	g, _ := writegate.Open(n.dir)
+	tx, _ := g.Begin(ctx)
+	if _, err := n.client.Lock(ctx, "l4", 200*time.Millisecond, time.Minute, false); !errors.Is(err, snapshot.ErrLockTimeout) {
+		t.Fatalf("lock over a long transaction: %v", err)
+	}
+	tx.End()
+	g.Close()
+	if !canWrite(t, n.dir) {
+		t.Fatal("a timed-out lock kept writes stopped")
+	}
+	// Bad requests.
+	if _, err := n.client.Lock(ctx, "../x", time.Second, time.Second, false); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Fatalf("bad lock id: %v", err)
+	}
+	if _, err := n.client.Lock(ctx, "l5", time.Second, time.Hour, false); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Fatalf("lease over the cap: %v", err)
+	}
+	m := metricsText(t, n)
+	for _, want := range []string{`hotsnap_lock_expired_total{node="n1"} 1`, `hotsnap_lock_attempts_total{node="n1",result="timeout"} 2`, `hotsnap_lock_held{node="n1"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}
+
+func metricsText(t *testing.T, n *testNode) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestCreateListDelete(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := context.Background()
+	res, err := tc.co.Create(ctx, CreateOptions{Label: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Pieces) != 3 || res.PotentiallyInconsistent || res.LockAttempts != 1 {
+		t.Fatalf("result: %+v", res)
+	}
+	for _, n := range tc.nodes {
+		m, err := snapshot.ReadManifest(n.layout, res.ID)
+		if err != nil {
+			t.Fatalf("node %s: %v", n.id, err)
+		}
+		if m.Node.ID != n.id || strings.Join(m.Topology.Nodes, ",") != "n1,n2,n3" || m.Topology.PlanRevision != res.PlanRevision || m.Topology.PlanRevision == 0 {
+			t.Fatalf("node %s manifest: node %v topology %+v", n.id, m.Node, m.Topology)
+		}
+		var plan Plan
+		if err := json.Unmarshal(m.Topology.Plan, &plan); err != nil || len(plan.Nodes) != 3 || plan.Nodes[1].URL != tc.nodes[1].srv.URL {
+			t.Fatalf("stored plan: %s %v", m.Topology.Plan, err)
+		}
+		if m.LockHeldMs <= 0 || !canWrite(t, n.dir) {
+			t.Fatalf("node %s: lock held %v ms, writes resumed %v", n.id, m.LockHeldMs, canWrite(t, n.dir))
+		}
+	}
+	l, err := tc.co.List(ctx)
+	if err != nil || len(l.Snapshots) != 1 || !l.Snapshots[0].Available || l.Snapshots[0].NrPiecesPresent != 3 {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+	// A piece missing: listed, not available.
+	if err := snapshot.Delete(ctx, tc.nodes[1].layout, res.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = tc.co.List(ctx)
+	if s := l.Snapshots[0]; s.Available || s.NrPiecesPresent != 2 || strings.Join(s.Missing, ",") != "n2" {
+		t.Fatalf("list with a piece missing: %+v", s)
+	}
+	d, err := tc.co.Delete(ctx, res.ID)
+	if err != nil || strings.Join(d.Deleted, ",") != "n1,n3" || strings.Join(d.Absent, ",") != "n2" {
+		t.Fatalf("delete: %+v %v", d, err)
+	}
+	if _, err := tc.co.Delete(ctx, res.ID); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if p := pieces(t, tc.nodes); len(p) != 0 {
+		t.Fatalf("pieces left: %v", p)
+	}
+	m := metricsText(t, tc.nodes[0])
+	for _, want := range []string{`hotsnap_create_duration_seconds_count{node="n1"} 1`, `hotsnap_lock_held_seconds_count{node="n1"} 1`,
+		`hotsnap_lock_attempts_total{node="n1",result="ok"} 1`, `hotsnap_deletes_total{node="n1"} 1`, `hotsnap_snapshots{node="n1"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}
+
+// TestAgencyLock: a second cluster create waits for the first, or fails
+// clearly when the wait is too short; two never interleave.
+func TestAgencyLock(t *testing.T) {
+	tc := startCluster(t, 2)
+	ctx := context.Background()
+	release, err := tc.agency.LockBackups(ctx, RunningBackup{ID: "manual", Host: "test", PID: 42}, time.Second, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tc.co.Create(ctx, CreateOptions{AgencyWait: 500 * time.Millisecond})
+	if !errors.Is(err, ErrBackupRunning) || !errors.Is(err, snapshot.ErrLockTimeout) || !strings.Contains(err.Error(), "pid 42") {
+		t.Fatalf("create while another holds the agency lock: %v", err)
+	}
+	release()
+	if p := pieces(t, tc.nodes); len(p) != 0 {
+		t.Fatalf("a refused create left pieces: %v", p)
+	}
+	// Two at once: both succeed, one after the other.
+	var wg sync.WaitGroup
+	results := make([]*CreateResult, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := tc.co.Create(ctx, CreateOptions{Label: fmt.Sprintf("c%d", i)})
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i, a := range results {
+		for j, b := range results {
+			if i != j && a.heldFrom.Before(b.heldTo) && b.heldFrom.Before(a.heldTo) {
+				t.Fatalf("creates %d and %d interleaved: %v-%v and %v-%v", i, j, a.heldFrom, a.heldTo, b.heldFrom, b.heldTo)
+			}
+		}
+	}
+	if p := pieces(t, tc.nodes); len(p["n1"]) != 4 || len(p["n2"]) != 4 {
+		t.Fatalf("pieces: %v", p)
+	}
+}
+
+func TestPlanChangeDuringCreate(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := context.Background()
+	changed := false
+	tc.nodes[1].onQuiesce = func() {
+		if !changed {
+			changed = true
+			tc.agency.SetPlan(ctx, json.RawMessage(`{"shards":4}`))
+		}
+	}
+	_, err := tc.co.Create(ctx, CreateOptions{})
+	if !errors.Is(err, ErrPlanChanged) || !strings.Contains(err.Error(), "the user plan joined") {
+		t.Fatalf("create across a plan change: %v", err)
+	}
+	if p := pieces(t, tc.nodes); len(p) != 0 {
+		t.Fatalf("pieces left after a plan change: %v", p)
+	}
+	// Allowed: kept, with a warning; the new plan is in the manifests.
+	changed = false
+	tc.nodes[1].onQuiesce = func() {
+		if !changed {
+			changed = true
+			tc.agency.SetPlan(ctx, json.RawMessage(`{"shards":5}`))
+		}
+	}
+	res, err := tc.co.Create(ctx, CreateOptions{AllowInconsistent: true})
+	if err != nil || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "plan changed") {
+		t.Fatalf("allowed: %+v %v", res, err)
+	}
+	// A later create carries the user plan.
+	tc.nodes[1].onQuiesce = nil
+	res, err = tc.co.Create(ctx, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := snapshot.ReadManifest(tc.nodes[2].layout, res.ID)
+	if !strings.Contains(string(m.Topology.Plan), `"user":{"shards":5}`) {
+		t.Fatalf("plan in manifest: %s", m.Topology.Plan)
+	}
+}
+
+func TestRestoreAllOrNone(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := context.Background()
+	res, err := tc.co.Create(ctx, CreateOptions{Label: "before"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := func(s string) {
+		for _, n := range tc.nodes {
+			// A new file renamed over the old: snapshots share inodes
+			// with the live data, so nothing is rewritten in place.
+			tmp := filepath.Join(n.dir, "node.txt.tmp")
+			os.WriteFile(tmp, []byte(s+n.id+"\n"), 0o644)
+			os.Rename(tmp, filepath.Join(n.dir, "node.txt"))
+			os.WriteFile(filepath.Join(n.dir, "extra-"+s), []byte(s), 0o644)
+		}
+	}
+	content := func(n *testNode) string {
+		b, _ := os.ReadFile(filepath.Join(n.dir, "node.txt"))
+		return string(b)
+	}
+	change("later ")
+	// One node fails to swap: the others go back, every node holds "later".
+	tc.nodes[2].failSwap.Store(true)
+	rr, err := tc.co.Restore(ctx, res.ID, RestoreOptions{})
+	if err == nil || !strings.Contains(err.Error(), "injected failure") || strings.Join(rr.Reverted, ",") != "n1,n2" {
+		t.Fatalf("restore with a failing node: %+v %v", rr, err)
+	}
+	for _, n := range tc.nodes {
+		if got := content(n); got != "later "+n.id+"\n" {
+			t.Fatalf("node %s after a failed cluster restore: %q", n.id, got)
+		}
+		if _, err := os.Stat(filepath.Join(n.dir, "extra-later ")); err != nil {
+			t.Fatalf("node %s lost a later file: %v", n.id, err)
+		}
+	}
+	tc.nodes[2].failSwap.Store(false)
+	// A missing piece: refused before any node changes.
+	snapshot.Delete(ctx, tc.nodes[1].layout, res.ID, nil)
+	if _, err := tc.co.Restore(ctx, res.ID, RestoreOptions{}); !errors.Is(err, snapshot.ErrNotFound) || !strings.Contains(err.Error(), "no node was changed") {
+		t.Fatalf("restore with a piece missing: %v", err)
+	}
+	for _, n := range tc.nodes {
+		if content(n) != "later "+n.id+"\n" {
+			t.Fatalf("node %s changed by a refused restore", n.id)
+		}
+	}
+	// A full cluster restore.
+	res2, err := tc.co.Create(ctx, CreateOptions{Label: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change("third ")
+	if _, err := tc.co.Restore(ctx, res2.ID, RestoreOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if content(tc.nodes[0]) != "third n1\n" {
+		t.Fatal("dry run changed data")
+	}
+	rr, err = tc.co.Restore(ctx, res2.ID, RestoreOptions{})
+	if err != nil || !rr.Restored {
+		t.Fatalf("restore: %+v %v", rr, err)
+	}
+	for _, n := range tc.nodes {
+		if got := content(n); got != "later "+n.id+"\n" {
+			t.Fatalf("node %s after restore: %q", n.id, got)
+		}
+		if _, err := os.Stat(filepath.Join(n.dir, "extra-third ")); err == nil {
+			t.Fatalf("node %s kept a file the snapshot does not have", n.id)
+		}
+	}
+	// A topology that differs is refused: a fourth node joins.
+	tc.nodes = append(tc.nodes, tc.addNode(t, "n4"))
+	if _, err := tc.co.Restore(ctx, res2.ID, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "topology") {
+		t.Fatalf("restore onto 4 nodes: %v", err)
+	}
+}
+
+func TestJobsUploadDownload(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := context.Background()
+	var events []JobsProgress
+	var mu sync.Mutex
+	tc.co.Progress = func(p JobsProgress) { mu.Lock(); events = append(events, p); mu.Unlock() }
+	res, err := tc.co.Create(ctx, CreateOptions{Label: "arch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := "file://" + t.TempDir()
+	up, err := tc.co.RunJobs(ctx, "upload", res.ID, JobRequest{Remote: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range up.Jobs {
+		if j.Status != JobCompleted || j.FilesDone != j.FilesTotal || j.FilesTotal == 0 {
+			t.Fatalf("upload job: %+v", j)
+		}
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if _, err := os.Stat(filepath.Join(strings.TrimPrefix(remote, "file://"), "snapshots", res.ID, n+".manifest")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := events[len(events)-1]
+	if last.Done != 3 || last.Nodes != 3 || !strings.Contains(last.String(), "3/3 nodes done; node n1: ") {
+		t.Fatalf("last progress: %s", last)
+	}
+	st, err := tc.co.Status(ctx, up.JobID)
+	if err != nil || len(st) != 3 || st[2].Status != JobCompleted {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	if _, err := tc.co.Delete(ctx, res.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.co.RunJobs(ctx, "download", res.ID, JobRequest{Remote: remote}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := tc.co.List(ctx)
+	if len(l.Snapshots) != 1 || !l.Snapshots[0].Available {
+		t.Fatalf("list after download: %+v", l)
+	}
+	if _, err := tc.co.RunJobs(ctx, "verify", res.ID, JobRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// A failing node is named; the others complete.
+	snapshot.Delete(ctx, tc.nodes[2].layout, res.ID, nil)
+	vr, err := tc.co.RunJobs(ctx, "verify", res.ID, JobRequest{})
+	if !errors.Is(err, snapshot.ErrNotFound) || !strings.Contains(err.Error(), "node n3") || vr.Jobs[0].Status != JobCompleted || vr.Jobs[2].Status != JobFailed {
+		t.Fatalf("verify with a piece missing: %+v %v", vr, err)
+	}
+	if _, err := tc.co.Status(ctx, "no-such-job"); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("status of an unknown job: %v", err)
+	}
+	m := metricsText(t, tc.nodes[0])
+	if !strings.Contains(m, `hotsnap_jobs_total{node="n1",type="upload",status="COMPLETED"} 1`) || strings.Contains(m, `direction="upload"} 0`) {
+		t.Fatalf("metrics:\n%s", m)
+	}
+}
+
+func TestMembership(t *testing.T) {
+	tc := startCluster(t, 2)
+	ctx := context.Background()
+	// A node id held by a live agent is refused.
+	_, err := tc.agency.Register(ctx, Member{NodeID: "n1", URL: "http://127.0.0.1:1"}, 2*time.Second, nil)
+	if !errors.Is(err, snapshot.ErrInvalid) || !strings.Contains(err.Error(), "already registered") {
+		t.Fatalf("duplicate node id: %v", err)
+	}
+	tc.nodes[1].reg.Close()
+	p, err := tc.agency.ReadPlan(ctx)
+	if err != nil || strings.Join(p.NodeIDs(), ",") != "n1" {
+		t.Fatalf("plan after n2 left: %v %v", p.NodeIDs(), err)
+	}
+}

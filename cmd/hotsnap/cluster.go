@@ -1,0 +1,445 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/cluster"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+func clusterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "etcd", EnvVars: []string{"HOTSNAP_ETCD"}, Usage: "etcd endpoints (http://127.0.0.1:2379; comma-separated or repeated)"},
+		&cli.StringFlag{Name: "cluster", EnvVars: []string{"HOTSNAP_CLUSTER"}, Usage: "cluster name (letters, digits, '.', '_', '-')"},
+		&cli.StringFlag{Name: "token-file", EnvVars: []string{"HOTSNAP_TOKEN_FILE"}, Usage: "file holding the agents' bearer token (at least 16 characters)"},
+	}
+}
+
+func readToken(c *cli.Context) (string, error) {
+	f := c.String("token-file")
+	if f == "" {
+		return "", usageError{errors.New("--token-file (or HOTSNAP_TOKEN_FILE) is required")}
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", usageError{fmt.Errorf("token file %s: the token must be at least 16 characters", f)}
+	}
+	return tok, nil
+}
+
+func dialAgency(c *cli.Context) (*cluster.Agency, error) {
+	if c.String("cluster") == "" {
+		return nil, usageError{errors.New("--cluster (or HOTSNAP_CLUSTER) is required")}
+	}
+	if len(c.StringSlice("etcd")) == 0 {
+		return nil, usageError{errors.New("--etcd (or HOTSNAP_ETCD) is required")}
+	}
+	return cluster.Dial(c.Context, c.StringSlice("etcd"), c.String("cluster"), 0)
+}
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "serve this node's snapshots to cluster coordinators (HTTP API), registered in etcd",
+		Flags: withOutput(append(append([]cli.Flag{dataDirFlag(), backupsDirFlag(),
+			&cli.StringFlag{Name: "node-id", EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id in the cluster"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7701", EnvVars: []string{"HOTSNAP_LISTEN"}, Usage: "address to serve the API on (port 0: any free port)"},
+			&cli.StringFlag{Name: "advertise-url", EnvVars: []string{"HOTSNAP_ADVERTISE_URL"}, Usage: "URL coordinators reach this agent at (default from --listen)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) to serve HTTPS"},
+			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)"},
+			&cli.DurationFlag{Name: "member-ttl", Value: 5 * time.Second, Usage: "lease of the agent's registration in etcd: a dead agent drops out after it"},
+			&cli.DurationFlag{Name: "max-lock-lease", Value: 60 * time.Second, Usage: "longest lock lease a coordinator may ask for"},
+			&cli.StringSliceFlag{Name: "copy", Usage: "as for create: glob of files captured as copies (repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create: glob of entries left out (repeatable)"},
+			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create: link, reflink or auto"},
+			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's version, recorded at create and checked at restore"},
+			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "the application's key id, recorded and checked"},
+		}, clusterFlags()...), append(quiesceFlags(), remoteFlags()...)...)...),
+		Action: func(c *cli.Context) error {
+			e, l, _, err := prologue(c, false)
+			if err != nil {
+				return err
+			}
+			if c.String("node-id") == "" {
+				return usageError{errors.New("--node-id (or HOTSNAP_NODE_ID) is required")}
+			}
+			if c.IsSet("remote") {
+				return usageError{errors.New("the agent takes no --remote: coordinators name it per upload or download")}
+			}
+			tok, err := readToken(c)
+			if err != nil {
+				return err
+			}
+			if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
+				return usageError{errors.New("--tls-cert and --tls-key go together")}
+			}
+			// Check the quiesce flags once, up front.
+			if _, closeQ, err := quiescerFromFlags(c, l.DataDir); err != nil {
+				return err
+			} else {
+				closeQ()
+			}
+			key, err := archiveKey(c)
+			if err != nil {
+				return err
+			}
+			agency, err := dialAgency(c)
+			if err != nil {
+				return err
+			}
+			defer agency.Close()
+			ag, err := cluster.NewAgent(cluster.AgentConfig{
+				Layout: l, NodeID: c.String("node-id"), Cluster: c.String("cluster"), Token: tok,
+				NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
+					q, closeQ, _ := quiescerFromFlags(c, l.DataDir)
+					if force {
+						switch q := q.(type) {
+						case *snapshot.FlockQuiescer:
+							q.Force = true
+						case *snapshot.ExecQuiescer:
+							q.Force = true
+						case *snapshot.HTTPQuiescer:
+							q.Force = true
+						}
+					}
+					return q, closeQ
+				},
+				Lock:       snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
+				MaxLease:   c.Duration("max-lock-lease"),
+				AppVersion: c.String("app-version"), EncryptionKeyID: c.String("encryption-key-id"),
+				Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
+				Remote: archive.RemoteOptions{S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"),
+					S3Insecure: c.Bool("s3-insecure"), ConfigFile: c.String("remote-config")},
+				ArchiveKey: key, Logger: e.log,
+			})
+			if err != nil {
+				return err
+			}
+			defer ag.Close()
+			ln, err := net.Listen("tcp", c.String("listen"))
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			scheme := "http"
+			srv := &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			if c.String("tls-cert") != "" {
+				cert, err := tls.LoadX509KeyPair(c.String("tls-cert"), c.String("tls-key"))
+				if err != nil {
+					ln.Close()
+					return usageError{fmt.Errorf("TLS certificate: %w", err)}
+				}
+				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+				ln = tls.NewListener(ln, srv.TLSConfig)
+				scheme = "https"
+			} else if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+				e.log.Warn("serving without TLS on a non-loopback address: the token travels in clear; use --tls-cert and --tls-key")
+			}
+			url := c.String("advertise-url")
+			if url == "" {
+				url = scheme + "://" + ln.Addr().String()
+			}
+			reg, err := agency.Register(c.Context, cluster.Member{NodeID: c.String("node-id"), URL: url, ToolVersion: snapshot.ToolVersion,
+				AppVersion: c.String("app-version"), Host: hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, c.Duration("member-ttl"), e.log)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ln) }()
+			ready := map[string]any{"type": "ready", "node": c.String("node-id"), "cluster": c.String("cluster"), "url": url, "pid": os.Getpid()}
+			if e.json {
+				writeJSON(e.stdout, ready)
+			} else if !e.quiet {
+				fmt.Fprintf(e.stdout, "agent %s of cluster %s serving at %s\n", c.String("node-id"), c.String("cluster"), url)
+			}
+			select {
+			case <-c.Context.Done():
+			case err := <-served:
+				reg.Close()
+				return fmt.Errorf("serve: %w", err)
+			}
+			reg.Close()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+			return nil
+		},
+	}
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// coordinator builds a coordinator from the cluster flags.
+func coordinator(c *cli.Context) (*env, *cluster.Coordinator, func(), error) {
+	if err := noArgs(c); err != nil {
+		return nil, nil, nil, err
+	}
+	e := getEnv(c)
+	tok, err := readToken(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hc, err := cluster.ClientOptions{Token: tok, CAFile: c.String("tls-ca")}.HTTPClient()
+	if err != nil {
+		return nil, nil, nil, usageError{err}
+	}
+	agency, err := dialAgency(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	co := &cluster.Coordinator{Agency: agency, Token: tok, HTTP: hc, Logger: e.log}
+	co.Progress = e.clusterProgress()
+	return e, co, func() { agency.Close() }, nil
+}
+
+// clusterProgress prints per-node job progress: JSON lines with --json,
+// a line on stderr (at most every 2 s, and on every node finishing) otherwise.
+func (e *env) clusterProgress() func(cluster.JobsProgress) {
+	var last time.Time
+	lastDone := -1
+	return func(p cluster.JobsProgress) {
+		switch {
+		case e.json:
+			if time.Since(last) >= 500*time.Millisecond || p.Done != lastDone {
+				writeJSON(e.stdout, map[string]any{"type": "progress", "op": p.Op, "id": p.ID, "jobId": p.JobID, "nodes": p.Nodes, "nodesDone": p.Done, "jobs": p.Jobs})
+				last, lastDone = time.Now(), p.Done
+			}
+		case e.quiet:
+		default:
+			if time.Since(last) >= 2*time.Second || p.Done != lastDone {
+				fmt.Fprintln(e.stderr, p.String())
+				last, lastDone = time.Now(), p.Done
+			}
+		}
+	}
+}
+
+func clusterCmd(name, usage string, flags []cli.Flag, action func(c *cli.Context, e *env, co *cluster.Coordinator) error) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: usage,
+		Flags: withOutput(append(append(clusterFlags(),
+			&cli.StringFlag{Name: "tls-ca", EnvVars: []string{"HOTSNAP_TLS_CA"}, Usage: "PEM bundle trusted for the agents' TLS certificates"}), flags...)...),
+		Action: func(c *cli.Context) error {
+			e, co, closeFn, err := coordinator(c)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			return action(c, e, co)
+		},
+	}
+}
+
+func clusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "consistent snapshots of every node at once, through the agents (etcd as the agency)",
+		Subcommands: []*cli.Command{
+			clusterCmd("create", "lock every node at the same instant and snapshot them all with one id",
+				[]cli.Flag{
+					&cli.StringFlag{Name: "label", Usage: "id suffix (default: a random UUID)"},
+					&cli.DurationFlag{Name: "max-wait-for-lock", Value: snapshotDefaultMaxWait, Usage: "total time to try locking all nodes at once"},
+					&cli.DurationFlag{Name: "lock-period", Value: snapshotDefaultPeriod, Usage: "first attempt's period; each retry is 10% longer"},
+					&cli.DurationFlag{Name: "lock-lease", Value: 5 * time.Second, Usage: "how long a node keeps writes stopped without hearing from this coordinator"},
+					&cli.DurationFlag{Name: "max-wait-for-agency", Usage: "how long to wait for another cluster backup to end (default --max-wait-for-lock)"},
+					&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout (or a plan change) take the snapshot anyway, flagged potentiallyInconsistent"},
+					&cli.BoolFlag{Name: "force", Usage: "ask every node's application to abort long write transactions while the lock waits"},
+				},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					res, err := co.Create(c.Context, cluster.CreateOptions{Label: c.String("label"), MaxWait: c.Duration("max-wait-for-lock"),
+						InitialPeriod: c.Duration("lock-period"), Lease: c.Duration("lock-lease"), AgencyWait: c.Duration("max-wait-for-agency"),
+						AllowInconsistent: c.Bool("allow-inconsistent"), Force: c.Bool("force")})
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						fmt.Fprintf(w, "created %s on %d nodes (%s), plan revision %d\n", res.ID, len(res.Nodes), strings.Join(res.Nodes, ", "), res.PlanRevision)
+						fmt.Fprintf(w, "  lock: %d attempt(s), %.0f ms to lock all; writes paused at most %.1f ms on a node; took %.0f ms\n",
+							res.LockAttempts, res.LockWaitMs, res.MaxLockHeldMs, res.DurationMs)
+						for _, p := range res.Pieces {
+							fmt.Fprintf(w, "  node %s: %d files, %s, paused %.1f ms\n", p.Node, p.Files, humanBytes(p.Bytes), p.LockHeldMs)
+						}
+						for _, wn := range res.Warnings {
+							fmt.Fprintf(w, "  WARNING: %s\n", wn)
+						}
+					})
+					return nil
+				}),
+			clusterCmd("list", "list cluster snapshots: available when every node of the plan has its piece", nil,
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					res, err := co.List(c.Context)
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "ID\tAVAILABLE\tPIECES\tNODES\tSIZE\tFLAGS")
+						for _, s := range res.Snapshots {
+							flags := ""
+							if s.PotentiallyInconsistent {
+								flags = "potentiallyInconsistent"
+							}
+							fmt.Fprintf(tw, "%s\t%v\t%d/%d\t%s\t%s\t%s\n", s.ID, s.Available, s.NrPiecesPresent, len(s.Nodes), strings.Join(s.Nodes, ","), humanBytes(s.Bytes), dash(flags))
+						}
+						tw.Flush()
+						for n, why := range res.Unreachable {
+							fmt.Fprintf(w, "WARNING: node %s did not answer: %s\n", n, why)
+						}
+					})
+					return nil
+				}),
+			clusterCmd("delete", "delete a cluster snapshot's piece on every node", []cli.Flag{idFlag()},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					id, err := requireID(c)
+					if err != nil {
+						return err
+					}
+					res, err := co.Delete(c.Context, id)
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						fmt.Fprintf(w, "deleted %s on %s\n", res.ID, strings.Join(res.Deleted, ", "))
+					})
+					return nil
+				}),
+			clusterCmd("verify", "re-hash every node's piece against its manifest", []cli.Flag{idFlag(),
+				&cli.BoolFlag{Name: "fast", Usage: "compare sizes and times only"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					return runJobs(c, e, co, "verify", cluster.JobRequest{FastVerify: c.Bool("fast")})
+				}),
+			clusterCmd("restore", "restore a cluster snapshot on every node: all pieces proved first; all or none", []cli.Flag{idFlag(),
+				&cli.BoolFlag{Name: "dry-run", Usage: "prove every piece and the plan, change nothing"},
+				&cli.BoolFlag{Name: "ignore-version", Usage: "skip the app version rule (said in the output)"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					id, err := requireID(c)
+					if err != nil {
+						return err
+					}
+					res, err := co.Restore(c.Context, id, cluster.RestoreOptions{DryRun: c.Bool("dry-run"), IgnoreVersion: c.Bool("ignore-version")})
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						if res.DryRun {
+							fmt.Fprintf(w, "dry run: %s can be restored on %s; nothing was changed\n", res.ID, strings.Join(res.Nodes, ", "))
+						} else {
+							fmt.Fprintf(w, "restored %s on %s\n", res.ID, strings.Join(res.Nodes, ", "))
+						}
+					})
+					return nil
+				}),
+			clusterCmd("upload", "upload every node's piece to the archive (the agents' credentials)", []cli.Flag{idFlag(),
+				&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "archive, as the agents resolve it: file:///abs/path, s3://bucket/prefix or NAME:bucket/prefix"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					return runJobs(c, e, co, "upload", cluster.JobRequest{Remote: c.String("remote")})
+				}),
+			clusterCmd("download", "download every node's piece from the archive", []cli.Flag{idFlag(),
+				&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "archive, as the agents resolve it"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					return runJobs(c, e, co, "download", cluster.JobRequest{Remote: c.String("remote")})
+				}),
+			clusterCmd("status", "show a job on every node", []cli.Flag{&cli.StringFlag{Name: "job", Usage: "job id (printed by upload, download, verify)"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					if c.String("job") == "" {
+						return usageError{errors.New("--job is required")}
+					}
+					jobs, err := co.Status(c.Context, c.String("job"))
+					if err != nil {
+						return err
+					}
+					e.result(jobs, func(w io.Writer) { printJobs(w, jobs) })
+					return nil
+				}),
+			clusterCmd("plan", "show the plan (live agents and the user plan); --set stores user JSON in it", []cli.Flag{
+				&cli.StringFlag{Name: "set", Usage: "file of JSON to store as the user plan"},
+				&cli.BoolFlag{Name: "clear", Usage: "remove the user plan"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					switch {
+					case c.String("set") != "" && c.Bool("clear"):
+						return usageError{errors.New("--set and --clear exclude each other")}
+					case c.String("set") != "":
+						b, err := os.ReadFile(c.String("set"))
+						if err != nil {
+							return err
+						}
+						if err := co.Agency.SetPlan(c.Context, json.RawMessage(b)); err != nil {
+							return err
+						}
+					case c.Bool("clear"):
+						if err := co.Agency.SetPlan(c.Context, nil); err != nil {
+							return err
+						}
+					}
+					p, err := co.Agency.ReadPlan(c.Context)
+					if err != nil {
+						return err
+					}
+					out := map[string]any{"cluster": p.Cluster, "revision": p.Revision, "nodes": p.Nodes, "user": p.User}
+					e.result(out, func(w io.Writer) {
+						fmt.Fprintf(w, "cluster %s at etcd revision %d: %d live agent(s)\n", p.Cluster, p.Revision, len(p.Nodes))
+						for _, n := range p.Nodes {
+							fmt.Fprintf(w, "  %s\t%s\t(pid %d on %s, since %s)\n", n.NodeID, n.URL, n.PID, n.Host, n.StartedAt.Format(time.RFC3339))
+						}
+						if p.User != nil {
+							fmt.Fprintf(w, "  user plan: %s\n", p.User)
+						}
+					})
+					return nil
+				}),
+		},
+	}
+}
+
+func runJobs(c *cli.Context, e *env, co *cluster.Coordinator, op string, req cluster.JobRequest) error {
+	id, err := requireID(c)
+	if err != nil {
+		return err
+	}
+	if (op == "upload" || op == "download") && req.Remote == "" {
+		return usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
+	}
+	res, err := co.RunJobs(c.Context, op, id, req)
+	if err != nil {
+		return err
+	}
+	e.result(res, func(w io.Writer) {
+		fmt.Fprintf(w, "%s of %s done on %d nodes (job %s)\n", op, res.ID, len(res.Jobs), res.JobID)
+		printJobs(w, res.Jobs)
+	})
+	return nil
+}
+
+func printJobs(w io.Writer, jobs []cluster.Job) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tTYPE\tSTATUS\tFILES\tBYTES\tERROR")
+	for _, j := range jobs {
+		msg := ""
+		if j.Error != nil {
+			msg = j.Error.Message
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%s\n", j.Node, dash(j.Type), dash(j.Status), j.FilesDone, j.FilesTotal, humanBytes(j.BytesDone), humanBytes(j.BytesTotal), dash(msg))
+	}
+	tw.Flush()
+}
