@@ -381,9 +381,11 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 		info snapshot.Info
 	}
 	byID := map[string][]piece{}
+	var failed []error
 	for i, l := range lists {
 		if errs[i] != nil {
 			res.Unreachable[cls[i].Node] = errs[i].Error()
+			failed = append(failed, errs[i])
 			continue
 		}
 		for _, info := range l {
@@ -423,6 +425,9 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 		res.Snapshots = append(res.Snapshots, cs)
 	}
 	sort.Slice(res.Snapshots, func(i, j int) bool { return res.Snapshots[i].ID < res.Snapshots[j].ID })
+	if len(failed) == len(cls) {
+		return res, fmt.Errorf("cluster list: no agent answered: %w", errors.Join(failed...))
+	}
 	return res, nil
 }
 

@@ -8,22 +8,46 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
 )
 
+var testBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+	out  []byte
+}
+
 // buildTestBinary builds hotsnap with the hotsnaptest tag, whose crash points
-// kill the process with SIGKILL at a named step (HOTSNAP_CRASH_AT).
+// kill the process with SIGKILL at a named step (HOTSNAP_CRASH_AT). It is
+// built once per test run and removed by TestMain.
 func buildTestBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hotsnap")
-	cmd := exec.Command("go", "build", "-tags", "hotsnaptest", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	b := &testBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "hotsnap-bin-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "hotsnap")
+		b.out, b.err = exec.Command("go", "build", "-tags", "hotsnaptest", "-o", b.path, ".").CombinedOutput()
+	})
+	if b.err != nil {
+		t.Fatalf("build: %v\n%s", b.err, b.out)
 	}
-	return bin
+	return b.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testBinary.dir != "" {
+		os.RemoveAll(testBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // TestCrash_Create kills a real `hotsnap create` at every step and checks
