@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := bin
 CACHE ?= $(HOME)/.cache/hotsnap
 
-.PHONY: build demo test test-deps vet bench fuzz clean
+.PHONY: build demo demo-cluster test test-deps vet bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN)/hotsnap ./cmd/hotsnap
@@ -12,6 +12,12 @@ build:
 
 demo: build
 	bash scripts/demo.sh
+
+# etcd for the cluster demo is built from the Go module proxy (scripts/etcd,
+# go.etcd.io/etcd/server/v3/embed); nothing else is installed.
+demo-cluster: build
+	$(GO) build -o $(BIN)/hotsnap-etcd ./scripts/etcd
+	bash scripts/demo-cluster.sh
 
 # Servers for the archive and cluster tests are installed here once they
 # exist (scripts/install-test-deps.sh caches them under $(CACHE)/bin).
