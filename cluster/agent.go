@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/internal/crash"
+	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -59,7 +60,8 @@ type Agent struct {
 	lk     *heldLock
 	ended  map[string]lockEnd // recent locks' outcomes, for unlock's answer
 	jobs   map[string]*jobState
-	jobIDs []string // creation order, for trimming
+	prep   map[string]*prepared // prepared creates by snapshot id
+	jobIDs []string             // creation order, for trimming
 
 	m metrics
 }
@@ -73,6 +75,11 @@ type heldLock struct {
 	expires   time.Time
 	timer     *time.Timer
 	capturing bool
+}
+
+type prepared struct {
+	p     *snapshot.Pending
+	timer *time.Timer
 }
 
 type lockEnd struct {
@@ -98,7 +105,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: log.With("node", cfg.NodeID), ended: map[string]lockEnd{}, jobs: map[string]*jobState{}}, nil
+	return &Agent{cfg: cfg, log: log.With("node", cfg.NodeID), ended: map[string]lockEnd{}, jobs: map[string]*jobState{}, prep: map[string]*prepared{}}, nil
 }
 
 var (
@@ -119,6 +126,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/snapshots", a.auth(a.handleList))
 	mux.HandleFunc("POST /v1/snapshots", a.auth(a.handleCreate))
 	mux.HandleFunc("DELETE /v1/snapshots/{id}", a.auth(a.handleDelete))
+	mux.HandleFunc("POST /v1/snapshots/{id}/prepare", a.auth(a.handlePrepare))
+	mux.HandleFunc("DELETE /v1/snapshots/{id}/prepare", a.auth(a.handleUnprepare))
 	mux.HandleFunc("POST /v1/snapshots/{id}/{op}", a.auth(a.handleJob))
 	mux.HandleFunc("POST /v1/revert", a.auth(a.handleRevert))
 	mux.HandleFunc("POST /v1/archive/init", a.auth(a.handleArchiveInit))
@@ -397,33 +406,47 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, fmt.Errorf("%w: the plan's nodes %v do not include this node (%s)", snapshot.ErrInvalid, req.Topology.Nodes, a.cfg.NodeID))
 		return
 	}
-	o := snapshot.CreateOptions{
-		ID: req.ID, Copy: a.cfg.Copy, Exclude: a.cfg.Exclude, LinkMode: a.cfg.LinkMode,
-		AppVersion: a.cfg.AppVersion, NodeID: a.cfg.NodeID, Topology: req.Topology,
-		EncryptionKeyID: a.cfg.EncryptionKeyID, Logger: a.log,
+	start := time.Now()
+	a.mu.Lock()
+	pr := a.prep[req.ID]
+	if pr != nil {
+		delete(a.prep, req.ID)
+		pr.timer.Stop()
 	}
+	a.mu.Unlock()
+	var p *snapshot.Pending
+	if pr != nil {
+		p = pr.p
+	} else {
+		var err error
+		if p, err = snapshot.Prepare(r.Context(), a.cfg.Layout, a.createOptions(req.ID, req.Topology)); err != nil {
+			a.m.createErrors.Add(1)
+			a.failErr(w, err)
+			return
+		}
+	}
+	var co snapshot.CaptureOptions
 	switch {
 	case req.LockID != "":
 		a.mu.Lock()
 		if a.lk != nil && a.lk.id == req.LockID {
-			o.LockedSince = a.lk.acquired
+			co.LockedSince = a.lk.acquired
 		}
 		a.mu.Unlock()
-		o.Quiescer = &heldQuiescer{a: a, id: req.LockID}
+		co.Quiescer = &heldQuiescer{a: a, id: req.LockID}
 	case req.Inconsistent:
-		o.Quiescer, o.AllowInconsistent = timedOut{}, true
-		o.Lock = snapshot.LockPolicy{MaxWait: time.Nanosecond}
+		co.Quiescer, co.AllowInconsistent = timedOut{}, true
+		co.Lock = snapshot.LockPolicy{MaxWait: time.Nanosecond}
 	default:
 		q, closeQ := a.cfg.NewQuiescer(false)
 		defer closeQ()
-		o.Quiescer, o.AllowInconsistent = q, req.AllowInconsistent
-		o.Lock = a.cfg.Lock
+		co.Quiescer, co.AllowInconsistent = q, req.AllowInconsistent
+		co.Lock = a.cfg.Lock
 		if req.MaxWaitMs > 0 {
-			o.Lock.MaxWait = time.Duration(req.MaxWaitMs) * time.Millisecond
+			co.Lock.MaxWait = time.Duration(req.MaxWaitMs) * time.Millisecond
 		}
 	}
-	start := time.Now()
-	res, err := snapshot.Create(r.Context(), a.cfg.Layout, o)
+	res, err := p.Capture(r.Context(), co)
 	if err != nil {
 		a.m.createErrors.Add(1)
 		a.failErr(w, err)
@@ -431,6 +454,91 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	a.m.creates.observe(time.Since(start))
 	a.reply(w, http.StatusOK, CreateResponse{Node: a.cfg.NodeID, CreateResult: *res})
+}
+
+func (a *Agent) createOptions(id string, topo *manifest.Topology) snapshot.CreateOptions {
+	return snapshot.CreateOptions{
+		ID: id, Copy: a.cfg.Copy, Exclude: a.cfg.Exclude, LinkMode: a.cfg.LinkMode,
+		AppVersion: a.cfg.AppVersion, NodeID: a.cfg.NodeID, Topology: topo,
+		EncryptionKeyID: a.cfg.EncryptionKeyID, Logger: a.log,
+	}
+}
+
+func (a *Agent) handlePrepare(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req PrepareRequest
+	if err := decode(r, &req); err != nil {
+		a.failErr(w, err)
+		return
+	}
+	ttl := time.Duration(req.TTLMs) * time.Millisecond
+	if ttl <= 0 || ttl > a.cfg.MaxLease {
+		a.failErr(w, fmt.Errorf("%w: ttlMs %d: want 1 to %d", snapshot.ErrInvalid, req.TTLMs, a.cfg.MaxLease.Milliseconds()))
+		return
+	}
+	if err := snapshot.ValidID(id); err != nil {
+		a.failErr(w, err)
+		return
+	}
+	if req.Renew {
+		a.mu.Lock()
+		pr := a.prep[id]
+		if pr != nil {
+			pr.timer.Reset(ttl)
+		}
+		a.mu.Unlock()
+		if pr == nil {
+			a.failErr(w, fmt.Errorf("no prepared create of %s on node %s: %w", id, a.cfg.NodeID, snapshot.ErrNotFound))
+			return
+		}
+		a.reply(w, http.StatusOK, PrepareResponse{Node: a.cfg.NodeID, ID: id, ExpiresAt: time.Now().Add(ttl)})
+		return
+	}
+	if req.Topology != nil && !contains(req.Topology.Nodes, a.cfg.NodeID) {
+		a.failErr(w, fmt.Errorf("%w: the plan's nodes %v do not include this node (%s)", snapshot.ErrInvalid, req.Topology.Nodes, a.cfg.NodeID))
+		return
+	}
+	a.mu.Lock()
+	_, dup := a.prep[id]
+	a.mu.Unlock()
+	if dup {
+		a.failErr(w, fmt.Errorf("snapshot %s: %w (prepared already)", id, snapshot.ErrExists))
+		return
+	}
+	p, err := snapshot.Prepare(r.Context(), a.cfg.Layout, a.createOptions(id, req.Topology))
+	if err != nil {
+		a.failErr(w, err)
+		return
+	}
+	pr := &prepared{p: p}
+	a.mu.Lock()
+	a.prep[id] = pr
+	pr.timer = time.AfterFunc(ttl, func() {
+		a.mu.Lock()
+		if a.prep[id] == pr {
+			delete(a.prep, id)
+		}
+		a.mu.Unlock()
+		p.Abort()
+		a.log.Warn("a prepared create expired: the coordinator did not come back", "id", id)
+	})
+	a.mu.Unlock()
+	a.reply(w, http.StatusOK, PrepareResponse{Node: a.cfg.NodeID, ID: id, ExpiresAt: time.Now().Add(ttl)})
+}
+
+func (a *Agent) handleUnprepare(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	a.mu.Lock()
+	pr := a.prep[id]
+	delete(a.prep, id)
+	a.mu.Unlock()
+	if pr == nil {
+		a.failErr(w, fmt.Errorf("no prepared create of %s on node %s: %w", id, a.cfg.NodeID, snapshot.ErrNotFound))
+		return
+	}
+	pr.timer.Stop()
+	pr.p.Abort()
+	a.reply(w, http.StatusOK, map[string]any{"node": a.cfg.NodeID, "id": id, "aborted": true})
 }
 
 func (a *Agent) handleDelete(w http.ResponseWriter, r *http.Request) {
@@ -714,7 +822,13 @@ func (a *Agent) Close() {
 	for _, js := range a.jobs {
 		js.cancel()
 	}
+	preps := a.prep
+	a.prep = map[string]*prepared{}
 	a.mu.Unlock()
+	for _, pr := range preps {
+		pr.timer.Stop()
+		pr.p.Abort()
+	}
 	if id != "" {
 		a.release(id, "agent stopped")
 	}

@@ -19,6 +19,8 @@ import (
 //	GET    /v1/snapshots                 [] snapshot.Info
 //	POST   /v1/snapshots                 CreateRequest -> CreateResponse
 //	DELETE /v1/snapshots/{id}            -> DeleteResponse
+//	POST   /v1/snapshots/{id}/prepare    PrepareRequest -> PrepareResponse (also renews)
+//	DELETE /v1/snapshots/{id}/prepare    abort a prepared create
 //	POST   /v1/snapshots/{id}/verify     JobRequest -> Job
 //	POST   /v1/snapshots/{id}/restore    JobRequest -> Job
 //	POST   /v1/snapshots/{id}/upload     JobRequest -> Job
@@ -74,7 +76,8 @@ type UnlockResponse struct {
 	Outcome string `json:"outcome"`
 }
 
-// CreateRequest takes a snapshot on the agent's node. With LockID, the
+// CreateRequest takes a snapshot on the agent's node, using the prepared
+// create of the same id if there is one. With LockID, the
 // snapshot is captured under that held lock, which is released as soon as
 // the link tree is built. With Inconsistent, no lock is taken and the
 // snapshot is flagged potentiallyInconsistent. With neither, the agent takes
@@ -86,6 +89,23 @@ type CreateRequest struct {
 	MaxWaitMs         int64              `json:"maxWaitMs,omitempty"`
 	AllowInconsistent bool               `json:"allowInconsistent,omitempty"`
 	Topology          *manifest.Topology `json:"topology,omitempty"`
+}
+
+// PrepareRequest readies a create before the coordinator stops writes:
+// the agent does every check, recovery and read a create needs, takes the
+// node's operation lock and keeps the result for TTLMs unless renewed (a
+// PrepareRequest with Renew) or used by a CreateRequest with the same id.
+type PrepareRequest struct {
+	Topology *manifest.Topology `json:"topology,omitempty"`
+	TTLMs    int64              `json:"ttlMs"`
+	Renew    bool               `json:"renew,omitempty"`
+}
+
+// PrepareResponse reports a prepared (or renewed) create.
+type PrepareResponse struct {
+	Node      string    `json:"node"`
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // CreateResponse is the node's create result.

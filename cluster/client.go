@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -134,6 +135,21 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (*CreateResponse
 	var out CreateResponse
 	err := c.call(ctx, "POST", "/v1/snapshots", req, &out)
 	return &out, err
+}
+
+// Prepare readies the create of snapshot id (kept for ttl unless renewed).
+func (c *Client) Prepare(ctx context.Context, id string, topo *manifest.Topology, ttl time.Duration) error {
+	return c.call(ctx, "POST", "/v1/snapshots/"+url.PathEscape(id)+"/prepare", PrepareRequest{Topology: topo, TTLMs: ttl.Milliseconds()}, nil)
+}
+
+// RenewPrepared extends a prepared create's life.
+func (c *Client) RenewPrepared(ctx context.Context, id string, ttl time.Duration) error {
+	return c.call(ctx, "POST", "/v1/snapshots/"+url.PathEscape(id)+"/prepare", PrepareRequest{TTLMs: ttl.Milliseconds(), Renew: true}, nil)
+}
+
+// Unprepare drops a prepared create (not found when there is none).
+func (c *Client) Unprepare(ctx context.Context, id string) error {
+	return c.call(ctx, "DELETE", "/v1/snapshots/"+url.PathEscape(id)+"/prepare", nil, nil)
 }
 
 // List lists the node's snapshots.

@@ -62,7 +62,7 @@ func (h hookQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 	return h.FlockQuiescer.Quiesce(ctx, wait)
 }
 
-func startCluster(t *testing.T, n int) *testCluster {
+func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	e := testetcd.Start(t)
 	ag, err := Dial(context.Background(), []string{e.URL}, "test", 0)
@@ -78,7 +78,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 	return tc
 }
 
-func (tc *testCluster) addNode(t *testing.T, id string) *testNode {
+func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	if err := bank.Init(dir, 10, 1000); err != nil {

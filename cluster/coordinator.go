@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotsnap/hotsnap/internal/crash"
@@ -165,9 +166,61 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 		AgencyWaitMs: ms(heldFrom.Sub(start)), heldFrom: heldFrom}
 	log.Info("cluster create", "id", id, "nodes", topo.Nodes, "planRevision", plan.Revision)
 
-	// 3. Lock every agent at once; on any failure unlock all and retry
-	// with a period 10 % longer, until MaxWait.
+	// 3. Prepare the create on every node (checks, recovery, the newest
+	// manifest read): none of it needs writes stopped, so it is done before.
+	// Prepared creates and, later, the locks live for one lease unless this
+	// coordinator renews them: if it dies, every node lets go by itself.
 	lockID := randomID()
+	var locked atomic.Bool
+	var captured sync.Map // node index -> true once its create returned
+	stopKeep := make(chan struct{})
+	keepDone := make(chan struct{})
+	go func() {
+		defer close(keepDone)
+		t := time.NewTicker(o.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopKeep:
+				return
+			case <-t.C:
+				each(cls, func(i int, cl *Client) error {
+					if _, done := captured.Load(i); done {
+						return nil
+					}
+					rctx, cancel := context.WithTimeout(ctx, o.Lease/3)
+					defer cancel()
+					cl.RenewPrepared(rctx, id, o.Lease)
+					if locked.Load() {
+						cl.Renew(rctx, lockID, o.Lease) // a node done capturing answers not_found: fine
+					}
+					return nil
+				})
+			}
+		}
+	}()
+	stopKeepAlive := func() {
+		select {
+		case <-stopKeep:
+		default:
+			close(stopKeep)
+		}
+		<-keepDone
+	}
+	defer stopKeepAlive()
+	unprepareAll := func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		each(cls, func(_ int, cl *Client) error { return cl.Unprepare(uctx, id) })
+	}
+	perrs := each(cls, func(_ int, cl *Client) error { return cl.Prepare(ctx, id, topo, o.Lease) })
+	if err := errors.Join(perrs...); err != nil {
+		unprepareAll()
+		return nil, fmt.Errorf("cluster create %s: preparing failed, nothing was created: %w", id, err)
+	}
+
+	// 4. Lock every agent at once; on any failure unlock all and retry
+	// with a period 10 % longer, until MaxWait.
 	unlockAll := func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -181,9 +234,9 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 	}
 	lockStart := time.Now()
 	period := o.InitialPeriod
-	locked := false
+	gotLocks := false
 	var lastTimeouts []string
-	for !locked {
+	for !gotLocks {
 		remaining := o.MaxWait - time.Since(lockStart)
 		if remaining <= 0 {
 			break
@@ -208,76 +261,57 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 			}
 		}
 		if hard == nil && len(lastTimeouts) == 0 {
-			locked = true
+			gotLocks = true
 			break
 		}
 		unlockAll()
 		if ctx.Err() != nil {
+			unprepareAll()
 			return nil, ctx.Err()
 		}
 		if hard != nil {
+			unprepareAll()
 			return nil, fmt.Errorf("cluster create %s: locking failed, no node is locked: %w", id, hard)
 		}
 		log.Info("not every node could stop writes in time; retrying with a longer period", "attempt", res.LockAttempts, "period", try, "nodes", lastTimeouts)
 		period += period / 10
 	}
 	res.LockWaitMs = ms(time.Since(lockStart))
-	if !locked {
+	if !gotLocks {
 		msg := fmt.Sprintf("could not stop writes on all %d nodes at once within %s (%d attempts; last timed out: %s); a long write transaction may be running",
 			len(cls), o.MaxWait, res.LockAttempts, strings.Join(lastTimeouts, ", "))
 		if !o.AllowInconsistent {
+			unprepareAll()
 			return nil, fmt.Errorf("%w: %s; no piece was created (--allow-inconsistent takes it anyway, flagged)", snapshot.ErrLockTimeout, msg)
 		}
 		res.PotentiallyInconsistent = true
 		res.Warnings = append(res.Warnings, msg+"; taking the snapshot anyway (--allow-inconsistent): every piece is flagged potentiallyInconsistent")
 		log.Warn(msg)
 	}
+	locked.Store(gotLocks)
 	crash.Point("cluster.locked")
 
-	// Keep the locks alive while the nodes capture.
-	stopRenew := make(chan struct{})
-	renewDone := make(chan struct{})
-	go func() {
-		defer close(renewDone)
-		if !locked {
-			return
-		}
-		t := time.NewTicker(o.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopRenew:
-				return
-			case <-t.C:
-				each(cls, func(_ int, cl *Client) error {
-					rctx, cancel := context.WithTimeout(ctx, o.Lease/3)
-					defer cancel()
-					return cl.Renew(rctx, lockID, o.Lease) // a node done capturing answers not_found: fine
-				})
-			}
-		}
-	}()
-
-	// 4. Create on every node, with the same id and plan.
+	// 5. Create on every node, with the same id and plan: each captures
+	// under the held lock and releases it as soon as its tree is built.
 	pieces := make([]*CreateResponse, len(cls))
 	errs := each(cls, func(i int, cl *Client) error {
 		req := CreateRequest{ID: id, Topology: topo}
-		if locked {
+		if gotLocks {
 			req.LockID = lockID
 		} else {
 			req.Inconsistent = true
 		}
 		p, err := cl.Create(ctx, req)
+		captured.Store(i, true)
 		if err == nil {
 			pieces[i] = p
 		}
 		return err
 	})
-	// 5. Unlock all (nodes release as soon as their tree is built; this
-	// catches any node whose create failed before capturing).
-	close(stopRenew)
-	<-renewDone
-	if locked {
+	// 6. Unlock all: this catches any node whose create failed before
+	// capturing. A prepared create not used (a failed request) is dropped.
+	stopKeepAlive()
+	if locked.Load() {
 		unlockAll()
 	}
 	crash.Point("cluster.created")
@@ -306,9 +340,10 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 	}
 	if len(failed) > 0 {
 		deleted := deletePieces("create failed")
+		unprepareAll()
 		return nil, fmt.Errorf("cluster create %s failed (pieces deleted from %s): %w", id, listOrNone(deleted), errors.Join(failed...))
 	}
-	// 6. The plan must not have changed meanwhile.
+	// 7. The plan must not have changed meanwhile.
 	changes, err := c.Agency.Changes(ctx, plan)
 	if err != nil {
 		deleted := deletePieces("plan unreadable")

@@ -9,3 +9,5 @@ go test -run '^$' -bench 'BenchmarkPause|BenchmarkCreate1GiB|BenchmarkRestore' -
 go test -run '^$' -bench 'BenchmarkUpload|BenchmarkDownload' -benchtime "$COUNT" ./archive
 go test -run '^$' -bench 'BenchmarkGC' -benchtime 1x ./archive
 echo "# side by side with restic and kopia on MinIO: bash scripts/bench-archive.sh"
+go test -run '^$' -bench 'BenchmarkClusterCreate' -benchtime 20x ./cluster
+bash scripts/bench-cluster.sh

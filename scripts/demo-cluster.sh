@@ -10,40 +10,27 @@ cd "$(dirname "$0")/.."
 HS=bin/hotsnap
 BW=bin/bankwriter
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hotsnap-cluster-demo.XXXXXX")
-PIDS=()
+source scripts/lib-cluster.sh
+WRITER_PID=
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null && wait "$WRITER_PID" 2>/dev/null || true
+  cluster_down
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*"; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ids() { python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.loads(sys.stdin.read().strip().splitlines()[-1])["snapshots"]))'; }
 
-say "etcd on loopback (single member, its own temp dir)"
-EPORT=$(freeport); PPORT=$(freeport)
-bin/hotsnap-etcd --data-dir "$WORK/etcd" --client-port "$EPORT" --peer-port "$PPORT" > "$WORK/etcd.out" &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q http "$WORK/etcd.out" 2>/dev/null && break; sleep 0.1; done
-export HOTSNAP_ETCD="http://127.0.0.1:$EPORT" HOTSNAP_CLUSTER=demo HOTSNAP_TOKEN_FILE="$WORK/token"
-head -c 24 /dev/urandom | base64 > "$HOTSNAP_TOKEN_FILE"; chmod 600 "$HOTSNAP_TOKEN_FILE"
-echo "etcd pid ${PIDS[0]} at $HOTSNAP_ETCD; cluster demo; token in $HOTSNAP_TOKEN_FILE"
-
-say "three nodes, 20 accounts of 1000 each on every node, one agent per node"
-DIRS=()
-for n in 1 2 3; do
-  D="$WORK/node$n"; mkdir -p "$D/db"; DIRS+=("$D")
-  head -c 4M /dev/urandom > "$D/db/000001.sst"
-  $HS agent --data-dir "$D" --node-id "n$n" --listen 127.0.0.1:0 --app-version 1.2.3 --json > "$WORK/agent$n.out" 2> "$WORK/agent$n.log" &
-  PIDS+=($!)
-done
-$BW cluster-run --data-dirs "$(IFS=,; echo "${DIRS[*]}")" --accounts 20 --init --writers 4 &
-PIDS+=($!)
-for n in 1 2 3; do
-  for _ in $(seq 100); do grep -q ready "$WORK/agent$n.out" 2>/dev/null && break; sleep 0.1; done
-done
+say "etcd on loopback (single member, its own temp dir), and three nodes with an agent each"
+for n in 1 2 3; do mkdir -p "$WORK/node$n/db"; head -c 4M /dev/urandom > "$WORK/node$n/db/000001.sst"; done
+cluster_up 3 --app-version 1.2.3
+echo "etcd at $HOTSNAP_ETCD; cluster $HOTSNAP_CLUSTER; token in $HOTSNAP_TOKEN_FILE; pids ${PIDS[*]}"
 $HS cluster plan
+
+say "a writer moving money between accounts on different nodes (20 accounts of 1000 on each)"
+$BW cluster-run --data-dirs "$(IFS=,; echo "${DIRS[*]}")" --accounts 20 --init --writers 4 &
+WRITER_PID=$!
+sleep 0.5
 
 say "three cluster snapshots while money moves between nodes"
 for label in first second third; do
@@ -65,7 +52,7 @@ $HS cluster upload --id "$LAST" --remote "file://$WORK/archive"
 $HS archive ls --remote "file://$WORK/archive"
 
 say "stop the writer; delete the snapshot everywhere, download it back, verify"
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" || true; unset 'PIDS[-1]'
+kill "$WRITER_PID"; wait "$WRITER_PID" || true; WRITER_PID=
 $HS cluster delete --id "$LAST"
 $HS cluster download --id "$LAST" --remote "file://$WORK/archive"
 $HS cluster verify --id "$LAST"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,14 +95,73 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // inodes from the newest snapshot), check that no linked file was modified in
 // place, seal the manifest and publish atomically into the backups dir. On
 // any error nothing is left behind: no snapshot, no staging.
-func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult, err error) {
+func Create(ctx context.Context, l *Layout, o CreateOptions) (*CreateResult, error) {
+	p, err := Prepare(ctx, l, o)
+	if err != nil {
+		return nil, err
+	}
+	return p.Capture(ctx, CaptureOptions{Quiescer: o.Quiescer, Lock: o.Lock, AllowInconsistent: o.AllowInconsistent, LockedSince: o.LockedSince})
+}
+
+// Pending is a prepared snapshot: everything Create does before it stops
+// writes (checks, recovery, the newest manifest read for hash reuse, the
+// staging dir) is done, and this data dir's operation lock is held. A
+// cluster agent prepares before the coordinator locks the nodes, so the
+// writes stay stopped only for the capture itself. Capture or Abort it.
+type Pending struct {
+	l                       *Layout
+	o                       CreateOptions
+	id, label               string
+	createdAt               time.Time
+	topo                    manifest.Topology
+	copyGlobs, excludeGlobs globSet
+	op                      *opLock
+	prev                    *manifest.Manifest
+	stage                   string
+	start                   time.Time
+	log                     *slog.Logger
+	mu                      sync.Mutex
+	done                    bool
+}
+
+// CaptureOptions say how a Pending captures: as the CreateOptions fields
+// of the same names.
+type CaptureOptions struct {
+	Quiescer          Quiescer
+	Lock              LockPolicy
+	AllowInconsistent bool
+	LockedSince       time.Time
+}
+
+// ID is the prepared snapshot's id.
+func (p *Pending) ID() string { return p.id }
+
+// Abort removes the staging dir and releases the operation lock. It is
+// safe to call after Capture, and more than once.
+func (p *Pending) Abort() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	p.done = true
+	p.cleanup()
+}
+
+func (p *Pending) cleanup() {
+	if err := removeTree(p.stage); err != nil {
+		p.log.Warn("could not remove staging; the next command will", "path", p.stage, "err", err)
+	}
+	p.op.release()
+}
+
+// Prepare does the part of Create that needs no write lock. The quiescer
+// fields of o are not used (Capture says how to stop writes).
+func Prepare(ctx context.Context, l *Layout, o CreateOptions) (p *Pending, err error) {
 	start := time.Now()
 	log := logger(o.Logger)
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.Quiescer == nil {
-		o.Quiescer = NoQuiescer{}
 	}
 	if o.NodeID == "" {
 		o.NodeID = DefaultNodeID
@@ -141,7 +201,11 @@ func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult,
 	if err != nil {
 		return nil, err
 	}
-	defer op.release()
+	defer func() {
+		if err != nil {
+			op.release()
+		}
+	}()
 	if _, err := l.recoverLocked(ctx, log); err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
 	}
@@ -163,13 +227,30 @@ func Create(ctx context.Context, l *Layout, o CreateOptions) (res *CreateResult,
 	if err := os.Mkdir(stage, 0o755); err != nil {
 		return nil, fmt.Errorf("create staging: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			if rerr := removeTree(stage); rerr != nil {
-				log.Warn("could not remove staging; the next command will", "path", stage, "err", rerr)
-			}
-		}
-	}()
+	return &Pending{l: l, o: o, id: id, label: label, createdAt: createdAt, topo: topo,
+		copyGlobs: copyGlobs, excludeGlobs: excludeGlobs, op: op, prev: prev, stage: stage, start: start, log: log}, nil
+}
+
+// Capture stops writes (with co), builds the link tree, resumes writes,
+// then hashes, seals and publishes, as Create. The Pending is used up:
+// on error its staging is removed, and the operation lock is released
+// either way.
+func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateResult, err error) {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: snapshot %s was already captured or aborted", ErrInvalid, p.id)
+	}
+	p.done = true // an Abort from now on is a no-op: Capture cleans up
+	p.mu.Unlock()
+	defer p.cleanup() // after a publish, staging is gone: only the op lock is released
+	l, o, id, log := p.l, p.o, p.id, p.log
+	stage, prev, start, createdAt, label, topo := p.stage, p.prev, p.start, p.createdAt, p.label, p.topo
+	copyGlobs, excludeGlobs := p.copyGlobs, p.excludeGlobs
+	o.Quiescer, o.Lock, o.AllowInconsistent, o.LockedSince = co.Quiescer, co.Lock, co.AllowInconsistent, co.LockedSince
+	if o.Quiescer == nil {
+		o.Quiescer = NoQuiescer{}
+	}
 	tree := filepath.Join(stage, dataName)
 
 	// --- Quiesce: writes stop here. ---
