@@ -572,3 +572,74 @@ func TestMembership(t *testing.T) {
 		t.Fatalf("plan after n2 left: %v %v", p.NodeIDs(), err)
 	}
 }
+
+// TestPreparedCreate: a prepared create holds the node's operation lock and
+// staging only while the coordinator renews it; then it is dropped.
+func TestPreparedCreate(t *testing.T) {
+	tc := startCluster(t, 1)
+	n := tc.nodes[0]
+	ctx := context.Background()
+	id := "2026-01-01T00.00.00Z_prep"
+	staging := filepath.Join(n.dir, ".hotsnap", "staging", id)
+	if err := n.client.Prepare(ctx, id, nil, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		time.Sleep(150 * time.Millisecond)
+		if err := n.client.RenewPrepared(ctx, id, 300*time.Millisecond); err != nil {
+			t.Fatalf("renew %d: %v", i, err)
+		}
+	}
+	if _, err := os.Stat(staging); err != nil {
+		t.Fatalf("a renewed prepared create lost its staging: %v", err)
+	}
+	start := time.Now()
+	for {
+		if _, err := os.Stat(staging); err != nil {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a prepared create outlived its ttl by seconds")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The operation lock is free again: a local create goes through.
+	if _, err := snapshot.Create(ctx, n.layout, snapshot.CreateOptions{Label: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.client.RenewPrepared(ctx, id, time.Second); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("renew of an expired prepare: %v", err)
+	}
+	// Dropped by the coordinator.
+	if err := n.client.Prepare(ctx, id, nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.client.Prepare(ctx, id, nil, time.Minute); err == nil || !strings.Contains(err.Error(), "prepared already") {
+		t.Fatalf("second prepare: %v", err)
+	}
+	if err := n.client.Unprepare(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(staging); err == nil {
+		t.Fatal("unprepare left staging")
+	}
+	if err := n.client.Unprepare(ctx, id); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("second unprepare: %v", err)
+	}
+	// Used by the create of the same id.
+	if err := n.client.Prepare(ctx, id, nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.Lock(ctx, "lk", time.Second, time.Minute, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.Create(ctx, CreateRequest{ID: id, LockID: "lk"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := n.client.Unlock(ctx, "lk"); u.Released || u.Outcome != "captured" {
+		t.Fatalf("unlock after create: %+v", u)
+	}
+	if p := pieces(t, tc.nodes); len(p["n1"]) != 2 {
+		t.Fatalf("pieces: %v", p)
+	}
+}
