@@ -19,8 +19,10 @@ demo-cluster: build
 	$(GO) build -o $(BIN)/hotsnap-etcd ./scripts/etcd
 	bash scripts/demo-cluster.sh
 
-# Servers for the archive and cluster tests are installed here once they
-# exist (scripts/install-test-deps.sh caches them under $(CACHE)/bin).
+# The archive tests need a MinIO server: scripts/install-test-deps.sh builds
+# it once from the Go module proxy into $(CACHE)/bin. The cluster tests need
+# no install: they run a real etcd (go.etcd.io/etcd/server/v3/embed, a
+# module dependency) inside the test process.
 test-deps:
 	bash scripts/install-test-deps.sh
 
