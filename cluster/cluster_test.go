@@ -643,3 +643,85 @@ func TestPreparedCreate(t *testing.T) {
 		t.Fatalf("pieces: %v", p)
 	}
 }
+
+// TestJobAbort: a restore job waiting for the write lock (a writer holds
+// it) is aborted: it ends CANCELLED and the data dir is unchanged.
+func TestJobAbort(t *testing.T) {
+	tc := startCluster(t, 1)
+	n := tc.nodes[0]
+	ctx := context.Background()
+	res, err := tc.co.Create(ctx, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(n.dir, "node.txt.tmp")
+	os.WriteFile(tmp, []byte("changed\n"), 0o644)
+	os.Rename(tmp, filepath.Join(n.dir, "node.txt"))
+	g, _ := writegate.Open(n.dir)
+	defer g.Close()
+	tx, err := g.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.End()
+	j, err := n.client.StartJob(ctx, res.ID, "restore", JobRequest{JobID: "abort-me", Nodes: []string{"n1"}})
+	if err != nil || j.ID != "abort-me" {
+		t.Fatalf("start: %+v %v", j, err)
+	}
+	time.Sleep(300 * time.Millisecond) // verified, built, now waiting for the lock
+	if j, err = n.client.Job(ctx, "abort-me"); err != nil || j.Status != JobRunning {
+		t.Fatalf("job before abort: %+v %v", j, err)
+	}
+	if _, err := n.client.Abort(ctx, "abort-me"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for !j.Finished() {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("job still %s 5s after abort", j.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+		j, _ = n.client.Job(ctx, "abort-me")
+	}
+	if j.Status != JobCancelled || j.Error == nil || j.Error.Kind != KindInterrupted {
+		t.Fatalf("aborted job: %+v", j)
+	}
+	if b, _ := os.ReadFile(filepath.Join(n.dir, "node.txt")); string(b) != "changed\n" {
+		t.Fatalf("an aborted restore changed the data: %q", b)
+	}
+	if _, err := n.client.StartJob(ctx, res.ID, "restore", JobRequest{JobID: "abort-me"}); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("a reused job id: %v", err)
+	}
+	if _, err := n.client.StartJob(ctx, res.ID, "explode", JobRequest{}); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("an unknown job type: %v", err)
+	}
+}
+
+// TestForce: --force reaches every node's quiescer, so a long transaction
+// that honours Tx.AbortRequested lets the cluster lock in.
+func TestForce(t *testing.T) {
+	tc := startCluster(t, 2)
+	ctx := context.Background()
+	g, _ := writegate.Open(tc.nodes[1].dir)
+	defer g.Close()
+	tx, err := g.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aborted := make(chan struct{})
+	go func() {
+		defer close(aborted)
+		for !tx.AbortRequested() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		tx.End()
+	}()
+	if _, err := tc.co.Create(ctx, CreateOptions{MaxWait: 500 * time.Millisecond}); !errors.Is(err, snapshot.ErrLockTimeout) {
+		t.Fatalf("without force: %v", err)
+	}
+	res, err := tc.co.Create(ctx, CreateOptions{MaxWait: 10 * time.Second, Force: true})
+	if err != nil || res.PotentiallyInconsistent {
+		t.Fatalf("with force: %+v %v", res, err)
+	}
+	<-aborted
+}

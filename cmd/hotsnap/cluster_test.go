@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -339,6 +341,15 @@ func TestCluster_LongTransaction(t *testing.T) {
 	}
 	if took > 9*time.Second {
 		t.Fatalf("create took %v: it waited for the transaction", took)
+	}
+	// Periods of 100 ms growing by 10 % fill 3 s in about 15 attempts
+	// (fewer when each attempt's round trips add up).
+	m := regexp.MustCompile(`\((\d+) attempts; last timed out: n2\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no attempt count in %s", out)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 10 || n > 16 {
+		t.Fatalf("%d lock attempts in 3 s; periods growing by 10 %% from 100 ms give 15", n)
 	}
 	if p := localPieces(t, dirs...); len(p) != 0 {
 		t.Fatalf("a timed-out cluster create left pieces: %+v", p)
