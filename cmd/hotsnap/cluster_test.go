@@ -119,6 +119,14 @@ func (pc *procCluster) startAgent(id, dir string, env []string, extra ...string)
 	return a
 }
 
+// startAgents starts agents n1, n2, ... on dirs.
+func (pc *procCluster) startAgents(dirs []string) {
+	pc.t.Helper()
+	for i, d := range dirs {
+		pc.startAgent(fmt.Sprintf("n%d", i+1), d, nil)
+	}
+}
+
 // stop ends the agent by pid: SIGTERM, then SIGKILL.
 func (a *procAgent) stop() {
 	if a.cmd.ProcessState != nil {
@@ -221,9 +229,7 @@ func TestCluster_Bank(t *testing.T) {
 	pc := newProcCluster(t)
 	dirs := bankDirs(t, 3, 20)
 	const total = 3 * 20 * 1000
-	for i, d := range dirs {
-		pc.startAgent(fmt.Sprintf("n%d", i+1), d, nil)
-	}
+	pc.startAgents(dirs)
 	w := &bank.ClusterWriter{DataDirs: dirs, Accounts: 20, Think: 2 * time.Millisecond}
 	stop, err := w.Run(context.Background(), 4)
 	if err != nil {
@@ -318,9 +324,7 @@ func TestCluster_Bank(t *testing.T) {
 func TestCluster_LongTransaction(t *testing.T) {
 	pc := newProcCluster(t)
 	dirs := bankDirs(t, 3, 5)
-	for i, d := range dirs {
-		pc.startAgent(fmt.Sprintf("n%d", i+1), d, nil)
-	}
+	pc.startAgents(dirs)
 	g, _ := writegate.Open(dirs[1])
 	tx, err := g.Begin(context.Background())
 	if err != nil {
@@ -386,9 +390,7 @@ func TestCluster_LongTransaction(t *testing.T) {
 func TestCluster_KillCoordinator(t *testing.T) {
 	pc := newProcCluster(t)
 	dirs := bankDirs(t, 3, 5)
-	for i, d := range dirs {
-		pc.startAgent(fmt.Sprintf("n%d", i+1), d, nil)
-	}
+	pc.startAgents(dirs)
 	const lease = 2 * time.Second
 	code, out, serr := pc.cluster([]string{"HOTSNAP_CRASH_AT=cluster.locked"}, "create", "--lock-lease", lease.String())
 	killed := time.Now()

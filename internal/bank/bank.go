@@ -84,6 +84,15 @@ func (w *Writer) Run(ctx context.Context, n int) (stop func() error, err error) 
 		return nil, err
 	}
 	w.rows = make([]sync.Mutex, w.Accounts)
+	return runWorkers(ctx, n, func(ctx context.Context, r *rand.Rand, k int) error {
+		return w.transfer(ctx, g, r, k)
+	}, g.Close), nil
+}
+
+// runWorkers runs n goroutines calling step until ctx ends or a step fails;
+// the returned stop cancels them, waits, calls closers and reports the first
+// error.
+func runWorkers(ctx context.Context, n int, step func(ctx context.Context, r *rand.Rand, k int) error, closers ...func() error) func() error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -93,7 +102,7 @@ func (w *Writer) Run(ctx context.Context, n int) (stop func() error, err error) 
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(k), uint64(time.Now().UnixNano())))
 			for ctx.Err() == nil {
-				if err := w.transfer(ctx, g, r, k); err != nil {
+				if err := step(ctx, r, k); err != nil {
 					if ctx.Err() == nil {
 						errs <- err
 					}
@@ -105,14 +114,16 @@ func (w *Writer) Run(ctx context.Context, n int) (stop func() error, err error) 
 	return func() error {
 		cancel()
 		wg.Wait()
-		g.Close()
+		for _, c := range closers {
+			c()
+		}
 		select {
 		case err := <-errs:
 			return err
 		default:
 			return nil
 		}
-	}, nil
+	}
 }
 
 func (w *Writer) transfer(ctx context.Context, g *writegate.Gate, r *rand.Rand, k int) error {
@@ -152,33 +163,21 @@ func (w *Writer) transfer(ctx context.Context, g *writegate.Gate, r *rand.Rand, 
 	return nil
 }
 
-func (w *Writer) read(i int) (int64, error) {
-	b, err := os.ReadFile(accountPath(w.DataDir, i))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-}
+func (w *Writer) read(i int) (int64, error) { return readAccount(w.DataDir, i) }
 
 func (w *Writer) write(i int, v int64, k int) error {
-	p := accountPath(w.DataDir, i)
-	data := []byte(strconv.FormatInt(v, 10) + "\n")
-	if w.InPlace {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(data)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+	if !w.InPlace {
+		return writeAccount(w.DataDir, i, v, k)
+	}
+	f, err := os.OpenFile(accountPath(w.DataDir, i), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.tx%d.tmp", p, k)
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
+	_, err = f.Write([]byte(strconv.FormatInt(v, 10) + "\n"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return os.Rename(tmp, p)
+	return err
 }
 
 // ClusterWriter moves money between accounts on different nodes: each data
@@ -204,44 +203,18 @@ func (w *ClusterWriter) Run(ctx context.Context, n int) (stop func() error, err 
 		return nil, fmt.Errorf("bank: a cluster writer needs two nodes or more and accounts")
 	}
 	gates := make([]*writegate.Gate, len(w.DataDirs))
+	closers := make([]func() error, len(w.DataDirs))
 	w.rows = make([][]sync.Mutex, len(w.DataDirs))
 	for i, d := range w.DataDirs {
 		if gates[i], err = writegate.Open(d); err != nil {
 			return nil, err
 		}
+		closers[i] = gates[i].Close
 		w.rows[i] = make([]sync.Mutex, w.Accounts)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for k := 0; k < n; k++ {
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(k), uint64(time.Now().UnixNano())))
-			for ctx.Err() == nil {
-				if err := w.transfer(ctx, gates, r, k); err != nil {
-					if ctx.Err() == nil {
-						errs <- err
-					}
-					return
-				}
-			}
-		}(k)
-	}
-	return func() error {
-		cancel()
-		wg.Wait()
-		for _, g := range gates {
-			g.Close()
-		}
-		select {
-		case err := <-errs:
-			return err
-		default:
-			return nil
-		}
-	}, nil
+	return runWorkers(ctx, n, func(ctx context.Context, r *rand.Rand, k int) error {
+		return w.transfer(ctx, gates, r, k)
+	}, closers...), nil
 }
 
 func (w *ClusterWriter) transfer(ctx context.Context, gates []*writegate.Gate, r *rand.Rand, k int) error {
@@ -313,9 +286,11 @@ func readAccount(dataDir string, i int) (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
 
+// writeAccount writes a new file and renames it over the account (writer k
+// has its own temp name), so snapshots sharing the old inode keep it.
 func writeAccount(dataDir string, i int, v int64, k int) error {
 	p := accountPath(dataDir, i)
-	tmp := fmt.Sprintf("%s.ctx%d.tmp", p, k)
+	tmp := fmt.Sprintf("%s.tx%d.tmp", p, k)
 	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(v, 10)+"\n"), 0o644); err != nil {
 		return err
 	}

@@ -4,13 +4,13 @@
 package testetcd
 
 import (
-	"fmt"
-	"net"
-	"net/url"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/hotsnap/hotsnap/internal/etcdembed"
+	"github.com/hotsnap/hotsnap/internal/testserver"
 )
 
 // Etcd is a running etcd.
@@ -22,15 +22,7 @@ type Etcd struct {
 // Start starts etcd with its own temp dir; it stops when the test ends.
 func Start(t testing.TB) *Etcd {
 	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.Name = "hotsnap-test"
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
-	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.LogLevel = "fatal"
+	cfg := etcdembed.Config(t.TempDir(), testserver.FreePort(t), testserver.FreePort(t))
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
@@ -42,15 +34,5 @@ func Start(t testing.TB) *Etcd {
 		t.Fatal("etcd did not become ready in 60s")
 	}
 	t.Cleanup(e.Close)
-	return &Etcd{URL: cu.String(), e: e}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return &Etcd{URL: cfg.ListenClientUrls[0].String(), e: e}
 }

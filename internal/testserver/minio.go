@@ -60,7 +60,7 @@ type MinIO struct {
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	m := &MinIO{bin: Binary(t, "minio", "HOTSNAP_MINIO_BIN"), dir: t.TempDir(), t: t}
-	m.Endpoint = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	m.Endpoint = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	m.Start()
 	t.Cleanup(m.Stop)
 	return m
@@ -69,7 +69,7 @@ func StartMinIO(t testing.TB) *MinIO {
 // Start (re)starts the server on the same port and data dir.
 func (m *MinIO) Start() {
 	m.t.Helper()
-	console := fmt.Sprintf("127.0.0.1:%d", freePort(m.t))
+	console := fmt.Sprintf("127.0.0.1:%d", FreePort(m.t))
 	cmd := exec.Command(m.bin, "server", "--quiet", "--address", m.Endpoint, "--console-address", console, m.dir)
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
@@ -111,7 +111,8 @@ func (m *MinIO) Stop() {
 	m.cmd = nil
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

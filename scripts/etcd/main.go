@@ -7,12 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/hotsnap/hotsnap/internal/etcdembed"
 )
 
 func main() {
@@ -23,21 +24,13 @@ func main() {
 	if *dir == "" {
 		log.Fatal("--data-dir is required")
 	}
-	cfg := embed.NewConfig()
-	cfg.Dir = *dir
-	cfg.Name = "hotsnap-etcd"
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", *client))
-	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", *peer))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.LogLevel = "fatal"
+	cfg := etcdembed.Config(*dir, *client, *peer)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
 	<-e.Server.ReadyNotify()
-	fmt.Println(cu.String())
+	fmt.Println(cfg.ListenClientUrls[0].String())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
