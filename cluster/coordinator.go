@@ -131,6 +131,9 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 	if o.Lease <= 0 {
 		o.Lease = 5 * time.Second
 	}
+	if o.Lease < 300*time.Millisecond || o.Lease > 10*time.Minute {
+		return nil, fmt.Errorf("%w: lock lease %s: want 300ms to 10m", snapshot.ErrInvalid, o.Lease)
+	}
 	if o.AgencyWait <= 0 {
 		o.AgencyWait = o.MaxWait
 	}

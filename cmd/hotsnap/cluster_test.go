@@ -28,6 +28,7 @@ import (
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/internal/bank"
 	"github.com/hotsnap/hotsnap/internal/testetcd"
+	"github.com/hotsnap/hotsnap/internal/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
@@ -577,6 +578,17 @@ func TestCluster_CLI(t *testing.T) {
 	}
 	if code, _, _ = pc.hotsnap(nil, "cluster", "list", "--etcd", pc.etcd, "--cluster", "p/t", "--token-file", pc.token); code != exitUsage {
 		t.Fatalf("bad cluster name: exit %d", code)
+	}
+	if code, _, _ = pc.cluster(nil, "create", append(ca, "--lock-lease", "1ms")...); code != exitUsage {
+		t.Fatalf("a 1ms lease: exit %d", code)
+	}
+	// A cluster with no agent, and an etcd that does not answer.
+	if code, out, _ = pc.hotsnap(nil, "cluster", "create", "--json", "--etcd", pc.etcd, "--cluster", "empty", "--token-file", pc.token); code != exitNotFound || !strings.Contains(out, "no live agents") {
+		t.Fatalf("create in an empty cluster: exit %d %s", code, out)
+	}
+	dead := fmt.Sprintf("http://127.0.0.1:%d", testserver.FreePort(t))
+	if code, out, _ = pc.hotsnap(nil, "cluster", "list", "--json", "--etcd", dead, "--cluster", "pt", "--token-file", pc.token); code != exitError || !strings.Contains(out, "does not answer") {
+		t.Fatalf("list with etcd down: exit %d %s", code, out)
 	}
 }
 
