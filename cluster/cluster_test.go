@@ -189,12 +189,12 @@ func TestLockLease(t *testing.T) {
 	n := tc.nodes[0]
 	ctx := context.Background()
 	// Held while renewed, past several leases.
-	if _, err := n.client.Lock(ctx, "l1", time.Second, 300*time.Millisecond, false); err != nil {
+	if _, err := n.client.Lock(ctx, "l1", time.Second, time.Second, false); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 8; i++ {
-		time.Sleep(100 * time.Millisecond)
-		if err := n.client.Renew(ctx, "l1", 300*time.Millisecond); err != nil {
+		time.Sleep(250 * time.Millisecond)
+		if err := n.client.Renew(ctx, "l1", time.Second); err != nil {
 			t.Fatalf("renew %d: %v", i, err)
 		}
 		if canWrite(t, n.dir) {
@@ -213,7 +213,7 @@ func TestLockLease(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("writes resumed %v after the last renewal (lease 300ms)", time.Since(start))
+	t.Logf("writes resumed %v after the last renewal (lease 1s)", time.Since(start))
 	u, err := n.client.Unlock(ctx, "l1")
 	if err != nil || u.Released || u.Outcome != "expired" {
 		t.Fatalf("unlock after expiry: %+v %v", u, err)
@@ -581,12 +581,12 @@ func TestPreparedCreate(t *testing.T) {
 	ctx := context.Background()
 	id := "2026-01-01T00.00.00Z_prep"
 	staging := filepath.Join(n.dir, ".hotsnap", "staging", id)
-	if err := n.client.Prepare(ctx, id, nil, 300*time.Millisecond); err != nil {
+	if err := n.client.Prepare(ctx, id, nil, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 4; i++ {
-		time.Sleep(150 * time.Millisecond)
-		if err := n.client.RenewPrepared(ctx, id, 300*time.Millisecond); err != nil {
+	for i := 0; i < 6; i++ {
+		time.Sleep(250 * time.Millisecond)
+		if err := n.client.RenewPrepared(ctx, id, time.Second); err != nil {
 			t.Fatalf("renew %d: %v", i, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -260,14 +261,20 @@ func TestCluster_Bank(t *testing.T) {
 	caught := false
 	for i := 0; i < 30 && !caught; i++ {
 		id := fmt.Sprintf("2026-01-01T00.00.%02dZ_control", i)
+		whole := true
 		for _, d := range dirs {
 			l, _ := snapshot.NewLayout(d, "")
-			if _, err := snapshot.Create(context.Background(), l, snapshot.CreateOptions{ID: id}); err != nil {
+			// Without a lock a writer's temp file can be caught half
+			// written; create refuses that piece (modified in place).
+			if _, err := snapshot.Create(context.Background(), l, snapshot.CreateOptions{ID: id}); errors.Is(err, snapshot.ErrModifiedInPlace) {
+				whole = false
+				break
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(3 * time.Millisecond)
 		}
-		caught = clusterSum(t, dirs, id) != total
+		caught = whole && clusterSum(t, dirs, id) != total
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -353,7 +360,8 @@ func TestCluster_LongTransaction(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no attempt count in %s", out)
 	}
-	if n, _ := strconv.Atoi(m[1]); n < 10 || n > 16 {
+	// (Constant periods would give 30, doubling ones 5.)
+	if n, _ := strconv.Atoi(m[1]); n < 7 || n > 16 {
 		t.Fatalf("%d lock attempts in 3 s; periods growing by 10 %% from 100 ms give 15", n)
 	}
 	if p := localPieces(t, dirs...); len(p) != 0 {
