@@ -61,25 +61,11 @@ func main() {
 		}
 		if *initialise {
 			for _, d := range list {
-				if err := bank.Init(d, *accounts, 1000); err != nil {
-					fmt.Fprintln(os.Stderr, "bankwriter:", err)
-					os.Exit(1)
-				}
+				check(bank.Init(d, *accounts, 1000))
 			}
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		w := &bank.ClusterWriter{DataDirs: list, Accounts: *accounts, Think: 500 * time.Microsecond}
-		stopW, err := w.Run(ctx, *writers)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bankwriter:", err)
-			os.Exit(1)
-		}
-		<-ctx.Done()
-		if err := stopW(); err != nil {
-			fmt.Fprintln(os.Stderr, "bankwriter:", err)
-			os.Exit(1)
-		}
+		runUntilSignal(func(ctx context.Context) (func() error, error) { return w.Run(ctx, *writers) })
 		fmt.Printf("bankwriter: %d cross-node transfers (%d retries at a closed gate)\n", w.Transfers.Load(), w.Retries.Load())
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ExitOnError)
@@ -94,27 +80,31 @@ func main() {
 			os.Exit(2)
 		}
 		if *initialise {
-			if err := bank.Init(*dir, *accounts, 1000); err != nil {
-				fmt.Fprintln(os.Stderr, "bankwriter:", err)
-				os.Exit(1)
-			}
+			check(bank.Init(*dir, *accounts, 1000))
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		w := &bank.Writer{DataDir: *dir, Accounts: *accounts, InPlace: *inPlace, Think: 500 * time.Microsecond}
-		stopW, err := w.Run(ctx, *writers)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bankwriter:", err)
-			os.Exit(1)
-		}
-		<-ctx.Done()
-		if err := stopW(); err != nil {
-			fmt.Fprintln(os.Stderr, "bankwriter:", err)
-			os.Exit(1)
-		}
+		runUntilSignal(func(ctx context.Context) (func() error, error) { return w.Run(ctx, *writers) })
 		fmt.Printf("bankwriter: %d transfers\n", w.Transfers.Load())
 	default:
 		fmt.Fprintf(os.Stderr, "bankwriter: unknown command %q\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// check exits with the error, if any.
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bankwriter:", err)
+		os.Exit(1)
+	}
+}
+
+// runUntilSignal starts writers and stops them on SIGINT or SIGTERM.
+func runUntilSignal(start func(ctx context.Context) (stop func() error, err error)) {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	stop, err := start(ctx)
+	check(err)
+	<-ctx.Done()
+	check(stop())
 }
