@@ -30,7 +30,8 @@ import (
 // Nothing else: snapshots live on the nodes, and a cluster snapshot's plan
 // is stored in every node's manifest.
 
-var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// nameRE is the form of cluster names, node ids, lock ids and job ids.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Agency is a connection to etcd for one cluster.
 type Agency struct {
@@ -42,7 +43,7 @@ type Agency struct {
 // Dial connects to etcd (comma-separated or repeated URLs) for cluster and
 // checks that it answers within timeout (0 means 5s).
 func Dial(ctx context.Context, endpoints []string, cluster string, timeout time.Duration) (*Agency, error) {
-	if !clusterNameRE.MatchString(cluster) {
+	if !nameRE.MatchString(cluster) {
 		return nil, fmt.Errorf("%w: cluster name %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cluster)
 	}
 	var eps []string
@@ -338,7 +339,9 @@ func (a *Agency) LockBackups(ctx context.Context, info RunningBackup, wait, ttl 
 	}, nil
 }
 
-func hostname() string {
+// Hostname is this machine's name, for registrations and the agency lock's
+// holder ("" when unknown).
+func Hostname() string {
 	h, _ := os.Hostname()
 	return h
 }

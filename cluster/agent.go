@@ -12,7 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -95,7 +95,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if len(cfg.Token) < 16 {
 		return nil, fmt.Errorf("%w: the agent token must be at least 16 characters", snapshot.ErrInvalid)
 	}
-	if !nodeIDRE.MatchString(cfg.NodeID) {
+	if !nameRE.MatchString(cfg.NodeID) {
 		return nil, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cfg.NodeID)
 	}
 	if cfg.MaxLease <= 0 {
@@ -107,11 +107,6 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	return &Agent{cfg: cfg, log: log.With("node", cfg.NodeID), ended: map[string]lockEnd{}, jobs: map[string]*jobState{}, prep: map[string]*prepared{}}, nil
 }
-
-var (
-	nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	jobIDRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-)
 
 // Handler is the agent's HTTP API.
 func (a *Agent) Handler() http.Handler {
@@ -221,7 +216,7 @@ func (a *Agent) handleLock(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, err)
 		return
 	}
-	if !jobIDRE.MatchString(req.LockID) {
+	if !nameRE.MatchString(req.LockID) {
 		a.failErr(w, fmt.Errorf("%w: lockId %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, req.LockID))
 		return
 	}
@@ -402,8 +397,8 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, err)
 		return
 	}
-	if req.Topology != nil && !contains(req.Topology.Nodes, a.cfg.NodeID) {
-		a.failErr(w, fmt.Errorf("%w: the plan's nodes %v do not include this node (%s)", snapshot.ErrInvalid, req.Topology.Nodes, a.cfg.NodeID))
+	if err := a.checkInPlan(req.Topology); err != nil {
+		a.failErr(w, err)
 		return
 	}
 	start := time.Now()
@@ -494,8 +489,8 @@ func (a *Agent) handlePrepare(w http.ResponseWriter, r *http.Request) {
 		a.reply(w, http.StatusOK, PrepareResponse{Node: a.cfg.NodeID, ID: id, ExpiresAt: time.Now().Add(ttl)})
 		return
 	}
-	if req.Topology != nil && !contains(req.Topology.Nodes, a.cfg.NodeID) {
-		a.failErr(w, fmt.Errorf("%w: the plan's nodes %v do not include this node (%s)", snapshot.ErrInvalid, req.Topology.Nodes, a.cfg.NodeID))
+	if err := a.checkInPlan(req.Topology); err != nil {
+		a.failErr(w, err)
 		return
 	}
 	a.mu.Lock()
@@ -653,7 +648,7 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
 	if req.JobID == "" {
 		req.JobID = randomID()
 	}
-	if !jobIDRE.MatchString(req.JobID) {
+	if !nameRE.MatchString(req.JobID) {
 		a.failErr(w, fmt.Errorf("%w: jobId %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, req.JobID))
 		return
 	}
@@ -718,7 +713,8 @@ func (a *Agent) runVerify(ctx context.Context, j *jobState, id string, req JobRe
 		return nil, err
 	}
 	progress{j}.Start("verify", m.Totals.Files, m.Totals.Bytes)
-	vr, err := snapshot.Verify(ctx, a.cfg.Layout, id, snapshot.VerifyOptions{Fast: req.FastVerify, Logger: a.log})
+	// The manifest just read (and its seal checked) is the one verified.
+	vr, err := manifest.VerifyTree(ctx, a.cfg.Layout.TreeDir(id), m, manifest.VerifyOptions{Fast: req.FastVerify})
 	if err != nil {
 		return nil, err
 	}
@@ -834,13 +830,12 @@ func (a *Agent) Close() {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// checkInPlan refuses a plan that does not name this node.
+func (a *Agent) checkInPlan(topo *manifest.Topology) error {
+	if topo != nil && !slices.Contains(topo.Nodes, a.cfg.NodeID) {
+		return fmt.Errorf("%w: the plan's nodes %v do not include this node (%s)", snapshot.ErrInvalid, topo.Nodes, a.cfg.NodeID)
 	}
-	return false
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -146,7 +147,7 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 		}
 	}
 	// 1. Agency lock: one cluster backup at a time.
-	unlockAgency, err := c.Agency.LockBackups(ctx, RunningBackup{Host: hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, o.AgencyWait, o.Lease)
+	unlockAgency, err := c.Agency.LockBackups(ctx, RunningBackup{Host: Hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, o.AgencyWait, o.Lease)
 	if err != nil {
 		return nil, err
 	}
@@ -470,19 +471,7 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 }
 
 func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	x := append([]string{}, a...)
-	y := append([]string{}, b...)
-	sort.Strings(x)
-	sort.Strings(y)
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 // DeleteResult reports a cluster delete.

@@ -92,7 +92,7 @@ func agentCommand() *cli.Command {
 				return usageError{errors.New("--tls-cert and --tls-key go together")}
 			}
 			// Check the quiesce flags once, up front.
-			if _, closeQ, err := quiescerFromFlags(c, l.DataDir); err != nil {
+			if _, closeQ, err := quiescerFromFlags(c, l.DataDir, false); err != nil {
 				return err
 			} else {
 				closeQ()
@@ -109,17 +109,7 @@ func agentCommand() *cli.Command {
 			ag, err := cluster.NewAgent(cluster.AgentConfig{
 				Layout: l, NodeID: c.String("node-id"), Cluster: c.String("cluster"), Token: tok,
 				NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
-					q, closeQ, _ := quiescerFromFlags(c, l.DataDir)
-					if force {
-						switch q := q.(type) {
-						case *snapshot.FlockQuiescer:
-							q.Force = true
-						case *snapshot.ExecQuiescer:
-							q.Force = true
-						case *snapshot.HTTPQuiescer:
-							q.Force = true
-						}
-					}
+					q, closeQ, _ := quiescerFromFlags(c, l.DataDir, force) // the flags were checked above
 					return q, closeQ
 				},
 				Lock:       snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
@@ -157,7 +147,7 @@ func agentCommand() *cli.Command {
 				url = scheme + "://" + ln.Addr().String()
 			}
 			reg, err := agency.Register(c.Context, cluster.Member{NodeID: c.String("node-id"), URL: url, ToolVersion: snapshot.ToolVersion,
-				AppVersion: c.String("app-version"), Host: hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, c.Duration("member-ttl"), e.log)
+				AppVersion: c.String("app-version"), Host: cluster.Hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, c.Duration("member-ttl"), e.log)
 			if err != nil {
 				ln.Close()
 				return err
@@ -183,11 +173,6 @@ func agentCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func hostname() string {
-	h, _ := os.Hostname()
-	return h
 }
 
 // coordinator builds a coordinator from the cluster flags.

@@ -32,25 +32,27 @@ const (
 	snapshotDefaultPeriod  = 100e6 // 100ms
 )
 
-// quiescerFromFlags builds the Quiescer the flags ask for.
-func quiescerFromFlags(c *cli.Context, dataDir string) (snapshot.Quiescer, func(), error) {
+// quiescerFromFlags builds the Quiescer the flags ask for; force (or
+// --force) asks the application to abort long write transactions.
+func quiescerFromFlags(c *cli.Context, dataDir string, force bool) (snapshot.Quiescer, func(), error) {
+	force = force || c.Bool("force")
 	switch c.String("quiesce") {
 	case "flock":
 		if c.IsSet("lock-cmd") || c.IsSet("unlock-cmd") {
 			return nil, nil, usageError{errors.New("--lock-cmd and --unlock-cmd need --quiesce exec")}
 		}
-		q := &snapshot.FlockQuiescer{DataDir: dataDir, Force: c.Bool("force")}
+		q := &snapshot.FlockQuiescer{DataDir: dataDir, Force: force}
 		return q, func() { q.Close() }, nil
 	case "exec":
 		if c.String("lock-cmd") == "" || c.String("unlock-cmd") == "" {
 			return nil, nil, usageError{errors.New("--quiesce exec needs both --lock-cmd and --unlock-cmd")}
 		}
-		return &snapshot.ExecQuiescer{LockCmd: c.String("lock-cmd"), UnlockCmd: c.String("unlock-cmd"), DataDir: dataDir, Force: c.Bool("force")}, func() {}, nil
+		return &snapshot.ExecQuiescer{LockCmd: c.String("lock-cmd"), UnlockCmd: c.String("unlock-cmd"), DataDir: dataDir, Force: force}, func() {}, nil
 	case "http":
 		if c.String("lock-url") == "" || c.String("unlock-url") == "" {
 			return nil, nil, usageError{errors.New("--quiesce http needs both --lock-url and --unlock-url")}
 		}
-		q := &snapshot.HTTPQuiescer{LockURL: c.String("lock-url"), UnlockURL: c.String("unlock-url"), DataDir: dataDir, Force: c.Bool("force")}
+		q := &snapshot.HTTPQuiescer{LockURL: c.String("lock-url"), UnlockURL: c.String("unlock-url"), DataDir: dataDir, Force: force}
 		if f := c.String("lock-token-file"); f != "" {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -83,7 +85,7 @@ func createCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			q, closeQ, err := quiescerFromFlags(c, l.DataDir)
+			q, closeQ, err := quiescerFromFlags(c, l.DataDir, false)
 			if err != nil {
 				return err
 			}
