@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +19,7 @@ import (
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/tree"
 )
 
 // DownloadOptions tune Download.
@@ -128,19 +127,23 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 			ErrCorrupt, len(missing), id, listSome(missing))
 	}
 	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: m.Totals.Files, Bytes: m.Totals.Bytes}
-	local := snapshot.LocalContents(l)
+	local, err := snapshot.OpenLocalFiles(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	defer local.Close()
 	o.Progress.Start("download", m.Totals.Files, m.Totals.Bytes)
 	defer o.Progress.Done()
 	origin, _ := json.Marshal(map[string]string{"remote": r.st.String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
 
 	var fetched, localN, bytesFetched, requests atomic.Int64
-	fill := func(ctx context.Context, tree string) error {
+	fill := func(ctx context.Context, root *fsutil.Dir) error {
 		// Dirs and symlinks first (entries are sorted: parents come first).
 		groups := map[string][]*manifest.Entry{} // content hash -> entries
 		var order []string
 		for i := range m.Entries {
 			e := &m.Entries[i]
-			if err := snapshot.MakeDirOrSymlink(filepath.Join(tree, filepath.FromSlash(string(e.Path))), e); err != nil {
+			if err := tree.MakeDirOrSymlink(root, e); err != nil {
 				return err
 			}
 			if e.Type == manifest.TypeFile {
@@ -155,15 +158,14 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 		var remote []*manifest.Entry
 		for _, h := range order {
 			first := groups[h][0]
-			dst := filepath.Join(tree, filepath.FromSlash(string(first.Path)))
-			if lc, ok := local[h]; ok && takeLocal(lc, first, dst) == nil {
+			if lc, ok := local.Lookup(h); ok && takeLocal(local, lc, first, root) == nil {
 				localN.Add(1)
 				o.Progress.Add(1, first.Size)
 				continue
 			}
 			remote = append(remote, first)
 		}
-		n, reqs, err := r.fetchContents(ctx, idx, rs, tree, remote, o)
+		n, reqs, err := r.fetchContents(ctx, idx, rs, root, remote, o)
 		bytesFetched.Add(n)
 		requests.Add(reqs)
 		if err != nil {
@@ -179,14 +181,12 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 		return par.ForEach(ctx, len(order), o.Workers, func(ctx context.Context, k int) error {
 			es := groups[order[k]]
 			first := es[0]
-			dst := filepath.Join(tree, filepath.FromSlash(string(first.Path)))
 			for _, e := range es[1:] {
-				p := filepath.Join(tree, filepath.FromSlash(string(e.Path)))
 				if e.LinkGroup != 0 && e.LinkGroup == first.LinkGroup {
-					if err := os.Link(dst, p); err != nil {
+					if err := root.Link(string(first.Path), root, string(e.Path)); err != nil {
 						return err
 					}
-				} else if err := snapshot.CopyEntry(dst, p, e); err != nil {
+				} else if err := copyWithin(root, first, e); err != nil {
 					return err
 				}
 				o.Progress.Add(1, e.Size)
@@ -203,29 +203,47 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 	return res, nil
 }
 
-// takeLocal puts the local copy of a content at dst after re-hashing it. A
-// hard link is used when both sides were captured by link and the local file
-// already has the entry's mode and mtime (setting them would change the
-// shared inode); otherwise a private copy.
-func takeLocal(lc snapshot.LocalContent, e *manifest.Entry, dst string) error {
-	sum, n, err := manifest.HashFile(lc.Path)
-	if err != nil || sum != e.BLAKE3 || n != e.Size {
-		return fmt.Errorf("local copy %s does not hold the content", lc.Path)
-	}
-	st, err := fsutil.Lstat(lc.Path)
-	if err == nil && lc.Capture == manifest.CaptureLink && e.Capture == manifest.CaptureLink &&
-		st.Perm() == e.Mode && st.MtimeNs == e.MtimeNs && os.Link(lc.Path, dst) == nil {
-		return nil
-	}
-	return snapshot.CopyEntry(lc.Path, dst, e)
-}
-
-func setAttrs(p string, e *manifest.Entry) error {
-	_ = os.Lchown(p, int(e.UID), int(e.GID))
-	if err := unix.Chmod(p, e.Mode); err != nil {
+// copyWithin makes e a private copy of the finished file first, both below root.
+func copyWithin(root *fsutil.Dir, first, e *manifest.Entry) error {
+	f, _, err := root.OpenRegular(string(first.Path))
+	if err != nil {
 		return err
 	}
-	return fsutil.SetMtime(p, e.MtimeNs)
+	defer f.Close()
+	_, err = tree.Copy(f, root, e, false)
+	return err
+}
+
+// takeLocal puts the local copy of a content at e's place below root,
+// proven by its hash. A hard link is used when both sides were captured by
+// link and the local file already has the entry's owner, mode and mtime
+// (setting them would change the shared inode); otherwise a private copy,
+// hashed as it is made.
+func takeLocal(local *snapshot.LocalFiles, lc snapshot.LocalContent, e *manifest.Entry, root *fsutil.Dir) error {
+	f, st, err := local.Open(lc)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if lc.Entry.Capture == manifest.CaptureLink && e.Capture == manifest.CaptureLink &&
+		st.Perm() == e.Mode && st.MtimeNs == e.MtimeNs && st.UID == e.UID && st.GID == e.GID {
+		sum, n, err := manifest.HashReader(f)
+		if err != nil || sum != e.BLAKE3 || n != e.Size {
+			return fmt.Errorf("local copy %s does not hold the content", f.Name())
+		}
+		if fsutil.LinkFile(f, root, string(e.Path)) == nil {
+			return nil
+		}
+	}
+	sum, err := tree.Copy(f, root, e, true)
+	if err != nil {
+		return err
+	}
+	if sum != e.BLAKE3 {
+		root.Remove(string(e.Path))
+		return fmt.Errorf("local copy %s does not hold the content", f.Name())
+	}
+	return nil
 }
 
 // Range reads: blobs of one pack closer than maxGap are read in one request
@@ -261,14 +279,14 @@ type fetchRange struct {
 // in every file that holds it; then each file is hashed whole against its
 // manifest BLAKE3 and given its attributes. It returns bytes fetched and
 // requests made.
-func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot, tree string, entries []*manifest.Entry, o DownloadOptions) (int64, int64, error) {
+func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot, root *fsutil.Dir, entries []*manifest.Entry, o DownloadOptions) (int64, int64, error) {
 	paths := make([]string, len(entries))
 	byBlob := map[ID]*neededBlob{}
 	for i, e := range entries {
 		// Files are created by their first chunk's write, in the fetch
 		// workers (creating thousands up front, one by one, cost more than
 		// fetching them); empty files in the hash pass below.
-		paths[i] = filepath.Join(tree, filepath.FromSlash(string(e.Path)))
+		paths[i] = string(e.Path)
 		var off int64
 		for _, cid := range rs.content[e.BLAKE3] {
 			loc, _ := idx.Lookup(cid)
@@ -324,7 +342,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 				return &packError{rg.pack, err}
 			}
 			for _, t := range nb.targets {
-				if err := writeAt(paths[t.file], chunk, t.off); err != nil {
+				if err := writeAt(root, paths[t.file], chunk, t.off); err != nil {
 					return err
 				}
 			}
@@ -339,13 +357,18 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 	err = par.ForEach(ctx, len(entries), 0, func(ctx context.Context, i int) error {
 		e := entries[i]
 		if len(rs.content[e.BLAKE3]) == 0 {
-			f, err := os.OpenFile(paths[i], os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+			f, err := root.Create(paths[i], 0o600)
 			if err != nil {
 				return err
 			}
 			f.Close()
 		}
-		sum, n, err := manifest.HashFile(paths[i])
+		f, _, err := root.OpenRegular(paths[i])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sum, n, err := manifest.HashReader(f)
 		if err != nil {
 			return err
 		}
@@ -353,16 +376,17 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, sum, n)
 		}
 		o.Progress.Add(1, 0)
-		return setAttrs(paths[i], e)
+		return tree.SetAttrs(f, e)
 	})
 	return fetched.Load(), reqs.Load(), err
 }
 
-// writeAt writes a chunk at its offset and starts its writeback at once
-// (sync_file_range, asynchronous), so the disk works while later chunks are
-// fetched and the fsync before publishing finds little left to do.
-func writeAt(path string, b []byte, off int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+// writeAt writes a chunk at its offset in rel below root (created at the
+// first write, never through a symlink) and starts its writeback at once
+// (sync_file_range, asynchronous), so the disk works while later chunks
+// are fetched and the fsync before publishing finds little left to do.
+func writeAt(root *fsutil.Dir, rel string, b []byte, off int64) error {
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -108,6 +107,11 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	if err != nil {
 		return nil, err
 	}
+	tree, err := snapshot.OpenTree(l, id)
+	if err != nil {
+		return nil, err
+	}
+	defer tree.Close()
 	res := &UploadResult{ID: id, Node: m.Node.ID, Files: m.Totals.Files}
 	lock, err := r.Lock(ctx, LockShared, "upload "+id)
 	if err != nil {
@@ -168,7 +172,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 		defer close(blobs)
 		return par.ForEach(gctx, len(todo), o.Workers, func(ctx context.Context, i int) error {
 			e := todo[i]
-			ids, n, err := r.chunkFile(ctx, filepath.Join(l.TreeDir(id), filepath.FromSlash(string(e.Path))), e, func(cid ID, chunk []byte) error {
+			ids, n, err := r.chunkFile(ctx, tree, e, func(cid ID, chunk []byte) error {
 				mu.Lock()
 				dup := claimed[cid] || idx.Has(cid)
 				claimed[cid] = true
@@ -272,8 +276,8 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 
 // chunkFile reads one file of a snapshot, cutting it into chunks handed to
 // fn, and checks that its BLAKE3 and size are the manifest's.
-func (r *Repo) chunkFile(ctx context.Context, path string, e *manifest.Entry, fn func(ID, []byte) error) ([]ID, int64, error) {
-	f, err := os.Open(path)
+func (r *Repo) chunkFile(ctx context.Context, tree *fsutil.Dir, e *manifest.Entry, fn func(ID, []byte) error) ([]ID, int64, error) {
+	f, _, err := tree.OpenRegular(string(e.Path))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", e.Path, err)
 	}

@@ -714,7 +714,7 @@ func (a *Agent) runVerify(ctx context.Context, j *jobState, id string, req JobRe
 	}
 	progress{j}.Start("verify", m.Totals.Files, m.Totals.Bytes)
 	// The manifest just read (and its seal checked) is the one verified.
-	vr, err := manifest.VerifyTree(ctx, a.cfg.Layout.TreeDir(id), m, manifest.VerifyOptions{Fast: req.FastVerify})
+	vr, err := snapshot.VerifyManifest(ctx, a.cfg.Layout, id, m, manifest.VerifyOptions{Fast: req.FastVerify})
 	if err != nil {
 		return nil, err
 	}

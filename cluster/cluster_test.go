@@ -580,7 +580,7 @@ func TestPreparedCreate(t *testing.T) {
 	n := tc.nodes[0]
 	ctx := context.Background()
 	id := "2026-01-01T00.00.00Z_prep"
-	staging := filepath.Join(n.dir, ".hotsnap", "staging", id)
+	staging := filepath.Join(n.dir, ".hotsnap", "private", "staging", id)
 	if err := n.client.Prepare(ctx, id, nil, time.Second); err != nil {
 		t.Fatal(err)
 	}

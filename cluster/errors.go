@@ -41,7 +41,7 @@ func Kind(err error) string {
 		return KindUsage
 	case errors.Is(err, snapshot.ErrLockTimeout), errors.Is(err, archive.ErrLocked):
 		return KindLockTimeout
-	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt),
+	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt), errors.Is(err, snapshot.ErrUntrusted),
 		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
 		return KindVerifyFailed
 	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired):

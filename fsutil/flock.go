@@ -30,6 +30,9 @@ func OpenLock(path string) (*LockFile, error) {
 	return &LockFile{f: f}, nil
 }
 
+// NewLockFile uses the open file f for flock(2); the LockFile owns it.
+func NewLockFile(f *os.File) *LockFile { return &LockFile{f: f} }
+
 // Path is the lock file's path.
 func (l *LockFile) Path() string { return l.f.Name() }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -81,7 +82,8 @@ type copyOnce struct {
 
 type builder struct {
 	ctx      context.Context
-	src, dst string
+	src, dst *fsutil.Dir
+	dev      uint64 // the source root's filesystem
 	opts     Options
 	sem      chan struct{}
 	wg       sync.WaitGroup
@@ -94,10 +96,14 @@ type builder struct {
 	noClone  bool // auto mode found FICLONE unsupported
 }
 
-// Build captures the tree at src into dst, which must not exist. Both must be
-// on one filesystem for hard links. On error dst may hold a partial tree: the
-// caller removes it.
-func Build(ctx context.Context, src, dst string, opts Options) (*Result, error) {
+// Build captures the tree below src into dst, an existing empty directory
+// on the same filesystem (for hard links). Every directory of src is
+// opened through its parent with no symlink followed, and every entry is
+// captured as what it is when it is reached: a directory swapped for a
+// symlink, or a file swapped for anything but a regular file, is left out
+// with a warning, never followed. On error dst may hold a partial tree:
+// the caller removes it.
+func Build(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Result, error) {
 	if opts.LinkMode == "" {
 		opts.LinkMode = LinkModeLink
 	}
@@ -109,10 +115,17 @@ func Build(ctx context.Context, src, dst string, opts Options) (*Result, error) 
 	if opts.Workers <= 0 {
 		opts.Workers = par.DefaultWorkers()
 	}
-	if err := os.Mkdir(dst, 0o700); err != nil {
+	if names, err := dst.Names("."); err != nil || len(names) > 0 {
+		if err == nil {
+			err = fmt.Errorf("%s is not empty", dst.Path())
+		}
 		return nil, err
 	}
-	b := &builder{ctx: ctx, src: src, dst: dst, opts: opts,
+	rootSt, err := src.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{ctx: ctx, src: src, dst: dst, dev: rootSt.Dev, opts: opts,
 		sem: make(chan struct{}, opts.Workers), copies: map[inodeKey]*copyOnce{}}
 	b.spawnDir("")
 	b.wg.Wait()
@@ -147,9 +160,16 @@ func (b *builder) warn(rel, reason string) {
 	b.mu.Unlock()
 }
 
+func (b *builder) record(items ...Item) {
+	b.mu.Lock()
+	b.items = append(b.items, items...)
+	b.mu.Unlock()
+}
+
 // spawn runs fn as a task once a worker slot is free. A task never waits for
-// the tasks it spawns, so the bounded semaphore cannot deadlock.
-func (b *builder) spawn(fn func()) {
+// the tasks it spawns, so the bounded semaphore cannot deadlock. A panic in
+// a task becomes the build's error.
+func (b *builder) spawn(fn func() error) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -158,16 +178,14 @@ func (b *builder) spawn(fn func()) {
 		if b.failed() {
 			return
 		}
-		fn()
+		if err := par.Safely(fn); err != nil {
+			b.fail(err)
+		}
 	}()
 }
 
 func (b *builder) spawnDir(rel string) {
-	b.spawn(func() {
-		if err := b.readDir(rel); err != nil {
-			b.fail(err)
-		}
-	})
+	b.spawn(func() error { return b.readDir(rel) })
 }
 
 func join(dir, name string) string {
@@ -177,53 +195,96 @@ func join(dir, name string) string {
 	return dir + "/" + name
 }
 
-func (b *builder) abs(root, rel string) string {
-	if rel == "" {
-		return root
-	}
-	return root + "/" + rel
+// dirPair is one directory open on both sides, shared by the batches of
+// its entries; the last batch closes it.
+type dirPair struct {
+	sfd, dfd int
+	refs     atomic.Int32
 }
 
-// readDir lists one source directory and schedules its entries in batches.
+func (p *dirPair) release() {
+	if p.refs.Add(-1) == 0 {
+		unix.Close(p.sfd)
+		unix.Close(p.dfd)
+	}
+}
+
+// vanished reports errors of an entry that went away or changed type
+// between two calls: a name that was a directory and is now a symlink
+// (ELOOP, ENOTDIR), or that is gone (ENOENT).
+func vanished(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
+}
+
+// readDir opens one source directory (through the root, no symlink in any
+// component), records it, and schedules its entries in batches.
 func (b *builder) readDir(rel string) error {
-	f, err := os.Open(b.abs(b.src, rel))
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", b.abs(b.src, rel), err)
+	dot := rel
+	if dot == "" {
+		dot = "."
 	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	sd, err := b.src.OpenDir(dot)
 	if err != nil {
-		return fmt.Errorf("read dir %s: %w", b.abs(b.src, rel), err)
+		if rel != "" && vanished(err) {
+			// Swapped for a symlink or removed since it was listed: not
+			// followed, not captured.
+			b.warn(rel, "directory vanished or was replaced while the tree was captured (never followed)")
+			b.dst.Remove(rel)
+			return nil
+		}
+		return fmt.Errorf("open dir %s: %w", b.src.Join(rel), err)
 	}
+	st, err := sd.Stat()
+	if err != nil {
+		sd.Close()
+		return err
+	}
+	if st.Dev != b.dev {
+		sd.Close()
+		return fmt.Errorf("%s is a mount point (another filesystem inside the data dir): hard links cannot cross it; leave it out with --exclude %q", b.src.Join(rel), rel)
+	}
+	dd, err := b.dst.OpenDir(dot)
+	if err != nil {
+		sd.Close()
+		return fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
+	}
+	if rel != "" {
+		b.record(Item{Rel: rel, Stat: st, SrcStat: st})
+	}
+	names, err := sd.Names(".")
+	if err != nil {
+		sd.Close()
+		dd.Close()
+		return fmt.Errorf("read dir %s: %w", b.src.Join(rel), err)
+	}
+	// The pair owns the two descriptors from here on.
+	pair := &dirPair{sfd: sd.Detach(), dfd: dd.Detach()}
+	nb := (len(names) + batchSize - 1) / batchSize
+	if nb == 0 {
+		pair.refs.Store(1)
+		pair.release()
+		return nil
+	}
+	pair.refs.Store(int32(nb))
 	for start := 0; start < len(names); start += batchSize {
 		end := min(start+batchSize, len(names))
 		batch := names[start:end]
 		if end == len(names) {
 			// The last batch runs in this task: no scheduling cost for small dirs.
-			return b.batch(rel, batch)
+			defer pair.release()
+			return b.batch(pair, rel, batch)
 		}
-		b.spawn(func() {
-			if err := b.batch(rel, batch); err != nil {
-				b.fail(err)
-			}
+		b.spawn(func() error {
+			defer pair.release()
+			return b.batch(pair, rel, batch)
 		})
 	}
 	return nil
 }
-
-// batch captures some entries of one directory using directory fds, so each
-// syscall resolves one name instead of a whole path.
-func (b *builder) batch(rel string, names []string) error {
-	sfd, err := unix.Open(b.abs(b.src, rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", b.abs(b.src, rel), err)
-	}
-	defer unix.Close(sfd)
-	dfd, err := unix.Open(b.abs(b.dst, rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", b.abs(b.dst, rel), err)
-	}
-	defer unix.Close(dfd)
+// batch captures some entries of one directory through its descriptors,
+// so each syscall resolves one name, never a path.
+func (b *builder) batch(pair *dirPair, rel string, names []string) error {
+	sfd, dfd := pair.sfd, pair.dfd
 	items := make([]Item, 0, len(names))
 	for _, name := range names {
 		if b.ctx.Err() != nil {
@@ -236,7 +297,7 @@ func (b *builder) batch(rel string, names []string) error {
 				b.warn(r, "vanished while the tree was captured")
 				continue
 			}
-			return fmt.Errorf("lstat %s: %w", b.abs(b.src, r), err)
+			return fmt.Errorf("lstat %s: %w", b.src.Join(r), err)
 		}
 		sst := statOf(&st)
 		isDir := sst.IsDir()
@@ -246,21 +307,22 @@ func (b *builder) batch(rel string, names []string) error {
 		switch {
 		case isDir:
 			if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
-				return fmt.Errorf("mkdir %s: %w", b.abs(b.dst, r), err)
+				return fmt.Errorf("mkdir %s: %w", b.dst.Join(r), err)
 			}
-			items = append(items, Item{Rel: r, Stat: sst, SrcStat: sst})
+			// The directory's own task opens it (no symlink followed) and
+			// records it.
 			b.spawnDir(r)
 		case sst.IsSymlink():
-			target, err := readlinkat(sfd, name, sst.Size)
+			target, err := fsutil.ReadlinkAt(sfd, name, sst.Size)
 			if err != nil {
-				if err == unix.ENOENT {
-					b.warn(r, "vanished while the tree was captured")
+				if err == unix.ENOENT || err == unix.EINVAL {
+					b.warn(r, "vanished or was replaced while the tree was captured")
 					continue
 				}
-				return fmt.Errorf("readlink %s: %w", b.abs(b.src, r), err)
+				return fmt.Errorf("readlink %s: %w", b.src.Join(r), err)
 			}
 			if err := unix.Symlinkat(target, dfd, name); err != nil {
-				return fmt.Errorf("symlink %s: %w", b.abs(b.dst, r), err)
+				return fmt.Errorf("symlink %s: %w", b.dst.Join(r), err)
 			}
 			items = append(items, Item{Rel: r, Stat: sst, SrcStat: sst, Target: target})
 		case sst.IsRegular():
@@ -275,33 +337,49 @@ func (b *builder) batch(rel string, names []string) error {
 			b.warn(r, fmt.Sprintf("%s skipped: only files, dirs and symlinks are captured", sst.TypeName()))
 		}
 	}
-	b.mu.Lock()
-	b.items = append(b.items, items...)
-	b.mu.Unlock()
+	b.record(items...)
 	return nil
+}
+
+// linkAt hard-links the entry name of sfd into dfd and returns the link's
+// stat. The link is of whatever stands at name now: anything but a regular
+// file (a symlink, fifo or device swapped in since it was listed) is
+// unlinked again and left out (skip), so nothing but a regular file of the
+// data dir ever enters the tree as a file.
+func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, error) {
+	if err := unix.Linkat(sfd, name, dfd, name, 0); err != nil {
+		if err == unix.ENOENT {
+			b.warn(rel, "vanished while the tree was captured")
+			return fsutil.Stat{}, true, nil
+		}
+		if err == unix.EXDEV {
+			return fsutil.Stat{}, false, fmt.Errorf("link %s: the backups dir is on another filesystem than the data dir", b.src.Join(rel))
+		}
+		return fsutil.Stat{}, false, fmt.Errorf("link %s: %w", b.src.Join(rel), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fsutil.Stat{}, false, fmt.Errorf("lstat %s: %w", b.dst.Join(rel), err)
+	}
+	// Stat the link, not the source: if the name was replaced between the
+	// two calls, the link is what the snapshot holds.
+	lst := statOf(&st)
+	if !lst.IsRegular() {
+		unix.Unlinkat(dfd, name, 0)
+		b.warn(rel, fmt.Sprintf("replaced by a %s while the tree was captured; left out", lst.TypeName()))
+		return fsutil.Stat{}, true, nil
+	}
+	return lst, false, nil
 }
 
 func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, bool, error) {
 	private := b.opts.Copy != nil && b.opts.Copy(rel)
 	clone := b.opts.LinkMode == LinkModeReflink || (b.opts.LinkMode == LinkModeAuto && !b.cloneUnsupported())
 	if !private && !clone {
-		if err := unix.Linkat(sfd, name, dfd, name, 0); err != nil {
-			if err == unix.ENOENT {
-				b.warn(rel, "vanished while the tree was captured")
-				return Item{}, true, nil
-			}
-			if err == unix.EXDEV {
-				return Item{}, false, fmt.Errorf("link %s: the backups dir is on another filesystem than the data dir", b.abs(b.src, rel))
-			}
-			return Item{}, false, fmt.Errorf("link %s: %w", b.abs(b.src, rel), err)
+		lst, skip, err := b.linkAt(sfd, dfd, rel, name)
+		if skip || err != nil {
+			return Item{}, skip, err
 		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return Item{}, false, fmt.Errorf("lstat %s: %w", b.abs(b.dst, rel), err)
-		}
-		// Stat the link, not the source: if the name was replaced between the
-		// two calls, the link is what the snapshot holds.
-		lst := statOf(&st)
 		return Item{Rel: rel, Stat: lst, SrcStat: lst, Capture: CaptureLink}, false, nil
 	}
 	// A private copy. Names of one inode inside the data dir share one copy.
@@ -315,14 +393,17 @@ func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, b
 	b.mu.Unlock()
 	c.once.Do(func() {
 		c.rel = rel
-		c.st, c.capture, c.err = b.copyFile(sfd, dfd, rel, name, sst, private)
+		c.st, c.capture, c.err = b.copyFile(sfd, dfd, rel, name, private)
 	})
 	if c.err != nil {
 		return Item{}, false, c.err
 	}
+	if c.capture == "" {
+		return Item{}, true, nil // left out (see copyFile)
+	}
 	if c.rel != rel {
-		if err := unix.Linkat(unix.AT_FDCWD, b.abs(b.dst, c.rel), dfd, name, 0); err != nil {
-			return Item{}, false, fmt.Errorf("link %s: %w", b.abs(b.dst, rel), err)
+		if err := b.dst.Link(c.rel, b.dst, rel); err != nil {
+			return Item{}, false, err
 		}
 	}
 	return Item{Rel: rel, Stat: c.st, SrcStat: sst, Capture: c.capture}, false, nil
@@ -335,20 +416,27 @@ func (b *builder) cloneUnsupported() bool {
 }
 
 // copyFile makes a private copy of one file: FICLONE where allowed and
-// supported, else a kernel copy. The copy keeps the source's permission bits
-// and mtime, so a restore can hand it back unchanged.
-func (b *builder) copyFile(sfd, dfd int, rel, name string, sst fsutil.Stat, private bool) (fsutil.Stat, string, error) {
-	in, err := unix.Openat(sfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+// supported, else a kernel copy. The copy keeps the source's owner, then
+// permission bits (in that order, so setuid and setgid survive), and mtime,
+// so a restore can hand it back unchanged. The source is opened only once
+// it is proven a regular file; anything else in its place is left out (an
+// empty capture).
+func (b *builder) copyFile(sfd, dfd int, rel, name string, private bool) (fsutil.Stat, string, error) {
+	inf, _, err := fsutil.OpenRegularAt(sfd, name, b.src.Join(rel))
 	if err != nil {
-		return fsutil.Stat{}, "", fmt.Errorf("open %s: %w", b.abs(b.src, rel), err)
+		if errors.Is(err, fsutil.ErrNotRegular) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
+			b.warn(rel, "vanished or was replaced while the tree was captured; left out")
+			return fsutil.Stat{}, "", nil
+		}
+		return fsutil.Stat{}, "", err
 	}
-	inf := os.NewFile(uintptr(in), b.abs(b.src, rel))
 	defer inf.Close()
-	out, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	in := int(inf.Fd())
+	out, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fsutil.Stat{}, "", fmt.Errorf("create %s: %w", b.abs(b.dst, rel), err)
+		return fsutil.Stat{}, "", fmt.Errorf("create %s: %w", b.dst.Join(rel), err)
 	}
-	outf := os.NewFile(uintptr(out), b.abs(b.dst, rel))
+	outf := os.NewFile(uintptr(out), b.dst.Join(rel))
 	defer outf.Close()
 	capture := CaptureCopy
 	cloned := false
@@ -358,13 +446,13 @@ func (b *builder) copyFile(sfd, dfd int, rel, name string, sst fsutil.Stat, priv
 		case err == nil:
 			cloned, capture = true, CaptureReflink
 		case b.opts.LinkMode == LinkModeReflink:
-			return fsutil.Stat{}, "", fmt.Errorf("reflink %s: %w (use --link-mode auto or link on this filesystem)", b.abs(b.src, rel), err)
+			return fsutil.Stat{}, "", fmt.Errorf("reflink %s: %w (use --link-mode auto or link on this filesystem)", b.src.Join(rel), err)
 		case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTTY):
 			b.mu.Lock()
 			b.noClone = true
 			b.mu.Unlock()
 		default:
-			return fsutil.Stat{}, "", fmt.Errorf("reflink %s: %w", b.abs(b.src, rel), err)
+			return fsutil.Stat{}, "", fmt.Errorf("reflink %s: %w", b.src.Join(rel), err)
 		}
 	}
 	if !cloned {
@@ -372,17 +460,14 @@ func (b *builder) copyFile(sfd, dfd int, rel, name string, sst fsutil.Stat, priv
 			// auto mode on a filesystem without reflinks: a plain link, not a copy.
 			outf.Close()
 			unix.Unlinkat(dfd, name, 0)
-			if err := unix.Linkat(sfd, name, dfd, name, 0); err != nil {
-				return fsutil.Stat{}, "", fmt.Errorf("link %s: %w", b.abs(b.src, rel), err)
+			lst, skip, err := b.linkAt(sfd, dfd, rel, name)
+			if skip || err != nil {
+				return fsutil.Stat{}, "", err
 			}
-			var st unix.Stat_t
-			if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return fsutil.Stat{}, "", fmt.Errorf("lstat %s: %w", b.abs(b.dst, rel), err)
-			}
-			return statOf(&st), CaptureLink, nil
+			return lst, CaptureLink, nil
 		}
 		if _, err := io.Copy(outf, inf); err != nil {
-			return fsutil.Stat{}, "", fmt.Errorf("copy %s: %w", b.abs(b.src, rel), err)
+			return fsutil.Stat{}, "", fmt.Errorf("copy %s: %w", b.src.Join(rel), err)
 		}
 	}
 	// The copy must describe the source as it was: read the source's stat
@@ -393,37 +478,17 @@ func (b *builder) copyFile(sfd, dfd int, rel, name string, sst fsutil.Stat, priv
 		return fsutil.Stat{}, "", err
 	}
 	src := statOf(&now)
-	if err := unix.Fchmod(out, src.Perm()); err != nil {
-		return fsutil.Stat{}, "", fmt.Errorf("chmod %s: %w", b.abs(b.dst, rel), err)
+	if err := fsutil.SetOwnerMode(out, src.UID, src.GID, src.Perm()); err != nil {
+		return fsutil.Stat{}, "", fmt.Errorf("chmod %s: %w", b.dst.Join(rel), err)
 	}
-	_ = unix.Fchown(out, int(src.UID), int(src.GID)) // where permitted
-	ts := unix.NsecToTimespec(src.MtimeNs)
-	if err := unix.UtimesNanoAt(dfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fsutil.Stat{}, "", fmt.Errorf("set mtime %s: %w", b.abs(b.dst, rel), err)
+	if err := fsutil.SetMtimeFd(out, src.MtimeNs); err != nil {
+		return fsutil.Stat{}, "", fmt.Errorf("set mtime %s: %w", b.dst.Join(rel), err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(out, &st); err != nil {
 		return fsutil.Stat{}, "", err
 	}
 	return statOf(&st), capture, nil
-}
-
-func readlinkat(dirfd int, name string, size int64) (string, error) {
-	n := int(size) + 1
-	if n < 256 {
-		n = 256
-	}
-	for {
-		buf := make([]byte, n)
-		got, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if got < n {
-			return string(buf[:got]), nil
-		}
-		n *= 2
-	}
 }
 
 func statOf(st *unix.Stat_t) fsutil.Stat {

@@ -8,14 +8,34 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/testtree"
 )
+
+// dirs opens src and makes an empty dst for Build.
+func dirs(t *testing.T, src string) (*fsutil.Dir, *fsutil.Dir, string) {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "tree")
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := fsutil.OpenDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := fsutil.OpenDir(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); d.Close() })
+	return s, d, dst
+}
 
 func TestBuild_Fixture(t *testing.T) {
 	src := testtree.New(t)
 	syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644)
-	dst := filepath.Join(t.TempDir(), "tree")
-	res, err := Build(context.Background(), src, dst, Options{
+	sd, dd, dst := dirs(t, src)
+	res, err := Build(context.Background(), sd, dd, Options{
 		Copy: func(rel string) bool {
 			return strings.HasSuffix(rel, "000002.sst") || strings.HasSuffix(rel, "hardlink-of-sst")
 		},
@@ -61,20 +81,23 @@ func TestBuild_Fixture(t *testing.T) {
 
 func TestBuild_BadInput(t *testing.T) {
 	src := testtree.New(t)
-	if _, err := Build(context.Background(), src, filepath.Join(t.TempDir(), "x"), Options{LinkMode: "teleport"}); err == nil {
+	sd, dd, dst := dirs(t, src)
+	if _, err := Build(context.Background(), sd, dd, Options{LinkMode: "teleport"}); err == nil {
 		t.Fatal("unknown link mode accepted")
 	}
-	dst := t.TempDir() // exists already
-	if _, err := Build(context.Background(), src, dst, Options{}); err == nil {
-		t.Fatal("existing destination accepted")
+	os.WriteFile(filepath.Join(dst, "x"), nil, 0o600)
+	if _, err := Build(context.Background(), sd, dd, Options{}); err == nil {
+		t.Fatal("a destination that is not empty accepted")
 	}
 	// reflink on ext4/tmpfs fails clearly; auto falls back to links.
-	if _, err := Build(context.Background(), src, filepath.Join(t.TempDir(), "r"), Options{LinkMode: LinkModeReflink}); err == nil {
+	sd, dd, _ = dirs(t, src)
+	if _, err := Build(context.Background(), sd, dd, Options{LinkMode: LinkModeReflink}); err == nil {
 		t.Log("this filesystem supports reflinks")
 	} else if !strings.Contains(err.Error(), "link-mode") {
 		t.Fatalf("reflink failure must suggest another link mode: %v", err)
 	}
-	res, err := Build(context.Background(), src, filepath.Join(t.TempDir(), "a"), Options{LinkMode: LinkModeAuto})
+	sd, dd, _ = dirs(t, src)
+	res, err := Build(context.Background(), sd, dd, Options{LinkMode: LinkModeAuto})
 	if err != nil || len(res.Items) == 0 {
 		t.Fatalf("auto mode: %v", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // hashBufSize is the read size for hashing: large reads let BLAKE3 use its
@@ -25,6 +27,18 @@ func HashFile(p string) (string, int64, error) {
 	return HashReader(f)
 }
 
+// HashFileAt returns the hex BLAKE3 of the regular file rel below dir and
+// the number of bytes read (never through a symlink; anything but a
+// regular file is refused unopened).
+func HashFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
+	f, _, err := dir.OpenRegular(rel)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	return HashReader(f)
+}
+
 // HashReader returns the hex BLAKE3 of everything r yields, and its length.
 func HashReader(r io.Reader) (string, int64, error) {
 	h := blake3.New()
@@ -36,3 +50,14 @@ func HashReader(r io.Reader) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// Hasher computes a hex BLAKE3 over what is written to it.
+type Hasher struct{ h *blake3.Hasher }
+
+// NewHasher returns an empty Hasher.
+func NewHasher() *Hasher { return &Hasher{h: blake3.New()} }
+
+func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
+
+// Sum is the hex BLAKE3 of everything written.
+func (h *Hasher) Sum() string { return hex.EncodeToString(h.h.Sum(nil)) }

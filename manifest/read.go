@@ -52,16 +52,22 @@ func ReadBytes(p string) (*Manifest, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if fi.Size() > MaxSize {
-		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a manifest may have", ErrCorrupt, p, fi.Size(), MaxSize)
+	return ReadFrom(f, fi.Size(), p)
+}
+
+// ReadFrom reads, decodes and checks a manifest of size bytes from r
+// (name is for messages). It returns the bytes read as well.
+func ReadFrom(r io.Reader, size int64, name string) (*Manifest, []byte, error) {
+	if size > MaxSize {
+		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a manifest may have", ErrCorrupt, name, size, MaxSize)
 	}
-	data, err := readLines(f, fi.Size())
+	data, err := readLines(io.LimitReader(r, MaxSize+1), size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", p, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	m, err := Decode(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", p, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return m, data, nil
 }

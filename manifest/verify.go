@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 
@@ -22,7 +19,8 @@ const (
 	ProblemSize     = "size"     // different size
 	ProblemModified = "modified" // size or mtime changed: modified in place
 	ProblemHash     = "hash"     // content differs from the recorded BLAKE3
-	ProblemMode     = "mode"     // permission bits differ
+	ProblemMode     = "mode"     // permission bits differ (setuid, setgid and sticky included)
+	ProblemOwner    = "owner"    // uid or gid differ
 	ProblemTarget   = "target"   // symlink target differs
 	ProblemRead     = "read"     // could not be read
 )
@@ -74,35 +72,22 @@ func (r *VerifyResult) Err() error {
 	return fmt.Errorf("%w: %s", ErrVerifyFailed, msg)
 }
 
-// VerifyTree compares the tree at root with m and reports every difference,
-// sorted by path. It never follows symlinks and never writes. The error is
+// VerifyTree compares the tree below root with m and reports every
+// difference, sorted by path. It never follows symlinks (every entry is
+// reached through directory descriptors) and never writes. The error is
 // for failures to run at all (ctx cancelled); differences are in the result.
-func VerifyTree(ctx context.Context, root string, m *Manifest, opts VerifyOptions) (*VerifyResult, error) {
+func VerifyTree(ctx context.Context, root *fsutil.Dir, m *Manifest, opts VerifyOptions) (*VerifyResult, error) {
 	res := &VerifyResult{Entries: len(m.Entries)}
 	actual := map[string]fsutil.Stat{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == root {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			res.Problems = append(res.Problems, Problem{Path: filepath.ToSlash(rel), Kind: ProblemRead, Detail: err.Error()})
-			return nil
-		}
-		if p == root {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		st, err := fsutil.Lstat(p)
-		if err != nil {
-			res.Problems = append(res.Problems, Problem{Path: filepath.ToSlash(rel), Kind: ProblemRead, Detail: err.Error()})
-			return nil
-		}
-		actual[filepath.ToSlash(rel)] = st
+	err := root.Walk(ctx, func(rel string, st fsutil.Stat) error {
+		actual[rel] = st
+		return nil
+	}, func(rel string, err error) error {
+		res.Problems = append(res.Problems, Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("walk %s: %w", root, err)
+		return nil, fmt.Errorf("walk %s: %w", root.Path(), err)
 	}
 	var mu sync.Mutex
 	add := func(p Problem) {
@@ -127,9 +112,12 @@ func VerifyTree(ctx context.Context, root string, m *Manifest, opts VerifyOption
 		if st.Perm() != e.Mode && e.Type != TypeSymlink {
 			add(Problem{p, ProblemMode, fmt.Sprintf("mode %04o, manifest says %04o", st.Perm(), e.Mode)})
 		}
+		if st.UID != e.UID || st.GID != e.GID {
+			add(Problem{p, ProblemOwner, fmt.Sprintf("owner %d:%d, manifest says %d:%d", st.UID, st.GID, e.UID, e.GID)})
+		}
 		switch e.Type {
 		case TypeSymlink:
-			target, err := os.Readlink(filepath.Join(root, filepath.FromSlash(p)))
+			target, err := root.Readlink(p)
 			if err != nil {
 				add(Problem{p, ProblemRead, err.Error()})
 			} else if Name(target) != e.Target {
@@ -152,7 +140,7 @@ func VerifyTree(ctx context.Context, root string, m *Manifest, opts VerifyOption
 	var hashed int64
 	err = par.ForEach(ctx, len(toHash), opts.Workers, func(ctx context.Context, k int) error {
 		e := &m.Entries[toHash[k]]
-		sum, n, err := HashFile(filepath.Join(root, filepath.FromSlash(string(e.Path))))
+		sum, n, err := HashFileAt(root, string(e.Path))
 		mu.Lock()
 		hashed += n
 		mu.Unlock()

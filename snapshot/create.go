@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
+	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // ToolVersion is recorded in every manifest.
@@ -115,9 +115,9 @@ type Pending struct {
 	createdAt               time.Time
 	topo                    manifest.Topology
 	copyGlobs, excludeGlobs globSet
-	op                      *opLock
+	s                       *session
 	prev                    *manifest.Manifest
-	stage                   string
+	stage                   string // staging/<id>, in the private state dir
 	start                   time.Time
 	log                     *slog.Logger
 	mu                      sync.Mutex
@@ -149,10 +149,10 @@ func (p *Pending) Abort() {
 }
 
 func (p *Pending) cleanup() {
-	if err := removeTree(p.stage); err != nil {
-		p.log.Warn("could not remove staging; the next command will", "path", p.stage, "err", err)
+	if err := p.s.priv.RemoveAll(p.stage); err != nil {
+		p.log.Warn("could not remove staging; the next command will", "path", p.s.priv.Join(p.stage), "err", err)
 	}
-	p.op.release()
+	p.s.close()
 }
 
 // Prepare does the part of Create that needs no write lock. The quiescer
@@ -193,42 +193,28 @@ func Prepare(ctx context.Context, l *Layout, o CreateOptions) (p *Pending, err e
 		return nil, err
 	}
 	label := id[strings.IndexByte(id, '_')+1:]
-	if err := l.checkFilesystems(); err != nil {
-		return nil, err
-	}
-
-	op, err := l.lockOp(ctx, DefaultOpLockWait)
+	s, err := l.openSession(ctx, log, true)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			op.release()
+			s.close()
 		}
 	}()
-	if _, err := l.recoverLocked(ctx, log); err != nil {
-		return nil, fmt.Errorf("recover: %w", err)
-	}
-	if _, err := os.Lstat(l.SnapshotDir(id)); err == nil {
+	if s.backups.Exists(id) {
 		return nil, fmt.Errorf("snapshot %s: %w", id, ErrExists)
 	}
-	if err := fsutil.MkdirAllSync(l.BackupsDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create backups dir: %w", err)
-	}
-	if err := fsutil.MkdirAllSync(l.stagingDir(), 0o755); err != nil {
+	if err := s.mkdirPriv(stagingName); err != nil {
 		return nil, fmt.Errorf("create staging dir: %w", err)
 	}
-	if err := l.checkFilesystems(); err != nil {
-		return nil, err
-	}
-	prev := l.latestManifest(log)
-
-	stage := filepath.Join(l.stagingDir(), id)
-	if err := os.Mkdir(stage, 0o755); err != nil {
+	prev := s.latestManifest()
+	stage := stagingName + "/" + id
+	if err := s.priv.Mkdir(stage, 0o700); err != nil {
 		return nil, fmt.Errorf("create staging: %w", err)
 	}
 	return &Pending{l: l, o: o, id: id, label: label, createdAt: createdAt, topo: topo,
-		copyGlobs: copyGlobs, excludeGlobs: excludeGlobs, op: op, prev: prev, stage: stage, start: start, log: log}, nil
+		copyGlobs: copyGlobs, excludeGlobs: excludeGlobs, s: s, prev: prev, stage: stage, start: start, log: log}, nil
 }
 
 // Capture stops writes (with co), builds the link tree, resumes writes,
@@ -247,11 +233,24 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	l, o, id, log := p.l, p.o, p.id, p.log
 	stage, prev, start, createdAt, label, topo := p.stage, p.prev, p.start, p.createdAt, p.label, p.topo
 	copyGlobs, excludeGlobs := p.copyGlobs, p.excludeGlobs
+	s := p.s
 	o.Quiescer, o.Lock, o.AllowInconsistent, o.LockedSince = co.Quiescer, co.Lock, co.AllowInconsistent, co.LockedSince
 	if o.Quiescer == nil {
 		o.Quiescer = NoQuiescer{}
 	}
-	tree := filepath.Join(stage, dataName)
+	treeRel := stage + "/" + dataName
+	if err := s.priv.Mkdir(treeRel, 0o700); err != nil {
+		return nil, err
+	}
+	tree, err := s.priv.OpenDir(treeRel)
+	if err != nil {
+		return nil, err
+	}
+	defer tree.Close()
+	backupsTop := ""
+	if filepath.Dir(l.BackupsDir) == l.DataDir {
+		backupsTop = filepath.Base(l.BackupsDir)
+	}
 
 	// --- Quiesce: writes stop here. ---
 	res = &CreateResult{ID: id, Path: l.SnapshotDir(id), Warnings: []string{}}
@@ -269,9 +268,9 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		res.Warnings = append(res.Warnings, msg)
 	}
 	crashPoint("create.locked")
-	built, berr := hardlink.Build(ctx, l.DataDir, tree, hardlink.Options{
+	built, berr := hardlink.Build(ctx, s.data, tree, hardlink.Options{
 		Skip: func(rel string, isDir bool) bool {
-			if rel == writegate.StateDirName || filepath.Join(l.DataDir, rel) == l.BackupsDir {
+			if rel == writegate.StateDirName || (backupsTop != "" && rel == backupsTop) {
 				return true
 			}
 			return excludeGlobs.match(rel)
@@ -312,9 +311,9 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		LockHeldMs:              res.LockHeldMs,
 		Entries:                 entriesOf(built.Items),
 	}
-	// The snapshot's own directories get the captured modes, owners and
+	// The snapshot's own directories get the captured owners, modes and
 	// mtimes (after the lock: they are never shared with live data).
-	if err := FinishDirs(tree, m.Entries); err != nil {
+	if err := treepkg.FinishDirs(tree, m.Entries); err != nil {
 		return nil, err
 	}
 	if err := hashEntries(ctx, tree, m.Entries, prev, o.Workers, res); err != nil {
@@ -332,28 +331,14 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	if err != nil {
 		return nil, err
 	}
-	if err := fsutil.WriteFileSync(filepath.Join(stage, manifestName), data, 0o644); err != nil {
+	if err := writeNew(s.priv, stage+"/"+manifestName, data); err != nil {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	crashPoint("create.manifest")
-	if err := syncTree(ctx, tree, m.Entries, o.Workers, false); err != nil {
+	if err := treepkg.Sync(ctx, tree, m.Entries, o.Workers, false); err != nil {
 		return nil, err
 	}
-	if err := fsutil.SyncDir(stage); err != nil {
-		return nil, err
-	}
-	// Publish: one atomic rename; the snapshot exists whole or not at all.
-	if err := unix.Renameat2(unix.AT_FDCWD, stage, unix.AT_FDCWD, l.SnapshotDir(id), unix.RENAME_NOREPLACE); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("snapshot %s: %w", id, ErrExists)
-		}
-		return nil, fmt.Errorf("publish %s: %w", id, err)
-	}
-	crashPoint("create.published")
-	if err := fsutil.SyncDir(l.BackupsDir); err != nil {
-		return nil, err
-	}
-	if err := fsutil.SyncDir(l.stagingDir()); err != nil {
+	if err := s.publish(stage, id); err != nil {
 		return nil, err
 	}
 	t := m.Totals
@@ -361,6 +346,57 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	res.DurationMs = ms(time.Since(start))
 	log.Info("snapshot created", "id", id, "files", t.Files, "bytes", t.Bytes, "lockHeldMs", res.LockHeldMs)
 	return res, nil
+}
+
+// writeNew creates rel (which must not exist) in dir with data, mode 0600,
+// and fsyncs it; the caller syncs the directory.
+func writeNew(dir *fsutil.Dir, rel string, data []byte) error {
+	f, err := dir.Create(rel, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		dir.Remove(rel)
+	}
+	return err
+}
+
+// publish moves the finished staging folder stage (of the private state
+// dir) into the backups dir as id: one atomic rename, so the snapshot
+// exists whole or not at all.
+func (s *session) publish(stage, id string) error {
+	sd, err := s.priv.OpenDir(stage)
+	if err != nil {
+		return err
+	}
+	err = sd.Sync()
+	sd.Close()
+	if err != nil {
+		return err
+	}
+	if err := s.priv.Rename(stage, s.backups, id, true); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("snapshot %s: %w", id, ErrExists)
+		}
+		return fmt.Errorf("publish %s: %w", id, err)
+	}
+	crashPoint("create.published")
+	if err := s.backups.Sync(); err != nil {
+		return err
+	}
+	staging, err := s.priv.OpenDir(stagingName)
+	if err != nil {
+		return err
+	}
+	defer staging.Close()
+	return staging.Sync()
 }
 
 // entriesOf turns captured items into manifest entries (without hashes),
@@ -408,20 +444,20 @@ type reuseKey struct {
 
 // latestManifest reads the newest readable snapshot's manifest, for hash
 // reuse; nil when there is none.
-func (l *Layout) latestManifest(log *slog.Logger) *manifest.Manifest {
-	ids, err := l.ids()
+func (s *session) latestManifest() *manifest.Manifest {
+	ids, err := s.ids()
 	if err != nil {
 		return nil
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
-		if exists(filepath.Join(l.SnapshotDir(ids[i]), originName)) {
+		if s.backups.Exists(ids[i] + "/" + originName) {
 			continue // downloaded: its inode numbers are not this filesystem's
 		}
-		m, err := manifest.Read(l.ManifestPath(ids[i]))
+		m, _, err := s.readManifest(ids[i])
 		if err == nil {
 			return m
 		}
-		logger(log).Debug("skipping unreadable manifest for hash reuse", "id", ids[i], "err", err)
+		s.log.Debug("skipping unreadable manifest for hash reuse", "id", ids[i], "err", err)
 	}
 	return nil
 }
@@ -429,7 +465,7 @@ func (l *Layout) latestManifest(log *slog.Logger) *manifest.Manifest {
 // hashEntries fills in every file's BLAKE3: reused from prev when the entry
 // is the same inode with the same size and mtime (prev's link pins the inode,
 // so its number cannot have been reused), read and hashed otherwise.
-func hashEntries(ctx context.Context, tree string, entries []manifest.Entry, prev *manifest.Manifest, workers int, res *CreateResult) error {
+func hashEntries(ctx context.Context, tree *fsutil.Dir, entries []manifest.Entry, prev *manifest.Manifest, workers int, res *CreateResult) error {
 	reuse := map[reuseKey]string{}
 	if prev != nil {
 		for _, e := range prev.Entries {
@@ -461,7 +497,7 @@ func hashEntries(ctx context.Context, tree string, entries []manifest.Entry, pre
 	var files, bytes atomic.Int64
 	err := par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
 		e := &entries[todo[k]]
-		sum, n, err := manifest.HashFile(filepath.Join(tree, filepath.FromSlash(string(e.Path))))
+		sum, n, err := manifest.HashFileAt(tree, string(e.Path))
 		if err != nil {
 			return fmt.Errorf("hash %s: %w", e.Path, err)
 		}
@@ -485,14 +521,14 @@ func hashEntries(ctx context.Context, tree string, entries []manifest.Entry, pre
 
 // checkUnmodified re-stats every linked file of the tree and fails naming
 // those whose size or mtime differ from what was captured under the lock.
-func checkUnmodified(tree string, entries []manifest.Entry) error {
+func checkUnmodified(tree *fsutil.Dir, entries []manifest.Entry) error {
 	var bad []string
 	for i := range entries {
 		e := &entries[i]
 		if e.Type != manifest.TypeFile || e.Capture != manifest.CaptureLink {
 			continue
 		}
-		st, err := fsutil.Lstat(filepath.Join(tree, filepath.FromSlash(string(e.Path))))
+		st, err := tree.Lstat(string(e.Path))
 		if err != nil {
 			return err
 		}
@@ -518,28 +554,4 @@ func suggestGlob(rel string) string {
 		return "*" + ext
 	}
 	return base
-}
-
-// syncTree fsyncs, in parallel, every directory of the tree and every file
-// the tree owns: with all, every file (a tree written from scratch); else
-// only private copies (linked files are the application's own data).
-func syncTree(ctx context.Context, tree string, entries []manifest.Entry, workers int, all bool) error {
-	paths := []string{tree}
-	for i := range entries {
-		e := &entries[i]
-		if e.Type == manifest.TypeDir || (e.Type == manifest.TypeFile && (all || e.Capture != manifest.CaptureLink)) {
-			paths = append(paths, filepath.Join(tree, filepath.FromSlash(string(e.Path))))
-		}
-	}
-	return par.ForEach(ctx, len(paths), workers, func(ctx context.Context, i int) error {
-		f, err := os.Open(paths[i])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", paths[i], err)
-		}
-		return nil
-	})
 }

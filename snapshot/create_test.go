@@ -467,7 +467,9 @@ func TestVerify_ReportsEveryDifference(t *testing.T) {
 	}
 }
 
-func TestList_RecoversLeftoversWhenIdle(t *testing.T) {
+// TestList_NeverRecovers: a read-only command never acts on state files;
+// the next mutating command (here recover) cleans up.
+func TestList_NeverRecovers(t *testing.T) {
 	dir := testtree.New(t)
 	l := newLayout(t, dir)
 	mustCreate(t, l, CreateOptions{})
@@ -477,6 +479,12 @@ func TestList_RecoversLeftoversWhenIdle(t *testing.T) {
 	infos, err := List(context.Background(), l, nil)
 	if err != nil || len(infos) != 1 {
 		t.Fatalf("list: %v %v", infos, err)
+	}
+	if !exists(stale) {
+		t.Fatal("list removed a leftover: read-only commands must not recover")
+	}
+	if _, err := Recover(context.Background(), l, nil); err != nil {
+		t.Fatal(err)
 	}
 	assertClean(t, l)
 }

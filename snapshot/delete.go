@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-
-	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 func errNoSnapshot(id string) error {
@@ -21,39 +17,51 @@ func errorf(sentinel error, format string, args ...any) error {
 }
 
 // Delete removes snapshot id. It first moves the snapshot out of the backups
-// dir in one rename (so it leaves listings at once, whole), then removes it;
-// a crash in between leaves trash that the next command removes. Deleting
-// links never touches live data.
+// dir into the private trash in one rename (so it leaves listings at once,
+// whole), then removes it; a crash in between leaves trash that the next
+// command removes. Deleting links never touches live data.
 func Delete(ctx context.Context, l *Layout, id string, log *slog.Logger) error {
 	if err := validID(id); err != nil {
 		return err
 	}
-	op, err := l.lockOp(ctx, DefaultOpLockWait)
+	s, err := l.openSession(ctx, log, true)
 	if err != nil {
 		return err
 	}
-	defer op.release()
-	if _, err := l.recoverLocked(ctx, log); err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	src := l.SnapshotDir(id)
-	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
+	defer s.close()
+	return s.delete(id)
+}
+
+func (s *session) delete(id string) error {
+	if _, err := s.backups.Lstat(id); errors.Is(err, fs.ErrNotExist) {
 		return errNoSnapshot(id)
 	}
-	if err := fsutil.MkdirAllSync(l.trashDir(), 0o755); err != nil {
+	if err := s.mkdirPriv(trashName); err != nil {
 		return err
 	}
-	dst := filepath.Join(l.trashDir(), id)
-	if err := os.Rename(src, dst); err != nil {
+	dst := trashName + "/" + id
+	if err := s.backups.Rename(id, s.priv, dst, true); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	if err := fsutil.SyncDir(l.BackupsDir); err != nil {
+	if err := s.backups.Sync(); err != nil {
 		return err
 	}
 	crashPoint("delete.trashed")
-	if err := removeTree(dst); err != nil {
+	if err := s.priv.RemoveAll(dst); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	logger(log).Info("snapshot deleted", "id", id)
+	s.log.Info("snapshot deleted", "id", id)
 	return nil
+}
+
+// mkdirPriv makes the folder name of the private state dir if missing
+// (and fsyncs the private state dir when it did).
+func (s *session) mkdirPriv(name string) error {
+	if err := s.priv.Mkdir(name, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return s.priv.Sync()
 }

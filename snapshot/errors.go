@@ -28,6 +28,14 @@ var (
 	// operation lock for longer than the caller waits.
 	ErrBusy = errors.New("another hotsnap command is running on this data dir")
 
+	// ErrUntrusted is returned for state that another user could have
+	// written and hotsnap will not act on: a backups dir, snapshot dir or
+	// manifest writable by others, a private state dir that is not the
+	// invoking user's, a symlink, fifo or hard link where hotsnap keeps a
+	// file of its own, a restore journal naming paths outside its places.
+	// It exits 4, as data that fails verification.
+	ErrUntrusted = errors.New("refusing untrusted state")
+
 	// Re-exported so callers of this package need not import manifest.
 	ErrCorrupt      = manifest.ErrCorrupt
 	ErrIncompatible = manifest.ErrIncompatible

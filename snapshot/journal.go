@@ -1,18 +1,23 @@
 package snapshot
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"os"
-	"path/filepath"
+	"strings"
 
-	"github.com/hotsnap/hotsnap/fsutil"
+	"golang.org/x/sys/unix"
 )
 
-const journalName = "restore.journal"
+const (
+	journalName = "restore.journal"
+	// journalVersion is written in every journal and required on reading.
+	journalVersion = 2
+	// maxJournal bounds the journal read back: it names the top-level
+	// entries of a data dir, so even a flat dir of millions fits.
+	maxJournal = 256 << 20
+)
 
 // journal records a restore's swap so that a crash at any step can be
 // finished (rolled forward) or undone (rolled back). Every move is a rename
@@ -21,15 +26,22 @@ const journalName = "restore.journal"
 //
 //	old name N, not yet moved out:   data/N,            not failsafe/N
 //	moved out:                       failsafe/N,        not data/N (unless moved in)
-//	new name M, moved in:            data/M,            not restoring/M
+//	new name M, moved in:            data/M,            not source/M
 //
-// All moves out happen before any move in.
+// All moves out happen before any move in. The journal lives in the
+// private state dir; every name in it is still checked on reading
+// (checkJournal): single path components, in hotsnap's own places only.
 type journal struct {
-	ID        string   `json:"id"`
-	Failsafe  string   `json:"failsafe"`  // dir receiving the old entries
-	Restoring string   `json:"restoring"` // dir holding the new entries
-	MoveOut   []string `json:"moveOut"`   // top-level names of the old state
-	MoveIn    []string `json:"moveIn"`    // top-level names of the restored state
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// Failsafe is the folder of <private>/failsafe/ receiving the old entries.
+	Failsafe string `json:"failsafe"`
+	// Source is where the new entries come from, relative to the private
+	// state dir: "restoring/<folder>" (a restore) or "failsafe/<folder>"
+	// (a revert).
+	Source  string   `json:"source"`
+	MoveOut []string `json:"moveOut"` // top-level names of the old state
+	MoveIn  []string `json:"moveIn"`  // top-level names of the restored state
 	// OutDone is set (journal rewritten) once every old entry is in the
 	// failsafe: from then on a name in the data dir can only be a new entry.
 	OutDone bool `json:"outDone"`
@@ -38,148 +50,214 @@ type journal struct {
 	StartCmd string `json:"startCmd,omitempty"`
 }
 
-func (l *Layout) journalPath() string { return filepath.Join(l.StateDir, journalName) }
+func (j *journal) failsafe() string { return failsafeName + "/" + j.Failsafe }
 
-func (l *Layout) writeJournal(j *journal) error {
+func (s *session) journalPath() string { return s.priv.Join(journalName) }
+
+func (s *session) writeJournal(j *journal) error {
+	j.Version = journalVersion
 	b, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(l.journalPath(), b, 0o644)
+	return s.priv.WriteFileAtomic(journalName, b, 0o600)
 }
 
-func (l *Layout) readJournal() (*journal, error) {
-	b, err := os.ReadFile(l.journalPath())
+// readJournal reads and checks the journal; a missing one is an error
+// wrapping fs.ErrNotExist.
+func (s *session) readJournal() (*journal, error) {
+	f, st, err := s.priv.OpenRegular(journalName)
 	if err != nil {
+		if isNotExist(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: restore journal: %v", ErrUntrusted, err)
+	}
+	defer f.Close()
+	if err := checkTrusted(st, "restore journal", s.journalPath()); err != nil {
 		return nil, err
 	}
+	if st.Nlink != 1 {
+		return nil, fmt.Errorf("%w: restore journal %s has %d links: hotsnap writes it with one", ErrUntrusted, s.journalPath(), st.Nlink)
+	}
+	b, err := readSmall(f, maxJournal)
+	if err != nil {
+		return nil, fmt.Errorf("%w: restore journal %s: %v", ErrUntrusted, s.journalPath(), err)
+	}
 	var j journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("restore journal %s is unreadable: %w", l.journalPath(), err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return nil, fmt.Errorf("%w: restore journal %s is unreadable: %v", ErrUntrusted, s.journalPath(), err)
 	}
-	for _, n := range append(append([]string{}, j.MoveOut...), j.MoveIn...) {
-		if n == "" || n == "." || n == ".." || filepath.Base(n) != n {
-			return nil, fmt.Errorf("restore journal %s names a bad entry %q", l.journalPath(), n)
-		}
-	}
-	if !fsutil.Within(l.StateDir, j.Failsafe) || !fsutil.Within(l.StateDir, j.Restoring) {
-		return nil, fmt.Errorf("restore journal %s points outside %s", l.journalPath(), l.StateDir)
+	if err := s.checkJournal(&j); err != nil {
+		return nil, fmt.Errorf("%w: restore journal %s refused, nothing was moved: %v", ErrUntrusted, s.journalPath(), err)
 	}
 	return &j, nil
 }
 
-func exists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
+// checkJournal refuses a journal that names anything but single entries of
+// the data dir's top level and folders of hotsnap's own restoring/ and
+// failsafe/ places.
+func (s *session) checkJournal(j *journal) error {
+	if j.Version != journalVersion {
+		return fmt.Errorf("version %d, want %d", j.Version, journalVersion)
+	}
+	if err := validName(j.Failsafe); err != nil {
+		return fmt.Errorf("failsafe: %v", err)
+	}
+	dir, name, ok := strings.Cut(j.Source, "/")
+	if !ok || (dir != restoringName && dir != failsafeName) {
+		return fmt.Errorf("source %q is not in %s/ or %s/", j.Source, restoringName, failsafeName)
+	}
+	if err := validName(name); err != nil {
+		return fmt.Errorf("source: %v", err)
+	}
+	if dir == failsafeName && name == j.Failsafe {
+		return fmt.Errorf("source and failsafe are the same folder %q", name)
+	}
+	reserved := s.l.reservedNames()
+	for _, list := range [][]string{j.MoveOut, j.MoveIn} {
+		seen := make(map[string]bool, len(list))
+		for _, n := range list {
+			if err := validName(n); err != nil {
+				return err
+			}
+			if reserved[n] {
+				return fmt.Errorf("it names %q, which is hotsnap's own", n)
+			}
+			if seen[n] {
+				return fmt.Errorf("it names %q twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	return nil
+}
+
+// validName accepts a single path component.
+func validName(n string) error {
+	if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") || len(n) > 255 {
+		return fmt.Errorf("%q is not a single file name", n)
+	}
+	return nil
 }
 
 // rollForward finishes the swap. It needs every new entry to be either
-// still in restoring/ or already in the data dir.
-func (l *Layout) rollForward(j *journal) error {
+// still in the source or already in the data dir.
+func (s *session) rollForward(j *journal) error {
 	for _, n := range j.MoveIn {
-		if !exists(filepath.Join(j.Restoring, n)) && !exists(filepath.Join(l.DataDir, n)) {
-			return fmt.Errorf("restored entry %q is neither in %s nor in the data dir", n, j.Restoring)
+		if !s.priv.Exists(j.Source+"/"+n) && !s.data.Exists(n) {
+			return fmt.Errorf("restored entry %q is neither in %s nor in the data dir", n, s.priv.Join(j.Source))
 		}
 	}
 	if !j.OutDone {
 		for i, n := range j.MoveOut {
-			src, dst := filepath.Join(l.DataDir, n), filepath.Join(j.Failsafe, n)
-			if exists(dst) || !exists(src) {
+			dst := j.failsafe() + "/" + n
+			if s.priv.Exists(dst) || !s.data.Exists(n) {
 				continue
 			}
-			if err := os.Rename(src, dst); err != nil {
-				return fmt.Errorf("move %s to the failsafe: %w", src, err)
+			if err := s.data.Rename(n, s.priv, dst, true); err != nil {
+				return fmt.Errorf("move %s to the failsafe: %w", n, err)
 			}
 			crashPoint(fmt.Sprintf("restore.out.%d", i))
 		}
-		if err := syncDirs(l.DataDir, j.Failsafe); err != nil {
+		if err := s.syncPrivDirs(j.failsafe()); err != nil {
 			return err
 		}
 		j.OutDone = true
-		if err := l.writeJournal(j); err != nil {
+		if err := s.writeJournal(j); err != nil {
 			return err
 		}
 		crashPoint("restore.out.done")
 	}
 	for i, n := range j.MoveIn {
-		src, dst := filepath.Join(j.Restoring, n), filepath.Join(l.DataDir, n)
-		if !exists(src) {
+		src := j.Source + "/" + n
+		if !s.priv.Exists(src) {
 			continue
 		}
-		if err := os.Rename(src, dst); err != nil {
+		if err := s.priv.Rename(src, s.data, n, true); err != nil {
 			return fmt.Errorf("move %s into the data dir: %w", n, err)
 		}
 		crashPoint(fmt.Sprintf("restore.in.%d", i))
 	}
-	return syncDirs(l.DataDir, j.Restoring)
+	return s.syncPrivDirs(j.Source)
 }
 
-// rollBack undoes the swap: new entries go back to restoring/, old ones
+// rollBack undoes the swap: new entries go back to the source, old ones
 // come back from the failsafe.
-func (l *Layout) rollBack(j *journal) error {
+func (s *session) rollBack(j *journal) error {
 	for _, n := range j.MoveIn {
-		src, dst := filepath.Join(l.DataDir, n), filepath.Join(j.Restoring, n)
-		if exists(dst) || !exists(src) {
+		dst := j.Source + "/" + n
+		if s.priv.Exists(dst) || !s.data.Exists(n) {
 			continue
 		}
-		if err := os.Rename(src, dst); err != nil {
+		if err := s.data.Rename(n, s.priv, dst, true); err != nil {
 			return fmt.Errorf("move %s back out of the data dir: %w", n, err)
 		}
 	}
-	if err := syncDirs(l.DataDir, j.Restoring); err != nil {
+	if err := s.syncPrivDirs(j.Source); err != nil {
 		return err
 	}
 	for _, n := range j.MoveOut {
-		src, dst := filepath.Join(j.Failsafe, n), filepath.Join(l.DataDir, n)
-		if !exists(src) || exists(dst) {
+		src := j.failsafe() + "/" + n
+		if !s.priv.Exists(src) || s.data.Exists(n) {
 			continue
 		}
-		if err := os.Rename(src, dst); err != nil {
+		if err := s.priv.Rename(src, s.data, n, true); err != nil {
 			return fmt.Errorf("move %s back from the failsafe: %w", n, err)
 		}
 	}
-	return syncDirs(l.DataDir, j.Failsafe)
+	return s.syncPrivDirs(j.failsafe())
+}
+
+// syncPrivDirs fsyncs the data dir and the given folder of the private
+// state dir (a missing one is fine: nothing moved there).
+func (s *session) syncPrivDirs(rel string) error {
+	if err := s.data.Sync(); err != nil {
+		return err
+	}
+	d, err := s.priv.OpenDir(rel)
+	if err != nil {
+		if isNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // recoverJournal settles an interrupted restore: forward when the restored
 // tree is whole (it was verified and fsynced before the journal was
 // written), back otherwise. It returns a sentence for the user.
-func (l *Layout) recoverJournal(log *slog.Logger) (string, error) {
-	j, err := l.readJournal()
-	if errors.Is(err, fs.ErrNotExist) {
+func (s *session) recoverJournal() (string, error) {
+	j, err := s.readJournal()
+	if isNotExist(err) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
 	msg := ""
-	if ferr := l.rollForward(j); ferr != nil {
-		logger(log).Warn("cannot finish the interrupted restore; rolling it back", "id", j.ID, "err", ferr)
-		if berr := l.rollBack(j); berr != nil {
-			return "", fmt.Errorf("interrupted restore of %s: cannot roll forward (%v) nor back (%w); the journal %s and the failsafe %s are kept for manual repair", j.ID, ferr, berr, l.journalPath(), j.Failsafe)
+	if ferr := s.rollForward(j); ferr != nil {
+		s.log.Warn("cannot finish the interrupted restore; rolling it back", "id", j.ID, "err", ferr)
+		if berr := s.rollBack(j); berr != nil {
+			return "", fmt.Errorf("interrupted restore of %s: cannot roll forward (%v) nor back (%w); the journal %s and the failsafe %s are kept for manual repair", j.ID, ferr, berr, s.journalPath(), s.priv.Join(j.failsafe()))
 		}
 		msg = fmt.Sprintf("rolled back the interrupted restore of %s: the data dir holds its state from before the restore", j.ID)
 	} else {
-		msg = fmt.Sprintf("rolled forward the interrupted restore of %s: the data dir holds the snapshot; the previous state is in %s", j.ID, j.Failsafe)
+		msg = fmt.Sprintf("rolled forward the interrupted restore of %s: the data dir holds the snapshot; the previous state is in %s", j.ID, s.priv.Join(j.failsafe()))
 	}
 	if j.StartCmd != "" {
 		msg += fmt.Sprintf("; the application was stopped for the restore and is not started again by recover: run the start command (%s)", j.StartCmd)
 	}
-	if err := os.Remove(l.journalPath()); err != nil {
+	if err := s.priv.Remove(journalName); err != nil && !errors.Is(err, unix.ENOENT) {
 		return "", err
 	}
-	if err := fsutil.SyncDir(l.StateDir); err != nil {
+	if err := s.priv.Sync(); err != nil {
 		return "", err
 	}
-	logger(log).Warn(msg)
+	s.log.Warn(msg)
 	return msg, nil
-}
-
-func syncDirs(dirs ...string) error {
-	for _, d := range dirs {
-		if err := fsutil.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
 }

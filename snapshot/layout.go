@@ -7,20 +7,37 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
-// Layout names the places hotsnap uses for one data dir.
+// Layout names the places hotsnap uses for one data dir. The paths are
+// what the invoking user gave (and for messages); hotsnap reaches
+// everything below them through directory descriptors (see session).
 type Layout struct {
 	DataDir    string // absolute, symlinks resolved
 	BackupsDir string // <data-dir>/backups unless set
-	StateDir   string // <data-dir>/.hotsnap
+	// StateDir is <data-dir>/.hotsnap, shared with the application's
+	// writers: the write-gate lock files. Its content is untrusted.
+	StateDir string
+	// PrivateDir is <state-dir>/private: hotsnap's own state (operation
+	// lock, staging, restore trees, failsafe, trash, the restore journal),
+	// a directory only the invoking user may write (docs/DESIGN.md, "Trust").
+	PrivateDir string
+	// AllowSharedBackups accepts a backups dir and snapshot dirs that other
+	// users may write. A manifest must still be the invoking user's own.
+	AllowSharedBackups bool
+	// defaultBackups: BackupsDir is <data-dir>/backups and is reached
+	// through the data dir (never following a symlink there).
+	defaultBackups bool
 }
 
-// Names inside the state dir.
+// Names inside the state dirs and snapshots.
 const (
+	privateName   = "private"
 	stagingName   = "staging"
 	trashName     = "trash"
 	opLockName    = "op.lock"
@@ -56,9 +73,11 @@ func NewLayout(dataDir, backupsDir string) (*Layout, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: data dir %s is not a directory", ErrInvalid, real)
 	}
-	l := &Layout{DataDir: real, StateDir: filepath.Join(real, writegate.StateDirName)}
+	state := filepath.Join(real, writegate.StateDirName)
+	l := &Layout{DataDir: real, StateDir: state, PrivateDir: filepath.Join(state, privateName)}
 	if backupsDir == "" {
 		l.BackupsDir = filepath.Join(real, backupsName)
+		l.defaultBackups = true
 	} else {
 		b, err := filepath.Abs(backupsDir)
 		if err != nil {
@@ -68,6 +87,7 @@ func NewLayout(dataDir, backupsDir string) (*Layout, error) {
 			b = r
 		}
 		l.BackupsDir = b
+		l.defaultBackups = b == filepath.Join(real, backupsName)
 	}
 	if err := l.checkNotInsideBackups(); err != nil {
 		return nil, err
@@ -77,6 +97,7 @@ func NewLayout(dataDir, backupsDir string) (*Layout, error) {
 
 // checkNotInsideBackups refuses a data dir that is a snapshot's tree or lies
 // inside a backups dir: snapshotting it would capture snapshots of itself.
+// (A check of the invoking user's flags, not a security boundary.)
 func (l *Layout) checkNotInsideBackups() error {
 	if l.BackupsDir == l.DataDir {
 		return fmt.Errorf("%w: backups dir %s is the data dir", ErrInvalid, l.BackupsDir)
@@ -86,12 +107,12 @@ func (l *Layout) checkNotInsideBackups() error {
 	}
 	for child, dir := l.DataDir, filepath.Dir(l.DataDir); dir != child; child, dir = dir, filepath.Dir(dir) {
 		if filepath.Base(child) == dataName {
-			if _, err := os.Stat(filepath.Join(dir, manifestName)); err == nil {
+			if _, err := os.Lstat(filepath.Join(dir, manifestName)); err == nil {
 				return fmt.Errorf("%w: data dir %s is the tree of a snapshot (%s exists); restore it instead of snapshotting it", ErrInvalid, l.DataDir, filepath.Join(dir, manifestName))
 			}
 		}
 		if filepath.Base(dir) == backupsName {
-			if fi, err := os.Stat(filepath.Join(filepath.Dir(dir), writegate.StateDirName)); err == nil && fi.IsDir() {
+			if fi, err := os.Lstat(filepath.Join(filepath.Dir(dir), writegate.StateDirName)); err == nil && fi.IsDir() {
 				return fmt.Errorf("%w: data dir %s is inside the backups dir %s of the data dir %s", ErrInvalid, l.DataDir, dir, filepath.Dir(dir))
 			}
 		}
@@ -99,25 +120,149 @@ func (l *Layout) checkNotInsideBackups() error {
 	return nil
 }
 
-// SnapshotDir is <backups-dir>/<id>.
+// SnapshotDir is <backups-dir>/<id>, for messages and results.
 func (l *Layout) SnapshotDir(id string) string { return filepath.Join(l.BackupsDir, id) }
 
-// ManifestPath is <backups-dir>/<id>/manifest.json.
+// ManifestPath is <backups-dir>/<id>/manifest.json, for messages.
 func (l *Layout) ManifestPath(id string) string {
 	return filepath.Join(l.BackupsDir, id, manifestName)
 }
 
-// TreeDir is <backups-dir>/<id>/data.
+// TreeDir is <backups-dir>/<id>/data, for messages.
 func (l *Layout) TreeDir(id string) string { return filepath.Join(l.BackupsDir, id, dataName) }
 
-func (l *Layout) stagingDir() string   { return filepath.Join(l.StateDir, stagingName) }
-func (l *Layout) trashDir() string     { return filepath.Join(l.StateDir, trashName) }
-func (l *Layout) restoringDir() string { return filepath.Join(l.StateDir, restoringName) }
-func (l *Layout) failsafeDir() string  { return filepath.Join(l.StateDir, failsafeName) }
+func (l *Layout) stagingDir() string   { return filepath.Join(l.PrivateDir, stagingName) }
+func (l *Layout) trashDir() string     { return filepath.Join(l.PrivateDir, trashName) }
+func (l *Layout) restoringDir() string { return filepath.Join(l.PrivateDir, restoringName) }
+func (l *Layout) failsafeDir() string  { return filepath.Join(l.PrivateDir, failsafeName) }
+
+// validID refuses ids that are not <time>_<label>, so no id can name a path
+// outside the backups dir.
+func validID(id string) error {
+	if !manifest.IDPattern.MatchString(id) || len(id) > 255 {
+		return fmt.Errorf("%w: snapshot id %q is not of the form YYYY-MM-DDTHH.MM.SSZ_label", ErrInvalid, id)
+	}
+	return nil
+}
+
+// openData opens the data dir. Its path is the invoking user's own flag;
+// everything below it is reached through this descriptor.
+func (l *Layout) openData() (*fsutil.Dir, error) {
+	d, err := fsutil.OpenDir(l.DataDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("data dir %s: %w (does not exist)", l.DataDir, ErrNotFound)
+		}
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return d, nil
+}
+
+// openState opens <data-dir>/.hotsnap (never through a symlink). With
+// create, a missing one is made, owned by the invoking user, mode 0755:
+// the application's writers only need to open the lock files in it.
+func openState(data *fsutil.Dir, create bool) (*fsutil.Dir, error) {
+	if create {
+		if err := data.Mkdir(writegate.StateDirName, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+	}
+	d, err := data.OpenDir(writegate.StateDirName)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	return d, nil
+}
+
+// openPrivate opens hotsnap's private state dir, <state-dir>/private,
+// creating it (0700) with create. It refuses one that another user owns or
+// may write: whatever is in it would then be another user's say-so.
+func (l *Layout) openPrivate(data *fsutil.Dir, create bool) (*fsutil.Dir, error) {
+	state, err := openState(data, create)
+	if err != nil {
+		return nil, err
+	}
+	defer state.Close()
+	if create {
+		if err := state.Mkdir(privateName, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create private state dir: %w", err)
+		}
+	}
+	d, err := state.OpenDir(privateName)
+	if err != nil {
+		return nil, fmt.Errorf("private state dir: %w", err)
+	}
+	st, err := d.Stat()
+	if err == nil {
+		err = checkPrivate(st, l.PrivateDir)
+	}
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// openBackups opens the backups dir: through the data dir for the default
+// one (never following a symlink there), by its path otherwise (the
+// invoking user's flag). With create, a missing one is made 0700. Unless
+// AllowSharedBackups, one that others may write is refused. A missing
+// backups dir without create is an error wrapping fs.ErrNotExist.
+func (l *Layout) openBackups(data *fsutil.Dir, create bool) (*fsutil.Dir, error) {
+	var d *fsutil.Dir
+	var err error
+	if l.defaultBackups {
+		if create {
+			if err := data.Mkdir(backupsName, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("create backups dir: %w", err)
+			}
+		}
+		d, err = data.OpenDir(backupsName)
+	} else {
+		if create {
+			if err := fsutil.MkdirAllSync(l.BackupsDir, 0o700); err != nil {
+				return nil, fmt.Errorf("create backups dir: %w", err)
+			}
+		}
+		d, err = fsutil.OpenDir(l.BackupsDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backups dir: %w", err)
+	}
+	st, err := d.Stat()
+	if err == nil && !l.AllowSharedBackups {
+		err = checkTrusted(st, "backups dir", l.BackupsDir)
+	}
+	if err == nil {
+		err = sameFilesystem(data, d, "the backups dir")
+	}
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// sameFilesystem refuses b unless it is on a's filesystem (hard links and
+// atomic renames need one).
+func sameFilesystem(a, b *fsutil.Dir, what string) error {
+	sa, err := a.Stat()
+	if err != nil {
+		return err
+	}
+	sb, err := b.Stat()
+	if err != nil {
+		return err
+	}
+	if sa.Dev != sb.Dev {
+		return fmt.Errorf("%w: %s %s must be on the data dir's filesystem (st_dev %d != %d): hard links and atomic renames need one filesystem", ErrInvalid, what, b.Path(), sb.Dev, sa.Dev)
+	}
+	return nil
+}
 
 // checkFilesystems makes sure the backups dir (or, when it does not exist
-// yet, its nearest existing ancestor) and the state dir are on the data
-// dir's filesystem. It writes nothing.
+// yet, its nearest existing ancestor) is on the data dir's filesystem. It
+// writes nothing: it runs before anything is created.
 func (l *Layout) checkFilesystems() error {
 	p := l.BackupsDir
 	for {
@@ -133,19 +278,47 @@ func (l *Layout) checkFilesystems() error {
 	if err := fsutil.SameFilesystem(l.DataDir, p); err != nil {
 		return fmt.Errorf("%w: the backups dir must be on the data dir's filesystem: %v", ErrInvalid, err)
 	}
-	if _, err := os.Lstat(l.StateDir); err == nil {
-		if err := fsutil.SameFilesystem(l.DataDir, l.StateDir); err != nil {
-			return fmt.Errorf("%w: %s must be on the data dir's filesystem: %v", ErrInvalid, l.StateDir, err)
+	return nil
+}
+
+// checkTrusted refuses what another user could have written: st (of what
+// at path) must be owned by the invoking user or root and writable by no
+// one else, as ssh's StrictModes asks of a user's own files.
+func checkTrusted(st fsutil.Stat, what, path string) error {
+	euid := uint32(os.Geteuid())
+	if st.UID != euid && st.UID != 0 {
+		return fmt.Errorf("%w: %s %s is owned by uid %d, not by uid %d (who runs hotsnap) or root: another user could have forged what it holds; fix: chown %d %s (after checking it)",
+			ErrUntrusted, what, path, st.UID, euid, euid, path)
+	}
+	if w := st.Perm() & 0o022; w != 0 {
+		who := "its group and others"
+		switch w {
+		case 0o020:
+			who = "its group"
+		case 0o002:
+			who = "every user"
 		}
+		return fmt.Errorf("%w: %s %s has mode %04o: %s may write it and could forge what it holds; fix: chmod go-w %s (after checking it)",
+			ErrUntrusted, what, path, st.Perm(), who, path)
 	}
 	return nil
 }
 
-// validID refuses ids that are not <time>_<label>, so no id can name a path
-// outside the backups dir.
-func validID(id string) error {
-	if !manifest.IDPattern.MatchString(id) || len(id) > 255 {
-		return fmt.Errorf("%w: snapshot id %q is not of the form YYYY-MM-DDTHH.MM.SSZ_label", ErrInvalid, id)
+// checkPrivate is checkTrusted for hotsnap's private state dir, which must
+// be the invoking user's own (root's would not be writable by another).
+func checkPrivate(st fsutil.Stat, path string) error {
+	if !st.IsDir() {
+		return fmt.Errorf("%w: private state dir %s is a %s", ErrUntrusted, path, st.TypeName())
 	}
-	return nil
+	if euid := uint32(os.Geteuid()); st.UID != euid {
+		return fmt.Errorf("%w: private state dir %s is owned by uid %d, not by uid %d (who runs hotsnap): its content could be another user's; fix: move it away (it holds hotsnap's state: staging, failsafe, journal) and run hotsnap again",
+			ErrUntrusted, path, st.UID, euid)
+	}
+	return checkTrusted(st, "private state dir", path)
+}
+
+// isNotExist reports a missing entry, whether from the os package or a
+// raw errno.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT)
 }

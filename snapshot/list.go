@@ -3,12 +3,12 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"sort"
 	"time"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
@@ -28,37 +28,44 @@ type Info struct {
 	// PlanRevision the etcd revision of a cluster snapshot's plan.
 	Topology     []string `json:"topology"`
 	PlanRevision int64    `json:"planRevision,omitempty"`
-	// Error is set when the snapshot's manifest cannot be read or is
-	// corrupt; the other fields are then empty.
+	// Error is set when the snapshot's manifest cannot be read, is corrupt
+	// or cannot be trusted; the other fields are then empty.
 	Error string `json:"error,omitempty"`
 }
 
 // ids lists the names in the backups dir that are snapshot ids, sorted
 // (ids start with their UTC time, so this is oldest first).
-func (l *Layout) ids() ([]string, error) {
-	ents, err := os.ReadDir(l.BackupsDir)
-	if errors.Is(err, fs.ErrNotExist) {
+func (s *session) ids() ([]string, error) {
+	if s.backups == nil {
 		return nil, nil
 	}
+	names, err := s.backups.Names(".")
 	if err != nil {
 		return nil, err
 	}
 	var ids []string
-	for _, e := range ents {
-		if e.IsDir() && validID(e.Name()) == nil {
-			ids = append(ids, e.Name())
+	for _, n := range names {
+		if validID(n) == nil {
+			ids = append(ids, n)
 		}
 	}
-	sort.Strings(ids)
 	return ids, nil
 }
 
 // List returns the snapshots in the backups dir, oldest first. A snapshot
-// whose manifest is missing or corrupt is listed with Error set. List writes
-// nothing (beyond cleaning leftovers of a crashed command when idle).
+// whose manifest is missing, corrupt or untrusted is listed with Error set.
+// List writes nothing.
 func List(ctx context.Context, l *Layout, log *slog.Logger) ([]Info, error) {
-	l.recoverIfIdle(ctx, log)
-	ids, err := l.ids()
+	s, err := l.openSession(ctx, log, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return s.list(ctx)
+}
+
+func (s *session) list(ctx context.Context) ([]Info, error) {
+	ids, err := s.ids()
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +74,7 @@ func List(ctx context.Context, l *Layout, log *slog.Logger) ([]Info, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		m, err := manifest.Read(l.ManifestPath(id))
+		m, _, err := s.readManifest(id)
 		if err != nil {
 			out = append(out, Info{ID: id, Error: err.Error()})
 			continue
@@ -87,8 +94,9 @@ func infoOf(m *manifest.Manifest) Info {
 }
 
 // ReadManifest reads and checks the manifest of snapshot id. It returns
-// ErrNotFound when there is no such snapshot and an error wrapping
-// ErrCorrupt when the manifest is damaged.
+// ErrNotFound when there is no such snapshot, an error wrapping
+// ErrCorrupt when the manifest is damaged and ErrUntrusted when another
+// user could have written it.
 func ReadManifest(l *Layout, id string) (*manifest.Manifest, error) {
 	m, _, err := ReadManifestBytes(l, id)
 	return m, err
@@ -99,13 +107,87 @@ func ReadManifestBytes(l *Layout, id string) (*manifest.Manifest, []byte, error)
 	if err := validID(id); err != nil {
 		return nil, nil, err
 	}
-	if _, err := os.Lstat(l.SnapshotDir(id)); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, errNoSnapshot(id)
+	s, err := l.openSession(context.Background(), nil, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	m, data, err := manifest.ReadBytes(l.ManifestPath(id))
+	defer s.close()
+	return s.readManifest(id)
+}
+
+// openSnapshot opens the snapshot dir of id, refusing one that another
+// user may write (unless the layout allows shared backups).
+func (s *session) openSnapshot(id string) (*fsutil.Dir, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if s.backups == nil {
+		return nil, errNoSnapshot(id)
+	}
+	d, err := s.backups.OpenDir(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errNoSnapshot(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: snapshot %s: %v", ErrUntrusted, id, err)
+	}
+	if !s.l.AllowSharedBackups {
+		st, err := d.Stat()
+		if err == nil {
+			err = checkTrusted(st, "snapshot dir", d.Path())
+		}
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// openTree opens the data tree of snapshot id.
+func (s *session) openTree(id string) (*fsutil.Dir, error) {
+	snap, err := s.openSnapshot(id)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	t, err := snap.OpenDir(dataName)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errorf(ErrCorrupt, "snapshot %s has no data tree", id)
+		}
+		return nil, fmt.Errorf("%w: snapshot %s: %v", ErrUntrusted, id, err)
+	}
+	return t, nil
+}
+
+// readManifest reads and checks snapshot id's manifest.json. Whatever the
+// layout allows, the file itself must be a regular file with one link,
+// owned by the invoking user or root and writable by no one else: a
+// manifest is the truth a restore acts on, and the seal alone (a plain
+// hash) does not say who wrote it.
+func (s *session) readManifest(id string) (*manifest.Manifest, []byte, error) {
+	snap, err := s.openSnapshot(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer snap.Close()
+	f, st, err := snap.OpenRegular(manifestName)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, errorf(ErrCorrupt, "snapshot %s has no manifest.json", id)
 	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: manifest of %s: %v", ErrUntrusted, id, err)
+	}
+	defer f.Close()
+	p := snap.Join(manifestName)
+	if err := checkTrusted(st, "manifest", p); err != nil {
+		return nil, nil, err
+	}
+	if st.Nlink != 1 {
+		return nil, nil, fmt.Errorf("%w: manifest %s has %d links: hotsnap writes manifests with one", ErrUntrusted, p, st.Nlink)
+	}
+	m, data, err := manifest.ReadFrom(f, st.Size, p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,4 +195,15 @@ func ReadManifestBytes(l *Layout, id string) (*manifest.Manifest, []byte, error)
 		return nil, nil, errorf(ErrCorrupt, "snapshot folder %s holds the manifest of %s", id, m.ID)
 	}
 	return m, data, nil
+}
+
+// OpenTree opens the data tree of snapshot id for reading (an upload reads
+// its files through it). Close it.
+func OpenTree(l *Layout, id string) (*fsutil.Dir, error) {
+	s, err := l.openSession(context.Background(), nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return s.openTree(id)
 }

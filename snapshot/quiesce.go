@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"strconv"
 	"time"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
+	"golang.org/x/sys/unix"
 )
 
 // Quiescer stops an application's writes for the moment a snapshot is taken.
@@ -32,50 +32,105 @@ func (NoQuiescer) Resume(context.Context) error                 { return nil }
 
 // FlockQuiescer is the snapshot's side of the write-gate protocol (see
 // package writegate): gate.lock exclusively, then write.lock exclusively.
+//
+// The lock files live in <data-dir>/.hotsnap, where the application's
+// user may write: they are reached through the data dir's descriptor
+// with no symlink followed, opened read-only (flock needs no more) and
+// only if they are regular files with one link. Lock files hotsnap
+// creates get the data dir's owner and group and mode 0660, so the
+// application's writers can take their shared locks; an existing one is
+// never chowned or chmodded (it might be someone's hard link).
 type FlockQuiescer struct {
 	DataDir string
 	// Force leaves <state-dir>/force-requested while waiting, which writers
 	// can check (Tx.AbortRequested) to abort long transactions.
 	Force bool
 
+	state       *fsutil.Dir
 	gate, write *fsutil.LockFile
 }
 
 var _ Quiescer = (*FlockQuiescer)(nil)
 
-func (q *FlockQuiescer) dir() string { return filepath.Join(q.DataDir, writegate.StateDirName) }
-
 func (q *FlockQuiescer) open() error {
 	if q.gate != nil {
 		return nil
 	}
-	if err := os.MkdirAll(q.dir(), 0o755); err != nil {
-		return err
-	}
-	g, err := fsutil.OpenLock(filepath.Join(q.dir(), writegate.GateLockName))
+	data, err := fsutil.OpenDir(q.DataDir)
 	if err != nil {
 		return err
 	}
-	w, err := fsutil.OpenLock(filepath.Join(q.dir(), writegate.WriteLockName))
+	defer data.Close()
+	owner, err := data.Stat()
+	if err != nil {
+		return err
+	}
+	state, err := openState(data, true)
+	if err != nil {
+		return err
+	}
+	g, err := openGateLock(state, writegate.GateLockName, owner)
+	if err != nil {
+		state.Close()
+		return err
+	}
+	w, err := openGateLock(state, writegate.WriteLockName, owner)
 	if err != nil {
 		g.Close()
+		state.Close()
 		return err
 	}
-	q.gate, q.write = g, w
+	q.state, q.gate, q.write = state, g, w
 	return nil
+}
+
+// openGateLock opens (creating when missing) one lock file of the
+// write-gate protocol in the shared state dir.
+func openGateLock(state *fsutil.Dir, name string, owner fsutil.Stat) (*fsutil.LockFile, error) {
+	f, err := state.OpenFile(name, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL, 0o660)
+	if err == nil {
+		// Ours: the data dir's owner and group may open it (owner first,
+		// then the mode), others may not.
+		if err := fsutil.SetOwnerMode(int(f.Fd()), owner.UID, owner.GID, 0o660); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return fsutil.NewLockFile(f), nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	f, st, err := state.OpenRegular(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: lock file: %v (remove it: hotsnap creates it again)", ErrUntrusted, err)
+	}
+	if st.Nlink != 1 {
+		f.Close()
+		return nil, fmt.Errorf("%w: lock file %s has %d links: it may be a hard link to another file; remove it (hotsnap creates it again)", ErrUntrusted, f.Name(), st.Nlink)
+	}
+	return fsutil.NewLockFile(f), nil
 }
 
 // Quiesce implements Quiescer.
 func (q *FlockQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 	if err := q.open(); err != nil {
+		if errors.Is(err, ErrUntrusted) {
+			return err
+		}
 		return fmt.Errorf("%w: open lock files: %v", ErrLockFailed, err)
 	}
-	force := filepath.Join(q.dir(), writegate.ForceName)
 	if q.Force {
-		if err := os.WriteFile(force, nil, 0o644); err != nil {
+		// Whatever stands at the name is replaced by a new empty file of
+		// ours (O_EXCL, never through a symlink).
+		if err := q.state.Remove(writegate.ForceName); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: %v", ErrLockFailed, err)
 		}
-		defer os.Remove(force)
+		f, err := q.state.OpenFile(writegate.ForceName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrLockFailed, err)
+		}
+		f.Close()
+		defer q.state.Remove(writegate.ForceName)
 	}
 	deadline := time.Now().Add(wait)
 	if err := q.gate.LockUntil(ctx, true, deadline); err != nil {
@@ -109,7 +164,8 @@ func (q *FlockQuiescer) Close() error {
 	}
 	q.gate.Close()
 	q.write.Close()
-	q.gate, q.write = nil, nil
+	q.state.Close()
+	q.gate, q.write, q.state = nil, nil, nil
 	return nil
 }
 

@@ -2,12 +2,8 @@ package snapshot
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -26,61 +22,82 @@ type RecoverResult struct {
 // Recover brings the data dir back to a clean state after a crash: an
 // interrupted restore is rolled forward (or back, when it cannot be
 // finished), so the data dir is either the old state or the restored one,
-// never a mix; half-built snapshots (staging), half-deleted ones (trash) and
-// half-built restore trees (restoring) are removed. It takes the operation lock.
+// never a mix; half-built snapshots (staging), half-deleted ones (trash),
+// half-built restore trees (restoring) and temp files are removed.
+//
+// Only commands that change the data dir or its snapshots recover (create,
+// delete, prune, restore, revert, download, recover), each under the
+// operation lock and from hotsnap's private state dir alone. Read-only
+// commands (list, verify, usage, restore --dry-run, upload) never do.
 func Recover(ctx context.Context, l *Layout, log *slog.Logger) (*RecoverResult, error) {
-	op, err := l.lockOp(ctx, DefaultOpLockWait)
+	s, err := l.openSession(ctx, log, true)
 	if err != nil {
 		return nil, err
 	}
-	defer op.release()
-	return l.recoverLocked(ctx, log)
+	defer s.close()
+	return s.recovered, nil
 }
 
-// recoverLocked does the work of Recover; the caller holds the operation lock.
-func (l *Layout) recoverLocked(ctx context.Context, log *slog.Logger) (*RecoverResult, error) {
+// recoverLocked does the work of Recover; the session holds the operation lock.
+func (s *session) recoverLocked(ctx context.Context) (*RecoverResult, error) {
 	res := &RecoverResult{Removed: []string{}}
-	msg, err := l.recoverJournal(log)
+	msg, err := s.recoverJournal()
 	if err != nil {
 		return nil, err
 	}
 	res.Restore = msg
-	for _, dir := range []string{l.stagingDir(), l.trashDir(), l.restoringDir()} {
-		ents, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
+	names, err := s.priv.Names(".")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if fsutil.IsTempName(n) {
+			if err := s.priv.Remove(n); err != nil {
+				return nil, err
+			}
+			res.Removed = append(res.Removed, s.priv.Join(n))
+		}
+	}
+	for _, dir := range []string{stagingName, trashName, restoringName} {
+		ents, err := s.priv.Names(dir)
+		if isNotExist(err) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range ents {
-			p := filepath.Join(dir, e.Name())
-			if strings.HasSuffix(p, stageLockSuffix) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			rel := dir + "/" + e
+			if strings.HasSuffix(e, stageLockSuffix) {
 				// A lock file whose tree is gone: remove it unless held.
-				if base := strings.TrimSuffix(p, stageLockSuffix); !exists(base) {
-					if l, err := lockStage(base); err == nil {
-						os.Remove(p)
-						l.release()
+				if base := strings.TrimSuffix(rel, stageLockSuffix); !s.priv.Exists(base) {
+					if sl, err := s.lockStage(base); err == nil {
+						s.priv.Remove(rel)
+						sl.release()
 					}
 				}
 				continue
 			}
 			// A staging tree whose builder still runs (a long download)
 			// holds its lock: it is not a leftover.
-			lock, busy := tryStageLock(p)
+			lock, busy := s.tryStageLock(rel)
 			if busy {
 				continue
 			}
-			if err := removeTree(p); err != nil {
-				lock.release()
+			err := s.priv.RemoveAll(rel)
+			lock.release()
+			if err != nil {
 				return nil, err
 			}
-			lock.release()
-			os.Remove(p + stageLockSuffix)
-			res.Removed = append(res.Removed, p)
-			logger(log).Info("removed leftover of an interrupted command", "path", p)
+			s.priv.Remove(rel + stageLockSuffix)
+			res.Removed = append(res.Removed, s.priv.Join(rel))
+			s.log.Info("removed leftover of an interrupted command", "path", s.priv.Join(rel))
 		}
 	}
+	s.recovered = res
 	return res, nil
 }
 
@@ -90,25 +107,27 @@ const stageLockSuffix = ".lock"
 
 type stageLock struct{ lf *fsutil.LockFile }
 
-// lockStage takes the lock of the staging tree at p, creating the lock file.
-func lockStage(p string) (*stageLock, error) {
-	lf, err := fsutil.OpenLock(p + stageLockSuffix)
+// lockStage takes the lock of the staging tree rel (in the private state
+// dir), creating the lock file.
+func (s *session) lockStage(rel string) (*stageLock, error) {
+	f, err := s.priv.OpenFile(rel+stageLockSuffix, unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	lf := fsutil.NewLockFile(f)
 	if err := lf.TryLock(true); err != nil {
 		lf.Close()
-		return nil, fmt.Errorf("staging %s is in use: %w", p, err)
+		return nil, fmt.Errorf("staging %s is in use: %w", s.priv.Join(rel), err)
 	}
 	return &stageLock{lf}, nil
 }
 
-// tryStageLock reports busy when a live builder holds the lock of p.
-func tryStageLock(p string) (*stageLock, bool) {
-	if _, err := os.Lstat(p + stageLockSuffix); err != nil {
+// tryStageLock reports busy when a live builder holds the lock of rel.
+func (s *session) tryStageLock(rel string) (*stageLock, bool) {
+	if !s.priv.Exists(rel + stageLockSuffix) {
 		return nil, false // no lock file: built under the operation lock
 	}
-	l, err := lockStage(p)
+	l, err := s.lockStage(rel)
 	if err != nil {
 		return nil, true
 	}
@@ -119,55 +138,6 @@ func (s *stageLock) release() {
 	if s != nil {
 		s.lf.Close()
 	}
-}
-
-// needsRecovery reports whether any leftover exists, without writing.
-func (l *Layout) needsRecovery() bool {
-	if exists(l.journalPath()) {
-		return true
-	}
-	for _, dir := range []string{l.stagingDir(), l.trashDir(), l.restoringDir()} {
-		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// recoverIfIdle is what read-only commands do first: clean up leftovers
-// when no other command is running, and stay silent when that is impossible
-// (another command runs, or the data dir is read-only to this user).
-func (l *Layout) recoverIfIdle(ctx context.Context, log *slog.Logger) {
-	if !l.needsRecovery() {
-		return
-	}
-	op, ok := l.tryLockOp()
-	if !ok {
-		return
-	}
-	defer op.release()
-	if _, err := l.recoverLocked(ctx, log); err != nil {
-		logger(log).Warn("could not clean up leftovers of an interrupted command", "err", err)
-	}
-}
-
-// removeTree removes a tree that hotsnap made. Its directories may carry the
-// captured data's permission bits (0500, say), so they are made writable
-// first; files are never chmodded, since a file may be a hard link shared
-// with live data.
-func removeTree(p string) error {
-	if err := os.RemoveAll(p); err == nil {
-		return nil
-	}
-	// WalkDir visits a directory before it reads it, so each one is opened up
-	// before its entries are needed.
-	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if d != nil && d.IsDir() {
-			unix.Chmod(q, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(p)
 }
 
 func logger(l *slog.Logger) *slog.Logger {

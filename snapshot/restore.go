@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -107,22 +104,15 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	if err := l.checkRestorableLayout(); err != nil {
 		return nil, err
 	}
-	var op *opLock
-	var err error
-	if o.DryRun {
-		l.recoverIfIdle(ctx, log)
-	} else {
-		if op, err = l.lockOp(ctx, DefaultOpLockWait); err != nil {
-			return nil, err
-		}
-		defer op.release()
-		if _, err := l.recoverLocked(ctx, log); err != nil {
-			return nil, fmt.Errorf("recover: %w", err)
-		}
+	// A dry run is read-only: no operation lock, no recovery, no writes.
+	s, err := l.openSession(ctx, log, !o.DryRun)
+	if err != nil {
+		return nil, err
 	}
+	defer s.close()
 
-	// 1. Prove: seal, compatibility, tree.
-	m, err := ReadManifest(l, id)
+	// 1. Prove: seal (and who wrote it), compatibility, tree.
+	m, _, err := s.readManifest(id)
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +136,19 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	if err := checkRestorableNames(l, m); err != nil {
 		return nil, err
 	}
-	vr, err := manifest.VerifyTree(ctx, l.TreeDir(id), m, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers})
+	snap, err := s.openTree(id)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	vr, err := manifest.VerifyTree(ctx, snap, m, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers})
 	if err != nil {
 		return nil, err
 	}
 	if !vr.OK() {
 		return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, vr.Err())
 	}
-	plan, err := planRestore(l, m)
+	plan, err := s.planRestore(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -164,19 +159,19 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 
 	// 2. Build the restored tree beside the data (the data dir is untouched).
-	restoring := filepath.Join(l.restoringDir(), id)
-	if err := fsutil.MkdirAllSync(l.restoringDir(), 0o755); err != nil {
+	if err := s.mkdirPriv(restoringName); err != nil {
 		return nil, err
 	}
-	if err := removeTree(restoring); err != nil {
+	restoring := restoringName + "/" + id
+	if err := s.priv.RemoveAll(restoring); err != nil {
 		return nil, err
 	}
 	cleanup := func() {
-		if err := removeTree(restoring); err != nil {
-			log.Warn("could not remove the restore tree; the next command will", "path", restoring, "err", err)
+		if err := s.priv.RemoveAll(restoring); err != nil {
+			log.Warn("could not remove the restore tree; the next command will", "path", s.priv.Join(restoring), "err", err)
 		}
 	}
-	if err := buildRestoreTree(ctx, l.TreeDir(id), restoring, m, o.Workers); err != nil {
+	if err := s.buildRestoreTree(ctx, snap, restoring, m, o.Workers); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("build restore tree: %w", err)
 	}
@@ -201,7 +196,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		return nil, err
 	}
 	swapStart := time.Now()
-	failsafe, serr := l.swap(id, restoring, o)
+	failsafe, serr := s.swap(id, restoring, o)
 	res.SwapMs = ms(time.Since(swapStart))
 	rerr := o.Quiescer.Resume(context.WithoutCancel(ctx))
 	res.LockHeldMs = ms(time.Since(stats.Acquired))
@@ -261,168 +256,23 @@ func checkRestorableNames(l *Layout, m *manifest.Manifest) error {
 	return nil
 }
 
-// swap runs the journaled swap; the caller holds the write lock. It returns
-// the failsafe dir holding the previous state.
-func (l *Layout) swap(id, restoring string, o RestoreOptions) (string, error) {
-	reserved := l.reservedNames()
-	var out []string
-	ents, err := os.ReadDir(l.DataDir)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range ents {
-		if !reserved[e.Name()] {
-			out = append(out, e.Name())
-		}
-	}
-	var in []string
-	if ents, err = os.ReadDir(restoring); err != nil {
-		return "", err
-	}
-	for _, e := range ents {
-		in = append(in, e.Name())
-	}
-	if err := fsutil.MkdirAllSync(l.failsafeDir(), 0o755); err != nil {
-		return "", err
-	}
-	failsafe, err := os.MkdirTemp(l.failsafeDir(), o.Now().UTC().Format(IDTimeLayout)+"_before_"+id+"_")
-	if err != nil {
-		return "", fmt.Errorf("create failsafe: %w", err)
-	}
-	j := &journal{ID: id, Failsafe: failsafe, Restoring: restoring, MoveOut: out, MoveIn: in, StartCmd: o.StartCmd}
-	if err := l.writeJournal(j); err != nil {
-		os.Remove(failsafe)
-		return "", fmt.Errorf("write restore journal: %w", err)
-	}
-	crashPoint("restore.journal")
-	if err := l.rollForward(j); err != nil {
-		if berr := l.rollBack(j); berr != nil {
-			return "", fmt.Errorf("swap failed (%v) and so did the roll back (%w): the journal %s is kept; run `hotsnap recover`", err, berr, l.journalPath())
-		}
-		os.Remove(l.journalPath())
-		os.Remove(failsafe)
-		return "", fmt.Errorf("swap failed and was rolled back, the data dir is as before: %w", err)
-	}
-	crashPoint("restore.swapped")
-	if err := os.Remove(l.journalPath()); err != nil {
-		return "", err
-	}
-	if err := fsutil.SyncDir(l.StateDir); err != nil {
-		return "", err
-	}
-	crashPoint("restore.done")
-	// Keep only this restore's failsafe (or none).
-	olds, _ := os.ReadDir(l.failsafeDir())
-	for _, e := range olds {
-		p := filepath.Join(l.failsafeDir(), e.Name())
-		if p != failsafe || o.NoFailsafe {
-			removeTree(p)
-		}
-	}
-	return failsafe, nil
-}
-
-// buildRestoreTree recreates the snapshot's tree at dst: linked entries are
-// linked (the snapshot's inode, as at create), copied and reflinked entries
-// are copied afresh, link groups are kept, then modes, owners (where
-// permitted) and mtimes are set. Symlinks are created, never followed.
-func buildRestoreTree(ctx context.Context, snap, dst string, m *manifest.Manifest, workers int) error {
-	if err := os.Mkdir(dst, 0o700); err != nil {
-		return err
-	}
-	copies := map[int]string{} // link group -> the first copy's path
-	for i := range m.Entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e := &m.Entries[i]
-		rel := filepath.FromSlash(string(e.Path))
-		p := filepath.Join(dst, rel)
-		if err := MakeDirOrSymlink(p, e); err != nil {
-			return err
-		}
-		if e.Type == manifest.TypeFile {
-			if e.Capture == manifest.CaptureLink {
-				if err := os.Link(filepath.Join(snap, rel), p); err != nil {
-					return err
-				}
-				continue
-			}
-			if first, ok := copies[e.LinkGroup]; ok && e.LinkGroup != 0 {
-				if err := os.Link(first, p); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := CopyEntry(filepath.Join(snap, rel), p, e); err != nil {
-				return err
-			}
-			if e.LinkGroup != 0 {
-				copies[e.LinkGroup] = p
-			}
-		}
-	}
-	// Directories last: modes that forbid writing, mtimes that creating
-	// entries would disturb.
-	if err := FinishDirs(dst, m.Entries); err != nil {
-		return err
-	}
-	if err := syncTree(ctx, dst, m.Entries, workers, false); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(dst))
-}
-
-// CopyEntry makes dst a private copy of src (a clone where the filesystem
-// can) with the entry's mode, owner (where permitted) and mtime.
-func CopyEntry(src, dst string, e *manifest.Entry) error {
-	if err := fsutil.Reflink(src, dst, 0o600); err != nil {
-		if !errors.Is(err, fsutil.ErrReflinkUnsupported) {
-			return err
-		}
-		if _, err := fsutil.CopyFile(src, dst, 0o600); err != nil {
-			return err
-		}
-	}
-	_ = os.Lchown(dst, int(e.UID), int(e.GID))
-	if err := unix.Chmod(dst, e.Mode); err != nil {
-		return err
-	}
-	return fsutil.SetMtime(dst, e.MtimeNs)
-}
-
 // planRestore compares the live data dir with the manifest.
-func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
+func (s *session) planRestore(ctx context.Context, m *manifest.Manifest) (*RestorePlan, error) {
 	plan := &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
-	reserved := l.reservedNames()
+	reserved := s.l.reservedNames()
 	live := map[string]fsutil.Stat{}
 	// The application may still be writing (the plan is made before the
 	// lock): entries that vanish during the walk are simply not counted.
-	err := filepath.WalkDir(l.DataDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != l.DataDir {
-				return nil
-			}
-			return err
-		}
-		if p == l.DataDir {
-			return nil
-		}
-		rel, _ := filepath.Rel(l.DataDir, p)
-		rel = filepath.ToSlash(rel)
+	err := s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
 		if reserved[rel] {
-			return filepath.SkipDir
-		}
-		st, err := fsutil.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
+			if st.IsDir() {
+				return fs.SkipDir
+			}
 			return nil
-		}
-		if err != nil {
-			return err
 		}
 		live[rel] = st
 		return nil
-	})
+	}, fsutil.IgnoreVanished)
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +294,7 @@ func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
 				sameInode := st.Dev == e.Inode.Dev && st.Ino == e.Inode.Ino
 				changed = !sameInode && (st.Size != e.Size || st.MtimeNs != e.MtimeNs)
 			case manifest.TypeSymlink:
-				t, _ := os.Readlink(filepath.Join(l.DataDir, filepath.FromSlash(p)))
+				t, _ := s.data.Readlink(p)
 				changed = manifest.Name(t) != e.Target
 			case manifest.TypeDir:
 				changed = st.Perm() != e.Mode
@@ -468,76 +318,4 @@ func planRestore(l *Layout, m *manifest.Manifest) (*RestorePlan, error) {
 	}
 	sort.Strings(plan.Removed)
 	return plan, nil
-}
-
-// runHook runs a stop or start command through sh -c with a timeout.
-func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, dataDir string, log *slog.Logger) error {
-	if timeout <= 0 {
-		timeout = 5 * time.Minute
-	}
-	r, err := runShell(ctx, cmdline, timeout, []string{"HOTSNAP_DATA_DIR=" + dataDir}, true)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: %s command %q: %v", ErrHook, what, cmdline, err)
-	case r.TimedOut:
-		return fmt.Errorf("%w: %s command %q did not finish within %s", ErrHook, what, cmdline, timeout)
-	case r.Code != 0 && r.Output != "":
-		return fmt.Errorf("%w: %s command %q exited with status %d: %s", ErrHook, what, cmdline, r.Code, r.Output)
-	case r.Code != 0:
-		return fmt.Errorf("%w: %s command %q exited with status %d", ErrHook, what, cmdline, r.Code)
-	}
-	logger(log).Info(what+" command ran", "cmd", cmdline)
-	return nil
-}
-
-// RevertOptions tune Revert.
-type RevertOptions struct {
-	Quiescer Quiescer
-	Lock     LockPolicy
-	Logger   *slog.Logger
-	Now      func() time.Time
-}
-
-// Revert puts the state a restore moved aside (its failsafe, as returned in
-// RestoreResult.Failsafe) back as the data dir, with the same journaled swap
-// under the write lock. A cluster restore uses it when another node failed,
-// so no node is left restored alone. The state being replaced goes to a new
-// failsafe, whose path is returned.
-func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (string, error) {
-	log := logger(o.Logger)
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Quiescer == nil {
-		o.Quiescer = NoQuiescer{}
-	}
-	if !filepath.IsAbs(failsafe) || filepath.Dir(filepath.Clean(failsafe)) != l.failsafeDir() {
-		return "", fmt.Errorf("%w: %q is not a failsafe of this data dir (want a folder of %s)", ErrInvalid, failsafe, l.failsafeDir())
-	}
-	failsafe = filepath.Clean(failsafe)
-	op, err := l.lockOp(ctx, DefaultOpLockWait)
-	if err != nil {
-		return "", err
-	}
-	defer op.release()
-	if _, err := l.recoverLocked(ctx, log); err != nil {
-		return "", fmt.Errorf("recover: %w", err)
-	}
-	if fi, err := os.Lstat(failsafe); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("failsafe %s: %w", failsafe, ErrNotFound)
-	}
-	stats, err := Acquire(ctx, o.Quiescer, o.Lock)
-	if err != nil {
-		return "", fmt.Errorf("revert refused, nothing was changed: the write lock could not be held for the swap: %w", err)
-	}
-	next, serr := l.swap("revert", failsafe, RestoreOptions{Now: o.Now})
-	rerr := o.Quiescer.Resume(context.WithoutCancel(ctx))
-	if serr != nil {
-		return "", serr
-	}
-	log.Info("restore reverted", "failsafe", failsafe, "lockHeldMs", ms(time.Since(stats.Acquired)))
-	if rerr != nil {
-		return next, fmt.Errorf("resume writes: %w", rerr)
-	}
-	return next, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/bank"
 	"github.com/hotsnap/hotsnap/internal/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -340,14 +341,15 @@ func TestRecover_RollsBackWhenForwardIsImpossible(t *testing.T) {
 			out = append(out, e.Name())
 		}
 	}
-	os.MkdirAll(l.failsafeDir(), 0o755)
-	failsafe, _ := os.MkdirTemp(l.failsafeDir(), "x")
-	restoring := filepath.Join(l.restoringDir(), "2026-01-01T00.00.00Z_gone")
-	os.MkdirAll(restoring, 0o755)
-	j := &journal{ID: "2026-01-01T00.00.00Z_gone", Failsafe: failsafe, Restoring: restoring, MoveOut: out, MoveIn: []string{"db", "only-in-snapshot"}}
-	if err := l.writeJournal(j); err != nil {
+	s := writeSession(t, l)
+	failsafe := filepath.Join(l.failsafeDir(), "x")
+	os.MkdirAll(failsafe, 0o700)
+	os.MkdirAll(filepath.Join(l.restoringDir(), "2026-01-01T00.00.00Z_gone"), 0o700)
+	j := &journal{ID: "2026-01-01T00.00.00Z_gone", Failsafe: "x", Source: "restoring/2026-01-01T00.00.00Z_gone", MoveOut: out, MoveIn: []string{"db", "only-in-snapshot"}}
+	if err := s.writeJournal(j); err != nil {
 		t.Fatal(err)
 	}
+	s.close()
 	// Half the old entries moved out, then the crash.
 	for _, n := range out[:len(out)/2] {
 		if err := os.Rename(filepath.Join(dir, n), filepath.Join(failsafe, n)); err != nil {
@@ -383,12 +385,10 @@ func TestImport_DoesNotBlockOtherCommands(t *testing.T) {
 	filling, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Import(context.Background(), l, mbytes, []byte(`{}`), func(ctx context.Context, tree string) error {
+		done <- Import(context.Background(), l, mbytes, []byte(`{}`), func(ctx context.Context, tree *fsutil.Dir) error {
 			close(filling)
 			<-release
-			m, _ := ReadManifest(ls, res.ID)
-			os.Remove(tree) // buildRestoreTree makes it
-			return buildRestoreTree(ctx, ls.TreeDir(res.ID), tree, m, 0)
+			return fillFrom(ctx, ls, res.ID, tree)
 		}, nil)
 	}()
 	<-filling

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -56,4 +58,24 @@ func runShell(ctx context.Context, cmdline string, timeout time.Duration, env []
 	}
 	res.Code = 0
 	return res, nil
+}
+
+// runHook runs a stop or start command through sh -c with a timeout.
+func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, dataDir string, log *slog.Logger) error {
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	r, err := runShell(ctx, cmdline, timeout, []string{"HOTSNAP_DATA_DIR=" + dataDir}, true)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s command %q: %v", ErrHook, what, cmdline, err)
+	case r.TimedOut:
+		return fmt.Errorf("%w: %s command %q did not finish within %s", ErrHook, what, cmdline, timeout)
+	case r.Code != 0 && r.Output != "":
+		return fmt.Errorf("%w: %s command %q exited with status %d: %s", ErrHook, what, cmdline, r.Code, r.Output)
+	case r.Code != 0:
+		return fmt.Errorf("%w: %s command %q exited with status %d", ErrHook, what, cmdline, r.Code)
+	}
+	logger(log).Info(what+" command ran", "cmd", cmdline)
+	return nil
 }

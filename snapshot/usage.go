@@ -2,13 +2,11 @@ package snapshot
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/hotsnap/hotsnap/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // UsageResult says what snapshots cost on disk. Bytes are allocated bytes
@@ -57,31 +55,22 @@ type inodeUse struct {
 // snapshots, the state dir, or links outside (never freed here). It writes
 // nothing.
 func Usage(ctx context.Context, l *Layout, log *slog.Logger) (*UsageResult, error) {
-	ids, err := l.ids()
+	s, err := l.openSession(ctx, log, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	ids, err := s.ids()
 	if err != nil {
 		return nil, err
 	}
 	inodes := map[[2]uint64]*inodeUse{}
-	walk := func(root string, skip map[string]bool, mark func(u *inodeUse)) error {
-		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if skip[p] {
-				return filepath.SkipDir
-			}
-			st, err := fsutil.Lstat(p)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
+	// Every walk goes through directory descriptors and never follows a
+	// symlink; entries that vanish under it (live data) are passed over.
+	walk := func(root *fsutil.Dir, skip map[string]bool, mark func(u *inodeUse)) error {
+		count := func(rel string, st fsutil.Stat) error {
+			if skip[rel] {
+				return fs.SkipDir
 			}
 			k := [2]uint64{st.Dev, st.Ino}
 			u := inodes[k]
@@ -92,19 +81,40 @@ func Usage(ctx context.Context, l *Layout, log *slog.Logger) (*UsageResult, erro
 			u.seen++
 			mark(u)
 			return nil
-		})
+		}
+		st, err := root.Stat() // the root's own inode counts too
+		if err != nil {
+			return err
+		}
+		count("", st)
+		return root.Walk(ctx, count, fsutil.IgnoreVanished)
 	}
-	skip := map[string]bool{l.BackupsDir: true, l.StateDir: true}
-	if err := walk(l.DataDir, skip, func(u *inodeUse) { u.live = true }); err != nil {
+	skip := map[string]bool{}
+	for n := range l.reservedNames() {
+		skip[n] = true
+	}
+	if err := walk(s.data, skip, func(u *inodeUse) { u.live = true }); err != nil {
 		return nil, err
 	}
-	if err := walk(l.StateDir, nil, func(u *inodeUse) { u.state = true }); err != nil {
+	if state, err := openState(s.data, false); err == nil {
+		err = walk(state, nil, func(u *inodeUse) { u.state = true })
+		state.Close()
+		if err != nil {
+			return nil, err
+		}
+	} else if !isNotExist(err) {
 		return nil, err
 	}
 	res := &UsageResult{Snapshots: make([]SnapshotUsage, len(ids))}
 	for i, id := range ids {
 		res.Snapshots[i].ID = id
-		if err := walk(l.SnapshotDir(id), nil, func(u *inodeUse) { u.holders[i] = true }); err != nil {
+		snap, err := s.openSnapshot(id)
+		if err != nil {
+			return nil, err
+		}
+		err = walk(snap, nil, func(u *inodeUse) { u.holders[i] = true })
+		snap.Close()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -129,13 +139,10 @@ func Usage(ctx context.Context, l *Layout, log *slog.Logger) (*UsageResult, erro
 			}
 		}
 	}
-	total, free, err := fsutil.DiskSpace(l.DataDir)
-	if err != nil {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(s.data.Fd(), &sfs); err != nil {
 		return nil, err
 	}
-	res.Filesystem.TotalBytes, res.Filesystem.FreeBytes = total, free
-	if _, err := os.Stat(l.BackupsDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
+	res.Filesystem.TotalBytes, res.Filesystem.FreeBytes = sfs.Blocks*uint64(sfs.Bsize), sfs.Bavail*uint64(sfs.Bsize)
 	return res, nil
 }

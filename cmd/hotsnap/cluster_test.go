@@ -507,7 +507,7 @@ func TestCluster_KillAgentMidCreate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("create after the restart: exit %d %s %s", code, out, serr)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(dirs[1], ".hotsnap", "staging")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(dirs[1], ".hotsnap", "private", "staging")); len(ents) != 0 {
 		t.Fatalf("staging left: %v", ents)
 	}
 	code, out, _ = pc.cluster(nil, "list")

@@ -74,8 +74,12 @@ func TestCrash_Create(t *testing.T) {
 			if err != nil || strings.TrimSpace(string(out)) != "[]" {
 				t.Fatalf("list after crash: %s %v", out, err)
 			}
-			if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "staging")); len(ents) != 0 {
-				t.Fatalf("the next command left staging: %v", ents)
+			// list is read-only: the next mutating command cleans up.
+			if out, err := exec.Command(bin, "recover", "--data-dir", dir).CombinedOutput(); err != nil {
+				t.Fatalf("recover after crash: %v %s", err, out)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "private", "staging")); len(ents) != 0 {
+				t.Fatalf("recover left staging: %v", ents)
 			}
 			// The live data is untouched, and a new create works.
 			if d := testtree.Diff(before, testtree.Snapshot(t, dir, "backups")); d != "" && !onlyStateDir(d) {
@@ -116,7 +120,7 @@ func TestCrash_Create(t *testing.T) {
 		if !strings.Contains(string(out), "trash") {
 			t.Fatalf("recover did not report the trash: %s", out)
 		}
-		if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "trash")); len(ents) != 0 {
+		if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "private", "trash")); len(ents) != 0 {
 			t.Fatalf("trash left: %v", ents)
 		}
 	})
@@ -187,11 +191,11 @@ func TestCrash_Restore(t *testing.T) {
 				t.Fatalf("after a kill at %s (killed=%v) and recover, the data dir is a mix:\nvs old:\n%s\nvs restored:\n%s", step, killed, dOld, dNew)
 			}
 			for _, d := range []string{"restoring", "staging"} {
-				if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", d)); len(ents) != 0 {
+				if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "private", d)); len(ents) != 0 {
 					t.Fatalf("%s left after recover: %v", d, ents)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(dir, ".hotsnap", "restore.journal")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, ".hotsnap", "private", "restore.journal")); err == nil {
 				t.Fatal("journal left after recover")
 			}
 			if out, err := exec.Command(bin, "verify", "--data-dir", dir, "--id", id).CombinedOutput(); err != nil {

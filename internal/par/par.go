@@ -4,7 +4,9 @@ package par
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"runtime/debug"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -14,7 +16,8 @@ import (
 func DefaultWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // ForEach calls fn(ctx, i) for i in [0, n) on at most workers goroutines.
-// It returns the first error; the ctx handed to fn is cancelled on it.
+// It returns the first error (a panic in fn is a *PanicError); the ctx
+// handed to fn is cancelled on it.
 func ForEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
 	if workers <= 0 {
 		workers = DefaultWorkers()
@@ -41,7 +44,7 @@ func ForEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i
 	for w := 0; w < workers; w++ {
 		g.Go(func() error {
 			for i := range next {
-				if err := fn(ctx, i); err != nil {
+				if err := Safely(func() error { return fn(ctx, i) }); err != nil {
 					return err
 				}
 			}
@@ -49,4 +52,26 @@ func ForEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i
 		})
 	}
 	return g.Wait()
+}
+
+// PanicError is a panic caught in a goroutine hotsnap started: a bug,
+// reported as an error ("internal error") instead of crashing the process
+// with a stack trace and exit code 2, the usage code.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("internal error: %v (a bug in hotsnap; please report it with this message)", p.Value)
+}
+
+// Safely calls fn and turns a panic in it into a *PanicError.
+func Safely(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
 }

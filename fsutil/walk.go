@@ -1,0 +1,183 @@
+package fsutil
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// WalkFunc is called by Walk for each entry below the walked directory,
+// with its slash path relative to it and its lstat. Returning fs.SkipDir
+// for a directory skips its contents; any other error stops the walk.
+type WalkFunc func(rel string, st Stat) error
+
+// ErrFunc decides what a walk does about an entry it could not stat or a
+// directory it could not open or read (it vanished, or was swapped for a
+// symlink): nil goes on without it, an error stops the walk. A nil ErrFunc
+// stops at the first such error.
+type ErrFunc func(rel string, err error) error
+
+// Walk visits every entry below d, parents before their entries, names in
+// sorted order. It never follows a symlink: each directory is opened
+// through its parent's descriptor with O_NOFOLLOW, so a directory swapped
+// for a symlink during the walk is an error for onErr, never a way out.
+// Memory is one name list and one descriptor per level of depth.
+func (d *Dir) Walk(ctx context.Context, fn WalkFunc, onErr ErrFunc) error {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return d.pathErr("open dir", ".", err)
+	}
+	defer unix.Close(fd)
+	return walkFd(ctx, fd, "", d.path, fn, onErr)
+}
+
+// walkFd walks the directory open as fd (which the caller closes).
+func walkFd(ctx context.Context, fd int, rel, path string, fn WalkFunc, onErr ErrFunc) error {
+	// Names come from a second open file description, so fd's own offset
+	// is untouched.
+	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return handleWalkErr(onErr, rel, &os.PathError{Op: "open dir", Path: path, Err: err})
+	}
+	names, err := readNames(lfd, path)
+	if err != nil {
+		return handleWalkErr(onErr, rel, err)
+	}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, p := name, path+"/"+name
+		if rel != "" {
+			r = rel + "/" + name
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := handleWalkErr(onErr, r, &os.PathError{Op: "lstat", Path: p, Err: err}); err != nil {
+				return err
+			}
+			continue
+		}
+		s := fromUnix(&st)
+		err := fn(r, s)
+		if errors.Is(err, fs.SkipDir) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !s.IsDir() {
+			continue
+		}
+		sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if err := handleWalkErr(onErr, r, &os.PathError{Op: "open dir", Path: p, Err: err}); err != nil {
+				return err
+			}
+			continue
+		}
+		err = walkFd(ctx, sub, r, p, fn, onErr)
+		unix.Close(sub)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func handleWalkErr(onErr ErrFunc, rel string, err error) error {
+	if onErr == nil {
+		return err
+	}
+	return onErr(rel, err)
+}
+
+// IgnoreVanished is an ErrFunc for walks of live data: entries that vanish
+// or change type under the walk are passed over; anything else stops it.
+func IgnoreVanished(rel string, err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return nil
+	}
+	return err
+}
+
+// RemoveAll removes rel and everything below it, through directory
+// descriptors, never following a symlink (a symlink is removed, not its
+// target). Directories whose modes forbid removing their entries (a tree
+// that kept the captured data's 0500) are opened up through their own
+// descriptor first. A missing rel is not an error.
+func (d *Dir) RemoveAll(rel string) error {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	defer done()
+	return removeAllAt(pfd, base, d.Join(rel))
+}
+
+func removeAllAt(dirfd int, name, path string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR {
+		return &os.PathError{Op: "remove", Path: path, Err: err}
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.EACCES {
+		// A directory we may not read (mode 0 and not root): give it
+		// 0700 through an O_PATH descriptor, which names that very inode.
+		if pfd, perr := unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); perr == nil {
+			unix.Chmod(procFd(pfd), 0o700)
+			unix.Close(pfd)
+			fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+	}
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "open dir", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	// Entries are removed until the directory is empty; whoever still
+	// holds a descriptor inside it could keep adding, so give up in time.
+	for rounds := 0; ; rounds++ {
+		if rounds == 100 {
+			return &os.PathError{Op: "remove", Path: path, Err: errors.New("entries keep appearing in it")}
+		}
+		lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open dir", Path: path, Err: err}
+		}
+		names, err := readNames(lfd, path)
+		if err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			break
+		}
+		opened := false
+		for _, n := range names {
+			err := removeAllAt(fd, n, path+"/"+n)
+			if err != nil && errors.Is(err, unix.EACCES) && !opened {
+				unix.Fchmod(fd, 0o700)
+				opened = true
+				err = removeAllAt(fd, n, path+"/"+n)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "remove", Path: path, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/manifest"
+	treepkg "github.com/hotsnap/hotsnap/tree"
+)
+
+// swap runs the journaled swap; the caller holds the write lock. source is
+// the folder of the private state dir holding the new entries. It returns
+// the failsafe dir holding the previous state.
+func (s *session) swap(id, source string, o RestoreOptions) (string, error) {
+	reserved := s.l.reservedNames()
+	names, err := s.data.Names(".")
+	if err != nil {
+		return "", err
+	}
+	out := []string{}
+	for _, n := range names {
+		if !reserved[n] {
+			out = append(out, n)
+		}
+	}
+	in, err := s.priv.Names(source)
+	if err != nil {
+		return "", err
+	}
+	if err := s.mkdirPriv(failsafeName); err != nil {
+		return "", err
+	}
+	var fs string
+	for i := 0; ; i++ {
+		fs = fmt.Sprintf("%s_before_%s_%08x", o.Now().UTC().Format(IDTimeLayout), id, fsutil.RandUint32())
+		err := s.priv.Mkdir(failsafeName+"/"+fs, 0o700)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) || i > 10 {
+			return "", fmt.Errorf("create failsafe: %w", err)
+		}
+	}
+	j := &journal{ID: id, Failsafe: fs, Source: source, MoveOut: out, MoveIn: in, StartCmd: o.StartCmd}
+	if err := s.writeJournal(j); err != nil {
+		s.priv.Remove(j.failsafe())
+		return "", fmt.Errorf("write restore journal: %w", err)
+	}
+	crashPoint("restore.journal")
+	if err := s.rollForward(j); err != nil {
+		if berr := s.rollBack(j); berr != nil {
+			return "", fmt.Errorf("swap failed (%v) and so did the roll back (%w): the journal %s is kept; run `hotsnap recover`", err, berr, s.journalPath())
+		}
+		s.priv.Remove(journalName)
+		s.priv.Remove(j.failsafe())
+		return "", fmt.Errorf("swap failed and was rolled back, the data dir is as before: %w", err)
+	}
+	crashPoint("restore.swapped")
+	if err := s.priv.Remove(journalName); err != nil {
+		return "", err
+	}
+	if err := s.priv.Sync(); err != nil {
+		return "", err
+	}
+	crashPoint("restore.done")
+	// Keep only this restore's failsafe (or none).
+	olds, _ := s.priv.Names(failsafeName)
+	for _, n := range olds {
+		if n != fs || o.NoFailsafe {
+			s.priv.RemoveAll(failsafeName + "/" + n)
+		}
+	}
+	return s.priv.Join(j.failsafe()), nil
+}
+
+// buildRestoreTree recreates the snapshot's tree (snap) at dstRel in the
+// private state dir: linked entries are linked (the snapshot's inode, as
+// at create), copied and reflinked entries are copied afresh, link groups
+// are kept, then owners, modes and mtimes are set. Symlinks are created,
+// never followed. Each file is opened once, checked against its entry, and
+// linked or copied from that open file.
+func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, m *manifest.Manifest, workers int) error {
+	if err := s.priv.Mkdir(dstRel, 0o700); err != nil {
+		return err
+	}
+	dst, err := s.priv.OpenDir(dstRel)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	copies := map[int]string{} // link group -> the first copy's path
+	for i := range m.Entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := &m.Entries[i]
+		p := string(e.Path)
+		if err := treepkg.MakeDirOrSymlink(dst, e); err != nil {
+			return err
+		}
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		if first, ok := copies[e.LinkGroup]; ok && e.LinkGroup != 0 && e.Capture != manifest.CaptureLink {
+			if err := dst.Link(first, dst, p); err != nil {
+				return err
+			}
+			continue
+		}
+		f, _, err := treepkg.OpenChecked(snap, e)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+		}
+		if e.Capture == manifest.CaptureLink {
+			err = fsutil.LinkFile(f, dst, p)
+		} else {
+			err = s.copyChecked(f, dst, e)
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if e.LinkGroup != 0 {
+			copies[e.LinkGroup] = p
+		}
+	}
+	// Directories last: modes that forbid writing, mtimes that creating
+	// entries would disturb.
+	if err := treepkg.FinishDirs(dst, m.Entries); err != nil {
+		return err
+	}
+	if err := treepkg.Sync(ctx, dst, m.Entries, workers, false); err != nil {
+		return err
+	}
+	rd, err := s.priv.OpenDir(restoringName)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	return rd.Sync()
+}
+
+// copyChecked copies a snapshot's file for a restore. When other users may
+// write the backups dir, the copy is hashed on the way and must match the
+// manifest: what was verified may have been swapped since.
+func (s *session) copyChecked(f *os.File, dst *fsutil.Dir, e *manifest.Entry) error {
+	sum, err := treepkg.Copy(f, dst, e, s.l.AllowSharedBackups)
+	if err != nil {
+		return err
+	}
+	if s.l.AllowSharedBackups && sum != e.BLAKE3 {
+		dst.Remove(string(e.Path))
+		return fmt.Errorf("%w: %s changed after it was verified (blake3 %s, manifest says %s)", ErrVerifyFailed, e.Path, sum, e.BLAKE3)
+	}
+	return nil
+}
+
+// RevertOptions tune Revert.
+type RevertOptions struct {
+	Quiescer Quiescer
+	Lock     LockPolicy
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Revert puts the state a restore moved aside (its failsafe, as returned in
+// RestoreResult.Failsafe) back as the data dir, with the same journaled swap
+// under the write lock. A cluster restore uses it when another node failed,
+// so no node is left restored alone. The state being replaced goes to a new
+// failsafe, whose path is returned.
+func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (string, error) {
+	log := logger(o.Logger)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Quiescer == nil {
+		o.Quiescer = NoQuiescer{}
+	}
+	// The failsafe is named as a restore returned it (its path) or by its
+	// folder name; either way only that one name is used, below the
+	// private state dir's failsafe/.
+	name := failsafe
+	if filepath.IsAbs(failsafe) {
+		if filepath.Dir(filepath.Clean(failsafe)) != l.failsafeDir() {
+			return "", fmt.Errorf("%w: %q is not a failsafe of this data dir (want a folder of %s)", ErrInvalid, failsafe, l.failsafeDir())
+		}
+		name = filepath.Base(filepath.Clean(failsafe))
+	}
+	if err := validName(name); err != nil {
+		return "", fmt.Errorf("%w: failsafe %v", ErrInvalid, err)
+	}
+	s, err := l.openSession(ctx, log, true)
+	if err != nil {
+		return "", err
+	}
+	defer s.close()
+	source := failsafeName + "/" + name
+	if st, err := s.priv.Lstat(source); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("failsafe %s: %w", s.priv.Join(source), ErrNotFound)
+	}
+	stats, err := Acquire(ctx, o.Quiescer, o.Lock)
+	if err != nil {
+		return "", fmt.Errorf("revert refused, nothing was changed: the write lock could not be held for the swap: %w", err)
+	}
+	next, serr := s.swap("revert", source, RestoreOptions{Now: o.Now})
+	rerr := o.Quiescer.Resume(context.WithoutCancel(ctx))
+	if serr != nil {
+		return "", serr
+	}
+	log.Info("restore reverted", "failsafe", failsafe, "lockHeldMs", ms(time.Since(stats.Acquired)))
+	if rerr != nil {
+		return next, fmt.Errorf("resume writes: %w", rerr)
+	}
+	return next, nil
+}
