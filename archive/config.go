@@ -37,6 +37,10 @@ var (
 	ErrCorrupt = errors.New("archive data is corrupt")
 	// ErrNotFound is returned for a snapshot the archive does not hold.
 	ErrNotFound = errors.New("not in the archive")
+	// ErrBadRemote is returned by Connect for a remote spec it cannot use:
+	// an unknown scheme, a relative path, a named remote's path leaving
+	// its root. A usage error.
+	ErrBadRemote = errors.New("bad remote")
 )
 
 // Config is the repository's `config` object. In an encrypted archive only

@@ -47,7 +47,7 @@ func ParseKey(b []byte) (Key, error) {
 		copy(k[:], b)
 		return k, nil
 	}
-	return k, fmt.Errorf("an encryption key file holds 32 bytes or 64 hex digits; this one holds %d bytes (make one with `hotsnap archive keygen > FILE`)", len(b))
+	return k, fmt.Errorf("an encryption key file holds 32 bytes or 64 hex digits; this one holds %d bytes (make one with `hotsnap archive keygen --output FILE`)", len(b))
 }
 
 // ID is the key's short public fingerprint, stored in the archive's config

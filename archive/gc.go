@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -87,7 +88,19 @@ type GCResult struct {
 	BytesBefore   int64    `json:"bytesBefore"`
 	BytesAfter    int64    `json:"bytesAfter"`
 	StaleLocks    []string `json:"staleLocks"`
-	DurationMs    float64  `json:"durationMs"`
+	// TempFilesRemoved counts temp files an interrupted upload left in a
+	// file:// archive, removed once an hour old.
+	TempFilesRemoved int     `json:"tempFilesRemoved"`
+	DurationMs       float64 `json:"durationMs"`
+}
+
+// tempSweepAge is how old a store's temp file must be before gc removes
+// it: far longer than any one object takes to write.
+const tempSweepAge = time.Hour
+
+// tempSweeper is a store that can leave temp files behind (file://).
+type tempSweeper interface {
+	SweepTemp(ctx context.Context, olderThanNs int64) ([]string, error)
 }
 
 // GC deletes the data no manifest needs, under an exclusive lock: packs
@@ -114,6 +127,13 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		return nil, err
 	}
 	defer lock.Release()
+	if ts, ok := store.Unwrap(r.st).(tempSweeper); ok && !dryRun {
+		removed, err := ts.SweepTemp(ctx, time.Now().Add(-tempSweepAge).UnixNano())
+		if err != nil {
+			return nil, fmt.Errorf("sweep temp files: %w", err)
+		}
+		res.TempFilesRemoved = len(removed)
+	}
 
 	// Mark.
 	keys, err := r.snapshotKeys(ctx)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	s3store "github.com/hotsnap/hotsnap/archive/store/s3"
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // RemoteOptions complete a remote spec: S3 endpoint and flags, and the file
@@ -46,11 +48,11 @@ func Connect(ctx context.Context, spec string, o RemoteOptions, create bool) (st
 	var st store.Store
 	switch {
 	case spec == "":
-		return nil, fmt.Errorf("no remote given (--remote file:///path, s3://bucket/prefix or NAME:bucket/prefix)")
+		return nil, fmt.Errorf("%w: no remote given (--remote file:///path, s3://bucket/prefix or NAME:bucket/prefix)", ErrBadRemote)
 	case strings.HasPrefix(spec, "file://"):
 		u, err := url.Parse(spec)
 		if err != nil || u.Host != "" || u.Path == "" {
-			return nil, fmt.Errorf("remote %q: want file:///absolute/path", spec)
+			return nil, fmt.Errorf("%w: remote %q: want file:///absolute/path", ErrBadRemote, spec)
 		}
 		s, err := fsstore.New(u.Path)
 		if err != nil {
@@ -78,26 +80,33 @@ func Connect(ctx context.Context, spec string, o RemoteOptions, create bool) (st
 		}
 		st = s
 	case strings.Contains(spec, "://"):
-		return nil, fmt.Errorf("remote %q: unknown scheme; want file:///path, s3://bucket/prefix or NAME:bucket/prefix", spec)
+		return nil, fmt.Errorf("%w: remote %q: unknown scheme; want file:///path, s3://bucket/prefix or NAME:bucket/prefix", ErrBadRemote, spec)
 	default:
 		name, rest, ok := strings.Cut(spec, ":")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("remote %q: want file:///path, s3://bucket/prefix or NAME:bucket/prefix", spec)
+			return nil, fmt.Errorf("%w: remote %q: want file:///path, s3://bucket/prefix or NAME:bucket/prefix", ErrBadRemote, spec)
 		}
 		if o.ConfigFile == "" {
-			return nil, fmt.Errorf("remote %q names %q: give the remotes file with --remote-config", spec, name)
+			return nil, fmt.Errorf("%w: remote %q names %q: give the remotes file with --remote-config", ErrBadRemote, spec, name)
 		}
-		b, err := os.ReadFile(o.ConfigFile)
+		// It holds credentials: refused when others may read it.
+		b, err := fsutil.ReadSecretFile(o.ConfigFile, "remote config")
 		if err != nil {
-			return nil, fmt.Errorf("remote config: %w", err)
+			return nil, err
 		}
 		var all map[string]RemoteConfig
 		if err := json.Unmarshal(b, &all); err != nil {
-			return nil, fmt.Errorf("remote config %s: %v", o.ConfigFile, err)
+			return nil, fmt.Errorf("%w: remote config %s: %v", ErrBadRemote, o.ConfigFile, err)
 		}
 		rc, ok := all[name]
 		if !ok {
-			return nil, fmt.Errorf("remote %q is not in %s", name, o.ConfigFile)
+			return nil, fmt.Errorf("%w: remote %q is not in %s", ErrBadRemote, name, o.ConfigFile)
+		}
+		// What follows NAME: stays inside the named remote's root.
+		if rest = strings.Trim(rest, "/"); rest != "" {
+			if err := fsutil.ValidRelPath(rest); err != nil {
+				return nil, fmt.Errorf("%w: remote %q: %v (the part after %s: must stay inside the remote's root)", ErrBadRemote, spec, err, name)
+			}
 		}
 		switch rc.Type {
 		case "s3":
@@ -114,13 +123,16 @@ func Connect(ctx context.Context, spec string, o RemoteOptions, create bool) (st
 			}
 			st = s
 		case "file":
-			s, err := fsstore.New(strings.TrimRight(rc.Path, "/") + "/" + rest)
+			if !filepath.IsAbs(rc.Path) {
+				return nil, fmt.Errorf("%w: remote %q in %s: type file needs an absolute path", ErrBadRemote, name, o.ConfigFile)
+			}
+			s, err := fsstore.New(filepath.Join(rc.Path, rest))
 			if err != nil {
 				return nil, err
 			}
 			st = s
 		default:
-			return nil, fmt.Errorf("remote %q in %s has type %q (want s3 or file)", name, o.ConfigFile, rc.Type)
+			return nil, fmt.Errorf("%w: remote %q in %s has type %q (want s3 or file)", ErrBadRemote, name, o.ConfigFile, rc.Type)
 		}
 	}
 	return &store.Retry{Store: st}, nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/internal/crash"
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -672,7 +673,8 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
 			js.job.Status = JobRunning
 		}
 		js.mu.Unlock()
-		res, err := run(ctx, js)
+		var res any
+		err := par.Safely(func() (err error) { res, err = run(ctx, js); return err })
 		js.mu.Lock()
 		defer js.mu.Unlock()
 		now := time.Now().UTC()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/internal/crash"
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -67,7 +68,7 @@ func each(cls []*Client, fn func(i int, cl *Client) error) []error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fn(i, cl)
+			errs[i] = par.Safely(func() error { return fn(i, cl) })
 		}()
 	}
 	wg.Wait()

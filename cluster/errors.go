@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -20,6 +22,7 @@ const (
 	KindNotFound     = "not_found"     // no such snapshot, job or piece (exit 6)
 	KindInterrupted  = "interrupted"   // cancelled (exit 130)
 	KindUnauthorized = "unauthorized"  // missing or wrong token (exit 1)
+	KindInternal     = "internal"      // a bug: a panic caught (exit 70)
 	KindError        = "error"         // anything else (exit 1)
 )
 
@@ -30,18 +33,21 @@ var ErrUnauthorized = errors.New("unauthorized: missing or wrong bearer token")
 // and the CLI's exit codes alike.
 func Kind(err error) string {
 	var re *RemoteError
+	var pe *par.PanicError
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &re):
 		return re.Kind
+	case errors.As(err, &pe):
+		return KindInternal
 	case errors.Is(err, context.Canceled):
 		return KindInterrupted
-	case errors.Is(err, snapshot.ErrInvalid):
+	case errors.Is(err, snapshot.ErrInvalid), errors.Is(err, archive.ErrBadRemote), errors.Is(err, fsutil.ErrInsecureFile):
 		return KindUsage
 	case errors.Is(err, snapshot.ErrLockTimeout), errors.Is(err, archive.ErrLocked):
 		return KindLockTimeout
-	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt), errors.Is(err, snapshot.ErrUntrusted),
+	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt), errors.Is(err, snapshot.ErrUntrusted), errors.Is(err, fsutil.ErrSymlink),
 		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
 		return KindVerifyFailed
 	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired):

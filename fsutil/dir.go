@@ -14,6 +14,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrSymlink is what a Dir's methods return (wrapping ELOOP) when a
+// symlink stands in a path where hotsnap needs a real directory or file:
+// it never follows one there. Another user planted it, or swapped a
+// directory for it.
+var ErrSymlink = errors.New("a symlink stands where hotsnap needs a real entry (symlinks are never followed here)")
+
+// symlinkError is ELOOP from a lookup beneath a Dir.
+type symlinkError struct{ errno error }
+
+func (e symlinkError) Error() string   { return e.errno.Error() + ": " + ErrSymlink.Error() }
+func (e symlinkError) Unwrap() []error { return []error{e.errno, ErrSymlink} }
+
 // ErrNotRegular is returned by OpenRegular when the entry is not a regular
 // file (a symlink, fifo, socket, device or directory took its place).
 var ErrNotRegular = errors.New("not a regular file")
@@ -138,6 +150,12 @@ func (d *Dir) openat(rel string, flags int, mode uint32) (int, error) {
 	cur := d.fd
 	for i, p := range parts[:len(parts)-1] {
 		next, err := unix.Openat(cur, p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOTDIR {
+			var st unix.Stat_t
+			if unix.Fstatat(cur, p, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = unix.ELOOP // as openat2 says it
+			}
+		}
 		if i > 0 {
 			unix.Close(cur)
 		}
@@ -155,7 +173,7 @@ func (d *Dir) openat(rel string, flags int, mode uint32) (int, error) {
 
 func (d *Dir) pathErr(op, rel string, err error) error {
 	if err == unix.ELOOP {
-		err = fmt.Errorf("%w (a symlink stands where hotsnap needs a real entry; symlinks are never followed here)", err)
+		err = symlinkError{err}
 	}
 	return &os.PathError{Op: op, Path: d.Join(rel), Err: err}
 }
@@ -163,6 +181,12 @@ func (d *Dir) pathErr(op, rel string, err error) error {
 // OpenDir opens the directory rel beneath d.
 func (d *Dir) OpenDir(rel string) (*Dir, error) {
 	fd, err := d.openat(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err == unix.ENOTDIR {
+		// O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR: name it.
+		if st, lerr := d.Lstat(rel); lerr == nil && st.IsSymlink() {
+			err = unix.ELOOP
+		}
+	}
 	if err != nil {
 		return nil, d.pathErr("open dir", rel, err)
 	}

@@ -3,7 +3,6 @@ package fsutil
 import (
 	"fmt"
 	"path"
-	"path/filepath"
 	"strings"
 )
 
@@ -25,15 +24,6 @@ func ValidRelPath(rel string) error {
 		return fmt.Errorf("path %q is not clean (want %q)", rel, path.Clean(rel))
 	}
 	return nil
-}
-
-// Join joins a validated relative slash path onto root. It refuses any rel
-// that ValidRelPath refuses, so the result is always inside root lexically.
-func Join(root, rel string) (string, error) {
-	if err := ValidRelPath(rel); err != nil {
-		return "", err
-	}
-	return filepath.Join(root, filepath.FromSlash(rel)), nil
 }
 
 // Within reports whether p is root or lies lexically below it. Both must be clean absolute paths.

@@ -98,19 +98,3 @@ func SameFilesystem(a, b string) error {
 	}
 	return nil
 }
-
-// SetMtime sets the modification (and access) time of path, without following
-// a final symlink. Never call it on a hard-linked file shared with live data.
-func SetMtime(path string, mtimeNs int64) error {
-	ts := unix.NsecToTimespec(mtimeNs)
-	return unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// DiskSpace reports the total and available bytes of the filesystem holding path.
-func DiskSpace(path string) (total, free uint64, err error) {
-	var s unix.Statfs_t
-	if err := unix.Statfs(path, &s); err != nil {
-		return 0, 0, &os.PathError{Op: "statfs", Path: path, Err: err}
-	}
-	return s.Blocks * uint64(s.Bsize), s.Bavail * uint64(s.Bsize), nil
-}

@@ -20,61 +20,6 @@ func SyncDir(dir string) error {
 	return nil
 }
 
-// WriteFileAtomic writes data to path so that a reader (or a crash) sees
-// either the old content or the new one, never a mix: temp file in the same
-// directory, write, fsync, close, rename, fsync the directory. The temp file
-// is removed on every error path.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
-}
-
-// WriteFileSync creates path (which must not exist) with data and fsyncs it.
-// The caller syncs the directory.
-func WriteFileSync(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
-}
-
 // MkdirAllSync creates dir and any missing parents, fsyncing each parent
 // whose content changed.
 func MkdirAllSync(dir string, perm os.FileMode) error {

@@ -281,6 +281,7 @@ func (b *builder) readDir(rel string) error {
 	}
 	return nil
 }
+
 // batch captures some entries of one directory through its descriptors,
 // so each syscall resolves one name, never a path.
 func (b *builder) batch(pair *dirPair, rel string, names []string) error {
@@ -324,6 +325,8 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 			if err := unix.Symlinkat(target, dfd, name); err != nil {
 				return fmt.Errorf("symlink %s: %w", b.dst.Join(r), err)
 			}
+			// The symlink's own owner, where permitted (it is never followed).
+			unix.Fchownat(dfd, name, int(sst.UID), int(sst.GID), unix.AT_SYMLINK_NOFOLLOW)
 			items = append(items, Item{Rel: r, Stat: sst, SrcStat: sst, Target: target})
 		case sst.IsRegular():
 			it, skip, err := b.file(sfd, dfd, r, name, sst)

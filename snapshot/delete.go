@@ -56,12 +56,4 @@ func (s *session) delete(id string) error {
 
 // mkdirPriv makes the folder name of the private state dir if missing
 // (and fsyncs the private state dir when it did).
-func (s *session) mkdirPriv(name string) error {
-	if err := s.priv.Mkdir(name, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
-		}
-		return err
-	}
-	return s.priv.Sync()
-}
+func (s *session) mkdirPriv(name string) error { return mkdirSync(s.priv, name, 0o700) }

@@ -163,7 +163,7 @@ func (l *Layout) openData() (*fsutil.Dir, error) {
 // the application's writers only need to open the lock files in it.
 func openState(data *fsutil.Dir, create bool) (*fsutil.Dir, error) {
 	if create {
-		if err := data.Mkdir(writegate.StateDirName, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := mkdirSync(data, writegate.StateDirName, 0o755); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
@@ -184,7 +184,7 @@ func (l *Layout) openPrivate(data *fsutil.Dir, create bool) (*fsutil.Dir, error)
 	}
 	defer state.Close()
 	if create {
-		if err := state.Mkdir(privateName, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := mkdirSync(state, privateName, 0o700); err != nil {
 			return nil, fmt.Errorf("create private state dir: %w", err)
 		}
 	}
@@ -213,7 +213,7 @@ func (l *Layout) openBackups(data *fsutil.Dir, create bool) (*fsutil.Dir, error)
 	var err error
 	if l.defaultBackups {
 		if create {
-			if err := data.Mkdir(backupsName, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := mkdirSync(data, backupsName, 0o700); err != nil {
 				return nil, fmt.Errorf("create backups dir: %w", err)
 			}
 		}
@@ -241,6 +241,18 @@ func (l *Layout) openBackups(data *fsutil.Dir, create bool) (*fsutil.Dir, error)
 		return nil, err
 	}
 	return d, nil
+}
+
+// mkdirSync makes the directory name in parent unless it exists, and then
+// fsyncs parent, so the new directory survives a crash.
+func mkdirSync(parent *fsutil.Dir, name string, perm uint32) error {
+	if err := parent.Mkdir(name, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return parent.Sync()
 }
 
 // sameFilesystem refuses b unless it is on a's filesystem (hard links and

@@ -44,8 +44,8 @@ type session struct {
 // may recover are exactly the ones that change things (see Recover). A
 // read-only session opens what exists, never writes, and never looks at
 // hotsnap's private state.
-func (l *Layout) openSession(ctx context.Context, log *slog.Logger, write bool) (s *session, err error) {
-	s = &session{l: l, log: logger(log)}
+func (l *Layout) openSession(ctx context.Context, log *slog.Logger, write bool) (_ *session, err error) {
+	s := &session{l: l, log: logger(log)}
 	defer func() {
 		if err != nil {
 			s.close()

@@ -102,3 +102,15 @@ func IsPermanent(err error) bool {
 	var p permanent
 	return errors.As(err, &p)
 }
+
+// Unwrap returns the backend below any Retry wrappers, for optional
+// interfaces a backend may have.
+func Unwrap(s Store) Store {
+	for {
+		r, ok := s.(*Retry)
+		if !ok {
+			return s
+		}
+		s = r.Store
+	}
+}

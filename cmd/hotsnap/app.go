@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -36,6 +38,11 @@ func dataDirFlag() cli.Flag {
 func backupsDirFlag() cli.Flag {
 	return &cli.StringFlag{Name: "backups-dir", EnvVars: []string{"HOTSNAP_BACKUPS_DIR"},
 		Usage: "where snapshots live (default <data-dir>/backups; must be on the data dir's filesystem)"}
+}
+
+func allowSharedFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "allow-shared-backups", EnvVars: []string{"HOTSNAP_ALLOW_SHARED_BACKUPS"},
+		Usage: "accept a backups dir and snapshot dirs that other users may write (manifests must still be hotsnap's own; see Security in the README)"}
 }
 
 func idFlag() cli.Flag { return &cli.StringFlag{Name: "id", Usage: "snapshot id"} }
@@ -115,7 +122,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
-	err := app.RunContext(context.WithValue(ctx, envKey{}, e), args)
+	// A panic in the command is a bug: reported as an internal error with
+	// its own exit code, never a crash that looks like a usage error (2).
+	err := par.Safely(func() error { return app.RunContext(context.WithValue(ctx, envKey{}, e), args) })
+	var pe *par.PanicError
+	if errors.As(err, &pe) && os.Getenv("HOTSNAP_DEBUG") != "" {
+		fmt.Fprintf(stderr, "%s\n", pe.Stack)
+	}
 	// urfave/cli reports these two usage mistakes as plain errors.
 	if err != nil && strings.HasPrefix(err.Error(), "flag provided but not defined") {
 		err = usageError{err}
@@ -160,7 +173,12 @@ func layout(c *cli.Context) (*snapshot.Layout, error) {
 	if c.String("data-dir") == "" {
 		return nil, usageError{errors.New("--data-dir (or HOTSNAP_DATA_DIR) is required")}
 	}
-	return snapshot.NewLayout(c.String("data-dir"), c.String("backups-dir"))
+	l, err := snapshot.NewLayout(c.String("data-dir"), c.String("backups-dir"))
+	if err != nil {
+		return nil, err
+	}
+	l.AllowSharedBackups = c.Bool("allow-shared-backups")
+	return l, nil
 }
 
 func requireID(c *cli.Context) (string, error) {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -33,9 +34,9 @@ func archiveKey(c *cli.Context) (*archive.Key, error) {
 	if f == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(f)
+	b, err := fsutil.ReadSecretFile(f, "encryption key file")
 	if err != nil {
-		return nil, fmt.Errorf("encryption key: %w", err)
+		return nil, err
 	}
 	k, err := archive.ParseKey(b)
 	if err != nil {
@@ -70,7 +71,7 @@ func uploadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "upload",
 		Usage: "send a snapshot to the archive (only what the archive does not hold yet)",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), idFlag(),
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
 			&cli.IntFlag{Name: "workers", Usage: "files read and compressed at once (default: CPUs)"}}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
 			e, l, id, err := prologue(c, true)
@@ -106,7 +107,7 @@ func downloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "download",
 		Usage: "bring a snapshot back from the archive into the backups dir, verifying every chunk and file",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), idFlag(),
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "whose piece of the snapshot"},
 			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"}}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
@@ -139,11 +140,32 @@ func archiveCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "keygen",
-				Usage: "print a new random archive key (64 hex digits): hotsnap archive keygen > key && chmod 600 key",
-				Flags: outputFlags(),
+				Usage: "write a new random archive key (64 hex digits) to a new file, mode 0600: hotsnap archive keygen --output archive.key",
+				Flags: withOutput(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the key file to create (it must not exist; written 0600); - prints the key to stdout"}),
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					e := getEnv(c)
+					out := c.String("output")
+					if out == "" {
+						return usageError{errors.New("--output FILE is required (the key is written there, mode 0600; --output - prints it)")}
+					}
 					k := archive.GenerateKey()
-					fmt.Fprintf(getEnv(c).stdout, "%x\n", k[:])
+					line := []byte(fmt.Sprintf("%x\n", k[:]))
+					if out == "-" {
+						e.stdout.Write(line)
+						return nil
+					}
+					if err := fsutil.WriteSecretFile(out, line); err != nil {
+						if errors.Is(err, fs.ErrExist) {
+							return usageError{fmt.Errorf("key file %s already exists: hotsnap never overwrites a key", out)}
+						}
+						return fmt.Errorf("write key: %w", err)
+					}
+					e.result(map[string]any{"keyFile": out, "keyId": k.ID()}, func(w io.Writer) {
+						fmt.Fprintf(w, "wrote a new archive key to %s (mode 0600), key id %s\n", out, k.ID())
+					})
 					return nil
 				},
 			},

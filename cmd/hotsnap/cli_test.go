@@ -222,13 +222,13 @@ func TestCLI_Archive(t *testing.T) {
 		says string
 	}{
 		{"NoRemote", []string{"archive", "ls"}, 2, "--remote"},
-		{"BadRemote", []string{"archive", "ls", "--remote", "ftp://x"}, 1, "want file:///path"},
+		{"BadRemote", []string{"archive", "ls", "--remote", "ftp://x"}, 2, "want file:///path"},
 		{"NotInitialised", []string{"archive", "ls", "--remote", "file://" + t.TempDir()}, 1, "not initialised"},
 		{"UnknownID", []string{"download", "--data-dir", dir, "--id", "2020-01-01T00.00.00Z_x", "--remote", repo}, 6, "not in the archive"},
 		{"Exists", []string{"download", "--data-dir", dir, "--id", res.ID, "--remote", repo}, 1, "already exists"},
 		{"BadSubset", []string{"archive", "check", "--remote", repo, "--read-data-subset", "200%"}, 2, "percentage"},
 		{"S3NoEndpoint", []string{"archive", "ls", "--remote", "s3://bucket/x"}, 1, "no endpoint"},
-		{"NamedWithoutConfig", []string{"archive", "ls", "--remote", "minio:bucket/x"}, 1, "--remote-config"},
+		{"NamedWithoutConfig", []string{"archive", "ls", "--remote", "minio:bucket/x"}, 2, "--remote-config"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -331,11 +331,30 @@ func TestCLI_EncryptedArchive(t *testing.T) {
 	dir := testtree.New(t)
 	repo := "file://" + t.TempDir() + "/repo"
 	keyFile := filepath.Join(t.TempDir(), "key")
-	code, out, _ := hs(t, "archive", "keygen")
-	if code != 0 || len(strings.TrimSpace(out)) != 64 {
-		t.Fatalf("keygen: %d %q", code, out)
+	code, out, errs := hs(t, "archive", "keygen", "--output", keyFile, "--json")
+	if code != 0 || !strings.Contains(out, `"keyId"`) {
+		t.Fatalf("keygen: %d %q %s", code, out, errs)
 	}
-	os.WriteFile(keyFile, []byte(out), 0o600)
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(keyFile); len(strings.TrimSpace(string(b))) != 64 {
+		t.Fatalf("key file: %q", b)
+	}
+	if code, _, errs := hs(t, "archive", "keygen", "--output", keyFile); code != 2 || !strings.Contains(errs, "already exists") {
+		t.Fatalf("keygen over an existing key: %d %s", code, errs)
+	}
+	if code, _, _ := hs(t, "archive", "keygen"); code != 2 {
+		t.Fatalf("keygen without --output: %d", code)
+	}
+	// A key file others can read is refused, as ssh refuses a private key.
+	open := filepath.Join(t.TempDir(), "open-key")
+	b, _ := os.ReadFile(keyFile)
+	os.WriteFile(open, b, 0o644)
+	os.Chmod(open, 0o644)
+	if code, _, errs := hs(t, "archive", "init", "--remote", repo, "--encryption-key-file", open); code != 2 || !strings.Contains(errs, "chmod 600") {
+		t.Fatalf("a 0644 key file: %d %s", code, errs)
+	}
 	if code, out, errs := hs(t, "archive", "init", "--remote", repo, "--encryption-key-file", keyFile, "--json"); code != 0 || !strings.Contains(out, `"keyId":"`) {
 		t.Fatalf("init: %d %s %s", code, out, errs)
 	}
@@ -349,7 +368,7 @@ func TestCLI_EncryptedArchive(t *testing.T) {
 		t.Fatalf("upload without the key: %d %s", code, errs)
 	}
 	other := filepath.Join(t.TempDir(), "other")
-	_, k2, _ := hs(t, "archive", "keygen")
+	_, k2, _ := hs(t, "archive", "keygen", "--output", "-")
 	os.WriteFile(other, []byte(k2), 0o600)
 	if code, _, errs := hs(t, "archive", "ls", "--remote", repo, "--encryption-key-file", other); code != 5 || !strings.Contains(errs, "wrong encryption key") {
 		t.Fatalf("wrong key: %d %s", code, errs)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/cluster"
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -34,9 +35,9 @@ func readToken(c *cli.Context) (string, error) {
 	if f == "" {
 		return "", usageError{errors.New("--token-file (or HOTSNAP_TOKEN_FILE) is required")}
 	}
-	b, err := os.ReadFile(f)
+	b, err := fsutil.ReadSecretFile(f, "token file")
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return "", err
 	}
 	tok := strings.TrimSpace(string(b))
 	if len(tok) < 16 {
@@ -59,7 +60,7 @@ func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "serve this node's snapshots to cluster coordinators (HTTP API), registered in etcd",
-		Flags: withOutput(append(append([]cli.Flag{dataDirFlag(), backupsDirFlag(),
+		Flags: withOutput(append(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(),
 			&cli.StringFlag{Name: "node-id", EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id in the cluster"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7701", EnvVars: []string{"HOTSNAP_LISTEN"}, Usage: "address to serve the API on (port 0: any free port)"},
 			&cli.StringFlag{Name: "advertise-url", EnvVars: []string{"HOTSNAP_ADVERTISE_URL"}, Usage: "URL coordinators reach this agent at (default from --listen)"},
@@ -131,7 +132,7 @@ func agentCommand() *cli.Command {
 			scheme := "http"
 			srv := &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			if c.String("tls-cert") != "" {
-				cert, err := tls.LoadX509KeyPair(c.String("tls-cert"), c.String("tls-key"))
+				cert, err := loadKeyPair(c.String("tls-cert"), c.String("tls-key"))
 				if err != nil {
 					ln.Close()
 					return usageError{fmt.Errorf("TLS certificate: %w", err)}
@@ -427,4 +428,18 @@ func printJobs(w io.Writer, jobs []cluster.Job) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%s\n", j.Node, dash(j.Type), dash(j.Status), j.FilesDone, j.FilesTotal, humanBytes(j.BytesDone), humanBytes(j.BytesTotal), dash(msg))
 	}
 	tw.Flush()
+}
+
+// loadKeyPair reads a TLS certificate and its private key, refusing a key
+// file that others may read (as ssh does).
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	keyPEM, err := fsutil.ReadSecretFile(keyFile, "TLS key file")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
 }

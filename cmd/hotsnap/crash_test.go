@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testuser"
 )
 
 var testBinary struct {
@@ -43,7 +44,9 @@ func buildTestBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	testuser.Dispatch(attackerRoles) // a role of the security tests, run as another user
 	code := m.Run()
+	testuser.Cleanup()
 	if testBinary.dir != "" {
 		os.RemoveAll(testBinary.dir)
 	}
@@ -281,5 +284,33 @@ func TestCrash_UploadResumes(t *testing.T) {
 	}
 	if out, err := run("", "verify", "--data-dir", dir, "--id", id); err != nil {
 		t.Fatalf("verify: %v %s", err, out)
+	}
+}
+
+// TestPanic_IsAnInternalError: a bug (a panic) in a command, on the main
+// goroutine or in a worker, ends with "internal error" and exit 70, not a
+// Go crash (exit 2, the usage code), and leaves nothing half made.
+func TestPanic_IsAnInternalError(t *testing.T) {
+	bin := buildTestBinary(t)
+	for _, step := range []string{"create.linked", "create.hashed"} {
+		t.Run(step, func(t *testing.T) {
+			dir := testtree.New(t)
+			cmd := exec.Command(bin, "create", "--data-dir", dir, "--json")
+			cmd.Env = append(os.Environ(), "HOTSNAP_PANIC_AT="+step)
+			out, err := cmd.Output()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != exitInternal {
+				t.Fatalf("want exit %d, got %v (%s)", exitInternal, err, out)
+			}
+			if !strings.Contains(string(out), `"kind":"internal"`) || !strings.Contains(string(out), "internal error") {
+				t.Fatalf("output: %s", out)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, "backups")); len(ents) != 0 {
+				t.Fatalf("a snapshot was published: %v", ents)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "private", "staging")); len(ents) != 0 {
+				t.Fatalf("staging left: %v", ents)
+			}
+		})
 	}
 }

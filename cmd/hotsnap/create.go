@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -54,9 +54,9 @@ func quiescerFromFlags(c *cli.Context, dataDir string, force bool) (snapshot.Qui
 		}
 		q := &snapshot.HTTPQuiescer{LockURL: c.String("lock-url"), UnlockURL: c.String("unlock-url"), DataDir: dataDir, Force: force}
 		if f := c.String("lock-token-file"); f != "" {
-			b, err := os.ReadFile(f)
+			b, err := fsutil.ReadSecretFile(f, "lock token file")
 			if err != nil {
-				return nil, nil, fmt.Errorf("lock token: %w", err)
+				return nil, nil, err
 			}
 			q.Token = strings.TrimSpace(string(b))
 		}
@@ -71,7 +71,7 @@ func createCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "create",
 		Usage: "take a snapshot of the data dir under a brief write lock",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(),
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(),
 			&cli.StringFlag{Name: "label", Usage: "id suffix: letters, digits, '.', '_', '-' (default: a random UUID)"},
 			&cli.StringSliceFlag{Name: "copy", Usage: "glob of files the application rewrites in place: captured as copies (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "glob of entries to leave out (repeatable)"},

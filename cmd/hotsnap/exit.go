@@ -15,6 +15,7 @@ const (
 	exitVerifyFailed = 4
 	exitIncompatible = 5
 	exitNotFound     = 6
+	exitInternal     = 70 // EX_SOFTWARE: a bug (a panic caught), reported as "internal error"
 	exitInterrupted  = 130
 )
 
@@ -54,6 +55,8 @@ func exitCode(err error) (int, string) {
 		return exitNotFound, k
 	case cluster.KindInterrupted:
 		return exitInterrupted, k
+	case cluster.KindInternal:
+		return exitInternal, k
 	}
 	return exitError, cluster.KindError
 }

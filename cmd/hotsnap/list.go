@@ -15,7 +15,7 @@ func listCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list the data dir's snapshots",
-		Flags: withOutput(dataDirFlag(), backupsDirFlag()),
+		Flags: withOutput(dataDirFlag(), backupsDirFlag(), allowSharedFlag()),
 		Action: func(c *cli.Context) error {
 			e, l, _, err := prologue(c, false)
 			if err != nil {
@@ -58,7 +58,7 @@ func deleteCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "delete",
 		Usage: "delete one snapshot",
-		Flags: withOutput(dataDirFlag(), backupsDirFlag(), idFlag()),
+		Flags: withOutput(dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag()),
 		Action: func(c *cli.Context) error {
 			e, l, id, err := prologue(c, true)
 			if err != nil {
@@ -77,7 +77,7 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
 		Usage: "compare a snapshot's tree with its sealed manifest (re-hashes every file unless --fast)",
-		Flags: withOutput(dataDirFlag(), backupsDirFlag(), idFlag(),
+		Flags: withOutput(dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
 			&cli.BoolFlag{Name: "fast", Usage: "check stat only (type, size, mtime, mode, symlink target)"}),
 		Action: func(c *cli.Context) error {
 			e, l, id, err := prologue(c, true)
@@ -121,7 +121,7 @@ func recoverCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "recover",
 		Usage: "clean up after a crashed hotsnap command (every command does this first)",
-		Flags: withOutput(dataDirFlag(), backupsDirFlag()),
+		Flags: withOutput(dataDirFlag(), backupsDirFlag(), allowSharedFlag()),
 		Action: func(c *cli.Context) error {
 			e, l, _, err := prologue(c, false)
 			if err != nil {

@@ -13,7 +13,7 @@ func restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "put a snapshot back as the data dir, after proving it (seal, every file, compatibility)",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), idFlag(),
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
 			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the running application's major.minor.patch version"},
 			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "id of the key the application encrypts its data with"},
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id (the target topology)"},

@@ -16,7 +16,7 @@ func usageCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "usage",
 		Usage: "what snapshots cost on disk (hard-link aware, each inode counted once)",
-		Flags: withOutput(dataDirFlag(), backupsDirFlag()),
+		Flags: withOutput(dataDirFlag(), backupsDirFlag(), allowSharedFlag()),
 		Action: func(c *cli.Context) error {
 			e, l, _, err := prologue(c, false)
 			if err != nil {
@@ -84,7 +84,7 @@ func pruneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "prune",
 		Usage: "remove local snapshots that no keep rule keeps (rules combine; the newest always stays)",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag()}, keepFlags()...)...),
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag()}, keepFlags()...)...),
 		Action: func(c *cli.Context) error {
 			e, l, _, err := prologue(c, false)
 			if err != nil {
