@@ -47,6 +47,12 @@ type Options struct {
 	LinkMode string
 	// Workers bounds parallel tasks; 0 means par.DefaultWorkers.
 	Workers int
+	// ForeignLinksOf, when set, is the data dir owner's uid: a regular file
+	// with several links that someone else owns is left out, unopened and
+	// unlinked. Set it when the kernel does not stop users from hard-linking
+	// files they cannot read (fs.protected_hardlinks=0): such a link in the
+	// data dir may be another user's file brought in from outside.
+	ForeignLinksOf *uint32
 }
 
 // Item is one captured entry.
@@ -328,6 +334,8 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 			// The symlink's own owner, where permitted (it is never followed).
 			unix.Fchownat(dfd, name, int(sst.UID), int(sst.GID), unix.AT_SYMLINK_NOFOLLOW)
 			items = append(items, Item{Rel: r, Stat: sst, SrcStat: sst, Target: target})
+		case sst.IsRegular() && sst.Nlink > 1 && b.opts.ForeignLinksOf != nil && sst.UID != *b.opts.ForeignLinksOf:
+			b.warn(r, fmt.Sprintf("left out: a file of uid %d with %d links, in a data dir of uid %d, on a system that lets users hard-link files they cannot read (fs.protected_hardlinks=0)", sst.UID, sst.Nlink, *b.opts.ForeignLinksOf))
 		case sst.IsRegular():
 			it, skip, err := b.file(sfd, dfd, r, name, sst)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testuser"
 )
 
 // dirs opens src and makes an empty dst for Build.
@@ -100,5 +101,41 @@ func TestBuild_BadInput(t *testing.T) {
 	res, err := Build(context.Background(), sd, dd, Options{LinkMode: LinkModeAuto})
 	if err != nil || len(res.Items) == 0 {
 		t.Fatalf("auto mode: %v", err)
+	}
+}
+
+// TestBuild_ForeignLinks: where the kernel lets users hard-link files they
+// cannot read, a link in the data dir to another owner's file is left out
+// unopened: the outside inode is neither read nor linked (its link count
+// and ctime stay).
+func TestBuild_ForeignLinks(t *testing.T) {
+	testuser.RequireRoot(t) // another owner's file needs chown
+	src := testtree.New(t)
+	victim := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(victim, []byte("secret"), 0o600)
+	if err := os.Link(victim, filepath.Join(src, "planted")); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(filepath.Join(src, "planted"), testuser.UID, testuser.GID) // another owner than the tree's
+	before, _ := fsutil.Lstat(victim)
+	owner := uint32(os.Geteuid())
+	for _, copyAll := range []bool{false, true} {
+		sd, dd, _ := dirs(t, src)
+		res, err := Build(context.Background(), sd, dd, Options{ForeignLinksOf: &owner, Copy: func(string) bool { return copyAll }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range res.Items {
+			if it.Rel == "planted" {
+				t.Fatalf("a foreign hard link was captured (copy=%v)", copyAll)
+			}
+		}
+		if len(res.Warnings) != 1 || res.Warnings[0].Rel != "planted" {
+			t.Fatalf("warnings: %+v", res.Warnings)
+		}
+	}
+	after, _ := fsutil.Lstat(victim)
+	if after.Nlink != before.Nlink || after.CtimeNs != before.CtimeNs {
+		t.Fatalf("the outside inode was touched: %+v -> %+v", before, after)
 	}
 }

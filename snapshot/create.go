@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -268,7 +269,13 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		res.Warnings = append(res.Warnings, msg)
 	}
 	crashPoint("create.locked")
+	foreign, warning := foreignLinks(s.data)
+	if warning != "" {
+		log.Warn(warning)
+		res.Warnings = append(res.Warnings, warning)
+	}
 	built, berr := hardlink.Build(ctx, s.data, tree, hardlink.Options{
+		ForeignLinksOf: foreign,
 		Skip: func(rel string, isDir bool) bool {
 			if rel == writegate.StateDirName || (backupsTop != "" && rel == backupsTop) {
 				return true
@@ -554,4 +561,21 @@ func suggestGlob(rel string) string {
 		return "*" + ext
 	}
 	return base
+}
+
+// foreignLinks says whether the capture must leave out hard links to files
+// of other owners: only where the kernel lets a user hard-link a file it
+// cannot read or write (fs.protected_hardlinks is not 1), since such a
+// link in the data dir could bring another user's file in from outside.
+func foreignLinks(data *fsutil.Dir) (*uint32, string) {
+	b, err := os.ReadFile("/proc/sys/fs/protected_hardlinks")
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		return nil, ""
+	}
+	st, err := data.Stat()
+	if err != nil {
+		return nil, ""
+	}
+	uid := st.UID
+	return &uid, fmt.Sprintf("fs.protected_hardlinks is not 1 on this host: users may hard-link files they cannot read into the data dir; files of owners other than the data dir's (uid %d) with several links are left out", uid)
 }
