@@ -38,33 +38,32 @@ var (
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 		return e
 	}}
-	probes = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-		return e
-	}}
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+	// decoder never writes past the capacity of the buffer it is given
+	// (the chunk's length, from the index or a trailer): a blob that
+	// claims more is an error, not an allocation.
+	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecodeAllCapLimit(true))
 )
 
 // probeSize is how much of a chunk the incompressibility probe compresses.
-const probeSize = 64 << 10
+const probeSize = 32 << 10
 
-// encodeBlob compresses a chunk into a blob (header byte + payload). A chunk
-// whose probe (its first 64 KiB at zstd's fastest level) saves under 3 % is
-// stored raw without paying full compression; so is one that does not
-// shrink. dst is reused when large enough.
+// encodeBlob compresses a chunk into a blob (header byte + payload) with
+// zstd at its default level. A chunk whose probe (its first 32 KiB at the
+// same level) saves under 3 % is stored raw without paying full
+// compression; so is one that does not shrink. dst is reused when large
+// enough. (The probe used to run at zstd's fastest level, which stores the
+// first blocks of text raw: text then went into the archive uncompressed.)
 func encodeBlob(dst, chunk []byte) []byte {
 	dst = dst[:0]
-	if len(chunk) >= 2*probeSize {
-		e := probes.Get().(*zstd.Encoder)
-		p := e.EncodeAll(chunk[:probeSize], nil)
-		probes.Put(e)
+	e := encoders.Get().(*zstd.Encoder)
+	defer encoders.Put(e)
+	if len(chunk) >= 4*probeSize {
+		p := e.EncodeAll(chunk[:probeSize], dst[:0])
 		if len(p)*100 > probeSize*97 {
-			return append(append(dst, blobRaw), chunk...)
+			return append(append(dst[:0], blobRaw), chunk...)
 		}
 	}
-	e := encoders.Get().(*zstd.Encoder)
-	dst = e.EncodeAll(chunk, append(dst, blobZstd))
-	encoders.Put(e)
+	dst = e.EncodeAll(chunk, append(dst[:0], blobZstd))
 	if len(dst)-1 >= len(chunk) {
 		dst = append(dst[:0], blobRaw)
 		dst = append(dst, chunk...)
@@ -90,7 +89,7 @@ func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
 		var err error
 		out, err = decoder.DecodeAll(blob[1:], make([]byte, 0, rawLen))
 		if err != nil {
-			return nil, fmt.Errorf("%w: blob %s does not decompress: %v", ErrCorrupt, id, err)
+			return nil, fmt.Errorf("%w: blob %s does not decompress to its %d bytes: %v", ErrCorrupt, id, rawLen, err)
 		}
 	default:
 		return nil, fmt.Errorf("%w: blob %s has unknown encoding %d", ErrCorrupt, id, blob[0])

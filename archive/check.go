@@ -2,9 +2,14 @@ package archive
 
 import (
 	"context"
+	"encoding/binary"
+
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/zeebo/blake3"
 )
 
 // CheckOptions tune Check.
@@ -33,17 +38,29 @@ type CheckResult struct {
 // OK reports whether nothing is wrong.
 func (c *CheckResult) OK() bool { return len(c.Problems) == 0 }
 
+// maxCheckProblems bounds the problems one check lists.
+const maxCheckProblems = 1000
+
 // Check verifies the repository: every index readable, every indexed pack
-// present with a size that fits, every archived manifest readable, sealed,
-// and all its chunks indexed; with ReadData, every pack (or a share) is
-// downloaded and its hash, trailer and blobs checked against the index.
-// It reports every problem it finds, not only the first.
+// present with a size that fits; every snapshot object readable, its
+// manifest stream a sealed manifest of the snapshot it names, its content
+// stream a record per file whose chunks are all indexed, in stored packs,
+// and make exactly the file's size. With ReadData every pack (or a share)
+// is downloaded and its hash, trailer and blobs checked against the index.
+// It reports every problem it finds (up to 1000), not only the first.
+// Manifests and content are read as streams, one snapshot at a time.
 func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) {
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
 	res := &CheckResult{Problems: []string{}}
-	add := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
+	add := func(format string, args ...any) {
+		if len(res.Problems) < maxCheckProblems {
+			res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
+		} else if len(res.Problems) == maxCheckProblems {
+			res.Problems = append(res.Problems, "(more problems not listed)")
+		}
+	}
 
 	stored, odd, err := r.listPacks(ctx)
 	if err != nil {
@@ -52,46 +69,44 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	for _, k := range odd {
 		add("%s: not a pack name", k)
 	}
-	objs, err := r.readIndexes(ctx)
-	if err != nil {
-		return nil, err
-	}
 	idx := newIndex()
-	indexed := map[ID][]BlobRef{}
-	for _, o := range objs {
-		k := o.key
-		if o.err != nil {
-			add("%v", o.err)
-			continue
+	layouts := map[ID]ID{} // pack -> hash of its blob list as indexed
+	var blobsSeen int
+	err = r.eachIndex(ctx, func(ob indexObject) error {
+		if ob.err != nil {
+			add("%v", ob.err)
+			return nil
 		}
-		if o.misnamed {
-			add("%s: content does not hash to its name", k)
+		if ob.misnamed {
+			add("%s: content does not hash to its name", ob.key)
 		}
-		for _, p := range o.packs {
+		for _, p := range ob.packs {
 			size, ok := stored[p.ID]
 			switch {
 			case !ok:
-				add("%s lists pack %s, which is missing", k, p.ID)
+				add("%s lists pack %s, which is missing", ob.key, p.ID)
 			case size != p.Size:
-				add("pack %s is %d bytes, %s says %d", p.ID, size, k, p.Size)
+				add("pack %s is %d bytes, %s says %d", p.ID, size, ob.key, p.Size)
 			}
-			if _, seen := indexed[p.ID]; !seen {
-				for _, b := range p.Blobs {
-					if idx.Has(b.ID) {
-						res.DuplicateBlobs++
-					}
-				}
+			if !idx.HasPack(p.ID) {
+				blobsSeen += len(p.Blobs)
+				idx.addPack(p.ID, p.Size, p.Blobs)
+				layouts[p.ID] = blobsHash(p.Blobs)
 			}
-			idx.addPack(p.ID, p.Size, p.Blobs)
-			indexed[p.ID] = p.Blobs
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	res.Chunks = idx.Len()
+	res.DuplicateBlobs = blobsSeen - res.Chunks
 	for id := range stored {
-		if _, ok := indexed[id]; !ok {
+		if !idx.HasPack(id) {
 			res.OrphanPacks++
 		}
 	}
-	res.Packs, res.Chunks = len(stored), idx.Len()
+	res.Packs = len(stored)
 
 	keys, err := r.snapshotKeys(ctx)
 	if err != nil {
@@ -99,26 +114,11 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	}
 	res.Snapshots = len(keys)
 	for _, k := range keys {
-		s, err := r.readSnapshotKey(ctx, k)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := r.checkPiece(ctx, idx, stored, k); err != nil {
 			add("%v", err)
-			continue
-		}
-		var missing []string
-		for _, e := range s.m.Entries {
-			for _, cid := range s.content[e.BLAKE3] {
-				if loc, ok := idx.Lookup(cid); !ok {
-					missing = append(missing, string(e.Path))
-					break
-				} else if _, ok := stored[loc.Pack]; !ok {
-					missing = append(missing, string(e.Path))
-					break
-				}
-			}
-		}
-		if len(missing) > 0 {
-			sort.Strings(missing)
-			add("%s: %d file(s) need chunks that are not in the archive: %s", k, len(missing), listSome(missing))
 		}
 	}
 
@@ -147,40 +147,82 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 			return nil, err
 		}
 		res.PacksRead++
-		data, err := r.st.Get(ctx, packKey(id))
 		o.Progress.Add(1, stored[id])
-		if err != nil {
+		if err := r.checkPack(ctx, layouts, id); err != nil {
 			add("pack %s: %v", id, err)
-			continue
-		}
-		if hashOf(data) != id {
-			add("pack %s: content does not hash to its name (damaged)", id)
-		}
-		blobs, err := parsePack(r.enc, data)
-		if err != nil {
-			add("pack %s: %v", id, err)
-			continue
-		}
-		if want, ok := indexed[id]; ok && !sameBlobs(want, blobs) {
-			add("pack %s: its trailer disagrees with the index", id)
-		}
-		for _, b := range blobs {
-			if _, err := decodeBlob(r.enc, data[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw); err != nil {
-				add("pack %s: %v", id, err)
-			}
 		}
 	}
 	return res, nil
 }
 
-func sameBlobs(a, b []BlobRef) bool {
-	if len(a) != len(b) {
-		return false
+// checkPiece reads one snapshot object and both its streams to their ends.
+func (r *Repo) checkPiece(ctx context.Context, idx *Index, stored map[ID]int64, key string) error {
+	s, err := r.readSnapshotKey(ctx, key)
+	if err != nil {
+		return err
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+	p, err := r.openPiece(ctx, idx, s)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for {
+		_, ids, err := p.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if loc, _ := idx.Lookup(id); stored[loc.Pack] == 0 {
+				return fmt.Errorf("%s: chunk %s is indexed in pack %s, which is missing", key, id, loc.Pack)
+			}
 		}
 	}
-	return true
+}
+
+// checkPack reads a whole pack (bounded by the largest pack an upload can
+// write) and checks its name, trailer and every blob.
+func (r *Repo) checkPack(ctx context.Context, layouts map[ID]ID, id ID) error {
+	data, err := r.st.Get(ctx, packKey(id), r.maxPack())
+	if err != nil {
+		return err
+	}
+	if hashOf(data) != id {
+		return fmt.Errorf("content does not hash to its name (damaged)")
+	}
+	blobs, err := parsePack(r.enc, data)
+	if err != nil {
+		return err
+	}
+	if want, ok := layouts[id]; ok && blobsHash(blobs) != want {
+		return fmt.Errorf("its trailer disagrees with the index")
+	}
+	for _, b := range blobs {
+		if b.Raw > r.cfg.Chunker.Max || b.Length > r.maxBlob() {
+			return fmt.Errorf("%w: blob %s is larger than a blob can be", ErrCorrupt, b.ID)
+		}
+		if _, err := decodeBlob(r.enc, data[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blobsHash fingerprints a pack's blob list, to compare a trailer with an
+// index without holding every list.
+func blobsHash(blobs []BlobRef) ID {
+	h := blake3.New()
+	var b [indexBlobLen]byte
+	for _, bl := range blobs {
+		copy(b[:], bl.ID[:])
+		binary.LittleEndian.PutUint32(b[32:], uint32(bl.Offset))
+		binary.LittleEndian.PutUint32(b[36:], uint32(bl.Length))
+		binary.LittleEndian.PutUint32(b[40:], uint32(bl.Raw))
+		h.Write(b[:])
+	}
+	var id ID
+	h.Sum(id[:0])
+	return id
 }

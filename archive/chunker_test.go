@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -106,38 +107,45 @@ func FuzzParsePack(f *testing.F) {
 }
 
 func FuzzDecodeIndex(f *testing.F) {
-	b, _ := encodeIndex(nil, []packEntry{{ID: hashOf([]byte("p")), Size: 100, Blobs: []BlobRef{{ID: hashOf([]byte("x")), Offset: 0, Length: 10, Raw: 5}}}})
+	b := encodeIndex(nil, []packEntry{{ID: hashOf([]byte("p")), Size: 100, Blobs: []BlobRef{{ID: hashOf([]byte("x")), Offset: 0, Length: 10, Raw: 5}}}})
 	f.Add(b)
+	f.Add(compress([]byte(indexMagic + "\xff\xff\xff\xff")))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		packs, err := decodeIndex(nil, b)
+		packs, err := decodeIndex(nil, b, 1<<20, 1<<20)
 		if err != nil {
 			return
 		}
 		for _, p := range packs {
+			var next int64
 			for _, bl := range p.Blobs {
-				if bl.Offset+int64(bl.Length) > p.Size {
-					t.Fatal("accepted an entry outside its pack")
+				if bl.Offset < next || bl.Offset+int64(bl.Length) > p.Size || bl.Length > 1<<20 || bl.Raw > 1<<20 {
+					t.Fatal("accepted an entry outside its pack, out of order, or too large")
 				}
+				next = bl.Offset + int64(bl.Length)
 			}
 		}
 	})
 }
 
-// FuzzDecodeArchivedManifest: whatever a remote serves as a manifest must be
-// refused or yield a sealed node manifest whose every file has a chunk list.
-func FuzzDecodeArchivedManifest(f *testing.F) {
+// FuzzDecodeSnapshotObject: whatever a remote serves as a snapshot object
+// must be refused or describe streams whose sizes and chunk counts are
+// bounded.
+func FuzzDecodeSnapshotObject(f *testing.F) {
+	r := testRepo()
+	ok, _ := r.encodeSnapshot(&snapshotObject{ID: "2026-01-01T00.00.00Z_x", Node: "local",
+		Manifest: streamDesc{Size: 10, BLAKE3: strings.Repeat("0", 64), Chunks: []string{strings.Repeat("1", 64)}},
+		Content:  streamDesc{Size: 0, BLAKE3: strings.Repeat("0", 64), Chunks: []string{}}})
+	f.Add(ok)
 	f.Add([]byte{})
-	f.Add(compress([]byte(`{"format":1,"manifest":"{}","content":{}}`)))
+	f.Add([]byte(`{"format":2,"manifest":{"size":-1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := decodeArchivedManifest(nil, b)
+		o, err := r.decodeSnapshot(b)
 		if err != nil {
 			return
 		}
-		for _, e := range s.m.Entries {
-			if e.Type == "file" {
-				if _, ok := s.content[e.BLAKE3]; !ok {
-					t.Fatal("accepted a manifest with a file that has no chunk list")
-				}
+		for _, d := range []streamDesc{o.Manifest, o.Content} {
+			if d.Size < 0 || int64(len(d.Chunks)) > d.Size || int64(len(d.Chunks))*int64(r.cfg.Chunker.Max) < d.Size {
+				t.Fatalf("accepted an impossible stream: %+v", d)
 			}
 		}
 	})

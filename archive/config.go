@@ -18,7 +18,7 @@ import (
 )
 
 // FormatVersion is the repository format this package reads and writes.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Chunker parameters (DESIGN 4.2): content-defined, average 1 MiB.
 const (
@@ -37,6 +37,9 @@ var (
 	ErrCorrupt = errors.New("archive data is corrupt")
 	// ErrNotFound is returned for a snapshot the archive does not hold.
 	ErrNotFound = errors.New("not in the archive")
+	// ErrFormat is returned by Open for an archive of another format
+	// version than this hotsnap reads.
+	ErrFormat = errors.New("archive format not supported")
 	// ErrBadRemote is returned by Connect for a remote spec it cannot use:
 	// an unknown scheme, a relative path, a named remote's path leaving
 	// its root. A usage error.
@@ -192,7 +195,7 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 // its key (ErrKeyRequired, ErrWrongKey otherwise); an unencrypted one refuses
 // a key, so nobody believes data is encrypted when it is not.
 func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
-	b, err := st.Get(ctx, "config")
+	b, err := st.Get(ctx, "config", maxConfigObject)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w (run `hotsnap archive init`, or upload, which initialises it)", st, ErrNotInitialised)
 	}
@@ -202,6 +205,9 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("%w: config: %v", ErrCorrupt, err)
+	}
+	if cfg.Format != FormatVersion {
+		return nil, fmt.Errorf("%s: %w: it is format %d, this hotsnap reads format %d (format 1 was written by hotsnap 0.1, before manifests and indexes became streams): initialise a new archive and upload again", st, ErrFormat, cfg.Format, FormatVersion)
 	}
 	var enc *crypter
 	switch {

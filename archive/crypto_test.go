@@ -34,10 +34,10 @@ func TestEncryption_RoundTripAndKeys(t *testing.T) {
 		// Nothing stored reveals the plaintext or its plain BLAKE3.
 		plainHash := blake3.Sum256([]byte(strings.Repeat(marker+"\n", 1000)))
 		for _, needle := range [][]byte{[]byte(marker), plainHash[:], []byte(hex.EncodeToString(plainHash[:]))} {
-			st.List(ctx, "", func(k string, _ int64) error {
-				b, _ := st.Get(ctx, k)
-				if bytes.Contains(b, needle) || strings.Contains(k, string(needle)) {
-					t.Errorf("object %s reveals %q", k, needle)
+			st.List(ctx, "", func(i store.Info) error {
+				b, _ := st.Get(ctx, i.Key, 1<<30)
+				if bytes.Contains(b, needle) || strings.Contains(i.Key, string(needle)) {
+					t.Errorf("object %s reveals %q", i.Key, needle)
 				}
 				return nil
 			})
@@ -102,11 +102,11 @@ func TestEncryption_EveryFlipIsDetected(t *testing.T) {
 	must(t, err)
 	keyOf := func(prefix string) string {
 		var k string
-		st.List(ctx, prefix, func(key string, _ int64) error { k = key; return nil })
+		st.List(ctx, prefix, func(i store.Info) error { k = i.Key; return nil })
 		return k
 	}
 	flip := func(k string, at int) func() {
-		orig, _ := st.Get(ctx, k)
+		orig, _ := st.Get(ctx, k, 1<<30)
 		b := append([]byte(nil), orig...)
 		if at < 0 {
 			at = len(b) + at
@@ -116,7 +116,7 @@ func TestEncryption_EveryFlipIsDetected(t *testing.T) {
 		return func() { must(t, st.Put(ctx, k, orig)) }
 	}
 	// config: every single byte.
-	cfg, _ := st.Get(ctx, "config")
+	cfg, _ := st.Get(ctx, "config", 1<<20)
 	for i := range cfg {
 		undo := flip("config", i)
 		if _, err := Open(ctx, st, &key); err == nil {
@@ -138,7 +138,7 @@ func TestEncryption_EveryFlipIsDetected(t *testing.T) {
 	}
 	// pack: a byte of a blob, and a byte of the trailer.
 	pk := keyOf("packs/")
-	data, _ := st.Get(ctx, pk)
+	data, _ := st.Get(ctx, pk, 1<<30)
 	refs, err := parsePack(r.enc, data)
 	must(t, err)
 	for _, at := range []int{int(refs[0].Offset) + refs[0].Length/2, len(data) - trailerTailLen - 5} {

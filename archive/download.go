@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -26,7 +28,7 @@ import (
 type DownloadOptions struct {
 	// Node is whose piece to download; empty means snapshot.DefaultNodeID.
 	Node     string
-	Workers  int // files fetched at once; 0 means 4
+	Workers  int // files finished at once; 0 means 4
 	Progress Progress
 	Logger   *slog.Logger
 }
@@ -39,7 +41,7 @@ type DownloadResult struct {
 	Files           int64   `json:"files"`
 	Bytes           int64   `json:"bytes"`
 	FilesFetched    int64   `json:"filesFetched"`
-	FilesLocal      int64   `json:"filesLocal"` // taken from local snapshots after a re-hash
+	FilesLocal      int64   `json:"filesLocal"` // taken from the newest local snapshot after a re-hash
 	BytesFetched    int64   `json:"bytesFetched"`
 	RequestsFetched int64   `json:"requests"`
 	DurationMs      float64 `json:"durationMs"`
@@ -62,10 +64,15 @@ func (e *packError) Error() string { return fmt.Sprintf("pack %s: %v", e.pack, e
 func (e *packError) Unwrap() error { return e.err }
 
 // Download materialises snapshot id (one node's piece) into the backups
-// dir: staging, then one atomic publish, as a local create. Every chunk is
-// checked against its id and every file against its BLAKE3. A file whose
-// content a local snapshot holds is taken from there after a re-hash proves
-// it. Any failure names the snapshot files affected and leaves nothing.
+// dir through snapshot.Import: staging, then one atomic publish. The
+// manifest stream is fetched first and proven; then the content records
+// are fetched and checked against it (every chunk indexed, every file's
+// chunks making exactly its size) before any file is written; then the
+// files are filled batch by batch, every chunk checked against its id and
+// every file against its BLAKE3. A file that the newest local snapshot
+// holds at the same path with the same content is taken from there after a
+// re-hash. Memory does not grow with the number of files. Any failure
+// leaves nothing.
 func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o DownloadOptions) (*DownloadResult, error) {
 	start := time.Now()
 	if o.Node == "" {
@@ -104,114 +111,264 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 	if err != nil {
 		return nil, err
 	}
-	m := rs.m
 	idx, _, err := r.LoadIndex(ctx, false)
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)
 	}
-	// Every chunk must be indexed before anything is written.
-	var missing []string
-	for _, e := range m.Entries {
-		if e.Type != manifest.TypeFile {
-			continue
-		}
-		for _, cid := range rs.content[e.BLAKE3] {
-			if !idx.Has(cid) {
-				missing = append(missing, string(e.Path))
-				break
-			}
-		}
+	if err := rs.checkStreams(idx); err != nil {
+		return nil, fmt.Errorf("%w (run `hotsnap archive check`)", err)
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: %d file(s) of %s need chunks the archive's index does not hold: %s (run `hotsnap archive check`)",
-			ErrCorrupt, len(missing), id, listSome(missing))
-	}
-	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: m.Totals.Files, Bytes: m.Totals.Bytes}
-	local, err := snapshot.OpenLocalFiles(ctx, l)
+	local, err := snapshot.OpenLatest(ctx, l)
 	if err != nil {
 		return nil, err
 	}
 	defer local.Close()
-	o.Progress.Start("download", m.Totals.Files, m.Totals.Bytes)
+	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: rs.Files, Bytes: rs.Bytes}
+	o.Progress.Start("download", rs.Files, rs.Bytes)
 	defer o.Progress.Done()
 	origin, _ := json.Marshal(map[string]string{"remote": r.st.String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
-
-	var fetched, localN, bytesFetched, requests atomic.Int64
-	fill := func(ctx context.Context, root *fsutil.Dir) error {
-		// Dirs and symlinks first (entries are sorted: parents come first).
-		groups := map[string][]*manifest.Entry{} // content hash -> entries
-		var order []string
-		for i := range m.Entries {
-			e := &m.Entries[i]
-			if err := tree.MakeDirOrSymlink(root, e); err != nil {
-				return err
-			}
-			if e.Type == manifest.TypeFile {
-				if _, ok := groups[e.BLAKE3]; !ok {
-					order = append(order, e.BLAKE3)
-				}
-				groups[e.BLAKE3] = append(groups[e.BLAKE3], e)
-			}
-		}
-		// Contents a local snapshot holds are taken from there; the rest
-		// are fetched pack by pack.
-		var remote []*manifest.Entry
-		for _, h := range order {
-			first := groups[h][0]
-			if lc, ok := local.Lookup(h); ok && takeLocal(local, lc, first, root) == nil {
-				localN.Add(1)
-				o.Progress.Add(1, first.Size)
-				continue
-			}
-			remote = append(remote, first)
-		}
-		n, reqs, err := r.fetchContents(ctx, idx, rs, root, remote, o)
-		bytesFetched.Add(n)
-		requests.Add(reqs)
-		if err != nil {
-			var pe *packError
-			if errors.As(err, &pe) {
-				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(m, rs, idx, pe.pack)))
-			}
-			return err
-		}
-		fetched.Add(int64(len(remote)))
-		// Other entries with the same content: hard links where they were
-		// one link group, private copies otherwise.
-		return par.ForEach(ctx, len(order), o.Workers, func(ctx context.Context, k int) error {
-			es := groups[order[k]]
-			first := es[0]
-			for _, e := range es[1:] {
-				if e.LinkGroup != 0 && e.LinkGroup == first.LinkGroup {
-					if err := root.Link(string(first.Path), root, string(e.Path)); err != nil {
-						return err
-					}
-				} else if err := copyWithin(root, first, e); err != nil {
-					return err
-				}
-				o.Progress.Add(1, e.Size)
-			}
-			return nil
-		})
-	}
-	if err := snapshot.Import(ctx, l, rs.manifest, origin, fill, o.Logger); err != nil {
+	src := &downloadSource{r: r, idx: idx, rs: rs, local: local, o: o}
+	if err := snapshot.Import(ctx, l, id, origin, src, o.Logger); err != nil {
 		return nil, err
 	}
-	res.FilesFetched, res.FilesLocal = fetched.Load(), localN.Load()
-	res.BytesFetched, res.RequestsFetched = bytesFetched.Load(), requests.Load()
+	res.FilesFetched, res.FilesLocal = src.fetched.Load(), src.localN.Load()
+	res.BytesFetched, res.RequestsFetched = src.bytes.Load(), src.reqs.Load()
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	return res, nil
 }
 
-// copyWithin makes e a private copy of the finished file first, both below root.
-func copyWithin(root *fsutil.Dir, first, e *manifest.Entry) error {
-	f, _, err := root.OpenRegular(string(first.Path))
+// downloadSource is what Import publishes for a download.
+type downloadSource struct {
+	r     *Repo
+	idx   *Index
+	rs    *RemoteSnapshot
+	local *snapshot.LocalSnapshot
+	o     DownloadOptions
+
+	fetched, localN, bytes, reqs atomic.Int64
+}
+
+// WriteManifest fetches the manifest stream (checked chunk by chunk, then
+// whole against its size and BLAKE3).
+func (d *downloadSource) WriteManifest(ctx context.Context, w io.Writer) error {
+	s := d.r.openStream(ctx, d.idx, d.rs.key+" (manifest stream)", d.rs.obj.Manifest)
+	defer s.Close()
+	_, err := io.Copy(w, s)
+	return err
+}
+
+// Fill builds the tree: first the content records are fetched into an
+// unnamed temp file and checked against the manifest, then the entries are
+// made in order, files in batches.
+func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *snapshot.ManifestFile) error {
+	h, err := mf.Header()
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	_, err = tree.Copy(f, root, e, false)
-	return err
+	if h.ID != d.rs.ID || h.Node.ID != d.rs.Node || h.Totals.Files != d.rs.Files || h.Totals.Bytes != d.rs.Bytes {
+		return fmt.Errorf("%w: %s describes %s/%s, its manifest stream holds %s/%s", ErrCorrupt, d.rs.key, d.rs.ID, d.rs.Node, h.ID, h.Node.ID)
+	}
+	records, err := d.fetchRecords(ctx, root, mf)
+	if err != nil {
+		return err
+	}
+	defer records.Close()
+	f := &filler{d: d, root: root, groups: map[int]string{}}
+	if d.local != nil {
+		if f.localR, err = d.local.Manifest.Reader(); err != nil {
+			f.localR = nil
+		}
+	}
+	mr, err := mf.Reader()
+	if err != nil {
+		return err
+	}
+	rr := newRecordReader(records, d.r.cfg.Chunker.Min)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e, err := mr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := tree.MakeDirOrSymlink(root, e); err != nil {
+			return err
+		}
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		ids, err := rr.next(e, nil)
+		if err != nil {
+			return err
+		}
+		if err := f.file(ctx, e, ids); err != nil {
+			return err
+		}
+	}
+	return f.flush(ctx)
+}
+
+// fetchRecords fetches the content stream into an unnamed temp file of the
+// staging tree (gone when closed) and checks it against the manifest:
+// a record per file, every chunk indexed, every file's chunks making
+// exactly its size. Nothing is written into the tree before it passed.
+func (d *downloadSource) fetchRecords(ctx context.Context, root *fsutil.Dir, mf *snapshot.ManifestFile) (*os.File, error) {
+	fd, err := unix.Openat(root.Fd(), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &os.PathError{Op: "create temp file in", Path: root.Path(), Err: err}
+	}
+	tmp := os.NewFile(uintptr(fd), root.Join("(content records)"))
+	s := d.r.openStream(ctx, d.idx, d.rs.key+" (content stream)", d.rs.obj.Content)
+	defer s.Close()
+	if _, err := io.Copy(tmp, s); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	err = d.checkRecords(tmp, mf)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	return tmp, nil
+}
+
+func (d *downloadSource) checkRecords(tmp *os.File, mf *snapshot.ManifestFile) error {
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	mr, err := mf.Reader()
+	if err != nil {
+		return err
+	}
+	rr := newRecordReader(bufio.NewReader(tmp), d.r.cfg.Chunker.Min)
+	var buf []ID
+	var missing []string
+	for {
+		e, err := mr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		if buf, err = rr.next(e, buf); err != nil {
+			return fmt.Errorf("%s: %w", d.rs.key, err)
+		}
+		if err := checkExtents(d.idx, e, buf); err != nil {
+			if errors.Is(err, ErrCorrupt) && strings.Contains(err.Error(), "no index holds") {
+				if len(missing) < 10 {
+					missing = append(missing, string(e.Path))
+				}
+				continue
+			}
+			return fmt.Errorf("%s: %w", d.rs.key, err)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: file(s) of %s need chunks the archive's index does not hold: %s (run `hotsnap archive check`)", ErrCorrupt, d.rs.ID, listSome(missing))
+	}
+	if err := rr.end(); err != nil {
+		return fmt.Errorf("%s: %w", d.rs.key, err)
+	}
+	return nil
+}
+
+// Batches: files are fetched a batch at a time, so a snapshot of any size
+// needs the memory of one batch's plan.
+const (
+	batchBytes = 64 << 20
+	batchFiles = 8192
+)
+
+// filler makes the files of a download, batch by batch.
+type filler struct {
+	d      *downloadSource
+	root   *fsutil.Dir
+	batch  []fileJob
+	bytes  int64
+	links  [][2]string      // link group members to link once their first is made
+	groups map[int]string   // link group -> its first member (made)
+	localR *manifest.Reader // the newest local snapshot's manifest, read beside
+	localE *manifest.Entry
+}
+
+type fileJob struct {
+	e   manifest.Entry
+	ids []ID
+}
+
+func (f *filler) file(ctx context.Context, e *manifest.Entry, ids []ID) error {
+	if e.LinkGroup != 0 {
+		if first, ok := f.groups[e.LinkGroup]; ok {
+			f.links = append(f.links, [2]string{first, string(e.Path)})
+			return nil
+		}
+		f.groups[e.LinkGroup] = string(e.Path)
+	}
+	if f.takeLocal(e) {
+		f.d.localN.Add(1)
+		f.d.o.Progress.Add(1, e.Size)
+		return nil
+	}
+	f.batch = append(f.batch, fileJob{e: *e, ids: append([]ID(nil), ids...)})
+	f.bytes += e.Size
+	if f.bytes >= batchBytes || len(f.batch) >= batchFiles {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+// takeLocal takes e from the newest local snapshot when it holds the same
+// path with the same content (proven by a hash as it is linked or copied).
+func (f *filler) takeLocal(e *manifest.Entry) bool {
+	for f.localR != nil && (f.localE == nil || f.localE.Path < e.Path) {
+		le, err := f.localR.Next()
+		if err != nil {
+			f.localR = nil
+			return false
+		}
+		f.localE = le
+	}
+	if f.localR == nil || f.localE.Path != e.Path || f.localE.Type != manifest.TypeFile || f.localE.BLAKE3 != e.BLAKE3 || f.localE.Size != e.Size {
+		return false
+	}
+	return takeLocal(f.d.local, f.localE, e, f.root) == nil
+}
+
+// flush fetches the batch, then makes the links waiting for its files.
+func (f *filler) flush(ctx context.Context) error {
+	if len(f.batch) > 0 {
+		n, reqs, err := f.d.r.fetchContents(ctx, f.d.idx, f.root, f.batch, f.d.o)
+		f.d.bytes.Add(n)
+		f.d.reqs.Add(reqs)
+		if err != nil {
+			var pe *packError
+			if errors.As(err, &pe) {
+				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(f.batch, f.d.idx, pe.pack)))
+			}
+			return err
+		}
+		f.d.fetched.Add(int64(len(f.batch)))
+		f.batch, f.bytes = f.batch[:0], 0
+	}
+	for _, l := range f.links {
+		if err := f.root.Link(l[0], f.root, l[1]); err != nil {
+			return err
+		}
+		f.d.o.Progress.Add(1, 0)
+	}
+	f.links = f.links[:0]
+	return nil
 }
 
 // takeLocal puts the local copy of a content at e's place below root,
@@ -219,13 +376,13 @@ func copyWithin(root *fsutil.Dir, first, e *manifest.Entry) error {
 // link and the local file already has the entry's owner, mode and mtime
 // (setting them would change the shared inode); otherwise a private copy,
 // hashed as it is made.
-func takeLocal(local *snapshot.LocalFiles, lc snapshot.LocalContent, e *manifest.Entry, root *fsutil.Dir) error {
-	f, st, err := local.Open(lc)
+func takeLocal(local *snapshot.LocalSnapshot, le, e *manifest.Entry, root *fsutil.Dir) error {
+	f, st, err := local.Tree.OpenRegular(string(le.Path))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if lc.Entry.Capture == manifest.CaptureLink && e.Capture == manifest.CaptureLink &&
+	if le.Capture == manifest.CaptureLink && e.Capture == manifest.CaptureLink &&
 		st.Perm() == e.Mode && st.MtimeNs == e.MtimeNs && st.UID == e.UID && st.GID == e.GID {
 		sum, n, err := manifest.HashReader(f)
 		if err != nil || sum != e.BLAKE3 || n != e.Size {
@@ -273,23 +430,20 @@ type fetchRange struct {
 	blobs      []*neededBlob
 }
 
-// fetchContents writes each entry's content at its path under tree: every
+// fetchContents writes each job's content at its path under root: every
 // needed blob is grouped by pack, neighbouring blobs are read in one range
 // request, each chunk is checked against its id and written at its offsets
 // in every file that holds it; then each file is hashed whole against its
 // manifest BLAKE3 and given its attributes. It returns bytes fetched and
 // requests made.
-func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot, root *fsutil.Dir, entries []*manifest.Entry, o DownloadOptions) (int64, int64, error) {
-	paths := make([]string, len(entries))
+func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
 	byBlob := map[ID]*neededBlob{}
-	for i, e := range entries {
+	for i := range jobs {
 		// Files are created by their first chunk's write, in the fetch
-		// workers (creating thousands up front, one by one, cost more than
-		// fetching them); empty files in the hash pass below.
-		paths[i] = string(e.Path)
+		// workers; empty files in the hash pass below.
 		var off int64
-		for _, cid := range rs.content[e.BLAKE3] {
-			loc, _ := idx.Lookup(cid)
+		for _, cid := range jobs[i].ids {
+			loc, _ := idx.Lookup(cid) // checkRecords proved every chunk indexed
 			nb := byBlob[cid]
 			if nb == nil {
 				nb = &neededBlob{loc: loc, id: cid}
@@ -310,7 +464,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 		var cur *fetchRange
 		for _, nb := range list {
 			end := nb.loc.Offset + int64(nb.loc.Length)
-			if cur == nil || nb.loc.Offset-cur.end > maxGap || end-cur.start > maxRange {
+			if cur == nil || nb.loc.Offset-cur.end > maxGap || end-cur.start > maxRange || nb.loc.Offset < cur.end {
 				cur = &fetchRange{pack: pack, start: nb.loc.Offset}
 				ranges = append(ranges, cur)
 			}
@@ -342,11 +496,10 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 				return &packError{rg.pack, err}
 			}
 			for _, t := range nb.targets {
-				if err := writeAt(root, paths[t.file], chunk, t.off); err != nil {
+				if err := writeAt(root, string(jobs[t.file].e.Path), chunk, t.off); err != nil {
 					return err
 				}
 			}
-			o.Progress.Add(0, int64(len(chunk))*int64(len(nb.targets)))
 		}
 		return nil
 	})
@@ -354,16 +507,17 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 		return fetched.Load(), reqs.Load(), err
 	}
 	// Every file whole: its BLAKE3 and size, then its attributes.
-	err = par.ForEach(ctx, len(entries), 0, func(ctx context.Context, i int) error {
-		e := entries[i]
-		if len(rs.content[e.BLAKE3]) == 0 {
-			f, err := root.Create(paths[i], 0o600)
+	err = par.ForEach(ctx, len(jobs), o.Workers, func(ctx context.Context, i int) error {
+		e := &jobs[i].e
+		p := string(e.Path)
+		if len(jobs[i].ids) == 0 {
+			f, err := root.Create(p, 0o600)
 			if err != nil {
 				return err
 			}
 			f.Close()
 		}
-		f, _, err := root.OpenRegular(paths[i])
+		f, _, err := root.OpenRegular(p)
 		if err != nil {
 			return err
 		}
@@ -375,7 +529,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, rs *RemoteSnapshot
 		if sum != e.BLAKE3 || n != e.Size {
 			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, sum, n)
 		}
-		o.Progress.Add(1, 0)
+		o.Progress.Add(1, e.Size)
 		return tree.SetAttrs(f, e)
 	})
 	return fetched.Load(), reqs.Load(), err
@@ -398,16 +552,13 @@ func writeAt(root *fsutil.Dir, rel string, b []byte, off int64) error {
 	return f.Close()
 }
 
-// filesUsingPack lists the snapshot's files with a chunk in pack.
-func filesUsingPack(m *manifest.Manifest, rs *RemoteSnapshot, idx *Index, pack ID) []string {
+// filesUsingPack lists the batch's files with a chunk in pack.
+func filesUsingPack(jobs []fileJob, idx *Index, pack ID) []string {
 	var out []string
-	for _, e := range m.Entries {
-		if e.Type != manifest.TypeFile {
-			continue
-		}
-		for _, cid := range rs.content[e.BLAKE3] {
+	for _, j := range jobs {
+		for _, cid := range j.ids {
 			if l, ok := idx.Lookup(cid); ok && l.Pack == pack {
-				out = append(out, string(e.Path))
+				out = append(out, string(j.e.Path))
 				break
 			}
 		}

@@ -1,8 +1,11 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"slices"
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
@@ -63,7 +66,7 @@ func (r *Repo) Forget(ctx context.Context, p snapshot.KeepPolicy, dryRun bool, n
 	}
 	for _, d := range remove {
 		var keys []string
-		if err := r.st.List(ctx, "snapshots/"+d.ID+"/", func(k string, _ int64) error { keys = append(keys, k); return nil }); err != nil {
+		if err := r.st.List(ctx, "snapshots/"+d.ID+"/", func(i store.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
 			return res, err
 		}
 		for _, k := range keys {
@@ -83,6 +86,7 @@ type GCResult struct {
 	BlobsDeleted  int      `json:"blobsDeleted"`
 	PacksDeleted  int      `json:"packsDeleted"`
 	PacksRepacked int      `json:"packsRepacked"`
+	PacksMerged   int      `json:"packsMerged"` // small packs whose blobs moved into fuller ones
 	PacksWritten  int      `json:"packsWritten"`
 	IndexesMerged int      `json:"indexesMerged"`
 	BytesBefore   int64    `json:"bytesBefore"`
@@ -103,30 +107,28 @@ type tempSweeper interface {
 	SweepTemp(ctx context.Context, olderThanNs int64) ([]string, error)
 }
 
-// GC deletes the data no manifest needs, under an exclusive lock: packs
-// with no used chunk are deleted; packs with some garbage are repacked (their
-// used chunks, verified, go into new packs) so that all space of forgotten
-// snapshots beyond shared chunks is reclaimed; all indexes are merged into
-// one. Stale locks are removed first; a live lock makes it fail (ErrLocked).
-// If any manifest cannot be read, nothing is deleted. Order: new packs, new
-// index, old indexes deleted, old packs deleted; a crash leaves at worst
-// unreferenced packs, never a missing chunk.
+// GC deletes the data no snapshot needs, under an exclusive lock (stale
+// locks are removed first; a live lock makes it fail, ErrLocked). Mark:
+// every snapshot's streams are read, one at a time, into a sorted set of
+// used chunk ids (if any snapshot cannot be read, nothing is deleted).
+// Sweep: packs with no used chunk are deleted; packs with some garbage are
+// repacked (their used chunks, verified, go into new packs); packs filled
+// to less than half are merged into full ones; the index is rewritten in
+// bounded objects. Order: new packs, new index, old indexes deleted, old
+// packs deleted, each only while the lock is still held; a crash leaves at
+// worst unreferenced packs, never a missing chunk.
 func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, error) {
 	start := time.Now()
 	if o == nil {
 		o = NoProgress{}
 	}
 	res := &GCResult{DryRun: dryRun, StaleLocks: []string{}}
-	stale, err := r.BreakStale(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res.StaleLocks = append(res.StaleLocks, stale...)
-	lock, err := r.Lock(ctx, LockExclusive, "gc")
+	lock, stale, err := r.lock(ctx, LockExclusive, "gc", true)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
+	res.StaleLocks = append(res.StaleLocks, stale...)
 	if ts, ok := store.Unwrap(r.st).(tempSweeper); ok && !dryRun {
 		removed, err := ts.SweepTemp(ctx, time.Now().Add(-tempSweepAge).UnixNano())
 		if err != nil {
@@ -135,137 +137,76 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		res.TempFilesRemoved = len(removed)
 	}
 
-	// Mark.
-	keys, err := r.snapshotKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	used := map[ID]bool{}
-	for _, k := range keys {
-		s, err := r.readSnapshotKey(ctx, k)
-		if err != nil {
-			return nil, fmt.Errorf("gc refused, nothing deleted: %w", err)
-		}
-		for _, ids := range s.content {
-			for _, id := range ids {
-				used[id] = true
-			}
-		}
-	}
-	res.Snapshots, res.ChunksUsed = len(keys), len(used)
-
-	// What is stored: packs (by listing) and what the indexes say of them.
+	// What is stored: packs (by listing) and their blobs, from the indexes
+	// or, for packs no index lists, their trailers.
 	stored, _, err := r.listPacks(ctx)
 	if err != nil {
 		return nil, err
 	}
-	objs, err := r.readIndexes(ctx)
+	idx := newIndex()
+	blobsOf := map[ID][]BlobRef{}
+	var ikeys []string
+	err = r.eachIndex(ctx, func(ob indexObject) error {
+		if ob.err != nil {
+			return fmt.Errorf("gc refused, nothing deleted: %w", ob.err)
+		}
+		ikeys = append(ikeys, ob.key)
+		for _, p := range ob.packs {
+			if _, ok := stored[p.ID]; ok && blobsOf[p.ID] == nil {
+				blobsOf[p.ID] = p.Blobs
+				idx.addPack(p.ID, p.Size, p.Blobs)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var ikeys []string
-	blobsOf := map[ID][]BlobRef{}
-	for _, o := range objs {
-		if o.err != nil {
-			return nil, fmt.Errorf("gc refused, nothing deleted: %w", o.err)
-		}
-		ikeys = append(ikeys, o.key)
-		for _, p := range o.packs {
-			if _, ok := stored[p.ID]; ok {
-				blobsOf[p.ID] = p.Blobs
-			}
-		}
-	}
-	// Packs no index lists (interrupted uploads): read their trailers.
 	for id, size := range stored {
 		if _, ok := blobsOf[id]; !ok {
 			if blobs, err := r.readTrailer(ctx, id, size); err == nil {
 				blobsOf[id] = blobs
+				idx.addPack(id, size, blobs)
 			} else {
 				blobsOf[id] = nil // unreadable: nothing in it can be relied on
 			}
 		}
 		res.BytesBefore += size
 	}
+	idx.seal()
 
-	// Sweep plan: a used chunk is kept once, in the first whole pack that
-	// holds it; a pack is kept whole when every blob in it is kept there.
-	keepIn := map[ID]ID{} // chunk -> pack
-	var whole, mixed, dead []ID
-	for id, blobs := range blobsOf {
-		garbage := 0
-		for _, b := range blobs {
-			if !used[b.ID] {
-				garbage++
-			}
-		}
-		switch {
-		case len(blobs) > 0 && garbage == 0:
-			whole = append(whole, id)
-		case garbage == len(blobs):
-			dead = append(dead, id)
-		default:
-			mixed = append(mixed, id)
+	// Mark.
+	keys, err := r.snapshotKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	used := &idSet{}
+	for _, k := range keys {
+		if err := r.markPiece(ctx, idx, k, used); err != nil {
+			return nil, fmt.Errorf("gc refused, nothing deleted: %w", err)
 		}
 	}
-	var kept []packEntry
-	for _, id := range whole {
-		dup := 0
-		for _, b := range blobsOf[id] {
-			if _, ok := keepIn[b.ID]; ok {
-				dup++
-			}
-		}
-		if dup == len(blobsOf[id]) { // everything it holds is kept elsewhere
-			dead = append(dead, id)
-			continue
-		}
-		for _, b := range blobsOf[id] {
-			if _, ok := keepIn[b.ID]; !ok {
-				keepIn[b.ID] = id
-			}
-		}
-		kept = append(kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+	used.compact()
+	res.Snapshots, res.ChunksUsed = len(keys), len(used.ids)
+
+	plan, err := r.sweepPlan(stored, blobsOf, used)
+	if err != nil {
+		return nil, err
 	}
-	// Mixed packs: their used chunks not kept elsewhere move to new packs.
-	type move struct {
-		from ID
-		ref  BlobRef
-	}
-	var moves []move
-	for _, id := range mixed {
-		for _, b := range blobsOf[id] {
-			if used[b.ID] {
-				if _, ok := keepIn[b.ID]; !ok {
-					keepIn[b.ID] = id
-					moves = append(moves, move{id, b})
-				}
-			}
+	res.PacksRepacked, res.PacksMerged = len(plan.mixed), len(plan.small)
+	res.PacksDeleted = len(plan.dead) + len(plan.mixed) + len(plan.small)
+	for _, list := range [][]ID{plan.dead, plan.mixed, plan.small} {
+		for _, id := range list {
+			res.BlobsDeleted += len(blobsOf[id])
 		}
 	}
-	missing := 0
-	for id := range used {
-		if _, ok := keepIn[id]; !ok {
-			missing++
-		}
-	}
-	if missing > 0 {
-		return nil, fmt.Errorf("gc refused, nothing deleted: %w: %d used chunk(s) are in no readable pack (run archive check)", ErrCorrupt, missing)
-	}
-	res.PacksRepacked, res.PacksDeleted = len(mixed), len(dead)+len(mixed)
-	for _, id := range dead {
-		res.BlobsDeleted += len(blobsOf[id])
-	}
-	for _, id := range mixed {
-		res.BlobsDeleted += len(blobsOf[id])
-	}
-	res.BlobsDeleted -= len(moves)
+	res.BlobsDeleted -= len(plan.moves)
 	var after int64
-	for _, p := range kept {
+	for _, p := range plan.kept {
 		after += p.Size
 	}
 	if dryRun {
-		for _, m := range moves {
+		for _, m := range plan.moves {
 			after += int64(m.ref.Length) + trailerEntry
 		}
 		res.BytesAfter = after
@@ -273,8 +214,225 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		return res, nil
 	}
 
-	// Repack: read each used blob of the mixed packs (verified), write new packs.
-	o.Start("gc", int64(len(mixed)), 0)
+	// Repack: read each source pack (bounded), verify each blob that
+	// moves, write new packs.
+	newPacks, err := r.repack(ctx, plan, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range newPacks {
+		after += p.Size
+	}
+	res.PacksWritten = len(newPacks)
+	// The index for everything kept, then drop the old ones, then the packs.
+	if err := lock.Check(ctx); err != nil {
+		return nil, err
+	}
+	written, err := r.writeIndex(ctx, append(plan.kept, newPacks...))
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	for _, k := range written {
+		keep[k] = true
+	}
+	if err := lock.Check(ctx); err != nil {
+		return nil, err
+	}
+	for _, k := range ikeys {
+		if !keep[k] {
+			if err := r.st.Delete(ctx, k); err != nil {
+				return nil, err
+			}
+			res.IndexesMerged++
+		}
+	}
+	for _, list := range [][]ID{plan.dead, plan.mixed, plan.small} {
+		for _, id := range list {
+			if err := r.st.Delete(ctx, packKey(id)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	res.BytesAfter = after
+	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	return res, nil
+}
+
+// markPiece adds every chunk one snapshot needs (both its streams and
+// every file's chunks) to used, reading the snapshot as a stream.
+func (r *Repo) markPiece(ctx context.Context, idx *Index, key string, used *idSet) error {
+	s, err := r.readSnapshotKey(ctx, key)
+	if err != nil {
+		return err
+	}
+	for _, d := range []*streamDesc{&s.obj.Manifest, &s.obj.Content} {
+		for _, id := range d.ids() {
+			used.add(id)
+		}
+	}
+	p, err := r.openPiece(ctx, idx, s)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for {
+		_, ids, err := p.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			used.add(id)
+		}
+	}
+}
+
+// idSet is a set of chunk ids: a slice, sorted and deduplicated whenever
+// it doubles, then searched by bisection; 32 bytes a chunk.
+type idSet struct {
+	ids    []ID
+	sorted int
+}
+
+func (s *idSet) add(id ID) {
+	s.ids = append(s.ids, id)
+	if len(s.ids) >= 2*s.sorted+1<<16 {
+		s.compact()
+	}
+}
+
+func (s *idSet) compact() {
+	slices.SortFunc(s.ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	s.ids = slices.Compact(s.ids)
+	s.sorted = len(s.ids)
+}
+
+// index is id's position in a compacted set.
+func (s *idSet) index(id ID) (int, bool) {
+	return slices.BinarySearchFunc(s.ids[:s.sorted], id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+}
+
+// A gc's sweep plan.
+type gcPlan struct {
+	kept  []packEntry // packs kept whole
+	dead  []ID        // packs with nothing used
+	mixed []ID        // packs with garbage: their used blobs move
+	small []ID        // under-filled packs merged: all their blobs move
+	moves []gcMove
+}
+
+type gcMove struct {
+	from ID
+	ref  BlobRef
+}
+
+// smallPack is the fill below which a pack is merged into others.
+func (r *Repo) smallPack() int64 { return int64(r.cfg.PackSize) / 2 }
+
+// sweepPlan decides the fate of every pack. A used chunk is kept once, in
+// the first whole pack (in id order) that holds it; a pack is kept whole
+// when every blob in it is kept there. Whole packs under half the target
+// size are merged, when there are at least two of them.
+func (r *Repo) sweepPlan(stored map[ID]int64, blobsOf map[ID][]BlobRef, used *idSet) (*gcPlan, error) {
+	kept := make([]bool, len(used.ids)) // by position in used
+	var whole, mixed []ID
+	plan := &gcPlan{}
+	ids := make([]ID, 0, len(blobsOf))
+	for id := range blobsOf {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		blobs := blobsOf[id]
+		garbage := 0
+		for _, b := range blobs {
+			if _, ok := used.index(b.ID); !ok {
+				garbage++
+			}
+		}
+		switch {
+		case len(blobs) > 0 && garbage == 0:
+			whole = append(whole, id)
+		case garbage == len(blobs):
+			plan.dead = append(plan.dead, id)
+		default:
+			mixed = append(mixed, id)
+		}
+	}
+	var small []ID
+	for _, id := range whole {
+		blobs := blobsOf[id]
+		dup := 0
+		for _, b := range blobs {
+			if i, _ := used.index(b.ID); kept[i] {
+				dup++
+			}
+		}
+		if dup == len(blobs) { // everything it holds is kept elsewhere
+			plan.dead = append(plan.dead, id)
+			continue
+		}
+		if dup == 0 && stored[id] < r.smallPack() {
+			small = append(small, id)
+			continue
+		}
+		for _, b := range blobs {
+			kept[pos(used, b.ID)] = true
+		}
+		plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobs})
+	}
+	if len(small) < 2 { // one small pack alone is not worth rewriting
+		for _, id := range small {
+			for _, b := range blobsOf[id] {
+				kept[pos(used, b.ID)] = true
+			}
+			plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+		}
+		small = nil
+	}
+	// Mixed and small packs: their used chunks not kept elsewhere move.
+	for _, id := range append(mixed, small...) {
+		for _, b := range blobsOf[id] {
+			if i, ok := used.index(b.ID); ok && !kept[i] {
+				kept[i] = true
+				plan.moves = append(plan.moves, gcMove{id, b})
+			}
+		}
+	}
+	plan.mixed, plan.small = mixed, small
+	missing := 0
+	for _, k := range kept {
+		if !k {
+			missing++
+		}
+	}
+	if missing > 0 {
+		return nil, fmt.Errorf("gc refused, nothing deleted: %w: %d used chunk(s) are in no readable pack (run archive check)", ErrCorrupt, missing)
+	}
+	return plan, nil
+}
+
+func pos(s *idSet, id ID) int {
+	i, _ := s.index(id)
+	return i
+}
+
+// repack writes the moving blobs into new packs, reading each source pack
+// once (bounded by the largest pack an upload writes) and verifying each
+// blob it moves.
+func (r *Repo) repack(ctx context.Context, plan *gcPlan, o Progress) ([]packEntry, error) {
+	byPack := map[ID][]BlobRef{}
+	var order []ID
+	for _, m := range plan.moves {
+		if byPack[m.from] == nil {
+			order = append(order, m.from)
+		}
+		byPack[m.from] = append(byPack[m.from], m.ref)
+	}
+	var out []packEntry
 	p := &packWriter{}
 	flush := func() error {
 		if len(p.blobs) == 0 {
@@ -284,26 +442,21 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		if err := r.st.Put(ctx, packKey(pid), data); err != nil {
 			return fmt.Errorf("gc: write pack: %w", err)
 		}
-		kept = append(kept, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
-		after += int64(len(data))
-		res.PacksWritten++
+		out = append(out, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
 		p = &packWriter{}
 		return nil
 	}
-	byPack := map[ID][]BlobRef{}
-	for _, m := range moves {
-		byPack[m.from] = append(byPack[m.from], m.ref)
-	}
-	for _, id := range mixed {
-		refs := byPack[id]
-		if len(refs) == 0 {
-			continue
-		}
-		data, err := r.st.Get(ctx, packKey(id))
+	o.Start("gc", int64(len(order)), 0)
+	defer o.Done()
+	for _, id := range order {
+		data, err := r.st.Get(ctx, packKey(id), r.maxPack())
 		if err != nil {
 			return nil, fmt.Errorf("gc: read pack %s: %w", id, err)
 		}
-		for _, b := range refs {
+		for _, b := range byPack[id] {
+			if b.Offset+int64(b.Length) > int64(len(data)) {
+				return nil, fmt.Errorf("gc refused to repack: %w: pack %s is shorter than its index says", ErrCorrupt, id)
+			}
 			blob := data[b.Offset : b.Offset+int64(b.Length)]
 			if _, err := decodeBlob(r.enc, blob, b.ID, b.Raw); err != nil {
 				return nil, fmt.Errorf("gc refused to repack a damaged chunk: %w", err)
@@ -317,33 +470,5 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		}
 		o.Add(1, int64(len(data)))
 	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
-	o.Done()
-	// One index for everything kept, then drop the old ones, then the packs.
-	b, err := encodeIndex(r.enc, kept)
-	if err != nil {
-		return nil, err
-	}
-	newKey := "index/" + hashOf(b).String()
-	if err := r.st.Put(ctx, newKey, b); err != nil {
-		return nil, err
-	}
-	for _, k := range ikeys {
-		if k != newKey {
-			if err := r.st.Delete(ctx, k); err != nil {
-				return nil, err
-			}
-			res.IndexesMerged++
-		}
-	}
-	for _, id := range append(dead, mixed...) {
-		if err := r.st.Delete(ctx, packKey(id)); err != nil {
-			return nil, err
-		}
-	}
-	res.BytesAfter = after
-	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
-	return res, nil
+	return out, flush()
 }

@@ -18,7 +18,7 @@ import (
 func packBytes(t *testing.T, st store.Store) int64 {
 	t.Helper()
 	var n int64
-	st.List(context.Background(), "packs/", func(_ string, size int64) error { n += size; return nil })
+	st.List(context.Background(), "packs/", func(i store.Info) error { n += i.Size; return nil })
 	return n
 }
 
@@ -48,8 +48,10 @@ func TestGC_ReclaimsForgottenSnapshots(t *testing.T) {
 		before := packBytes(t, st)
 		dry, err := r.GC(ctx, true, nil)
 		must(t, err)
-		if packBytes(t, st) != before || dry.PacksDeleted != 0 {
-			t.Fatalf("gc with nothing forgotten deleted data: %+v", dry)
+		// Nothing forgotten: nothing to delete, though small packs would be
+		// merged (a dry run changes nothing).
+		if packBytes(t, st) != before || dry.BlobsDeleted != 0 || dry.PacksDeleted != dry.PacksMerged {
+			t.Fatalf("gc with nothing forgotten would delete data: %+v", dry)
 		}
 		f, err := r.Forget(ctx, snapshot.KeepPolicy{Last: 1}, false, time.Now())
 		must(t, err)
@@ -87,7 +89,8 @@ func TestGC_ReclaimsForgottenSnapshots(t *testing.T) {
 
 func TestGC_Locks(t *testing.T) {
 	ctx := context.Background()
-	st, _ := fsstore.New(t.TempDir())
+	root := t.TempDir()
+	st, _ := fsstore.New(root)
 	r := openRepo(t, st)
 	shared, err := r.Lock(ctx, LockShared, "upload test")
 	must(t, err)
@@ -95,14 +98,28 @@ func TestGC_Locks(t *testing.T) {
 		t.Fatalf("gc under a live shared lock: %v", err)
 	}
 	shared.Release()
-	// A lock whose holder died (expired) is broken, and said so.
-	b, _ := json.Marshal(LockInfo{Kind: LockExclusive, Op: "gc", Host: "gone", PID: 1, Created: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)})
-	must(t, st.Put(ctx, "locks/deadbeef", b))
+	// A lock whose holder died is broken, and said so. Its age is the
+	// store's clock (the object's modification time, an hour ago), not
+	// what the lock says of itself: it claims to expire in a year.
+	plant := func(key string, age time.Duration, expires time.Time) {
+		b, _ := json.Marshal(LockInfo{Kind: LockExclusive, Op: "gc", Host: "gone", PID: 1, Created: time.Now().Add(-age), Expires: expires})
+		must(t, st.Put(ctx, key, b))
+		at := time.Now().Add(-age)
+		must(t, os.Chtimes(filepath.Join(root, key), at, at))
+	}
+	plant("locks/deadbeef", time.Hour, time.Now().Add(365*24*time.Hour))
 	g, err := r.GC(ctx, false, nil)
 	must(t, err)
 	if len(g.StaleLocks) != 1 || !strings.Contains(g.StaleLocks[0], "gone") {
 		t.Fatalf("stale lock not reported: %+v", g)
 	}
+	// A lock refreshed a moment ago is live, whatever its host's clock
+	// wrote into it (it claims to have expired a day ago).
+	plant("locks/fresh", 0, time.Now().Add(-24*time.Hour))
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a freshly refreshed lock was not honoured: %v", err)
+	}
+	must(t, st.Delete(ctx, "locks/fresh"))
 	// An upload cannot start while gc holds its exclusive lock.
 	ex, err := r.Lock(ctx, LockExclusive, "gc")
 	must(t, err)
@@ -188,5 +205,70 @@ func TestDownload_ReadOnlyCredentials(t *testing.T) {
 	defer ex.Release()
 	if _, err := Download(ctx, &ro, l, id, DownloadOptions{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("download during gc: %v", err)
+	}
+}
+
+// TestLock_CheckFailsWhenTheLockIsLost: a refresh that failed, a lock not
+// refreshed for a TTL (an injected clock), or a lock object someone removed
+// each make Check fail, so the holder stops before writing.
+func TestLock_CheckFailsWhenTheLockIsLost(t *testing.T) {
+	ctx := context.Background()
+	st, _ := fsstore.New(t.TempDir())
+	r := openRepo(t, st)
+	l, err := r.Lock(ctx, LockShared, "upload test")
+	must(t, err)
+	defer l.Release()
+	must(t, l.Check(ctx))
+	now := time.Now()
+	l.now = func() time.Time { return now.Add(LockTTL) }
+	if err := l.Check(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "lapsed") {
+		t.Fatalf("a lock not refreshed for a TTL: %v", err)
+	}
+	l.now = time.Now
+	l.write(ctx)
+	must(t, l.Check(ctx))
+	ro := *r
+	ro.st = readOnly{st}
+	l.r = &ro
+	l.write(ctx) // the refresh fails
+	l.r = r
+	if err := l.Check(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "could not be refreshed") {
+		t.Fatalf("after a failed refresh: %v", err)
+	}
+}
+
+// breakLockAfterPack removes the upload's lock (as a gc that judged it
+// stale would) once the first pack is stored.
+type breakLockAfterPack struct {
+	store.Store
+	done bool
+}
+
+func (b *breakLockAfterPack) Put(ctx context.Context, key string, data []byte) error {
+	err := b.Store.Put(ctx, key, data)
+	if strings.HasPrefix(key, "packs/") && !b.done {
+		b.done = true
+		b.Store.List(ctx, "locks/", func(i store.Info) error { return b.Store.Delete(ctx, i.Key) })
+	}
+	return err
+}
+
+// TestUpload_StopsWhenItsLockIsLost: an upload whose lock is gone writes
+// neither index nor manifest.
+func TestUpload_StopsWhenItsLockIsLost(t *testing.T) {
+	ctx := context.Background()
+	base, _ := fsstore.New(t.TempDir())
+	r := openRepo(t, base)
+	l, id := snap(t, dataDir(t))
+	ru := *r
+	ru.st = &breakLockAfterPack{Store: base}
+	if _, err := Upload(ctx, &ru, l, id, UploadOptions{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("upload after its lock was removed: %v", err)
+	}
+	var idx, snaps int
+	base.List(ctx, "index/", func(store.Info) error { idx++; return nil })
+	base.List(ctx, "snapshots/", func(store.Info) error { snaps++; return nil })
+	if idx != 0 || snaps != 0 {
+		t.Fatalf("an upload without its lock wrote %d index and %d snapshot objects", idx, snaps)
 	}
 }

@@ -1,12 +1,16 @@
 package archive
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
+	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/internal/par"
 )
 
@@ -18,21 +22,83 @@ type Location struct {
 	Raw    int
 }
 
-// Index maps chunk ids to their locations. It is safe for concurrent use.
-type Index struct {
-	mu     sync.RWMutex
-	chunks map[ID]Location
-	packs  map[ID]int64 // indexed pack -> size
+// indexEnt is one chunk of the in-memory index: 48 bytes, no pointers, so a
+// million chunks cost 48 MB and nothing for the garbage collector to scan.
+type indexEnt struct {
+	id   ID
+	pack uint32 // into Index.packs
+	off  uint32
+	len  uint32
+	raw  uint32
 }
 
-func newIndex() *Index { return &Index{chunks: map[ID]Location{}, packs: map[ID]int64{}} }
+type packInfo struct {
+	id   ID
+	size int64
+}
+
+// Index maps chunk ids to their locations: a slice sorted by id, searched
+// by bisection. Build it with addPack, then seal it; after seal it is safe
+// for concurrent reads.
+type Index struct {
+	mu     sync.RWMutex
+	packs  []packInfo
+	packOf map[ID]uint32
+	ents   []indexEnt
+	sorted bool
+}
+
+func newIndex() *Index { return &Index{packOf: map[ID]uint32{}} }
+
+// addPack adds a pack's blobs (a pack already added is ignored). Blob
+// offsets and lengths must have been checked against the pack size.
+func (x *Index) addPack(pack ID, size int64, blobs []BlobRef) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.packOf[pack]; ok {
+		return
+	}
+	p := uint32(len(x.packs))
+	x.packs = append(x.packs, packInfo{pack, size})
+	x.packOf[pack] = p
+	for _, b := range blobs {
+		x.ents = append(x.ents, indexEnt{id: b.ID, pack: p, off: uint32(b.Offset), len: uint32(b.Length), raw: uint32(b.Raw)})
+	}
+	x.sorted = false
+}
+
+// seal sorts the index; of a chunk stored twice, the first added is kept.
+func (x *Index) seal() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sorted {
+		return
+	}
+	slices.SortStableFunc(x.ents, func(a, b indexEnt) int { return bytes.Compare(a.id[:], b.id[:]) })
+	x.ents = slices.CompactFunc(x.ents, func(a, b indexEnt) bool { return a.id == b.id })
+	x.sorted = true
+}
+
+// rlock takes the read lock of a sealed index.
+func (x *Index) rlock() {
+	x.mu.RLock()
+	for !x.sorted {
+		x.mu.RUnlock()
+		x.seal()
+		x.mu.RLock()
+	}
+}
 
 // Lookup returns a chunk's location.
 func (x *Index) Lookup(id ID) (Location, bool) {
-	x.mu.RLock()
+	x.rlock()
 	defer x.mu.RUnlock()
-	l, ok := x.chunks[id]
-	return l, ok
+	i, ok := slices.BinarySearchFunc(x.ents, id, func(e indexEnt, id ID) int { return bytes.Compare(e.id[:], id[:]) })
+	if !ok {
+		return Location{}, false
+	}
+	e := x.ents[i]
+	return Location{Pack: x.packs[e.pack].id, Offset: int64(e.off), Length: int(e.len), Raw: int(e.raw)}, true
 }
 
 // Has reports whether the chunk is stored.
@@ -42,44 +108,26 @@ func (x *Index) Has(id ID) bool { _, ok := x.Lookup(id); return ok }
 func (x *Index) HasPack(id ID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	_, ok := x.packs[id]
+	_, ok := x.packOf[id]
 	return ok
+}
+
+// PackSize returns an indexed pack's size.
+func (x *Index) PackSize(id ID) (int64, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	p, ok := x.packOf[id]
+	if !ok {
+		return 0, false
+	}
+	return x.packs[p].size, true
 }
 
 // Len counts the chunks.
 func (x *Index) Len() int {
-	x.mu.RLock()
+	x.rlock()
 	defer x.mu.RUnlock()
-	return len(x.chunks)
-}
-
-func (x *Index) addPack(pack ID, size int64, blobs []BlobRef) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.packs[pack] = size
-	for _, b := range blobs {
-		if _, ok := x.chunks[b.ID]; !ok {
-			x.chunks[b.ID] = Location{Pack: pack, Offset: b.Offset, Length: b.Length, Raw: b.Raw}
-		}
-	}
-}
-
-// indexFile is the JSON form of an index object (stored zstd-compressed).
-type indexFile struct {
-	Packs []indexPack `json:"packs"`
-}
-
-type indexPack struct {
-	ID    string      `json:"id"`
-	Size  int64       `json:"size"`
-	Blobs []indexBlob `json:"blobs"`
-}
-
-type indexBlob struct {
-	ID  string `json:"id"`
-	Off int64  `json:"off"`
-	Len int    `json:"len"`
-	Raw int    `json:"raw"`
+	return len(x.ents)
 }
 
 // packEntry is one pack's contribution to an index object.
@@ -89,54 +137,99 @@ type packEntry struct {
 	Blobs []BlobRef
 }
 
-func encodeIndex(c *crypter, packs []packEntry) ([]byte, error) {
-	f := indexFile{Packs: make([]indexPack, 0, len(packs))}
+// An index object (index/<BLAKE3 of the object>) lists packs and their
+// blobs, in binary, zstd-compressed and, in an encrypted archive, sealed:
+//
+//	"HSIDX002" | u32 packs | per pack: id[32] u64 size u32 blobs | per blob: id[32] u32 offset u32 length u32 raw
+//
+// little-endian. Uploads and gc write at most maxIndexBlobs blobs per
+// object, so every object reads back within bounded memory, however large
+// the archive (the old format held one JSON index that grew without bound).
+const (
+	indexMagic   = "HSIDX002"
+	indexPackLen = 32 + 8 + 4
+	indexBlobLen = 32 + 4 + 4 + 4
+)
+
+func encodeIndex(c *crypter, packs []packEntry) []byte {
+	n := len(indexMagic) + 4
 	for _, p := range packs {
-		ip := indexPack{ID: p.ID.String(), Size: p.Size}
-		for _, b := range p.Blobs {
-			ip.Blobs = append(ip.Blobs, indexBlob{ID: b.ID.String(), Off: b.Offset, Len: b.Length, Raw: b.Raw})
+		n += indexPackLen + len(p.Blobs)*indexBlobLen
+	}
+	b := make([]byte, 0, n)
+	b = append(b, indexMagic...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(packs)))
+	for _, p := range packs {
+		b = append(b, p.ID[:]...)
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.Size))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(p.Blobs)))
+		for _, bl := range p.Blobs {
+			b = append(b, bl.ID[:]...)
+			b = binary.LittleEndian.AppendUint32(b, uint32(bl.Offset))
+			b = binary.LittleEndian.AppendUint32(b, uint32(bl.Length))
+			b = binary.LittleEndian.AppendUint32(b, uint32(bl.Raw))
 		}
-		f.Packs = append(f.Packs, ip)
 	}
-	b, err := json.Marshal(&f)
-	if err != nil {
-		return nil, err
-	}
-	return c.seal(nil, compress(b)), nil
+	return c.seal(nil, compress(b))
 }
 
-// decodeIndex opens, parses and checks an index object.
-func decodeIndex(c *crypter, data []byte) ([]packEntry, error) {
+// decodeIndex opens, parses and checks an index object. Every count is
+// checked against the bytes left before it is used; every blob must fit its
+// pack, in order, without overlap, no longer than maxBlob, its chunk no
+// longer than maxRaw.
+func decodeIndex(c *crypter, data []byte, maxBlob, maxRaw int) ([]packEntry, error) {
 	z, err := c.open(data)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := decompress(z, 1<<30)
+	b, err := decompress(z, maxIndexPlain)
 	if err != nil {
 		return nil, err
 	}
-	var f indexFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
+	if len(b) < len(indexMagic)+4 || string(b[:len(indexMagic)]) != indexMagic {
+		return nil, fmt.Errorf("%w: not an index object of this format (%q)", ErrCorrupt, indexMagic)
 	}
-	out := make([]packEntry, 0, len(f.Packs))
-	for _, p := range f.Packs {
-		id, err := ParseID(p.ID)
-		if err != nil {
-			return nil, err
+	b = b[len(indexMagic):]
+	npacks := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	if npacks > len(b)/indexPackLen {
+		return nil, fmt.Errorf("%w: index claims %d packs in %d bytes", ErrCorrupt, npacks, len(b))
+	}
+	out := make([]packEntry, 0, npacks)
+	for range npacks {
+		if len(b) < indexPackLen {
+			return nil, fmt.Errorf("%w: index ends inside a pack entry", ErrCorrupt)
 		}
-		e := packEntry{ID: id, Size: p.Size}
-		for _, b := range p.Blobs {
-			bid, err := ParseID(b.ID)
-			if err != nil {
-				return nil, err
-			}
-			if b.Off < 0 || b.Len < 1 || b.Raw < 0 || b.Off+int64(b.Len) > p.Size {
-				return nil, fmt.Errorf("%w: index entry for %s does not fit pack %s", ErrCorrupt, b.ID, p.ID)
-			}
-			e.Blobs = append(e.Blobs, BlobRef{ID: bid, Offset: b.Off, Length: b.Len, Raw: b.Raw})
+		var p packEntry
+		copy(p.ID[:], b)
+		p.Size = int64(binary.LittleEndian.Uint64(b[32:]))
+		nb := int(binary.LittleEndian.Uint32(b[40:]))
+		b = b[indexPackLen:]
+		if p.Size < int64(trailerTailLen) || p.Size > 1<<40 {
+			return nil, fmt.Errorf("%w: index gives pack %s an impossible size %d", ErrCorrupt, p.ID, p.Size)
 		}
-		out = append(out, e)
+		if nb > len(b)/indexBlobLen || nb > maxPackBlobs {
+			return nil, fmt.Errorf("%w: index claims %d blobs for pack %s in %d bytes", ErrCorrupt, nb, p.ID, len(b))
+		}
+		p.Blobs = make([]BlobRef, nb)
+		var next int64
+		for i := range p.Blobs {
+			bl := &p.Blobs[i]
+			copy(bl.ID[:], b)
+			bl.Offset = int64(binary.LittleEndian.Uint32(b[32:]))
+			bl.Length = int(binary.LittleEndian.Uint32(b[36:]))
+			bl.Raw = int(binary.LittleEndian.Uint32(b[40:]))
+			b = b[indexBlobLen:]
+			if bl.Offset < next || bl.Length < 1 || bl.Length > maxBlob || bl.Raw > maxRaw || bl.Offset+int64(bl.Length) > p.Size-int64(trailerTailLen) {
+				return nil, fmt.Errorf("%w: index entry %d of pack %s (offset %d, length %d, chunk %d bytes) does not fit the pack (%d bytes) in order",
+					ErrCorrupt, i, p.ID, bl.Offset, bl.Length, bl.Raw, p.Size)
+			}
+			next = bl.Offset + int64(bl.Length)
+		}
+		out = append(out, p)
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the index's last pack", ErrCorrupt, len(b))
 	}
 	return out, nil
 }
@@ -150,13 +243,12 @@ func compress(b []byte) []byte {
 	return out
 }
 
+// decompress decodes a zstd frame of at most max bytes of output: the
+// decoder stops at max, it never allocates what the frame claims.
 func decompress(b []byte, max int) ([]byte, error) {
-	out, err := decoder.DecodeAll(b, nil)
+	out, err := decoder.DecodeAll(b, make([]byte, 0, max))
 	if err != nil {
-		return nil, fmt.Errorf("%w: does not decompress: %v", ErrCorrupt, err)
-	}
-	if len(out) > max {
-		return nil, fmt.Errorf("%w: decompresses to more than %d bytes", ErrCorrupt, max)
+		return nil, fmt.Errorf("%w: does not decompress within %d bytes: %v", ErrCorrupt, max, err)
 	}
 	return out, nil
 }
@@ -170,34 +262,59 @@ type indexObject struct {
 	err      error
 }
 
-// readIndexes reads and decodes every index object, 8 at a time. Errors of
-// single objects are in the results (each caller has its own policy: check
-// reports them, gc and upload refuse); the error is for failing to list.
-func (r *Repo) readIndexes(ctx context.Context) ([]indexObject, error) {
-	var objs []indexObject
-	if err := r.st.List(ctx, "index/", func(k string, _ int64) error {
-		objs = append(objs, indexObject{key: k})
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	err := par.ForEach(ctx, len(objs), 8, func(ctx context.Context, i int) error {
-		o := &objs[i]
-		b, err := r.st.Get(ctx, o.key)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			o.err = err
-			return nil
-		}
-		o.misnamed = hashOf(b).String() != strings.TrimPrefix(o.key, "index/")
-		if o.packs, o.err = decodeIndex(r.enc, b); o.err != nil {
-			o.err = fmt.Errorf("%s: %w", o.key, o.err)
-		}
+// indexKeys lists the index objects.
+func (r *Repo) indexKeys(ctx context.Context) ([]string, error) {
+	var keys []string
+	err := r.st.List(ctx, "index/", func(i store.Info) error {
+		keys = append(keys, i.Key)
 		return nil
 	})
-	return objs, err
+	sort.Strings(keys)
+	return keys, err
+}
+
+// readIndex reads and decodes one index object (bounded: maxIndexObject).
+func (r *Repo) readIndex(ctx context.Context, key string) indexObject {
+	o := indexObject{key: key}
+	b, err := r.st.Get(ctx, key, maxIndexObject)
+	if err != nil {
+		o.err = fmt.Errorf("%s: %w", key, err)
+		return o
+	}
+	o.misnamed = hashOf(b).String() != strings.TrimPrefix(key, "index/")
+	if o.packs, err = decodeIndex(r.enc, b, r.maxBlob(), r.cfg.Chunker.Max); err != nil {
+		o.err = fmt.Errorf("%s: %w", key, err)
+	}
+	return o
+}
+
+// eachIndex reads every index object, a few at a time, handing each to fn
+// in key order; only those few are in memory at once. Errors of single
+// objects are in what fn gets (each caller has its own policy: check
+// reports them, gc and upload refuse); the error is for failing to list,
+// or fn's.
+func (r *Repo) eachIndex(ctx context.Context, fn func(o indexObject) error) error {
+	keys, err := r.indexKeys(ctx)
+	if err != nil {
+		return err
+	}
+	const batch = 4
+	for start := 0; start < len(keys); start += batch {
+		part := keys[start:min(start+batch, len(keys))]
+		objs := make([]indexObject, len(part))
+		if err := par.ForEach(ctx, len(part), batch, func(ctx context.Context, i int) error {
+			objs[i] = r.readIndex(ctx, part[i])
+			return ctx.Err()
+		}); err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // listPacks lists the stored packs and their sizes; keys under packs/ that
@@ -205,13 +322,14 @@ func (r *Repo) readIndexes(ctx context.Context) ([]indexObject, error) {
 func (r *Repo) listPacks(ctx context.Context) (map[ID]int64, []string, error) {
 	stored := map[ID]int64{}
 	var odd []string
-	err := r.st.List(ctx, "packs/", func(k string, size int64) error {
+	err := r.st.List(ctx, "packs/", func(i store.Info) error {
+		k := i.Key
 		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
 		if err != nil || packKey(id) != k {
 			odd = append(odd, k)
 			return nil
 		}
-		stored[id] = size
+		stored[id] = i.Size
 		return nil
 	})
 	return stored, odd, err
@@ -222,20 +340,21 @@ func (r *Repo) listPacks(ctx context.Context) (map[ID]int64, []string, error) {
 // returned so the caller can index them: their chunks are then reused, not
 // sent again.
 func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []packEntry, error) {
-	objs, err := r.readIndexes(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	x := newIndex()
-	for _, o := range objs {
+	err := r.eachIndex(ctx, func(o indexObject) error {
 		if o.err != nil {
-			return nil, nil, o.err
+			return o.err
 		}
 		for _, p := range o.packs {
 			x.addPack(p.ID, p.Size, p.Blobs)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if !orphans {
+		x.seal()
 		return x, nil, nil
 	}
 	stored, _, err := r.listPacks(ctx)
@@ -255,6 +374,7 @@ func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []packEntry
 		x.addPack(id, size, blobs)
 		found = append(found, packEntry{ID: id, Size: size, Blobs: blobs})
 	}
+	x.seal()
 	return x, found, nil
 }
 
@@ -269,23 +389,42 @@ func (r *Repo) readTrailer(ctx context.Context, pack ID, size int64) ([]BlobRef,
 	}
 	n, err := trailerLen(r.enc, tail, size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pack %s: %w", pack, err)
 	}
 	tr, err := r.st.GetRange(ctx, packKey(pack), size-int64(trailerTailLen)-int64(n), int64(n))
 	if err != nil {
 		return nil, err
 	}
-	return parseTrailer(r.enc, tr, size)
+	blobs, err := parseTrailer(r.enc, tr, size)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", pack, err)
+	}
+	for i, b := range blobs {
+		if b.Length > r.maxBlob() || b.Raw > r.cfg.Chunker.Max {
+			return nil, fmt.Errorf("%w: pack %s: trailer entry %d is larger than a blob can be", ErrCorrupt, pack, i)
+		}
+	}
+	return blobs, nil
 }
 
-// writeIndex stores an index object for packs (named by its content hash).
-func (r *Repo) writeIndex(ctx context.Context, packs []packEntry) error {
-	if len(packs) == 0 {
-		return nil
+// writeIndex stores packs in index objects of at most maxIndexBlobs blobs
+// (a pack is never split), each named by its content hash. It returns the
+// keys written.
+func (r *Repo) writeIndex(ctx context.Context, packs []packEntry) ([]string, error) {
+	var keys []string
+	for len(packs) > 0 {
+		n, blobs := 0, 0
+		for n < len(packs) && (n == 0 || blobs+len(packs[n].Blobs) <= maxIndexBlobs) {
+			blobs += len(packs[n].Blobs)
+			n++
+		}
+		b := encodeIndex(r.enc, packs[:n])
+		key := "index/" + hashOf(b).String()
+		if err := r.st.Put(ctx, key, b); err != nil {
+			return keys, err
+		}
+		keys = append(keys, key)
+		packs = packs[n:]
 	}
-	b, err := encodeIndex(r.enc, packs)
-	if err != nil {
-		return err
-	}
-	return r.st.Put(ctx, "index/"+hashOf(b).String(), b)
+	return keys, nil
 }

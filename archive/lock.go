@@ -16,7 +16,8 @@ import (
 )
 
 // ErrLocked is returned when the archive holds a live lock that conflicts
-// (gc while an upload runs, an upload while gc runs).
+// (gc while an upload runs, an upload while gc runs), or when a lock held
+// could not be kept (its refresh failed: the holder must stop writing).
 var ErrLocked = errors.New("archive is locked")
 
 // Lock kinds.
@@ -29,7 +30,10 @@ const (
 // every LockTTL/3, so only a dead holder's lock expires.
 var LockTTL = 10 * time.Minute
 
-// LockInfo is the content of locks/<id>.
+// LockInfo is the content of locks/<id>. Expires is for people: whether a
+// lock is live is measured on the store's own clock (the lock object's
+// modification time against that of a lock just written), never by
+// comparing one host's clock with another's.
 type LockInfo struct {
 	Kind    string    `json:"kind"`
 	Op      string    `json:"op"`
@@ -37,20 +41,28 @@ type LockInfo struct {
 	PID     int       `json:"pid"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// age is how old the lock object is, by the store's clock.
+	age time.Duration
 }
 
 func (l LockInfo) String() string {
-	return fmt.Sprintf("%s lock of %s by %s pid %d since %s (expires %s)", l.Kind, l.Op, l.Host, l.PID,
-		l.Created.Format(time.RFC3339), l.Expires.Format(time.RFC3339))
+	return fmt.Sprintf("%s lock of %s by %s pid %d since %s (refreshed %s ago)", l.Kind, l.Op, l.Host, l.PID,
+		l.Created.Format(time.RFC3339), l.age.Round(time.Second))
 }
 
-// ArchiveLock is a held lock; Release it when done.
+// ArchiveLock is a held lock; Release it when done, Check it before
+// committing anything.
 type ArchiveLock struct {
 	r    *Repo
 	key  string
 	info LockInfo
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	err    error     // a refresh that failed (sticky)
+	lastOK time.Time // the last write that succeeded (this host's monotonic clock)
+	now    func() time.Time
 }
 
 // Lock takes a lock of kind for op. A shared lock conflicts with a live
@@ -58,35 +70,67 @@ type ArchiveLock struct {
 // lock, then lists: at least one of two racing lockers sees the other and
 // backs off. Expired locks are ignored (gc removes them: see BreakStale).
 func (r *Repo) Lock(ctx context.Context, kind, op string) (*ArchiveLock, error) {
+	l, _, err := r.lock(ctx, kind, op, false)
+	return l, err
+}
+
+// lock is Lock; with breakStale, expired locks of others are removed (and
+// described) before the conflict check.
+func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*ArchiveLock, []string, error) {
 	var id [8]byte
 	rand.Read(id[:])
 	host, _ := os.Hostname()
 	now := time.Now().UTC()
-	l := &ArchiveLock{r: r, key: "locks/" + hex.EncodeToString(id[:]),
+	l := &ArchiveLock{r: r, key: "locks/" + hex.EncodeToString(id[:]), now: time.Now,
 		info: LockInfo{Kind: kind, Op: op, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(LockTTL)}}
 	if err := l.write(ctx); err != nil {
-		return nil, fmt.Errorf("write lock: %w", err)
+		return nil, nil, fmt.Errorf("write lock: %w", err)
 	}
-	others, err := r.liveLocks(ctx, l.key)
-	if err != nil {
+	fail := func(err error) (*ArchiveLock, []string, error) {
 		r.st.Delete(context.WithoutCancel(ctx), l.key)
-		return nil, err
+		return nil, nil, err
 	}
-	for _, o := range others {
+	all, err := r.locks(ctx, l.key)
+	if err != nil {
+		return fail(err)
+	}
+	var stale []string
+	for k, o := range all {
+		if k == l.key {
+			continue
+		}
+		if o.age >= LockTTL {
+			if breakStale {
+				if err := r.st.Delete(ctx, k); err != nil {
+					return fail(err)
+				}
+				stale = append(stale, "removed stale "+strings.TrimSpace(o.String()))
+			}
+			continue
+		}
 		if kind == LockExclusive || o.Kind == LockExclusive {
-			r.st.Delete(context.WithoutCancel(ctx), l.key)
-			return nil, fmt.Errorf("%w: %s holds a %s", ErrLocked, r.st, o)
+			return fail(fmt.Errorf("%w: %s holds a %s", ErrLocked, r.st, o))
 		}
 	}
 	l.stop = make(chan struct{})
 	l.wg.Add(1)
 	go l.refresh()
-	return l, nil
+	return l, stale, nil
 }
 
 func (l *ArchiveLock) write(ctx context.Context) error {
 	b, _ := json.Marshal(l.info)
-	return l.r.st.Put(ctx, l.key, l.r.enc.seal(nil, b))
+	err := l.r.st.Put(ctx, l.key, l.r.enc.seal(nil, b))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		if l.err == nil {
+			l.err = err
+		}
+		return err
+	}
+	l.lastOK = l.now()
+	return nil
 }
 
 func (l *ArchiveLock) refresh() {
@@ -104,6 +148,26 @@ func (l *ArchiveLock) refresh() {
 	}
 }
 
+// Check says whether the lock is still held: no refresh failed, the last
+// good one is younger than the TTL, and the lock object is still there
+// (nobody broke it as stale). Upload and gc check right before they write
+// an index or a manifest, so a lock that lapsed never covers a write.
+func (l *ArchiveLock) Check(ctx context.Context) error {
+	l.mu.Lock()
+	err, last := l.err, l.lastOK
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: this command's %s lock could not be refreshed (%v); stopping before it writes anything more", ErrLocked, l.info.Kind, err)
+	}
+	if age := l.now().Sub(last); age >= LockTTL {
+		return fmt.Errorf("%w: this command's %s lock was last refreshed %s ago and may have lapsed; stopping before it writes anything more", ErrLocked, l.info.Kind, age.Round(time.Second))
+	}
+	if _, err := l.r.st.Stat(ctx, l.key); err != nil {
+		return fmt.Errorf("%w: this command's %s lock %s is gone (%v); stopping before it writes anything more", ErrLocked, l.info.Kind, l.key, err)
+	}
+	return nil
+}
+
 // Release removes the lock.
 func (l *ArchiveLock) Release() error {
 	if l == nil {
@@ -114,62 +178,61 @@ func (l *ArchiveLock) Release() error {
 	return l.r.st.Delete(context.Background(), l.key)
 }
 
-// locks lists every lock object with its content (unreadable ones are
-// reported as live exclusive locks: nothing is assumed safe).
-func (r *Repo) locks(ctx context.Context) (map[string]LockInfo, error) {
-	out := map[string]LockInfo{}
-	var keys []string
-	if err := r.st.List(ctx, "locks/", func(k string, _ int64) error { keys = append(keys, k); return nil }); err != nil {
+// locks lists every lock object with its content and its age by the
+// store's clock: the age of each against the newest of them, ref (a lock
+// just written) when given. Unreadable ones are reported as live exclusive
+// locks: nothing is assumed safe.
+func (r *Repo) locks(ctx context.Context, ref string) (map[string]LockInfo, error) {
+	var infos []store.Info
+	if err := r.st.List(ctx, "locks/", func(i store.Info) error { infos = append(infos, i); return nil }); err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
-		b, err := r.st.Get(ctx, k)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // released meanwhile
+	var now time.Time
+	for _, i := range infos {
+		if i.Key == ref || (ref == "" && i.ModTime.After(now)) {
+			now = i.ModTime
 		}
+	}
+	if now.IsZero() && ref != "" {
+		// Our own lock is not listed yet (eventual listing): ask for it.
+		i, err := r.st.Stat(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
-		var li LockInfo
-		plain, oerr := r.enc.open(b)
-		if oerr != nil || json.Unmarshal(plain, &li) != nil || (li.Kind != LockShared && li.Kind != LockExclusive) {
-			li = LockInfo{Kind: LockExclusive, Op: "unreadable lock " + k, Expires: time.Now().Add(time.Hour)}
+		now = i.ModTime
+	}
+	out := map[string]LockInfo{}
+	for _, i := range infos {
+		b, err := r.st.Get(ctx, i.Key, maxLockObject)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // released meanwhile
 		}
-		out[k] = li
+		var li LockInfo
+		var plain []byte
+		if err == nil {
+			plain, err = r.enc.open(b)
+		}
+		if err != nil || json.Unmarshal(plain, &li) != nil || (li.Kind != LockShared && li.Kind != LockExclusive) {
+			li = LockInfo{Kind: LockExclusive, Op: "unreadable lock " + i.Key}
+		}
+		li.age = max(now.Sub(i.ModTime), 0)
+		out[i.Key] = li
 	}
 	return out, nil
 }
 
+// liveLocks lists the live locks but except (a download that could not
+// write its own lock measures ages against the newest lock).
 func (r *Repo) liveLocks(ctx context.Context, except string) ([]LockInfo, error) {
-	all, err := r.locks(ctx)
+	all, err := r.locks(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	var live []LockInfo
-	now := time.Now()
 	for k, li := range all {
-		if k != except && li.Expires.After(now) {
+		if k != except && li.age < LockTTL {
 			live = append(live, li)
 		}
 	}
 	return live, nil
-}
-
-// BreakStale removes expired locks (their holders died) and describes them.
-func (r *Repo) BreakStale(ctx context.Context) ([]string, error) {
-	all, err := r.locks(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var broken []string
-	now := time.Now()
-	for k, li := range all {
-		if !li.Expires.After(now) {
-			if err := r.st.Delete(ctx, k); err != nil {
-				return broken, err
-			}
-			broken = append(broken, "removed stale "+strings.TrimSpace(li.String()))
-		}
-	}
-	return broken, nil
 }

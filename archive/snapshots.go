@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -14,14 +16,25 @@ import (
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
-// archivedManifest is snapshots/<id>/<node>.manifest (zstd-compressed JSON):
-// the node's sealed manifest, byte for byte, and the chunk list of every
-// distinct file content it holds, keyed by the content's BLAKE3.
-type archivedManifest struct {
-	Format   int                 `json:"format"`
-	KeyID    string              `json:"keyId,omitempty"` // the archive key's id, when encrypted
-	Manifest string              `json:"manifest"`
-	Content  map[string][]string `json:"content"`
+// snapshotFormat is the format of snapshots/<id>/<node>.manifest objects.
+const snapshotFormat = 2
+
+// snapshotObject is snapshots/<id>/<node>.manifest: small, whatever the
+// snapshot's size. It names the two streams that hold the node's piece
+// (its manifest.json byte for byte, and its content records) and repeats
+// the manifest's header fields a listing needs, which a download checks
+// against the manifest itself. Sealed in an encrypted archive.
+type snapshotObject struct {
+	Format                  int        `json:"format"`
+	KeyID                   string     `json:"keyId,omitempty"` // the archive key's id, when encrypted
+	ID                      string     `json:"id"`
+	Node                    string     `json:"node"`
+	CreatedAt               time.Time  `json:"createdAt"`
+	Files                   int64      `json:"files"`
+	Bytes                   int64      `json:"bytes"`
+	PotentiallyInconsistent bool       `json:"potentiallyInconsistent"`
+	Manifest                streamDesc `json:"manifest"`
+	Content                 streamDesc `json:"content"`
 }
 
 var nodePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
@@ -39,80 +52,61 @@ type RemoteSnapshot struct {
 	PotentiallyInconsistent bool   `json:"potentiallyInconsistent"`
 	Error                   string `json:"error,omitempty"`
 
-	manifest []byte
-	m        *manifest.Manifest
-	content  map[string][]ID
+	key string
+	obj *snapshotObject
 }
 
-func decodeArchivedManifest(c *crypter, b []byte) (*RemoteSnapshot, error) {
-	z, err := c.open(b)
+func (r *Repo) encodeSnapshot(o *snapshotObject) ([]byte, error) {
+	o.Format = snapshotFormat
+	if r.enc != nil {
+		o.KeyID = r.enc.keyID
+	}
+	b, err := json.Marshal(o)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := decompress(z, 8<<30)
-	if err != nil {
-		return nil, err
-	}
-	var a archivedManifest
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("%w: archived manifest: %v", ErrCorrupt, err)
-	}
-	if a.Format != 1 {
-		return nil, fmt.Errorf("%w: archived manifest format %d", ErrCorrupt, a.Format)
-	}
-	if c != nil && a.KeyID != c.keyID {
-		return nil, fmt.Errorf("%w: archived manifest names key %q, the archive's is %q", ErrCorrupt, a.KeyID, c.keyID)
-	}
-	m, err := manifest.Decode([]byte(a.Manifest))
-	if err != nil {
-		return nil, err
-	}
-	s := &RemoteSnapshot{ID: m.ID, Node: m.Node.ID, CreatedAt: m.CreatedAt, Files: m.Totals.Files, Bytes: m.Totals.Bytes,
-		PotentiallyInconsistent: m.PotentiallyInconsistent, manifest: []byte(a.Manifest), m: m, content: map[string][]ID{}}
-	for h, ids := range a.Content {
-		list := make([]ID, len(ids))
-		for i, x := range ids {
-			if list[i], err = ParseID(x); err != nil {
-				return nil, err
-			}
-		}
-		s.content[h] = list
-	}
-	for _, e := range m.Entries {
-		if e.Type == manifest.TypeFile {
-			if _, ok := s.content[e.BLAKE3]; !ok {
-				return nil, fmt.Errorf("%w: archived manifest of %s/%s has no chunk list for %s", ErrCorrupt, m.ID, m.Node.ID, e.Path)
-			}
-		}
-	}
-	return s, nil
+	return r.enc.seal(nil, b), nil
 }
 
-func encodeArchivedManifest(c *crypter, manifestBytes []byte, content map[string][]ID) ([]byte, error) {
-	a := archivedManifest{Format: 1, Manifest: string(manifestBytes), Content: map[string][]string{}}
-	if c != nil {
-		a.KeyID = c.keyID
-	}
-	for h, ids := range content {
-		l := make([]string, len(ids))
-		for i, id := range ids {
-			l[i] = id.String()
-		}
-		a.Content[h] = l
-	}
-	b, err := json.Marshal(&a)
+// decodeSnapshot opens and strictly parses a snapshot object, bounding its
+// streams' sizes and chunk counts.
+func (r *Repo) decodeSnapshot(b []byte) (*snapshotObject, error) {
+	plain, err := r.enc.open(b)
 	if err != nil {
 		return nil, err
 	}
-	return c.seal(nil, compress(b)), nil
+	var o snapshotObject
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil || dec.More() {
+		if err == nil {
+			err = errors.New("trailing data")
+		}
+		return nil, fmt.Errorf("%w: snapshot object: %v", ErrCorrupt, err)
+	}
+	switch {
+	case o.Format != snapshotFormat:
+		return nil, fmt.Errorf("%w: snapshot object format %d (this hotsnap reads %d)", ErrCorrupt, o.Format, snapshotFormat)
+	case r.enc != nil && o.KeyID != r.enc.keyID:
+		return nil, fmt.Errorf("%w: snapshot object names key %q, the archive's is %q", ErrCorrupt, o.KeyID, r.enc.keyID)
+	case !manifest.IDPattern.MatchString(o.ID) || !nodePattern.MatchString(o.Node):
+		return nil, fmt.Errorf("%w: snapshot object of id %q, node %q", ErrCorrupt, o.ID, o.Node)
+	}
+	if err := o.Manifest.check(r.cfg.Chunker.Max, manifest.MaxSize); err != nil {
+		return nil, fmt.Errorf("manifest stream: %w", err)
+	}
+	if err := o.Content.check(r.cfg.Chunker.Max, maxStreamSize); err != nil {
+		return nil, fmt.Errorf("content stream: %w", err)
+	}
+	return &o, nil
 }
 
 // snapshotKeys lists every snapshots/<id>/<node>.manifest key.
 func (r *Repo) snapshotKeys(ctx context.Context) ([]string, error) {
 	var keys []string
-	err := r.st.List(ctx, "snapshots/", func(k string, _ int64) error {
-		if strings.HasSuffix(k, ".manifest") {
-			keys = append(keys, k)
+	err := r.st.List(ctx, "snapshots/", func(i store.Info) error {
+		if strings.HasSuffix(i.Key, ".manifest") {
+			keys = append(keys, i.Key)
 		}
 		return nil
 	})
@@ -120,7 +114,8 @@ func (r *Repo) snapshotKeys(ctx context.Context) ([]string, error) {
 	return keys, err
 }
 
-// List returns every node piece of every snapshot in the archive, oldest first.
+// List returns every node piece of every snapshot in the archive, oldest
+// first, from the small snapshot objects alone.
 func (r *Repo) List(ctx context.Context) ([]RemoteSnapshot, error) {
 	keys, err := r.snapshotKeys(ctx)
 	if err != nil {
@@ -140,18 +135,19 @@ func (r *Repo) List(ctx context.Context) ([]RemoteSnapshot, error) {
 }
 
 func (r *Repo) readSnapshotKey(ctx context.Context, key string) (*RemoteSnapshot, error) {
-	b, err := r.st.Get(ctx, key)
+	b, err := r.st.Get(ctx, key, maxSnapshotObject)
 	if err != nil {
 		return nil, err
 	}
-	s, err := decodeArchivedManifest(r.enc, b)
+	o, err := r.decodeSnapshot(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	if snapshotKey(s.ID, s.Node) != key {
-		return nil, fmt.Errorf("%w: %s holds the manifest of %s/%s", ErrCorrupt, key, s.ID, s.Node)
+	if snapshotKey(o.ID, o.Node) != key {
+		return nil, fmt.Errorf("%w: %s holds the manifest of %s/%s", ErrCorrupt, key, o.ID, o.Node)
 	}
-	return s, nil
+	return &RemoteSnapshot{ID: o.ID, Node: o.Node, CreatedAt: o.CreatedAt, Files: o.Files, Bytes: o.Bytes,
+		PotentiallyInconsistent: o.PotentiallyInconsistent, key: key, obj: o}, nil
 }
 
 // readSnapshot reads one node's piece; ErrNotFound names the nodes present.
@@ -162,8 +158,8 @@ func (r *Repo) readSnapshot(ctx context.Context, id, node string) (*RemoteSnapsh
 	s, err := r.readSnapshotKey(ctx, snapshotKey(id, node))
 	if errors.Is(err, store.ErrNotFound) {
 		var nodes []string
-		r.st.List(ctx, "snapshots/"+id+"/", func(k string, _ int64) error {
-			nodes = append(nodes, strings.TrimSuffix(k[strings.LastIndexByte(k, '/')+1:], ".manifest"))
+		r.st.List(ctx, "snapshots/"+id+"/", func(i store.Info) error {
+			nodes = append(nodes, strings.TrimSuffix(i.Key[strings.LastIndexByte(i.Key, '/')+1:], ".manifest"))
 			return nil
 		})
 		if len(nodes) > 0 {
@@ -172,4 +168,90 @@ func (r *Repo) readSnapshot(ctx context.Context, id, node string) (*RemoteSnapsh
 		return nil, fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
 	}
 	return s, err
+}
+
+// checkStreams requires every chunk of a snapshot's two streams to be
+// indexed.
+func (s *RemoteSnapshot) checkStreams(idx *Index) error {
+	for _, d := range []*streamDesc{&s.obj.Manifest, &s.obj.Content} {
+		for _, id := range d.ids() {
+			if !idx.Has(id) {
+				return fmt.Errorf("%w: %s needs chunk %s, which no index holds", ErrCorrupt, s.key, id)
+			}
+		}
+	}
+	return nil
+}
+
+// pieceReader reads a node piece's manifest and content records together:
+// each file entry comes with its chunks, checked to make exactly the file.
+type pieceReader struct {
+	s       *RemoteSnapshot
+	ms, cs  *streamReader
+	mr      *manifest.Reader
+	rr      *recordReader
+	idx     *Index
+	buf     []ID
+	entries int
+}
+
+// openPiece starts reading s: its manifest must be the one the snapshot
+// object describes (id, node, totals).
+func (r *Repo) openPiece(ctx context.Context, idx *Index, s *RemoteSnapshot) (*pieceReader, error) {
+	if err := s.checkStreams(idx); err != nil {
+		return nil, err
+	}
+	p := &pieceReader{s: s, idx: idx}
+	p.ms = r.openStream(ctx, idx, s.key+" (manifest stream)", s.obj.Manifest)
+	p.cs = r.openStream(ctx, idx, s.key+" (content stream)", s.obj.Content)
+	mr, err := manifest.NewReader(p.ms)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("%s: %w", s.key, err)
+	}
+	h := mr.Header()
+	if h.ID != s.ID || h.Node.ID != s.Node || h.Totals.Files != s.obj.Files || h.Totals.Bytes != s.obj.Bytes {
+		p.Close()
+		return nil, fmt.Errorf("%w: %s describes %s/%s, its manifest is %s/%s", ErrCorrupt, s.key, s.ID, s.Node, h.ID, h.Node.ID)
+	}
+	p.mr = mr
+	p.rr = newRecordReader(p.cs, r.cfg.Chunker.Min)
+	return p, nil
+}
+
+// Header is the manifest's header.
+func (p *pieceReader) Header() *manifest.Manifest { return p.mr.Header() }
+
+// next returns the next entry and, for a file, its chunks (valid until the
+// following call), or io.EOF once both streams are read whole and proven.
+func (p *pieceReader) next() (*manifest.Entry, []ID, error) {
+	e, err := p.mr.Next()
+	if err == io.EOF {
+		if err := p.rr.end(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", p.s.key, err)
+		}
+		return nil, nil, io.EOF
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", p.s.key, err)
+	}
+	p.entries++
+	if e.Type != manifest.TypeFile {
+		return e, nil, nil
+	}
+	ids, err := p.rr.next(e, p.buf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", p.s.key, err)
+	}
+	p.buf = ids
+	if err := checkExtents(p.idx, e, ids); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", p.s.key, err)
+	}
+	return e, ids, nil
+}
+
+// Close stops both streams.
+func (p *pieceReader) Close() {
+	p.ms.Close()
+	p.cs.Close()
 }

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -87,11 +88,19 @@ func (r *Repo) sealBlob(chunk []byte) []byte {
 	return sealed
 }
 
-// Upload sends local snapshot id to the archive: packs, then an index, then
-// the node's manifest, so a manifest exists only when everything it needs
-// does. A file whose content an archived manifest already lists is not read;
-// a file that is read must hash to its manifest value. Packs left by an
-// interrupted upload are found and reused, so a rerun sends only the rest.
+// Upload sends local snapshot id to the archive. Its manifest is proven
+// first. Then its files are read (in parallel, their content records kept
+// in manifest order), chunked, and every chunk the archive lacks goes into
+// packs; the content records and the manifest itself go the same way, as
+// two streams. Then the index objects, then the small snapshot object that
+// names the streams: a snapshot exists in the archive only when everything
+// it needs does. Finally everything written is read back (the snapshot
+// object, the index objects, both streams in full, zipped and checked as a
+// download would): an upload never succeeds with a snapshot that cannot be
+// read. A file whose path and content the node's previous archived
+// snapshot had is not read (its chunk list is reused); a file that is read
+// must hash to its manifest value. Packs left by an interrupted upload are
+// found and reused. Memory does not grow with the number of files.
 func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o UploadOptions) (*UploadResult, error) {
 	start := time.Now()
 	if o.Workers <= 0 {
@@ -103,7 +112,12 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
-	m, manifestBytes, err := snapshot.ReadManifestBytes(l, id)
+	mf, err := snapshot.OpenManifest(l, id)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	hdr, err := mf.Each(nil) // the seal, before anything is sent
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +126,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 		return nil, err
 	}
 	defer tree.Close()
-	res := &UploadResult{ID: id, Node: m.Node.ID, Files: m.Totals.Files}
+	res := &UploadResult{ID: id, Node: hdr.Node.ID, Files: hdr.Totals.Files}
 	lock, err := r.Lock(ctx, LockShared, "upload "+id)
 	if err != nil {
 		return nil, err
@@ -123,220 +137,291 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 		return nil, fmt.Errorf("read index: %w", err)
 	}
 	res.OrphanPacksReused = len(orphans)
-	known, err := r.knownContent(ctx, idx)
-	if err != nil {
-		return nil, err
-	}
+	prev := r.previousPiece(ctx, idx, hdr.Node.ID, id, o.Logger)
 
-	// Which contents must be read: one file per distinct hash not archived.
-	content := map[string][]ID{}
-	var todo []*manifest.Entry
-	var todoBytes int64
-	scheduled := map[string]bool{}
-	for i := range m.Entries {
-		e := &m.Entries[i]
-		if e.Type != manifest.TypeFile {
-			continue
-		}
-		if ids, ok := known[e.BLAKE3]; ok {
-			content[e.BLAKE3] = ids
-			res.FilesReused++
-			continue
-		}
-		if !scheduled[e.BLAKE3] {
-			scheduled[e.BLAKE3] = true
-			todo = append(todo, e)
-			todoBytes += e.Size
-		}
-	}
-	o.Progress.Start("upload", int64(len(todo)), todoBytes)
+	o.Progress.Start("upload", hdr.Totals.Files, hdr.Totals.Bytes)
 	defer o.Progress.Done()
-
-	var (
-		mu       sync.Mutex // content, claimed, newPacks
-		claimed  = map[ID]bool{}
-		newPacks []packEntry
-		read     atomic.Int64
-		newCh    atomic.Int64
-		reusedCh atomic.Int64
-		packs    atomic.Int64
-		sent     atomic.Int64
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	blobs := make(chan blobMsg, o.Workers)
-	// One finished pack may wait while another is sent, so compression goes
-	// on during a PUT; still only o.Uploads PUTs are ever in flight.
-	puts := make(chan *packWriter, 1)
-	// Readers: chunk, hash, compress.
-	g.Go(func() error {
-		defer close(blobs)
-		return par.ForEach(gctx, len(todo), o.Workers, func(ctx context.Context, i int) error {
-			e := todo[i]
-			ids, n, err := r.chunkFile(ctx, tree, e, func(cid ID, chunk []byte) error {
-				mu.Lock()
-				dup := claimed[cid] || idx.Has(cid)
-				claimed[cid] = true
-				mu.Unlock()
-				if dup {
-					reusedCh.Add(1)
-					return nil
-				}
-				newCh.Add(1)
-				select {
-				case blobs <- blobMsg{id: cid, blob: r.sealBlob(chunk), raw: len(chunk)}:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			})
-			read.Add(n)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			content[e.BLAKE3] = ids
-			mu.Unlock()
-			o.Progress.Add(1, n)
-			return nil
-		})
-	})
-	// Packer: blobs into packs of about PackSize.
-	g.Go(func() error {
-		defer close(puts)
-		newPack := func() *packWriter {
-			buf := packBufs.Get().([]byte)
-			if want := r.cfg.PackSize + r.cfg.Chunker.Max + 1<<16; cap(buf) < want {
-				buf = make([]byte, 0, want) // a pack never grows past this
-			}
-			return &packWriter{buf: buf[:0]}
+	u := r.newUploader(ctx, idx, o, res)
+	content, cerr := u.contentStream(tree, mf, prev)
+	var mdesc streamDesc
+	if cerr == nil {
+		raw, err := mf.Raw()
+		if err == nil {
+			mdesc, err = u.storeStream(raw)
 		}
-		p := newPack()
-		for b := range blobs {
-			p.add(b.id, b.blob, b.raw)
-			blobBufs.Put(b.blob[:0])
-			if p.size() >= r.cfg.PackSize {
-				select {
-				case puts <- p:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				p = newPack()
-			}
-		}
-		if len(p.blobs) > 0 {
-			select {
-			case puts <- p:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
-	// Senders.
-	for k := 0; k < o.Uploads; k++ {
-		g.Go(func() error {
-			for p := range puts {
-				data, pid, refs := p.finish(r.enc)
-				if err := r.st.Put(gctx, packKey(pid), data); err != nil {
-					return fmt.Errorf("upload pack: %w", err)
-				}
-				sent.Add(int64(len(data)))
-				packBufs.Put(data[:0])
-				n := packs.Add(1)
-				mu.Lock()
-				newPacks = append(newPacks, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
-				mu.Unlock()
-				crash.Point(fmt.Sprintf("upload.pack.%d", n))
-			}
-			return nil
-		})
+		cerr = err
 	}
-	err = g.Wait()
-	res.FilesRead, res.BytesRead = int64(len(todo)), read.Load()
-	res.ChunksNew, res.ChunksReused = newCh.Load(), reusedCh.Load()
-	res.PacksWritten, res.BytesSent = packs.Load(), sent.Load()
-	if err != nil {
+	ferr := u.finish()
+	if err := errors.Join(cerr, ferr); err != nil {
 		return res, err
 	}
-	// Commit order: index (new packs and adopted orphans), then the manifest.
-	if err := r.writeIndex(ctx, append(newPacks, orphans...)); err != nil {
+	// Commit order: index objects (new packs and adopted orphans), then
+	// the snapshot object; each only while the lock is still ours.
+	if err := lock.Check(ctx); err != nil {
+		return res, err
+	}
+	newPacks := append(u.newPacks, orphans...)
+	keys, err := r.writeIndex(ctx, newPacks)
+	if err != nil {
 		return res, fmt.Errorf("write index: %w", err)
 	}
 	crash.Point("upload.indexed")
-	am, err := encodeArchivedManifest(r.enc, manifestBytes, content)
+	if err := lock.Check(ctx); err != nil {
+		return res, err
+	}
+	obj := &snapshotObject{ID: id, Node: hdr.Node.ID, CreatedAt: hdr.CreatedAt, Files: hdr.Totals.Files, Bytes: hdr.Totals.Bytes,
+		PotentiallyInconsistent: hdr.PotentiallyInconsistent, Manifest: mdesc, Content: content}
+	b, err := r.encodeSnapshot(obj)
 	if err != nil {
 		return res, err
 	}
-	if err := r.st.Put(ctx, snapshotKey(id, m.Node.ID), am); err != nil {
+	if err := r.st.Put(ctx, snapshotKey(id, hdr.Node.ID), b); err != nil {
 		return res, fmt.Errorf("write manifest: %w", err)
+	}
+	for _, p := range u.newPacks {
+		idx.addPack(p.ID, p.Size, p.Blobs)
+	}
+	if err := r.readBack(ctx, idx, keys, id, hdr.Node.ID); err != nil {
+		return res, fmt.Errorf("upload of %s wrote a snapshot that does not read back: %w", id, err)
 	}
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	return res, nil
 }
 
-// chunkFile reads one file of a snapshot, cutting it into chunks handed to
-// fn, and checks that its BLAKE3 and size are the manifest's.
-func (r *Repo) chunkFile(ctx context.Context, tree *fsutil.Dir, e *manifest.Entry, fn func(ID, []byte) error) ([]ID, int64, error) {
-	f, _, err := tree.OpenRegular(string(e.Path))
-	if err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", e.Path, err)
+// readBack reads what an upload wrote: the index objects, the snapshot
+// object, and its two streams in full, zipped as a download reads them.
+func (r *Repo) readBack(ctx context.Context, idx *Index, keys []string, id, node string) error {
+	for _, k := range keys {
+		if o := r.readIndex(ctx, k); o.err != nil || o.misnamed {
+			return fmt.Errorf("index object %s: %v (misnamed: %v)", k, o.err, o.misnamed)
+		}
 	}
-	defer f.Close()
-	c := newChunker(f, &r.gear, r.cfg.Chunker, chunkBufs.Get().([]byte))
+	s, err := r.readSnapshot(ctx, id, node)
+	if err != nil {
+		return err
+	}
+	p, err := r.openPiece(ctx, idx, s)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for {
+		if _, _, err := p.next(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// previousPiece finds the node's newest archived piece (id's own, when it
+// was uploaded before) whose streams are indexed, for reusing chunk lists;
+// nil when none.
+func (r *Repo) previousPiece(ctx context.Context, idx *Index, node, id string, log *slog.Logger) *RemoteSnapshot {
+	keys, err := r.snapshotKeys(ctx)
+	if err != nil {
+		return nil
+	}
+	for i := len(keys) - 1; i >= 0; i-- {
+		s, err := r.readSnapshotKey(ctx, keys[i])
+		if err != nil || s.Node != node || s.checkStreams(idx) != nil {
+			continue
+		}
+		return s
+	}
+	return nil
+}
+
+// uploader is one upload's pipeline: producers hand chunks to add, which
+// drops those the archive or this upload already holds; a packer fills
+// packs; senders put them. newPacks lists the packs stored.
+type uploader struct {
+	r        *Repo
+	idx      *Index
+	o        UploadOptions
+	res      *UploadResult
+	ctx      context.Context
+	g        *errgroup.Group
+	blobs    chan blobMsg
+	mu       sync.Mutex // claimed, newPacks
+	claimed  map[ID]struct{}
+	newPacks []packEntry
+	newCh    atomic.Int64
+	reusedCh atomic.Int64
+	packs    atomic.Int64
+	sent     atomic.Int64
+	read     atomic.Int64
+	readN    atomic.Int64
+	reused   atomic.Int64
+}
+
+func (r *Repo) newUploader(ctx context.Context, idx *Index, o UploadOptions, res *UploadResult) *uploader {
+	g, gctx := errgroup.WithContext(ctx)
+	u := &uploader{r: r, idx: idx, o: o, res: res, ctx: gctx, g: g, blobs: make(chan blobMsg, o.Workers), claimed: map[ID]struct{}{}}
+	// One finished pack may wait while another is sent, so compression goes
+	// on during a PUT; still only o.Uploads PUTs are ever in flight.
+	puts := make(chan *packWriter, 1)
+	g.Go(func() error { return par.Safely(func() error { return u.pack(puts) }) })
+	var senders sync.WaitGroup
+	for range o.Uploads {
+		senders.Add(1)
+		g.Go(func() error {
+			defer senders.Done()
+			return par.Safely(func() error { return u.send(puts) })
+		})
+	}
+	return u
+}
+
+// add hands one chunk to the pipeline unless the archive or this upload
+// already holds it, and returns its id.
+func (u *uploader) add(chunk []byte) (ID, error) {
+	cid := u.r.enc.chunkID(chunk)
+	u.mu.Lock()
+	_, dup := u.claimed[cid]
+	if !dup {
+		dup = u.idx.Has(cid)
+	}
+	if !dup {
+		u.claimed[cid] = struct{}{}
+	}
+	u.mu.Unlock()
+	if dup {
+		u.reusedCh.Add(1)
+		return cid, nil
+	}
+	u.newCh.Add(1)
+	select {
+	case u.blobs <- blobMsg{id: cid, blob: u.r.sealBlob(chunk), raw: len(chunk)}:
+		return cid, nil
+	case <-u.ctx.Done():
+		return cid, u.ctx.Err()
+	}
+}
+
+// pack fills packs of about PackSize.
+func (u *uploader) pack(puts chan<- *packWriter) error {
+	defer close(puts)
+	r := u.r
+	newPack := func() *packWriter {
+		buf := packBufs.Get().([]byte)
+		if want := r.cfg.PackSize + r.maxBlob() + 1<<16; cap(buf) < want {
+			buf = make([]byte, 0, want) // a pack never grows past this
+		}
+		return &packWriter{buf: buf[:0]}
+	}
+	p := newPack()
+	for b := range u.blobs {
+		p.add(b.id, b.blob, b.raw)
+		blobBufs.Put(b.blob[:0])
+		if p.size() >= r.cfg.PackSize {
+			select {
+			case puts <- p:
+			case <-u.ctx.Done():
+				return u.ctx.Err()
+			}
+			p = newPack()
+		}
+	}
+	if len(p.blobs) > 0 {
+		select {
+		case puts <- p:
+		case <-u.ctx.Done():
+			return u.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// send puts packs.
+func (u *uploader) send(puts <-chan *packWriter) error {
+	for p := range puts {
+		data, pid, refs := p.finish(u.r.enc)
+		if err := u.r.st.Put(u.ctx, packKey(pid), data); err != nil {
+			return fmt.Errorf("upload pack: %w", err)
+		}
+		u.sent.Add(int64(len(data)))
+		packBufs.Put(data[:0])
+		n := u.packs.Add(1)
+		u.mu.Lock()
+		u.newPacks = append(u.newPacks, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
+		u.mu.Unlock()
+		crash.Point(fmt.Sprintf("upload.pack.%d", n))
+	}
+	return nil
+}
+
+// finish waits for every pack to be stored and fills in the result.
+func (u *uploader) finish() error {
+	close(u.blobs)
+	err := u.g.Wait()
+	res := u.res
+	res.FilesRead, res.BytesRead, res.FilesReused = u.readN.Load(), u.read.Load(), u.reused.Load()
+	res.ChunksNew, res.ChunksReused = u.newCh.Load(), u.reusedCh.Load()
+	res.PacksWritten, res.BytesSent = u.packs.Load(), u.sent.Load()
+	return err
+}
+
+// storeStream chunks a byte stream into the pipeline and describes it.
+func (u *uploader) storeStream(rd io.Reader) (streamDesc, error) {
+	c := newChunker(rd, &u.r.gear, u.r.cfg.Chunker, chunkBufs.Get().([]byte))
 	defer chunkBufs.Put(c.buf)
 	h := blake3.New()
-	var ids []ID
+	d := streamDesc{Chunks: []string{}}
+	for {
+		chunk, err := c.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return d, err
+		}
+		h.Write(chunk)
+		d.Size += int64(len(chunk))
+		cid, err := u.add(chunk)
+		if err != nil {
+			return d, err
+		}
+		d.Chunks = append(d.Chunks, cid.String())
+	}
+	d.BLAKE3 = hex.EncodeToString(h.Sum(nil))
+	return d, nil
+}
+
+// chunkFile reads one file of a snapshot, cutting it into chunks handed to
+// the pipeline, and checks that its BLAKE3 and size are the manifest's.
+func (u *uploader) chunkFile(tree *fsutil.Dir, e *manifest.Entry, ids []ID) ([]ID, error) {
+	f, _, err := tree.OpenRegular(string(e.Path))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", e.Path, err)
+	}
+	defer f.Close()
+	c := newChunker(f, &u.r.gear, u.r.cfg.Chunker, chunkBufs.Get().([]byte))
+	defer chunkBufs.Put(c.buf)
+	h := blake3.New()
 	var n int64
 	for {
-		if err := ctx.Err(); err != nil {
-			return nil, n, err
+		if err := u.ctx.Err(); err != nil {
+			return nil, err
 		}
 		chunk, err := c.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, n, fmt.Errorf("read %s: %w", e.Path, err)
+			return nil, fmt.Errorf("read %s: %w", e.Path, err)
 		}
 		n += int64(len(chunk))
 		h.Write(chunk)
-		cid := r.enc.chunkID(chunk)
-		ids = append(ids, cid)
-		if err := fn(cid, chunk); err != nil {
-			return nil, n, err
-		}
-	}
-	if sum := fmt.Sprintf("%x", h.Sum(nil)); sum != e.BLAKE3 || n != e.Size {
-		return nil, n, fmt.Errorf("%w: %s is %d bytes with BLAKE3 %s, the manifest says %d bytes, %s (verify the snapshot; take a new one)", ErrChanged, e.Path, n, sum, e.Size, e.BLAKE3)
-	}
-	return ids, n, nil
-}
-
-// knownContent gathers the chunk lists of every archived manifest whose
-// chunks are all indexed: files with those contents need not be read.
-func (r *Repo) knownContent(ctx context.Context, idx *Index) (map[string][]ID, error) {
-	keys, err := r.snapshotKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	known := map[string][]ID{}
-	for _, k := range keys {
-		s, err := r.readSnapshotKey(ctx, k)
+		cid, err := u.add(chunk)
 		if err != nil {
-			continue // a damaged manifest only costs reuse; check reports it
+			return nil, err
 		}
-	next:
-		for h, ids := range s.content {
-			if _, ok := known[h]; ok {
-				continue
-			}
-			for _, id := range ids {
-				if !idx.Has(id) {
-					continue next
-				}
-			}
-			known[h] = ids
-		}
+		ids = append(ids, cid)
 	}
-	return known, nil
+	u.read.Add(n)
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != e.BLAKE3 || n != e.Size {
+		return nil, fmt.Errorf("%w: %s is %d bytes with BLAKE3 %s, the manifest says %d bytes, %s (verify the snapshot; take a new one)", ErrChanged, e.Path, n, sum, e.Size, e.BLAKE3)
+	}
+	return ids, nil
 }

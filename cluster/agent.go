@@ -710,25 +710,27 @@ func (a *Agent) trimJobsLocked() {
 }
 
 func (a *Agent) runVerify(ctx context.Context, j *jobState, id string, req JobRequest) (any, error) {
-	m, err := snapshot.ReadManifest(a.cfg.Layout, id)
+	m, err := snapshot.ReadHeader(a.cfg.Layout, id)
 	if err != nil {
 		return nil, err
 	}
 	progress{j}.Start("verify", m.Totals.Files, m.Totals.Bytes)
-	// The manifest just read (and its seal checked) is the one verified.
-	vr, err := snapshot.VerifyManifest(ctx, a.cfg.Layout, id, m, manifest.VerifyOptions{Fast: req.FastVerify})
+	vr, err := snapshot.Verify(ctx, a.cfg.Layout, id, snapshot.VerifyOptions{Fast: req.FastVerify, Logger: a.log,
+		OnHashed: func(n int64) { progress{j}.Add(1, n) }})
 	if err != nil {
 		return nil, err
 	}
 	if !vr.OK() {
 		return nil, vr.Err()
 	}
-	progress{j}.Add(m.Totals.Files, m.Totals.Bytes)
+	if req.FastVerify { // nothing was hashed: the stat pass covered it all
+		progress{j}.Add(m.Totals.Files, m.Totals.Bytes)
+	}
 	return vr, nil
 }
 
 func (a *Agent) runRestore(ctx context.Context, j *jobState, id string, req JobRequest) (any, error) {
-	m, err := snapshot.ReadManifest(a.cfg.Layout, id)
+	m, err := snapshot.ReadHeader(a.cfg.Layout, id)
 	if err != nil {
 		return nil, err
 	}
@@ -749,7 +751,7 @@ func (a *Agent) runRestore(ctx context.Context, j *jobState, id string, req JobR
 }
 
 func (a *Agent) runUpload(ctx context.Context, j *jobState, id string, req JobRequest) (any, error) {
-	if _, err := snapshot.ReadManifest(a.cfg.Layout, id); err != nil {
+	if _, err := snapshot.ReadHeader(a.cfg.Layout, id); err != nil {
 		return nil, err
 	}
 	repo, err := a.openRemote(ctx, req.Remote, true)

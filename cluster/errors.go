@@ -50,7 +50,7 @@ func Kind(err error) string {
 	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt), errors.Is(err, snapshot.ErrUntrusted), errors.Is(err, fsutil.ErrSymlink),
 		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
 		return KindVerifyFailed
-	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired):
+	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired), errors.Is(err, archive.ErrFormat):
 		return KindIncompatible
 	case errors.Is(err, snapshot.ErrNotFound), errors.Is(err, archive.ErrNotFound):
 		return KindNotFound

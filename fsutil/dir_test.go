@@ -158,6 +158,7 @@ func TestDir_WalkNeverLeaves(t *testing.T) {
 	out := outside(t)
 	os.MkdirAll(filepath.Join(root, "a", "b"), 0o755)
 	os.WriteFile(filepath.Join(root, "a", "b", "f"), nil, 0o644)
+	os.WriteFile(filepath.Join(root, "a.txt"), nil, 0o644) // between "a" and "a/b" in byte order
 	os.Symlink(out, filepath.Join(root, "a", "link"))
 	d, _ := OpenDir(root)
 	defer d.Close()
@@ -169,7 +170,7 @@ func TestDir_WalkNeverLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "a:dir a/b:dir a/b/f:file a/link:symlink"
+	want := "a:dir a.txt:file a/b:dir a/b/f:file a/link:symlink"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("walk: %v, want %s", got, want)
 	}

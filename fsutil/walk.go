@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"sort"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,11 +21,12 @@ type WalkFunc func(rel string, st Stat) error
 // stops at the first such error.
 type ErrFunc func(rel string, err error) error
 
-// Walk visits every entry below d, parents before their entries, names in
-// sorted order. It never follows a symlink: each directory is opened
-// through its parent's descriptor with O_NOFOLLOW, so a directory swapped
-// for a symlink during the walk is an error for onErr, never a way out.
-// Memory is one name list and one descriptor per level of depth.
+// Walk visits every entry below d in the byte order of their slash paths
+// (the order of manifests: "a", "a.txt", "a/b"), each directory before its
+// entries. It never follows a symlink: each directory is opened through its
+// parent's descriptor with O_NOFOLLOW, so a directory swapped for a symlink
+// during the walk is an error for onErr, never a way out. Memory is one
+// listing (names and stats) and one descriptor per level of depth.
 func (d *Dir) Walk(ctx context.Context, fn WalkFunc, onErr ErrFunc) error {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -32,6 +34,16 @@ func (d *Dir) Walk(ctx context.Context, fn WalkFunc, onErr ErrFunc) error {
 	}
 	defer unix.Close(fd)
 	return walkFd(ctx, fd, "", d.path, fn, onErr)
+}
+
+// walkItem is an entry of a listing, or (sub) the place of a directory's
+// contents: a directory "a" is visited at key "a", its contents at "a/",
+// so "a.txt" comes between them, as in byte order of full paths.
+type walkItem struct {
+	key  string
+	name string
+	st   Stat
+	sub  bool
 }
 
 // walkFd walks the directory open as fd (which the caller closes).
@@ -46,33 +58,50 @@ func walkFd(ctx context.Context, fd int, rel, path string, fn WalkFunc, onErr Er
 	if err != nil {
 		return handleWalkErr(onErr, rel, err)
 	}
+	items := make([]walkItem, 0, len(names)+len(names)/8)
 	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r, p := name, path+"/"+name
+		r := name
 		if rel != "" {
 			r = rel + "/" + name
 		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err := handleWalkErr(onErr, r, &os.PathError{Op: "lstat", Path: p, Err: err}); err != nil {
+			if err := handleWalkErr(onErr, r, &os.PathError{Op: "lstat", Path: path + "/" + name, Err: err}); err != nil {
 				return err
 			}
 			continue
 		}
 		s := fromUnix(&st)
-		err := fn(r, s)
-		if errors.Is(err, fs.SkipDir) {
-			continue
+		items = append(items, walkItem{key: name, name: name, st: s})
+		if s.IsDir() {
+			items = append(items, walkItem{key: name + "/", name: name, sub: true})
 		}
-		if err != nil {
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].key < items[j].key })
+	skipped := map[string]bool{}
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !s.IsDir() {
+		r, p := it.name, path+"/"+it.name
+		if rel != "" {
+			r = rel + "/" + it.name
+		}
+		if !it.sub {
+			err := fn(r, it.st)
+			if errors.Is(err, fs.SkipDir) {
+				skipped[it.name] = true
+				continue
+			}
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if skipped[it.name] {
+			continue
+		}
+		sub, err := unix.Openat(fd, it.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			if err := handleWalkErr(onErr, r, &os.PathError{Op: "open dir", Path: p, Err: err}); err != nil {
 				return err

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -55,13 +57,35 @@ type Options struct {
 	ForeignLinksOf *uint32
 }
 
-// Item is one captured entry.
+// Item is one captured entry, kept compact: a capture of a million files
+// holds a million of them.
 type Item struct {
-	Rel     string      // slash path relative to the tree root
-	Stat    fsutil.Stat // the captured entry: the shared inode for links, the copy for copies
-	Capture string      // files: link, copy or reflink
-	Target  string      // symlinks: the link's target
-	SrcStat fsutil.Stat // the source entry (same as Stat for links)
+	Rel    string // slash path relative to the tree root
+	Target string // symlinks: the link's target
+	// The captured entry: the shared inode for links, the copy for copies.
+	Dev, Ino      uint64
+	Size, MtimeNs int64
+	// Mode is the captured entry's st_mode (type and permission bits); a
+	// copy carries the source's permission bits and owner.
+	Mode     uint32
+	UID, GID uint32
+	// SrcIno and SrcNlink are the source's inode number and link count
+	// before the capture (a link group needs several links).
+	SrcIno   uint64
+	SrcNlink uint32
+	Capture  string // files: link, copy or reflink (constants: no allocation)
+}
+
+// IsDir, IsSymlink and Perm read Mode.
+func (it Item) IsDir() bool     { return it.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (it Item) IsSymlink() bool { return it.Mode&unix.S_IFMT == unix.S_IFLNK }
+func (it Item) Perm() uint32    { return it.Mode & 0o7777 }
+
+// item makes the Item of rel captured as st (the source's own stat src).
+func item(rel string, st, src fsutil.Stat, capture, target string) Item {
+	return Item{Rel: rel, Target: target, Dev: st.Dev, Ino: st.Ino, Size: st.Size, MtimeNs: st.MtimeNs,
+		Mode: st.Mode&unix.S_IFMT | src.Perm(), UID: src.UID, GID: src.GID,
+		SrcIno: src.Ino, SrcNlink: uint32(min(src.Nlink, 1<<32-1)), Capture: capture}
 }
 
 // Warning is an entry that was not captured, with the reason.
@@ -141,7 +165,7 @@ func Build(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Result, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sort.Slice(b.items, func(i, j int) bool { return b.items[i].Rel < b.items[j].Rel })
+	slices.SortFunc(b.items, func(x, y Item) int { return strings.Compare(x.Rel, y.Rel) })
 	sort.Slice(b.warnings, func(i, j int) bool { return b.warnings[i].Rel < b.warnings[j].Rel })
 	return &Result{Items: b.items, Warnings: b.warnings}, nil
 }
@@ -255,7 +279,7 @@ func (b *builder) readDir(rel string) error {
 		return fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
 	}
 	if rel != "" {
-		b.record(Item{Rel: rel, Stat: st, SrcStat: st})
+		b.record(item(rel, st, st, "", ""))
 	}
 	names, err := sd.Names(".")
 	if err != nil {
@@ -333,7 +357,7 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 			}
 			// The symlink's own owner, where permitted (it is never followed).
 			unix.Fchownat(dfd, name, int(sst.UID), int(sst.GID), unix.AT_SYMLINK_NOFOLLOW)
-			items = append(items, Item{Rel: r, Stat: sst, SrcStat: sst, Target: target})
+			items = append(items, item(r, sst, sst, "", target))
 		case sst.IsRegular() && sst.Nlink > 1 && b.opts.ForeignLinksOf != nil && sst.UID != *b.opts.ForeignLinksOf:
 			b.warn(r, fmt.Sprintf("left out: a file of uid %d with %d links, in a data dir of uid %d, on a system that lets users hard-link files they cannot read (fs.protected_hardlinks=0)", sst.UID, sst.Nlink, *b.opts.ForeignLinksOf))
 		case sst.IsRegular():
@@ -391,7 +415,9 @@ func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, b
 		if skip || err != nil {
 			return Item{}, skip, err
 		}
-		return Item{Rel: rel, Stat: lst, SrcStat: lst, Capture: CaptureLink}, false, nil
+		it := item(rel, lst, lst, CaptureLink, "")
+		it.SrcNlink-- // the link just made is not the data dir's
+		return it, false, nil
 	}
 	// A private copy. Names of one inode inside the data dir share one copy.
 	key := inodeKey{sst.Dev, sst.Ino}
@@ -417,7 +443,7 @@ func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, b
 			return Item{}, false, err
 		}
 	}
-	return Item{Rel: rel, Stat: c.st, SrcStat: sst, Capture: c.capture}, false, nil
+	return item(rel, c.st, sst, c.capture, ""), false, nil
 }
 
 func (b *builder) cloneUnsupported() bool {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -127,45 +126,27 @@ func (m *Manifest) Seal() error {
 	return nil
 }
 
-// Encode seals the manifest and returns its file content: one JSON object
-// written with one entry per line (the header fields on the first line, the
-// digest on the last), so that people can read and diff it and the reader
-// can bound the length of every line. The seal covers the canonical compact
-// encoding, not this layout.
+// Encode seals the manifest (setting Digest) and returns its file content:
+// one JSON object written with one entry per line (the header fields on the
+// first line, the digest on the last), so that people can read and diff it
+// and a reader can bound what it holds. The seal covers the canonical
+// compact encoding, not this layout. Entries are checked as for Check.
 func (m *Manifest) Encode() ([]byte, error) {
-	if err := m.Seal(); err != nil {
-		return nil, err
-	}
-	h := *m
-	h.Entries, h.Digest = nil, ""
-	head, err := json.Marshal(&h)
+	var b bytes.Buffer
+	w, err := NewWriter(&b, m)
 	if err != nil {
 		return nil, err
 	}
-	// Cut the header before its "entries" and "digest" fields (the last
-	// two, in struct order) and append them in the line layout.
-	i := bytes.LastIndex(head, []byte(`,"entries":`))
-	if i < 0 {
-		return nil, fmt.Errorf("encode manifest: unexpected header layout")
-	}
-	var b bytes.Buffer
-	b.Write(head[:i])
-	b.WriteString(",\"entries\":[\n")
-	for k := range m.Entries {
-		e, err := json.Marshal(&m.Entries[k])
-		if err != nil {
+	for i := range m.Entries {
+		if err := w.Add(&m.Entries[i]); err != nil {
 			return nil, err
 		}
-		b.Write(e)
-		if k < len(m.Entries)-1 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\n')
 	}
-	b.WriteString("],\n\"digest\":")
-	d, _ := json.Marshal(m.Digest)
-	b.Write(d)
-	b.WriteString("}\n")
+	d, err := w.Close()
+	if err != nil {
+		return nil, err
+	}
+	m.Digest = d
 	return b.Bytes(), nil
 }
 

@@ -1,9 +1,11 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -39,9 +41,14 @@ func insert(m *Manifest, e Entry) {
 	m.Entries = append(m.Entries[:i], append([]Entry{e}, m.Entries[i:]...)...)
 }
 
+// encode seals m without checking it (hostile content on purpose) and
+// writes it compact, on one line: the reader must take any layout.
 func encode(t *testing.T, m *Manifest) []byte {
 	t.Helper()
-	b, err := m.Encode()
+	if err := m.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +251,10 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestEncode_OneEntryPerLine(t *testing.T) {
-	b := encode(t, validManifest())
+	b, err := validManifest().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) != len(validManifest().Entries)+3 {
 		t.Fatalf("want header, %d entry lines, closing and digest lines, got %d lines:\n%s", len(validManifest().Entries), len(lines), b)
@@ -265,7 +275,8 @@ func TestManifest_EmptyRoundTrip(t *testing.T) {
 }
 
 // TestRead_TwoGigabyteLine refuses a real 2 GB single-line file (sparse, so
-// the test writes nothing) after reading at most MaxLine of it.
+// the test writes nothing) and a value longer than MaxLine, each after
+// reading at most MaxLine of it.
 func TestRead_TwoGigabyteLine(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "manifest.json")
 	f, err := os.Create(p)
@@ -277,8 +288,61 @@ func TestRead_TwoGigabyteLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	_, err = Read(p)
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "line 1 is longer") {
-		t.Fatalf("want a line-length refusal, got %v", err)
+	if _, err = Read(p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	old := MaxLine
+	MaxLine = 1 << 20
+	defer func() { MaxLine = old }()
+	long := `{"format":1,"id":"` + strings.Repeat("a", 4<<20) + `"}`
+	os.WriteFile(p, []byte(long), 0o644)
+	if _, err = Read(p); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("want a length refusal, got %v", err)
+	}
+}
+
+// TestReader_Streams reads a manifest entry by entry and requires the seal
+// to be proven only at the end: a broken seal shows as the last error.
+func TestReader_Streams(t *testing.T) {
+	b, err := validManifest().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 5 || r.Header().Digest == "" {
+		t.Fatalf("%d entries, digest %q", n, r.Header().Digest)
+	}
+	bad := bytes.Replace(b, []byte(`"appVersion":"3.5.1"`), []byte(`"appVersion":"3.9.1"`), 1)
+	r, err = NewReader(bytes.NewReader(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err = r.Next(); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "broken seal") {
+		t.Fatalf("want the seal refused at the end, got %v", err)
+	}
+	// Truncated anywhere: refused, never accepted.
+	for cut := 1; cut < len(b); cut += 7 {
+		if _, err := Decode(b[:cut]); err == nil {
+			t.Fatalf("a manifest cut at %d was accepted", cut)
+		}
 	}
 }

@@ -2,13 +2,15 @@ package manifest
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
+	"golang.org/x/sync/errgroup"
 )
 
 // Problem kinds reported by VerifyTree.
@@ -72,42 +74,62 @@ func (r *VerifyResult) Err() error {
 	return fmt.Errorf("%w: %s", ErrVerifyFailed, msg)
 }
 
-// VerifyTree compares the tree below root with m and reports every
-// difference, sorted by path. It never follows symlinks (every entry is
-// reached through directory descriptors) and never writes. The error is
-// for failures to run at all (ctx cancelled); differences are in the result.
-func VerifyTree(ctx context.Context, root *fsutil.Dir, m *Manifest, opts VerifyOptions) (*VerifyResult, error) {
-	res := &VerifyResult{Entries: len(m.Entries)}
-	actual := map[string]fsutil.Stat{}
-	err := root.Walk(ctx, func(rel string, st fsutil.Stat) error {
-		actual[rel] = st
-		return nil
-	}, func(rel string, err error) error {
-		res.Problems = append(res.Problems, Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("walk %s: %w", root.Path(), err)
-	}
+// VerifyTree compares the tree below root with the manifest mr reads and
+// reports every difference, sorted by path. It walks the tree in the
+// manifest's order and reads the manifest as a stream, merging the two, so
+// memory does not grow with the number of entries; files are hashed by
+// Workers in parallel as the walk goes. It never follows symlinks (every
+// entry is reached through directory descriptors) and never writes. The
+// error is for failures to run at all: a cancelled ctx, or a manifest that
+// turns out corrupt (its seal is proven when its end is read); differences
+// are in the result.
+func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOptions) (*VerifyResult, error) {
+	res := &VerifyResult{}
 	var mu sync.Mutex
 	add := func(p Problem) {
 		mu.Lock()
 		res.Problems = append(res.Problems, p)
 		mu.Unlock()
 	}
-	var toHash []int
-	for i := range m.Entries {
-		e := &m.Entries[i]
+	type job struct {
+		path, want string
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = par.DefaultWorkers()
+	}
+	jobs := make(chan job, 4*workers)
+	var hashed atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			return par.Safely(func() error {
+				for j := range jobs {
+					sum, n, err := HashFileAt(root, j.path)
+					hashed.Add(n)
+					if opts.OnHashed != nil {
+						opts.OnHashed(n)
+					}
+					switch {
+					case err != nil:
+						add(Problem{j.path, ProblemRead, err.Error()})
+					case sum != j.want:
+						add(Problem{j.path, ProblemHash, fmt.Sprintf("blake3 %s, manifest says %s", sum, j.want)})
+					}
+				}
+				return nil
+			})
+		})
+	}
+	cur, merr := mr.Next()
+	next := func() {
+		cur, merr = mr.Next()
+	}
+	compare := func(e *Entry, st fsutil.Stat) error {
 		p := string(e.Path)
-		st, ok := actual[p]
-		if !ok {
-			add(Problem{p, ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type)})
-			continue
-		}
-		delete(actual, p)
 		if got := st.TypeName(); got != e.Type {
 			add(Problem{p, ProblemType, fmt.Sprintf("manifest says %s, tree has %s", e.Type, got)})
-			continue
+			return nil
 		}
 		if st.Perm() != e.Mode && e.Type != TypeSymlink {
 			add(Problem{p, ProblemMode, fmt.Sprintf("mode %04o, manifest says %04o", st.Perm(), e.Mode)})
@@ -130,39 +152,53 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, m *Manifest, opts VerifyO
 				add(Problem{p, ProblemModified, fmt.Sprintf("mtime %d, manifest says %d: modified in place", st.MtimeNs, e.MtimeNs)})
 			}
 			if !opts.Fast {
-				toHash = append(toHash, i)
+				select {
+				case jobs <- job{p, e.BLAKE3}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
 			}
-		}
-	}
-	for p, st := range actual {
-		add(Problem{p, ProblemExtra, fmt.Sprintf("%s is in the tree but not in the manifest", st.TypeName())})
-	}
-	var hashed int64
-	err = par.ForEach(ctx, len(toHash), opts.Workers, func(ctx context.Context, k int) error {
-		e := &m.Entries[toHash[k]]
-		sum, n, err := HashFileAt(root, string(e.Path))
-		mu.Lock()
-		hashed += n
-		mu.Unlock()
-		if opts.OnHashed != nil {
-			opts.OnHashed(n)
-		}
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			add(Problem{string(e.Path), ProblemRead, err.Error()})
-			return nil
-		}
-		if sum != e.BLAKE3 {
-			add(Problem{string(e.Path), ProblemHash, fmt.Sprintf("blake3 %s, manifest says %s", sum, e.BLAKE3)})
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	res.BytesHashed = hashed
+	missing := func(e *Entry) {
+		add(Problem{string(e.Path), ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type)})
+	}
+	walkErr := root.Walk(gctx, func(rel string, st fsutil.Stat) error {
+		for merr == nil && string(cur.Path) < rel {
+			missing(cur)
+			next()
+		}
+		if merr != nil && merr != io.EOF {
+			return merr
+		}
+		if merr == nil && string(cur.Path) == rel {
+			err := compare(cur, st)
+			next()
+			return err
+		}
+		add(Problem{rel, ProblemExtra, fmt.Sprintf("%s is in the tree but not in the manifest", st.TypeName())})
+		return nil
+	}, func(rel string, err error) error {
+		add(Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
+		return nil
+	})
+	for walkErr == nil && merr == nil {
+		missing(cur)
+		next()
+	}
+	close(jobs)
+	werr := g.Wait()
+	switch {
+	case walkErr != nil:
+		return nil, fmt.Errorf("verify %s: %w", root.Path(), walkErr)
+	case merr != io.EOF:
+		return nil, merr
+	case werr != nil:
+		return nil, werr
+	}
+	res.Entries = mr.Entries()
+	res.BytesHashed = hashed.Load()
 	sort.SliceStable(res.Problems, func(a, b int) bool { return res.Problems[a].Path < res.Problems[b].Path })
 	return res, nil
 }

@@ -7,17 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
-	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 	treepkg "github.com/hotsnap/hotsnap/tree"
@@ -117,8 +114,8 @@ type Pending struct {
 	topo                    manifest.Topology
 	copyGlobs, excludeGlobs globSet
 	s                       *session
-	prev                    *manifest.Manifest
-	stage                   string // staging/<id>, in the private state dir
+	prev                    *ManifestFile // the newest snapshot's, for hash reuse (nil: none)
+	stage                   string        // staging/<id>, in the private state dir
 	start                   time.Time
 	log                     *slog.Logger
 	mu                      sync.Mutex
@@ -152,6 +149,9 @@ func (p *Pending) Abort() {
 func (p *Pending) cleanup() {
 	if err := p.s.priv.RemoveAll(p.stage); err != nil {
 		p.log.Warn("could not remove staging; the next command will", "path", p.s.priv.Join(p.stage), "err", err)
+	}
+	if p.prev != nil {
+		p.prev.Close()
 	}
 	p.s.close()
 }
@@ -309,46 +309,42 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		log.Info("entry not captured", "path", w.Rel, "reason", w.Reason)
 		res.Warnings = append(res.Warnings, msg)
 	}
-	m := &manifest.Manifest{
+	hdr := &manifest.Manifest{
 		Format: manifest.Format, ID: id, Label: label, CreatedAt: createdAt,
 		ToolVersion: ToolVersion, AppVersion: o.AppVersion,
 		Node: manifest.Node{ID: o.NodeID}, Topology: topo,
 		EncryptionKeyID:         o.EncryptionKeyID,
 		PotentiallyInconsistent: res.PotentiallyInconsistent,
 		LockHeldMs:              res.LockHeldMs,
-		Entries:                 entriesOf(built.Items),
 	}
+	rec := newRecord(built.Items)
 	// The snapshot's own directories get the captured owners, modes and
 	// mtimes (after the lock: they are never shared with live data).
-	if err := treepkg.FinishDirs(tree, m.Entries); err != nil {
+	if err := treepkg.FinishDirs(tree, rec.dirs()); err != nil {
 		return nil, err
 	}
-	if err := hashEntries(ctx, tree, m.Entries, prev, o.Workers, res); err != nil {
+	if err := rec.hash(ctx, tree, prev, o.Workers, res); err != nil {
 		return nil, err
 	}
 	crashPoint("create.hashed")
 	// The bytes were captured under the lock; a linked file whose size or
 	// mtime moved since then was written in place, and the snapshot no
 	// longer holds what it recorded.
-	if err := checkUnmodified(tree, m.Entries); err != nil {
+	if err := rec.checkUnmodified(tree); err != nil {
 		return nil, err
 	}
-	m.Totals = m.ComputeTotals()
-	data, err := m.Encode()
+	totals, err := rec.write(s.priv, stage+"/"+manifestName, hdr)
 	if err != nil {
-		return nil, err
-	}
-	if err := writeNew(s.priv, stage+"/"+manifestName, data); err != nil {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	crashPoint("create.manifest")
-	if err := treepkg.Sync(ctx, tree, m.Entries, o.Workers, false); err != nil {
+	if err := treepkg.Sync(ctx, tree, rec.owned(), o.Workers); err != nil {
 		return nil, err
 	}
 	if err := s.publish(stage, id); err != nil {
 		return nil, err
 	}
-	t := m.Totals
+	t := totals
 	res.Files, res.Dirs, res.Symlinks, res.Bytes = t.Files, t.Dirs, t.Symlinks, t.Bytes
 	res.DurationMs = ms(time.Since(start))
 	log.Info("snapshot created", "id", id, "files", t.Files, "bytes", t.Bytes, "lockHeldMs", res.LockHeldMs)
@@ -406,52 +402,9 @@ func (s *session) publish(stage, id string) error {
 	return staging.Sync()
 }
 
-// entriesOf turns captured items into manifest entries (without hashes),
-// numbering link groups in path order.
-func entriesOf(items []hardlink.Item) []manifest.Entry {
-	type key struct{ dev, ino uint64 }
-	count := map[key]int{}
-	for _, it := range items {
-		if it.Stat.IsRegular() {
-			count[key{it.Stat.Dev, it.Stat.Ino}]++
-		}
-	}
-	groups := map[key]int{}
-	entries := make([]manifest.Entry, 0, len(items))
-	for _, it := range items {
-		e := manifest.Entry{
-			Path: manifest.Name(it.Rel), Mode: it.SrcStat.Perm(),
-			UID: it.SrcStat.UID, GID: it.SrcStat.GID, MtimeNs: it.Stat.MtimeNs,
-			Inode: manifest.Inode{Dev: it.Stat.Dev, Ino: it.Stat.Ino},
-		}
-		switch {
-		case it.Stat.IsDir():
-			e.Type = manifest.TypeDir
-		case it.Stat.IsSymlink():
-			e.Type, e.Target, e.Size = manifest.TypeSymlink, manifest.Name(it.Target), int64(len(it.Target))
-		default:
-			e.Type, e.Size, e.Capture = manifest.TypeFile, it.Stat.Size, it.Capture
-			k := key{it.Stat.Dev, it.Stat.Ino}
-			if count[k] > 1 {
-				if groups[k] == 0 {
-					groups[k] = len(groups) + 1
-				}
-				e.LinkGroup = groups[k]
-			}
-		}
-		entries = append(entries, e)
-	}
-	return entries
-}
-
-type reuseKey struct {
-	dev, ino      uint64
-	size, mtimeNs int64
-}
-
-// latestManifest reads the newest readable snapshot's manifest, for hash
+// latestManifest opens the newest readable snapshot's manifest, for hash
 // reuse; nil when there is none.
-func (s *session) latestManifest() *manifest.Manifest {
+func (s *session) latestManifest() *ManifestFile {
 	ids, err := s.ids()
 	if err != nil {
 		return nil
@@ -460,99 +413,13 @@ func (s *session) latestManifest() *manifest.Manifest {
 		if s.backups.Exists(ids[i] + "/" + originName) {
 			continue // downloaded: its inode numbers are not this filesystem's
 		}
-		m, _, err := s.readManifest(ids[i])
+		mf, err := s.openManifest(ids[i])
 		if err == nil {
-			return m
+			return mf
 		}
 		s.log.Debug("skipping unreadable manifest for hash reuse", "id", ids[i], "err", err)
 	}
 	return nil
-}
-
-// hashEntries fills in every file's BLAKE3: reused from prev when the entry
-// is the same inode with the same size and mtime (prev's link pins the inode,
-// so its number cannot have been reused), read and hashed otherwise.
-func hashEntries(ctx context.Context, tree *fsutil.Dir, entries []manifest.Entry, prev *manifest.Manifest, workers int, res *CreateResult) error {
-	reuse := map[reuseKey]string{}
-	if prev != nil {
-		for _, e := range prev.Entries {
-			if e.Type == manifest.TypeFile {
-				reuse[reuseKey{e.Inode.Dev, e.Inode.Ino, e.Size, e.MtimeNs}] = e.BLAKE3
-			}
-		}
-	}
-	var todo []int
-	done := map[manifest.Inode]int{} // link-group members hash once
-	for i := range entries {
-		e := &entries[i]
-		if e.Type != manifest.TypeFile {
-			continue
-		}
-		if h, ok := reuse[reuseKey{e.Inode.Dev, e.Inode.Ino, e.Size, e.MtimeNs}]; ok && e.Capture == manifest.CaptureLink {
-			e.BLAKE3 = h
-			res.ReusedHashes++
-			continue
-		}
-		if e.LinkGroup != 0 {
-			if _, ok := done[e.Inode]; ok {
-				continue
-			}
-			done[e.Inode] = i
-		}
-		todo = append(todo, i)
-	}
-	var files, bytes atomic.Int64
-	err := par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
-		e := &entries[todo[k]]
-		sum, n, err := manifest.HashFileAt(tree, string(e.Path))
-		if err != nil {
-			return fmt.Errorf("hash %s: %w", e.Path, err)
-		}
-		e.BLAKE3 = sum
-		files.Add(1)
-		bytes.Add(n)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := range entries {
-		e := &entries[i]
-		if e.Type == manifest.TypeFile && e.BLAKE3 == "" {
-			e.BLAKE3 = entries[done[e.Inode]].BLAKE3
-		}
-	}
-	res.HashedFiles, res.HashedBytes = files.Load(), bytes.Load()
-	return nil
-}
-
-// checkUnmodified re-stats every linked file of the tree and fails naming
-// those whose size or mtime differ from what was captured under the lock.
-func checkUnmodified(tree *fsutil.Dir, entries []manifest.Entry) error {
-	var bad []string
-	for i := range entries {
-		e := &entries[i]
-		if e.Type != manifest.TypeFile || e.Capture != manifest.CaptureLink {
-			continue
-		}
-		st, err := tree.Lstat(string(e.Path))
-		if err != nil {
-			return err
-		}
-		if st.Size != e.Size || st.MtimeNs != e.MtimeNs {
-			bad = append(bad, string(e.Path))
-		}
-	}
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(bad)
-	shown := bad
-	if len(shown) > 10 {
-		shown = shown[:10]
-	}
-	return fmt.Errorf("%w: %w: %d hard-linked file(s) changed after they were captured: %s; the application rewrites them in place, so a hard link cannot hold their old bytes: capture them as copies with --copy (e.g. --copy %q); the snapshot was discarded",
-		ErrModifiedInPlace, manifest.ErrVerifyFailed, len(bad), strings.Join(shown, ", "), suggestGlob(bad[0]))
 }
 
 func suggestGlob(rel string) string {

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,40 +41,51 @@ func writeSession(t *testing.T, l *Layout) *session {
 	return s
 }
 
-// fillFrom copies snapshot id of l into root, entry by entry: a stand-in
-// for a download's fill.
-func fillFrom(ctx context.Context, l *Layout, id string, root *fsutil.Dir) error {
-	s, err := l.openSession(ctx, nil, false)
+// copySource is an ImportSource that copies a local snapshot of another
+// data dir: a stand-in for a download. before, when set, runs first in Fill.
+type copySource struct {
+	l      *Layout
+	id     string
+	before func()
+}
+
+func (c copySource) WriteManifest(ctx context.Context, w io.Writer) error {
+	b, err := os.ReadFile(c.l.ManifestPath(c.id))
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func (c copySource) Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile) error {
+	if c.before != nil {
+		c.before()
+	}
+	s, err := c.l.openSession(ctx, nil, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	m, _, err := s.readManifest(id)
-	if err != nil {
-		return err
-	}
-	snap, err := s.openTree(id)
+	snap, err := s.openTree(c.id)
 	if err != nil {
 		return err
 	}
 	defer snap.Close()
-	for i := range m.Entries {
-		e := &m.Entries[i]
+	_, err = mf.Each(func(e *manifest.Entry) error {
 		if err := treepkg.MakeDirOrSymlink(root, e); err != nil {
 			return err
 		}
 		if e.Type != manifest.TypeFile {
-			continue
+			return nil
 		}
 		f, _, err := snap.OpenRegular(string(e.Path))
 		if err != nil {
 			return err
 		}
+		defer f.Close()
 		_, err = treepkg.Copy(f, root, e, false)
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
+	return err
 }

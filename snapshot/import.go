@@ -3,8 +3,8 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -16,25 +16,30 @@ import (
 // reuses hashes from it.
 const originName = "origin.json"
 
-// Import publishes a snapshot whose tree is built by fill, the way Create
-// publishes its own: under the operation lock, after recovery, in staging
-// (in the private state dir), then one atomic rename. fill gets the empty
-// tree as an open directory and must create everything below it through
-// it. manifestBytes is stored as manifest.json byte for byte (its seal is
-// checked first); origin is stored as origin.json. On any error nothing is
-// left behind.
-func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte, fill func(ctx context.Context, tree *fsutil.Dir) error, log *slog.Logger) (err error) {
-	m, err := manifest.Decode(manifestBytes)
-	if err != nil {
-		return err
-	}
-	id := m.ID
+// ImportSource is what Import publishes: a snapshot's manifest, stored byte
+// for byte, and a way to build its tree.
+type ImportSource interface {
+	// WriteManifest writes the snapshot's manifest.json to w.
+	WriteManifest(ctx context.Context, w io.Writer) error
+	// Fill builds the tree below root, the entries of mf (whose seal Import
+	// has proven), through root alone: every file, dir and symlink, with
+	// file contents proven against their hashes and attributes set.
+	// Directories' modes and mtimes are left to Import.
+	Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile) error
+}
+
+// Import publishes snapshot id, built by src, the way Create publishes its
+// own: under the operation lock, after recovery, in staging (in the private
+// state dir), then one atomic rename. The manifest is written first and
+// proven (seal, checks, its id) before anything is built from it. origin is
+// stored as origin.json. On any error nothing is left behind.
+func Import(ctx context.Context, l *Layout, id string, origin []byte, src ImportSource, log *slog.Logger) (err error) {
 	if err := validID(id); err != nil {
 		return err
 	}
 	// The operation lock is held only to clean up and to publish, not while
-	// fill works (a download can take hours): the staging tree has its own
-	// lock, so another command's recovery leaves it alone.
+	// the tree is built (a download can take hours): the staging tree has
+	// its own lock, so another command's recovery leaves it alone.
 	s, err := l.openSession(ctx, log, true)
 	if err != nil {
 		return err
@@ -66,6 +71,11 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 			s.priv.RemoveAll(stage)
 		}
 	}()
+	mf, err := s.importManifest(ctx, stage, id, src)
+	if err != nil {
+		return err
+	}
+	defer mf.Close()
 	treeRel := stage + "/" + dataName
 	if err := s.priv.Mkdir(treeRel, 0o700); err != nil {
 		return err
@@ -75,22 +85,14 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 		return err
 	}
 	defer tree.Close()
-	if err := fill(ctx, tree); err != nil {
+	if err := src.Fill(ctx, tree, mf); err != nil {
 		return err
 	}
 	crashPoint("import.filled")
-	if err := treepkg.FinishDirs(tree, m.Entries); err != nil {
-		return err
-	}
-	if err := writeNew(s.priv, stage+"/"+manifestName, manifestBytes); err != nil {
+	if err := finishImported(ctx, tree, mf); err != nil {
 		return err
 	}
 	if err := writeNew(s.priv, stage+"/"+originName, origin); err != nil {
-		return err
-	}
-	// Every file here was written by fill (nothing is shared with live
-	// data), so every file is fsynced, not only the copies as at create.
-	if err := treepkg.Sync(ctx, tree, m.Entries, 0, true); err != nil {
 		return err
 	}
 	if s.op, err = lockOp(ctx, s.priv, DefaultOpLockWait); err != nil {
@@ -99,60 +101,107 @@ func Import(ctx context.Context, l *Layout, manifestBytes []byte, origin []byte,
 	return s.publish(stage, id)
 }
 
-// LocalContent is a file of a local snapshot, found by its content, for a
-// download to take instead of fetching.
-type LocalContent struct {
-	ID    string // the snapshot holding it
-	Entry manifest.Entry
+// importManifest writes the manifest into staging and proves it.
+func (s *session) importManifest(ctx context.Context, stage, id string, src ImportSource) (*ManifestFile, error) {
+	rel := stage + "/" + manifestName
+	f, err := s.priv.Create(rel, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	err = src.WriteManifest(ctx, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	g, st, err := s.priv.OpenRegular(rel)
+	if err != nil {
+		return nil, err
+	}
+	mf := &ManifestFile{id: id, f: g, size: st.Size}
+	if _, err := mf.Each(nil); err != nil {
+		mf.Close()
+		return nil, err
+	}
+	return mf, nil
 }
 
-// LocalFiles finds the files of the local snapshots by content. Close it.
-type LocalFiles struct {
-	s      *session
-	byHash map[string]LocalContent
+// finishImported gives the tree's directories their attributes and fsyncs
+// everything (every file was written here: nothing is shared with live
+// data), a bounded batch of entries at a time.
+func finishImported(ctx context.Context, tree *fsutil.Dir, mf *ManifestFile) error {
+	var dirs []manifest.Entry
+	var batch []string
+	flush := func() error {
+		err := treepkg.Sync(ctx, tree, batch, 0)
+		batch = batch[:0]
+		return err
+	}
+	_, err := mf.Each(func(e *manifest.Entry) error {
+		switch e.Type {
+		case manifest.TypeDir:
+			dirs = append(dirs, *e)
+		case manifest.TypeFile:
+			batch = append(batch, string(e.Path))
+			if len(batch) == 8192 {
+				return flush()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := treepkg.FinishDirs(tree, dirs); err != nil {
+		return err
+	}
+	rels := make([]string, len(dirs))
+	for i := range dirs {
+		rels[i] = string(dirs[i].Path)
+	}
+	return treepkg.Sync(ctx, tree, rels, 0)
 }
 
-// OpenLocalFiles indexes the files of every readable local snapshot by
-// their BLAKE3.
-func OpenLocalFiles(ctx context.Context, l *Layout) (*LocalFiles, error) {
+// LocalSnapshot is a local snapshot open for reading: a download takes
+// unchanged files from it instead of fetching them.
+type LocalSnapshot struct {
+	ID       string
+	Tree     *fsutil.Dir
+	Manifest *ManifestFile
+}
+
+// OpenLatest opens the newest local snapshot whose manifest can be read;
+// nil when there is none. Close it.
+func OpenLatest(ctx context.Context, l *Layout) (*LocalSnapshot, error) {
 	s, err := l.openSession(ctx, nil, false)
 	if err != nil {
 		return nil, err
 	}
-	lf := &LocalFiles{s: s, byHash: map[string]LocalContent{}}
-	ids, _ := s.ids()
-	for _, id := range ids {
-		m, _, err := s.readManifest(id)
-		if err != nil {
-			continue
-		}
-		for _, e := range m.Entries {
-			if e.Type == manifest.TypeFile {
-				if _, ok := lf.byHash[e.BLAKE3]; !ok {
-					lf.byHash[e.BLAKE3] = LocalContent{ID: id, Entry: e}
-				}
-			}
-		}
-	}
-	return lf, nil
-}
-
-// Lookup finds a local file holding the content hash.
-func (lf *LocalFiles) Lookup(hash string) (LocalContent, bool) {
-	c, ok := lf.byHash[hash]
-	return c, ok
-}
-
-// Open opens the local file c (a regular file, never through a symlink)
-// for reading. The caller proves its content before using it.
-func (lf *LocalFiles) Open(c LocalContent) (*os.File, fsutil.Stat, error) {
-	t, err := lf.s.openTree(c.ID)
+	defer s.close()
+	ids, err := s.ids()
 	if err != nil {
-		return nil, fsutil.Stat{}, err
+		return nil, err
 	}
-	defer t.Close()
-	return t.OpenRegular(string(c.Entry.Path))
+	for i := len(ids) - 1; i >= 0; i-- {
+		tree, mf, err := s.treeOf(ids[i])
+		if err == nil {
+			return &LocalSnapshot{ID: ids[i], Tree: tree, Manifest: mf}, nil
+		}
+	}
+	return nil, nil
 }
 
-// Close releases the snapshots' directories.
-func (lf *LocalFiles) Close() { lf.s.close() }
+// Close releases the snapshot's directory and manifest.
+func (ls *LocalSnapshot) Close() {
+	if ls != nil {
+		ls.Tree.Close()
+		ls.Manifest.Close()
+	}
+}

@@ -52,9 +52,10 @@ func (s *session) ids() ([]string, error) {
 	return ids, nil
 }
 
-// List returns the snapshots in the backups dir, oldest first. A snapshot
-// whose manifest is missing, corrupt or untrusted is listed with Error set.
-// List writes nothing.
+// List returns the snapshots in the backups dir, oldest first, from their
+// manifests' headers (a listing reads no entries and proves no seal: verify
+// and restore do). A snapshot whose manifest is missing, unreadable or
+// untrusted is listed with Error set. List writes nothing.
 func List(ctx context.Context, l *Layout, log *slog.Logger) ([]Info, error) {
 	s, err := l.openSession(ctx, log, false)
 	if err != nil {
@@ -74,7 +75,7 @@ func (s *session) list(ctx context.Context) ([]Info, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		m, _, err := s.readManifest(id)
+		m, err := s.readHeader(id)
 		if err != nil {
 			out = append(out, Info{ID: id, Error: err.Error()})
 			continue
@@ -91,28 +92,6 @@ func infoOf(m *manifest.Manifest) Info {
 		NodeID: m.Node.ID, PotentiallyInconsistent: m.PotentiallyInconsistent,
 		LockHeldMs: m.LockHeldMs, Topology: m.Topology.Nodes, PlanRevision: m.Topology.PlanRevision,
 	}
-}
-
-// ReadManifest reads and checks the manifest of snapshot id. It returns
-// ErrNotFound when there is no such snapshot, an error wrapping
-// ErrCorrupt when the manifest is damaged and ErrUntrusted when another
-// user could have written it.
-func ReadManifest(l *Layout, id string) (*manifest.Manifest, error) {
-	m, _, err := ReadManifestBytes(l, id)
-	return m, err
-}
-
-// ReadManifestBytes is ReadManifest that also returns manifest.json's bytes.
-func ReadManifestBytes(l *Layout, id string) (*manifest.Manifest, []byte, error) {
-	if err := validID(id); err != nil {
-		return nil, nil, err
-	}
-	s, err := l.openSession(context.Background(), nil, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer s.close()
-	return s.readManifest(id)
 }
 
 // openSnapshot opens the snapshot dir of id, refusing one that another
@@ -159,42 +138,6 @@ func (s *session) openTree(id string) (*fsutil.Dir, error) {
 		return nil, fmt.Errorf("%w: snapshot %s: %v", ErrUntrusted, id, err)
 	}
 	return t, nil
-}
-
-// readManifest reads and checks snapshot id's manifest.json. Whatever the
-// layout allows, the file itself must be a regular file with one link,
-// owned by the invoking user or root and writable by no one else: a
-// manifest is the truth a restore acts on, and the seal alone (a plain
-// hash) does not say who wrote it.
-func (s *session) readManifest(id string) (*manifest.Manifest, []byte, error) {
-	snap, err := s.openSnapshot(id)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer snap.Close()
-	f, st, err := snap.OpenRegular(manifestName)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, errorf(ErrCorrupt, "snapshot %s has no manifest.json", id)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: manifest of %s: %v", ErrUntrusted, id, err)
-	}
-	defer f.Close()
-	p := snap.Join(manifestName)
-	if err := checkTrusted(st, "manifest", p); err != nil {
-		return nil, nil, err
-	}
-	if st.Nlink != 1 {
-		return nil, nil, fmt.Errorf("%w: manifest %s has %d links: hotsnap writes manifests with one", ErrUntrusted, p, st.Nlink)
-	}
-	m, data, err := manifest.ReadFrom(f, st.Size, p)
-	if err != nil {
-		return nil, nil, err
-	}
-	if m.ID != id {
-		return nil, nil, errorf(ErrCorrupt, "snapshot folder %s holds the manifest of %s", id, m.ID)
-	}
-	return m, data, nil
 }
 
 // OpenTree opens the data tree of snapshot id for reading (an upload reads

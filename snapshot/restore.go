@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -111,11 +111,20 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	defer s.close()
 
-	// 1. Prove: seal (and who wrote it), compatibility, tree.
-	m, _, err := s.readManifest(id)
+	// 1. Prove: who wrote the manifest, compatibility, the tree against the
+	// manifest (a pass that also proves the seal), what would change (a
+	// pass that also refuses hotsnap's own names).
+	snap, mf, err := s.treeOf(id)
 	if err != nil {
 		return nil, err
 	}
+	defer snap.Close()
+	defer mf.Close()
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	m := r.Header()
 	res := &RestoreResult{ID: id, DryRun: o.DryRun, Verified: "full", IgnoredVersion: o.IgnoreVersion,
 		PotentiallyInconsistent: m.PotentiallyInconsistent, Files: m.Totals.Files, Bytes: m.Totals.Bytes, Warnings: []string{}}
 	if o.FastVerify {
@@ -133,22 +142,14 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	if m.PotentiallyInconsistent {
 		res.Warnings = append(res.Warnings, "the snapshot is flagged potentiallyInconsistent: writes were not stopped when it was taken")
 	}
-	if err := checkRestorableNames(l, m); err != nil {
-		return nil, err
-	}
-	snap, err := s.openTree(id)
-	if err != nil {
-		return nil, err
-	}
-	defer snap.Close()
-	vr, err := manifest.VerifyTree(ctx, snap, m, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers})
+	vr, err := manifest.VerifyTree(ctx, snap, r, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers})
 	if err != nil {
 		return nil, err
 	}
 	if !vr.OK() {
 		return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, vr.Err())
 	}
-	plan, err := s.planRestore(ctx, m)
+	plan, err := s.planRestore(ctx, mf)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 			log.Warn("could not remove the restore tree; the next command will", "path", s.priv.Join(restoring), "err", err)
 		}
 	}
-	if err := s.buildRestoreTree(ctx, snap, restoring, m, o.Workers); err != nil {
+	if err := s.buildRestoreTree(ctx, snap, restoring, mf, o.Workers); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("build restore tree: %w", err)
 	}
@@ -245,48 +246,72 @@ func (l *Layout) reservedNames() map[string]bool {
 	return r
 }
 
-func checkRestorableNames(l *Layout, m *manifest.Manifest) error {
-	reserved := l.reservedNames()
-	for _, e := range m.Entries {
-		top := strings.SplitN(string(e.Path), "/", 2)[0]
-		if reserved[top] {
-			return fmt.Errorf("%w: the snapshot holds %q, which is hotsnap's own place in this data dir; nothing was changed", ErrIncompatible, top)
-		}
+// reservedTop refuses an entry that would land on hotsnap's own places.
+func reservedTop(reserved map[string]bool, e *manifest.Entry) error {
+	if top, _, _ := strings.Cut(string(e.Path), "/"); reserved[top] {
+		return fmt.Errorf("%w: the snapshot holds %q, which is hotsnap's own place in this data dir; nothing was changed", ErrIncompatible, top)
 	}
 	return nil
 }
 
-// planRestore compares the live data dir with the manifest.
-func (s *session) planRestore(ctx context.Context, m *manifest.Manifest) (*RestorePlan, error) {
+// planRestore compares the live data dir with the manifest: the live tree
+// is walked in the manifest's order and merged with it, so nothing grows
+// with the number of entries but the lists of paths reported.
+func (s *session) planRestore(ctx context.Context, mf *ManifestFile) (*RestorePlan, error) {
 	plan := &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
 	reserved := s.l.reservedNames()
-	live := map[string]fsutil.Stat{}
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	cur, merr := r.Next()
+	next := func() error {
+		cur, merr = r.Next()
+		if merr == nil {
+			return reservedTop(reserved, cur)
+		}
+		return nil
+	}
+	if merr == nil {
+		if err := reservedTop(reserved, cur); err != nil {
+			return nil, err
+		}
+	}
+	added := func(e *manifest.Entry) {
+		plan.Added = append(plan.Added, string(e.Path))
+		if e.Type == manifest.TypeFile {
+			plan.AddedBytes += e.Size
+		}
+	}
+	removed := func(p string, st fsutil.Stat) {
+		plan.Removed = append(plan.Removed, p)
+		if st.IsRegular() {
+			plan.RemovedBytes += st.Size
+		}
+	}
 	// The application may still be writing (the plan is made before the
 	// lock): entries that vanish during the walk are simply not counted.
-	err := s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
+	err = s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
 		if reserved[rel] {
 			if st.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		live[rel] = st
-		return nil
-	}, fsutil.IgnoreVanished)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range m.Entries {
-		p := string(e.Path)
-		st, ok := live[p]
-		if !ok {
-			plan.Added = append(plan.Added, p)
-			if e.Type == manifest.TypeFile {
-				plan.AddedBytes += e.Size
+		for merr == nil && string(cur.Path) < rel {
+			added(cur)
+			if err := next(); err != nil {
+				return err
 			}
-			continue
 		}
-		delete(live, p)
+		if merr != nil && merr != io.EOF {
+			return merr
+		}
+		if merr != nil || string(cur.Path) != rel {
+			removed(rel, st)
+			return nil
+		}
+		e := cur
 		changed := st.TypeName() != e.Type
 		if !changed {
 			switch e.Type {
@@ -294,14 +319,14 @@ func (s *session) planRestore(ctx context.Context, m *manifest.Manifest) (*Resto
 				sameInode := st.Dev == e.Inode.Dev && st.Ino == e.Inode.Ino
 				changed = !sameInode && (st.Size != e.Size || st.MtimeNs != e.MtimeNs)
 			case manifest.TypeSymlink:
-				t, _ := s.data.Readlink(p)
+				t, _ := s.data.Readlink(rel)
 				changed = manifest.Name(t) != e.Target
 			case manifest.TypeDir:
 				changed = st.Perm() != e.Mode
 			}
 		}
 		if changed {
-			plan.Changed = append(plan.Changed, p)
+			plan.Changed = append(plan.Changed, rel)
 			if e.Type == manifest.TypeFile {
 				plan.AddedBytes += e.Size
 			}
@@ -309,13 +334,19 @@ func (s *session) planRestore(ctx context.Context, m *manifest.Manifest) (*Resto
 				plan.RemovedBytes += st.Size
 			}
 		}
+		return next()
+	}, fsutil.IgnoreVanished)
+	if err != nil {
+		return nil, err
 	}
-	for p, st := range live {
-		plan.Removed = append(plan.Removed, p)
-		if st.IsRegular() {
-			plan.RemovedBytes += st.Size
+	for merr == nil {
+		added(cur)
+		if err := next(); err != nil {
+			return nil, err
 		}
 	}
-	sort.Strings(plan.Removed)
+	if merr != io.EOF {
+		return nil, merr
+	}
 	return plan, nil
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/bank"
 	"github.com/hotsnap/hotsnap/internal/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -378,18 +377,16 @@ func TestImport_DoesNotBlockOtherCommands(t *testing.T) {
 	src := testtree.New(t)
 	ls := newLayout(t, src)
 	res := mustCreate(t, ls, CreateOptions{})
-	mbytes, _ := os.ReadFile(ls.ManifestPath(res.ID))
 
 	dir := testtree.New(t)
 	l := newLayout(t, dir)
 	filling, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Import(context.Background(), l, mbytes, []byte(`{}`), func(ctx context.Context, tree *fsutil.Dir) error {
+		done <- Import(context.Background(), l, res.ID, []byte(`{}`), copySource{l: ls, id: res.ID, before: func() {
 			close(filling)
 			<-release
-			return fillFrom(ctx, ls, res.ID, tree)
-		}, nil)
+		}}, nil)
 	}()
 	<-filling
 	old := DefaultOpLockWait

@@ -82,12 +82,12 @@ func (s *session) swap(id, source string, o RestoreOptions) (string, error) {
 }
 
 // buildRestoreTree recreates the snapshot's tree (snap) at dstRel in the
-// private state dir: linked entries are linked (the snapshot's inode, as
-// at create), copied and reflinked entries are copied afresh, link groups
-// are kept, then owners, modes and mtimes are set. Symlinks are created,
-// never followed. Each file is opened once, checked against its entry, and
-// linked or copied from that open file.
-func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, m *manifest.Manifest, workers int) error {
+// private state dir, streaming its manifest: linked entries are linked (the
+// snapshot's inode, as at create), copied and reflinked entries are copied
+// afresh, link groups are kept, then owners, modes and mtimes are set.
+// Symlinks are created, never followed. Each file is opened once, checked
+// against its entry, and linked or copied from that open file.
+func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, workers int) error {
 	if err := s.priv.Mkdir(dstRel, 0o700); err != nil {
 		return err
 	}
@@ -97,23 +97,26 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 	}
 	defer dst.Close()
 	copies := map[int]string{} // link group -> the first copy's path
-	for i := range m.Entries {
+	var dirs []manifest.Entry  // finished last
+	var owned []string         // what the tree owns, to fsync: dirs and copies
+	_, err = mf.Each(func(e *manifest.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		e := &m.Entries[i]
 		p := string(e.Path)
 		if err := treepkg.MakeDirOrSymlink(dst, e); err != nil {
 			return err
 		}
-		if e.Type != manifest.TypeFile {
-			continue
+		switch e.Type {
+		case manifest.TypeDir:
+			dirs = append(dirs, *e)
+			owned = append(owned, p)
+			return nil
+		case manifest.TypeSymlink:
+			return nil
 		}
 		if first, ok := copies[e.LinkGroup]; ok && e.LinkGroup != 0 && e.Capture != manifest.CaptureLink {
-			if err := dst.Link(first, dst, p); err != nil {
-				return err
-			}
-			continue
+			return dst.Link(first, dst, p)
 		}
 		f, _, err := treepkg.OpenChecked(snap, e)
 		if err != nil {
@@ -123,6 +126,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 			err = fsutil.LinkFile(f, dst, p)
 		} else {
 			err = s.copyChecked(f, dst, e)
+			owned = append(owned, p)
 		}
 		f.Close()
 		if err != nil {
@@ -131,13 +135,17 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		if e.LinkGroup != 0 {
 			copies[e.LinkGroup] = p
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// Directories last: modes that forbid writing, mtimes that creating
 	// entries would disturb.
-	if err := treepkg.FinishDirs(dst, m.Entries); err != nil {
+	if err := treepkg.FinishDirs(dst, dirs); err != nil {
 		return err
 	}
-	if err := treepkg.Sync(ctx, dst, m.Entries, workers, false); err != nil {
+	if err := treepkg.Sync(ctx, dst, owned, workers); err != nil {
 		return err
 	}
 	rd, err := s.priv.OpenDir(restoringName)

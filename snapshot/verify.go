@@ -12,42 +12,36 @@ type VerifyOptions struct {
 	Fast    bool // stat only; the default re-hashes every file
 	Workers int
 	Logger  *slog.Logger
+	// OnHashed, when set, is called with the size of each file hashed.
+	OnHashed func(bytes int64)
 }
 
-// Verify reads snapshot id's manifest (checking its seal and who wrote it)
-// and compares the snapshot's tree with it, reporting every difference
-// (content, type, size, mode and owner). A corrupt manifest is an error
-// wrapping ErrCorrupt, an untrusted one ErrUntrusted; differences are in
-// the result (use Err). Verify writes nothing.
+// Verify reads snapshot id's manifest (checking who wrote it, and its seal
+// as it goes) and compares the snapshot's tree with it, reporting every
+// difference (content, type, size, mode and owner). Manifest and tree are
+// both streamed, so memory does not grow with the number of files. A
+// corrupt manifest is an error wrapping ErrCorrupt, an untrusted one
+// ErrUntrusted; differences are in the result (use Err). Verify writes
+// nothing.
 func Verify(ctx context.Context, l *Layout, id string, o VerifyOptions) (*manifest.VerifyResult, error) {
 	s, err := l.openSession(ctx, o.Logger, false)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	m, _, err := s.readManifest(id)
-	if err != nil {
-		return nil, err
-	}
-	return s.verifyTree(ctx, id, m, manifest.VerifyOptions{Fast: o.Fast, Workers: o.Workers})
+	return s.verify(ctx, id, manifest.VerifyOptions{Fast: o.Fast, Workers: o.Workers, OnHashed: o.OnHashed})
 }
 
-// VerifyManifest compares snapshot id's tree with m, a manifest the
-// caller already read (and checked) with ReadManifest.
-func VerifyManifest(ctx context.Context, l *Layout, id string, m *manifest.Manifest, o manifest.VerifyOptions) (*manifest.VerifyResult, error) {
-	s, err := l.openSession(ctx, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	return s.verifyTree(ctx, id, m, o)
-}
-
-func (s *session) verifyTree(ctx context.Context, id string, m *manifest.Manifest, o manifest.VerifyOptions) (*manifest.VerifyResult, error) {
-	tree, err := s.openTree(id)
+func (s *session) verify(ctx context.Context, id string, o manifest.VerifyOptions) (*manifest.VerifyResult, error) {
+	tree, mf, err := s.treeOf(id)
 	if err != nil {
 		return nil, err
 	}
 	defer tree.Close()
-	return manifest.VerifyTree(ctx, tree, m, o)
+	defer mf.Close()
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return manifest.VerifyTree(ctx, tree, r, o)
 }

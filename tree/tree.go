@@ -85,9 +85,9 @@ func Copy(src *os.File, root *fsutil.Dir, e *manifest.Entry, hash bool) (sum str
 	return sum, SetAttrs(out, e)
 }
 
-// FinishDirs gives the directories of a tree built from entries their
-// owners, modes and mtimes, deepest first (a mode may forbid writing,
-// and entries made later would move an mtime).
+// FinishDirs gives the directories among entries their owners, modes and
+// mtimes, deepest first (a mode may forbid writing, and entries made later
+// would move an mtime).
 func FinishDirs(root *fsutil.Dir, entries []manifest.Entry) error {
 	var dirs []*manifest.Entry
 	for i := range entries {
@@ -112,23 +112,14 @@ func FinishDirs(root *fsutil.Dir, entries []manifest.Entry) error {
 	return nil
 }
 
-// Sync fsyncs, in parallel, root, every directory of the tree and every
-// file the tree owns: with all, every file (a tree written from scratch);
-// else only private copies (linked files are the application's own data).
-func Sync(ctx context.Context, root *fsutil.Dir, entries []manifest.Entry, workers int, all bool) error {
+// Sync fsyncs root, then, in parallel, the entries rels below it (the
+// directories and files a tree owns: not hard links of live data).
+func Sync(ctx context.Context, root *fsutil.Dir, rels []string, workers int) error {
 	if err := root.Sync(); err != nil {
 		return err
 	}
-	var todo []int
-	for i := range entries {
-		e := &entries[i]
-		if e.Type == manifest.TypeDir || (e.Type == manifest.TypeFile && (all || e.Capture != manifest.CaptureLink)) {
-			todo = append(todo, i)
-		}
-	}
-	return par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
-		e := &entries[todo[k]]
-		f, err := root.OpenFile(string(e.Path), unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	return par.ForEach(ctx, len(rels), workers, func(ctx context.Context, k int) error {
+		f, err := root.OpenFile(rels[k], unix.O_RDONLY|unix.O_NONBLOCK, 0)
 		if err != nil {
 			return err
 		}

@@ -48,8 +48,13 @@ func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
 	return fmt.Errorf("%s %s on %s failed after %d attempts: %w", op, key, r.Store, attempts, err)
 }
 
-func (r *Retry) Get(ctx context.Context, key string) (b []byte, err error) {
-	err = r.do(ctx, "get", key, func() error { b, err = r.Store.Get(ctx, key); return err })
+func (r *Retry) Get(ctx context.Context, key string, max int64) (b []byte, err error) {
+	err = r.do(ctx, "get", key, func() error {
+		if b, err = r.Store.Get(ctx, key, max); errors.Is(err, ErrTooLarge) {
+			return permanent{err}
+		}
+		return err
+	})
 	return b, err
 }
 
@@ -58,9 +63,9 @@ func (r *Retry) GetRange(ctx context.Context, key string, off, n int64) (b []byt
 	return b, err
 }
 
-func (r *Retry) Stat(ctx context.Context, key string) (n int64, err error) {
-	err = r.do(ctx, "stat", key, func() error { n, err = r.Store.Stat(ctx, key); return err })
-	return n, err
+func (r *Retry) Stat(ctx context.Context, key string) (i Info, err error) {
+	err = r.do(ctx, "stat", key, func() error { i, err = r.Store.Stat(ctx, key); return err })
+	return i, err
 }
 
 func (r *Retry) Put(ctx context.Context, key string, data []byte) error {
@@ -73,13 +78,13 @@ func (r *Retry) Delete(ctx context.Context, key string) error {
 
 // List is retried only as a whole and only before fn has seen a key, so fn
 // never sees a key twice.
-func (r *Retry) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+func (r *Retry) List(ctx context.Context, prefix string, fn func(Info) error) error {
 	seen := false
 	return r.do(ctx, "list", prefix, func() error {
 		if seen {
 			return nil
 		}
-		err := r.Store.List(ctx, prefix, func(k string, n int64) error { seen = true; return fn(k, n) })
+		err := r.Store.List(ctx, prefix, func(i Info) error { seen = true; return fn(i) })
 		if err != nil && seen {
 			return permanent{err}
 		}

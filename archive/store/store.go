@@ -11,23 +11,38 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrNotFound is returned by Get, GetRange and Stat for a missing key.
 var ErrNotFound = errors.New("object not found")
 
+// ErrTooLarge is returned by Get for an object larger than the caller's
+// bound: what a remote serves is never read unbounded.
+var ErrTooLarge = errors.New("object is larger than it may be")
+
+// Info describes a stored object. ModTime is the store's own clock (S3's
+// LastModified, a file's mtime), so that ages are measured without trusting
+// any one host's clock against another's.
+type Info struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
 // Reader reads objects.
 type Reader interface {
-	// Get returns the whole object, or ErrNotFound.
-	Get(ctx context.Context, key string) ([]byte, error)
+	// Get returns the whole object, or ErrNotFound. An object of more than
+	// max bytes is refused with ErrTooLarge, having read at most max+1.
+	Get(ctx context.Context, key string, max int64) ([]byte, error)
 	// GetRange returns length bytes from offset, or ErrNotFound. Reading past
 	// the end is an error.
 	GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error)
-	// Stat returns the object's size, or ErrNotFound.
-	Stat(ctx context.Context, key string) (int64, error)
+	// Stat describes the object, or returns ErrNotFound.
+	Stat(ctx context.Context, key string) (Info, error)
 	// List calls fn for every key starting with prefix, in no set order.
 	// It stops at fn's first error and returns it.
-	List(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+	List(ctx context.Context, prefix string, fn func(Info) error) error
 }
 
 // Writer adds objects.

@@ -78,7 +78,7 @@ func uploadCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := snapshot.ReadManifest(l, id); err != nil {
+			if _, err := snapshot.ReadHeader(l, id); err != nil {
 				return err
 			}
 			r, err := openRemote(c, true)

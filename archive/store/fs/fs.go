@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -69,12 +70,15 @@ func (s *Store) open(key string) (*os.File, int64, error) {
 	return f, st.Size, nil
 }
 
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+func (s *Store) Get(ctx context.Context, key string, max int64) ([]byte, error) {
 	f, size, err := s.open(key)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if size > max {
+		return nil, fmt.Errorf("%s is %d bytes, more than %d: %w", key, size, max, store.ErrTooLarge)
+	}
 	// The size comes from fstat of the very file read, so the buffer is
 	// what the object holds; a file that grows meanwhile is cut there.
 	b := make([]byte, size)
@@ -103,18 +107,22 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte,
 	return b, nil
 }
 
-func (s *Store) Stat(ctx context.Context, key string) (int64, error) {
+func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	if err := store.ValidKey(key); err != nil {
-		return 0, err
+		return store.Info{}, err
 	}
 	st, err := s.dir.Lstat(key)
 	if err != nil {
-		return 0, notFound(err, key)
+		return store.Info{}, notFound(err, key)
 	}
 	if !st.IsRegular() {
-		return 0, fmt.Errorf("object %s is a %s, not a file", key, st.TypeName())
+		return store.Info{}, fmt.Errorf("object %s is a %s, not a file", key, st.TypeName())
 	}
-	return st.Size, nil
+	return info(key, st), nil
+}
+
+func info(key string, st fsutil.Stat) store.Info {
+	return store.Info{Key: key, Size: st.Size, ModTime: time.Unix(0, st.MtimeNs)}
 }
 
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
@@ -169,7 +177,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-func (s *Store) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
 	// Walk the deepest directory the prefix names, then filter.
 	base := "."
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
@@ -198,7 +206,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(string, int64) 
 		if !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		return fn(key, st.Size)
+		return fn(info(key, st))
 	}, fsutil.IgnoreVanished)
 }
 

@@ -6,6 +6,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,7 +141,7 @@ func (s *Store) key(k string) (string, error) {
 	return s.prefix + k, nil
 }
 
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+func (s *Store) Get(ctx context.Context, key string, max int64) ([]byte, error) {
 	k, err := s.key(key)
 	if err != nil {
 		return nil, err
@@ -150,11 +151,54 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, s.wrap("get", key, err)
 	}
 	defer o.Close()
-	b, err := io.ReadAll(o)
+	// The size the response announces is checked before reading, and the
+	// read is bounded whatever it said.
+	info, err := o.Stat()
 	if err != nil {
 		return nil, s.wrap("get", key, err)
 	}
+	if info.Size > max {
+		return nil, fmt.Errorf("%s is %d bytes, more than %d: %w", key, info.Size, max, store.ErrTooLarge)
+	}
+	b := make([]byte, 0, max64(info.Size, 0)+1)
+	b, err = readAtMost(b, o, max)
+	if err != nil {
+		if errors.Is(err, store.ErrTooLarge) {
+			return nil, fmt.Errorf("%s: more than %d bytes: %w", key, max, err)
+		}
+		return nil, s.wrap("get", key, err)
+	}
 	return b, nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// readAtMost reads r to its end into b, refusing more than max bytes.
+func readAtMost(b []byte, r io.Reader, max int64) ([]byte, error) {
+	for {
+		if int64(len(b)) > max {
+			return nil, store.ErrTooLarge
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(cap(b), int(max)+1)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			if int64(len(b)) > max {
+				return nil, store.ErrTooLarge
+			}
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
@@ -186,16 +230,16 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte,
 	return b, nil
 }
 
-func (s *Store) Stat(ctx context.Context, key string) (int64, error) {
+func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return 0, err
+		return store.Info{}, err
 	}
 	info, err := s.c.StatObject(ctx, s.cfg.Bucket, k, minio.StatObjectOptions{})
 	if err != nil {
-		return 0, s.wrap("stat", key, err)
+		return store.Info{}, s.wrap("stat", key, err)
 	}
-	return info.Size, nil
+	return store.Info{Key: key, Size: info.Size, ModTime: info.LastModified}, nil
 }
 
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
@@ -225,14 +269,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return s.wrap("delete", key, err)
 }
 
-func (s *Store) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the listing goroutine if fn fails
 	for o := range s.c.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}) {
 		if o.Err != nil {
 			return s.wrap("list", prefix, o.Err)
 		}
-		if err := fn(strings.TrimPrefix(o.Key, s.prefix), o.Size); err != nil {
+		if err := fn(store.Info{Key: strings.TrimPrefix(o.Key, s.prefix), Size: o.Size, ModTime: o.LastModified}); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
 )
@@ -15,7 +16,7 @@ import (
 func Run(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	t.Run("GetMissing", func(t *testing.T) {
-		if _, err := s.Get(ctx, "nope/x"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Get(ctx, "nope/x", 1<<20); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Get of a missing key: %v", err)
 		}
 		if _, err := s.Stat(ctx, "nope/x"); !errors.Is(err, store.ErrNotFound) {
@@ -30,12 +31,19 @@ func Run(t *testing.T, s store.Store) {
 		if err := s.Put(ctx, "packs/ab/abcdef", data); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Get(ctx, "packs/ab/abcdef")
+		got, err := s.Get(ctx, "packs/ab/abcdef", int64(len(data)))
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("Get: %v (%d bytes)", err, len(got))
 		}
-		if n, err := s.Stat(ctx, "packs/ab/abcdef"); err != nil || n != int64(len(data)) {
-			t.Fatalf("Stat: %d %v", n, err)
+		if _, err := s.Get(ctx, "packs/ab/abcdef", int64(len(data))-1); !errors.Is(err, store.ErrTooLarge) {
+			t.Fatalf("Get of an object larger than its bound: %v", err)
+		}
+		i, err := s.Stat(ctx, "packs/ab/abcdef")
+		if err != nil || i.Size != int64(len(data)) || i.Key != "packs/ab/abcdef" {
+			t.Fatalf("Stat: %+v %v", i, err)
+		}
+		if d := time.Since(i.ModTime); d < -time.Hour || d > time.Hour {
+			t.Fatalf("Stat: modification time %v is not the store's now", i.ModTime)
 		}
 	})
 	t.Run("GetRange", func(t *testing.T) {
@@ -50,7 +58,7 @@ func Run(t *testing.T, s store.Store) {
 	t.Run("Overwrite", func(t *testing.T) {
 		s.Put(ctx, "config", []byte("one"))
 		s.Put(ctx, "config", []byte("two"))
-		if got, _ := s.Get(ctx, "config"); string(got) != "two" {
+		if got, _ := s.Get(ctx, "config", 100); string(got) != "two" {
 			t.Fatalf("overwrite: %q", got)
 		}
 	})
@@ -58,7 +66,7 @@ func Run(t *testing.T, s store.Store) {
 		if err := s.Put(ctx, "index/empty", []byte{}); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.Get(ctx, "index/empty"); err != nil || len(got) != 0 {
+		if got, err := s.Get(ctx, "index/empty", 0); err != nil || len(got) != 0 {
 			t.Fatalf("empty object: %v %d", err, len(got))
 		}
 	})
@@ -66,7 +74,13 @@ func Run(t *testing.T, s store.Store) {
 		s.Put(ctx, "packs/cd/cdef", []byte("x"))
 		s.Put(ctx, "packsX", []byte("not under packs/"))
 		var keys []string
-		if err := s.List(ctx, "packs/", func(k string, n int64) error { keys = append(keys, k); return nil }); err != nil {
+		if err := s.List(ctx, "packs/", func(i store.Info) error {
+			if i.ModTime.IsZero() {
+				t.Errorf("List: %s has no modification time", i.Key)
+			}
+			keys = append(keys, i.Key)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
 		sort.Strings(keys)
@@ -74,7 +88,7 @@ func Run(t *testing.T, s store.Store) {
 			t.Fatalf("List packs/: %v", keys)
 		}
 		stop := errors.New("stop")
-		if err := s.List(ctx, "", func(string, int64) error { return stop }); !errors.Is(err, stop) {
+		if err := s.List(ctx, "", func(store.Info) error { return stop }); !errors.Is(err, stop) {
 			t.Fatalf("List must return fn's error: %v", err)
 		}
 	})
@@ -82,7 +96,7 @@ func Run(t *testing.T, s store.Store) {
 		if err := s.Delete(ctx, "packs/cd/cdef"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Get(ctx, "packs/cd/cdef"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Get(ctx, "packs/cd/cdef", 10); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("deleted key still readable: %v", err)
 		}
 		if err := s.Delete(ctx, "packs/cd/cdef"); err != nil {

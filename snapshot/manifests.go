@@ -1,0 +1,207 @@
+package snapshot
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/manifest"
+)
+
+// ManifestFile is a snapshot's manifest.json, opened once and checked (a
+// regular file with one link, owned by the invoking user or root and
+// writable by no one else, whatever the layout allows: a manifest is the
+// truth a restore acts on, and its seal, a plain hash, does not say who
+// wrote it). A command reads it as a stream as many times as it needs.
+type ManifestFile struct {
+	id   string
+	f    *os.File
+	size int64
+}
+
+// openManifest opens snapshot id's manifest.json.
+func (s *session) openManifest(id string) (*ManifestFile, error) {
+	snap, err := s.openSnapshot(id)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	f, st, err := snap.OpenRegular(manifestName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf(ErrCorrupt, "snapshot %s has no manifest.json", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: manifest of %s: %v", ErrUntrusted, id, err)
+	}
+	p := snap.Join(manifestName)
+	if err := checkTrusted(st, "manifest", p); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Nlink != 1 {
+		f.Close()
+		return nil, fmt.Errorf("%w: manifest %s has %d links: hotsnap writes manifests with one", ErrUntrusted, p, st.Nlink)
+	}
+	if st.Size > manifest.MaxSize {
+		f.Close()
+		return nil, errorf(ErrCorrupt, "%s is %d bytes, more than the %d a manifest may have", p, st.Size, manifest.MaxSize)
+	}
+	return &ManifestFile{id: id, f: f, size: st.Size}, nil
+}
+
+// Size is the file's size in bytes.
+func (mf *ManifestFile) Size() int64 { return mf.size }
+
+// Raw returns a reader of the file's bytes from the start (an upload
+// stores them verbatim).
+func (mf *ManifestFile) Raw() (io.Reader, error) {
+	if _, err := mf.f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.LimitReader(mf.f, mf.size), nil
+}
+
+// Reader starts a pass over the manifest: its header at once, then its
+// entries with Next (io.EOF once the seal is proven).
+func (mf *ManifestFile) Reader() (*manifest.Reader, error) {
+	raw, err := mf.Raw()
+	if err != nil {
+		return nil, err
+	}
+	r, err := manifest.NewReader(bufio.NewReaderSize(raw, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mf.f.Name(), err)
+	}
+	if id := r.Header().ID; id != mf.id {
+		return nil, errorf(ErrCorrupt, "snapshot folder %s holds the manifest of %s", mf.id, id)
+	}
+	return r, nil
+}
+
+// Header reads the manifest's header (and nothing more).
+func (mf *ManifestFile) Header() (*manifest.Manifest, error) {
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return r.Header(), nil
+}
+
+// Each reads the whole manifest, calling fn for every entry in order, and
+// returns the header with its seal proven. An fn error stops the pass.
+func (mf *ManifestFile) Each(fn func(e *manifest.Entry) error) (*manifest.Manifest, error) {
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return r.Header(), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", mf.f.Name(), err)
+		}
+		if fn != nil {
+			if err := fn(e); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// Close closes the file.
+func (mf *ManifestFile) Close() error { return mf.f.Close() }
+
+// readHeader reads only snapshot id's manifest header (for listings).
+func (s *session) readHeader(id string) (*manifest.Manifest, error) {
+	mf, err := s.openManifest(id)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return r.Header(), nil
+}
+
+// readManifest reads, checks and holds all of snapshot id's manifest (for
+// small manifests and tests: commands stream them).
+func (s *session) readManifest(id string) (*manifest.Manifest, error) {
+	mf, err := s.openManifest(id)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	var entries []manifest.Entry
+	h, err := mf.Each(func(e *manifest.Entry) error {
+		entries = append(entries, *e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := *h
+	m.Entries = entries
+	return &m, nil
+}
+
+// ReadManifest reads and checks the whole manifest of snapshot id into
+// memory. It returns ErrNotFound when there is no such snapshot, an error
+// wrapping ErrCorrupt when the manifest is damaged and ErrUntrusted when
+// another user could have written it. Commands that may meet a million
+// entries use OpenManifest and stream instead.
+func ReadManifest(l *Layout, id string) (*manifest.Manifest, error) {
+	s, err := l.openSession(context.Background(), nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return s.readManifest(id)
+}
+
+// ReadHeader reads only the header of snapshot id's manifest (id, times,
+// versions, topology, totals): what a listing needs, with the same checks
+// of who wrote it, but neither entries read nor seal proven.
+func ReadHeader(l *Layout, id string) (*manifest.Manifest, error) {
+	s, err := l.openSession(context.Background(), nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return s.readHeader(id)
+}
+
+// OpenManifest opens snapshot id's manifest for streaming reads. Close it.
+func OpenManifest(l *Layout, id string) (*ManifestFile, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	s, err := l.openSession(context.Background(), nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return s.openManifest(id)
+}
+
+// treeOf is a snapshot's tree and manifest, open together.
+func (s *session) treeOf(id string) (*fsutil.Dir, *ManifestFile, error) {
+	mf, err := s.openManifest(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree, err := s.openTree(id)
+	if err != nil {
+		mf.Close()
+		return nil, nil, err
+	}
+	return tree, mf, nil
+}
