@@ -42,7 +42,8 @@ fuzz:
 	$(GO) test ./manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./archive -run '^$$' -fuzz '^FuzzParsePack$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./archive -run '^$$' -fuzz '^FuzzDecodeIndex$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./archive -run '^$$' -fuzz '^FuzzDecodeArchivedManifest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./archive -run '^$$' -fuzz '^FuzzDecodeSnapshotObject$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./archive -run '^$$' -fuzz '^FuzzHostileArchive$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN)

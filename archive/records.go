@@ -14,7 +14,7 @@ import (
 
 // recentContents bounds the contents an upload remembers to read identical
 // files once (a few chunk ids each).
-const recentContents = 1 << 16
+const recentContents = 1 << 14
 
 // contentStream reads the snapshot's files in manifest order (in parallel,
 // each handed to the pipeline as it is chunked), and stores their content

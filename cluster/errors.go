@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -47,7 +48,7 @@ func Kind(err error) string {
 		return KindUsage
 	case errors.Is(err, snapshot.ErrLockTimeout), errors.Is(err, archive.ErrLocked):
 		return KindLockTimeout
-	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt), errors.Is(err, snapshot.ErrUntrusted), errors.Is(err, fsutil.ErrSymlink),
+	case errors.Is(err, manifest.ErrVerifyFailed), errors.Is(err, manifest.ErrCorrupt), errors.Is(err, snapshot.ErrUntrusted), errors.Is(err, fsutil.ErrSymlink), errors.Is(err, store.ErrTooLarge),
 		errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrChanged):
 		return KindVerifyFailed
 	case errors.Is(err, manifest.ErrIncompatible), errors.Is(err, archive.ErrWrongKey), errors.Is(err, archive.ErrKeyRequired), errors.Is(err, archive.ErrFormat):

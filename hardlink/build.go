@@ -69,9 +69,8 @@ type Item struct {
 	// copy carries the source's permission bits and owner.
 	Mode     uint32
 	UID, GID uint32
-	// SrcIno and SrcNlink are the source's inode number and link count
-	// before the capture (a link group needs several links).
-	SrcIno   uint64
+	// SrcNlink is the source's link count before the capture (a link
+	// group needs several links).
 	SrcNlink uint32
 	Capture  string // files: link, copy or reflink (constants: no allocation)
 }
@@ -85,7 +84,7 @@ func (it Item) Perm() uint32    { return it.Mode & 0o7777 }
 func item(rel string, st, src fsutil.Stat, capture, target string) Item {
 	return Item{Rel: rel, Target: target, Dev: st.Dev, Ino: st.Ino, Size: st.Size, MtimeNs: st.MtimeNs,
 		Mode: st.Mode&unix.S_IFMT | src.Perm(), UID: src.UID, GID: src.GID,
-		SrcIno: src.Ino, SrcNlink: uint32(min(src.Nlink, 1<<32-1)), Capture: capture}
+		SrcNlink: uint32(min(src.Nlink, 1<<32-1)), Capture: capture}
 }
 
 // Warning is an entry that was not captured, with the reason.
@@ -119,7 +118,7 @@ type builder struct {
 	wg       sync.WaitGroup
 
 	mu       sync.Mutex
-	items    []Item
+	batches  [][]Item // each batch's items; joined once at the end
 	warnings []Warning
 	err      error
 	copies   map[inodeKey]*copyOnce
@@ -165,9 +164,18 @@ func Build(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Result, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(b.items, func(x, y Item) int { return strings.Compare(x.Rel, y.Rel) })
+	n := 0
+	for _, bt := range b.batches {
+		n += len(bt)
+	}
+	items := make([]Item, 0, n) // one exact allocation: a million items is no reason to double
+	for i, bt := range b.batches {
+		items = append(items, bt...)
+		b.batches[i] = nil
+	}
+	slices.SortFunc(items, func(x, y Item) int { return strings.Compare(x.Rel, y.Rel) })
 	sort.Slice(b.warnings, func(i, j int) bool { return b.warnings[i].Rel < b.warnings[j].Rel })
-	return &Result{Items: b.items, Warnings: b.warnings}, nil
+	return &Result{Items: items, Warnings: b.warnings}, nil
 }
 
 func (b *builder) fail(err error) {
@@ -191,8 +199,11 @@ func (b *builder) warn(rel, reason string) {
 }
 
 func (b *builder) record(items ...Item) {
+	if len(items) == 0 {
+		return
+	}
 	b.mu.Lock()
-	b.items = append(b.items, items...)
+	b.batches = append(b.batches, items)
 	b.mu.Unlock()
 }
 

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -130,43 +133,28 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 	return mf, nil
 }
 
-// finishImported gives the tree's directories their attributes and fsyncs
-// everything (every file was written here: nothing is shared with live
-// data), a bounded batch of entries at a time.
+// finishImported gives the tree's directories their attributes, then makes
+// everything durable with one syncfs of the filesystem: every file was
+// written here (nothing is shared with live data), and one call costs less
+// than an fsync per file by orders of magnitude for small files.
 func finishImported(ctx context.Context, tree *fsutil.Dir, mf *ManifestFile) error {
 	var dirs []manifest.Entry
-	var batch []string
-	flush := func() error {
-		err := treepkg.Sync(ctx, tree, batch, 0)
-		batch = batch[:0]
-		return err
-	}
 	_, err := mf.Each(func(e *manifest.Entry) error {
-		switch e.Type {
-		case manifest.TypeDir:
+		if e.Type == manifest.TypeDir {
 			dirs = append(dirs, *e)
-		case manifest.TypeFile:
-			batch = append(batch, string(e.Path))
-			if len(batch) == 8192 {
-				return flush()
-			}
 		}
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
-		return err
-	}
-	if err := flush(); err != nil {
 		return err
 	}
 	if err := treepkg.FinishDirs(tree, dirs); err != nil {
 		return err
 	}
-	rels := make([]string, len(dirs))
-	for i := range dirs {
-		rels[i] = string(dirs[i].Path)
+	if err := unix.Syncfs(tree.Fd()); err != nil {
+		return &os.PathError{Op: "syncfs", Path: tree.Path(), Err: err}
 	}
-	return treepkg.Sync(ctx, tree, rels, 0)
+	return nil
 }
 
 // LocalSnapshot is a local snapshot open for reading: a download takes

@@ -1,9 +1,13 @@
-// Command gendata writes the benchmark data set: about TOTAL bytes, half
-// random (incompressible) and half text-like (words from a small vocabulary,
-// about 3x compressible, like logs), in files from 4 KiB to 256 MiB.
+// Command gendata writes the benchmark data sets:
 //
-//	go run ./scripts/gendata -dir D -total 2GiB [-seed 1]
-//	go run ./scripts/gendata -dir D -change 1     # rewrite 1 % of the files (new file + rename)
+//	go run ./scripts/gendata -dir D -total 2GiB [-seed 1]   # mixed: half random, half text-like, files of 4 KiB to 256 MiB
+//	go run ./scripts/gendata -dir D -total 2GiB -text       # the same sizes, all text: words of a 5,000-word vocabulary
+//	go run ./scripts/gendata -dir D -files 1000000 -dirs 1000 -filesize 1KiB   # many small random files
+//	go run ./scripts/gendata -dir D -change 1               # rewrite 1 % of the files (new file + rename)
+//
+// The mixed set's text is words from a small vocabulary (about 3x
+// compressible, like logs); the -text set's vocabulary is 5,000 random
+// words, as prose or varied logs are.
 package main
 
 import (
@@ -26,6 +30,10 @@ func main() {
 	total := flag.String("total", "2GiB", "total size (KiB, MiB, GiB suffixes)")
 	seed := flag.Uint64("seed", 1, "random seed")
 	change := flag.Float64("change", 0, "instead of generating: rewrite this percentage of the files in dir")
+	text := flag.Bool("text", false, "every file text-like, from a 5,000-word vocabulary")
+	files := flag.Int("files", 0, "instead of the mixed set: this many files of -filesize random bytes")
+	dirs := flag.Int("dirs", 1000, "with -files: spread over this many dirs")
+	fileSize := flag.String("filesize", "1KiB", "with -files: each file's size")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "gendata: -dir is required")
@@ -35,6 +43,13 @@ func main() {
 	if *change > 0 {
 		changeFiles(*dir, *change, r)
 		return
+	}
+	if *files > 0 {
+		manyFiles(*dir, *files, *dirs, parseSize(*fileSize), r)
+		return
+	}
+	if *text {
+		words = vocabulary(r, 5000)
 	}
 	n := parseSize(*total)
 	// Sizes from 4 KiB to 256 MiB, a quarter of the bytes in each band.
@@ -55,7 +70,7 @@ func main() {
 		sub := filepath.Join(*dir, fmt.Sprintf("d%02d", i%16))
 		os.MkdirAll(sub, 0o755)
 		name := filepath.Join(sub, fmt.Sprintf("f%05d", i))
-		if err := os.WriteFile(name, content(r, s, i%2 == 0), 0o644); err != nil {
+		if err := os.WriteFile(name, content(r, s, i%2 == 0 && !*text), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "gendata:", err)
 			os.Exit(1)
 		}
@@ -123,4 +138,36 @@ func parseSize(s string) int64 {
 		os.Exit(2)
 	}
 	return int64(v * float64(mult))
+}
+
+// vocabulary makes n random lower-case words of 3 to 10 letters.
+func vocabulary(r *rand.Rand, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		b := make([]byte, 3+r.IntN(8))
+		for j := range b {
+			b[j] = byte('a' + r.IntN(26))
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
+// manyFiles writes n files of size random bytes, spread over dirs dirs.
+func manyFiles(dir string, n, dirs int, size int64, r *rand.Rand) {
+	buf := make([]byte, size)
+	for d := 0; d < dirs; d++ {
+		os.MkdirAll(filepath.Join(dir, fmt.Sprintf("d%04d", d)), 0o755)
+	}
+	for i := 0; i < n; i++ {
+		for k := range buf {
+			buf[k] = byte(r.Uint32())
+		}
+		p := filepath.Join(dir, fmt.Sprintf("d%04d", i%dirs), fmt.Sprintf("f%07d", i))
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "gendata:", err)
+			os.Exit(1)
+		}
+	}
+	fmt.Printf("gendata: %d files of %d bytes in %d dirs in %s\n", n, size, dirs, dir)
 }

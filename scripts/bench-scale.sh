@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The archive at scale: N small files (1 KiB each, in 1,000 dirs), every
+# command timed with its peak RSS (/usr/bin/time), hotsnap against restic
+# on the same data and the same MinIO, in one run. Two sizes show how time
+# grows (bars: peak RSS <= 512 MiB each, 1M files <= 2.3 x the time of 500k).
+#
+#   bash scripts/bench-scale.sh                 # 500k and 1M files
+#   SCALE_SIZES="250000" bash scripts/bench-scale.sh
+#
+# Needs: minio in ~/.cache/hotsnap/bin (make test-deps), restic on PATH
+# (Debian package) or in the cache. Takes long (file creation alone is
+# about 2 minutes per million files here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES="${SCALE_SIZES:-500000 1000000}"
+CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
+MINIO="$CACHE/minio"
+RESTIC="$(command -v restic || echo "$CACHE/restic")"
+for b in "$MINIO" "$RESTIC"; do [ -x "$b" ] || { echo "bench-scale: missing $b" >&2; exit 1; }; done
+go build -o bin/hotsnap ./cmd/hotsnap
+go build -o bin/gendata ./scripts/gendata
+HS="$PWD/bin/hotsnap"
+WORK=$(mktemp -d "${SCALE_WORK:-/tmp}/hotsnap-scale.XXXXXX")
+MINIO_PID=
+cleanup() { [ -n "$MINIO_PID" ] && kill "$MINIO_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export AWS_ACCESS_KEY_ID=bench-user AWS_SECRET_ACCESS_KEY=bench-secret-key
+MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
+  "$MINIO" server --quiet --address "127.0.0.1:$PORT" --console-address "127.0.0.1:0" "$WORK/minio" >"$WORK/minio.log" 2>&1 &
+MINIO_PID=$!
+export HOTSNAP_S3_ENDPOINT="127.0.0.1:$PORT" HOTSNAP_S3_INSECURE=1
+for i in $(seq 1 100); do "$HS" archive ls --remote s3://probe/x >/dev/null 2>&1; [ $? -ne 1 ] && break; curl -s "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null && break; sleep 0.3; done
+export RESTIC_PASSWORD=bench
+
+echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), restic $("$RESTIC" version | cut -d' ' -f2); MinIO on 127.0.0.1:$PORT"
+printf '%-10s %-26s %10s %10s\n' files command seconds "peak MiB"
+declare -A T
+timed() { # label cmd...
+  local label=$1; shift
+  sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || { echo "bench-scale: $label failed:" >&2; tail -5 "$WORK/err" >&2; exit 1; }
+  read -r secs kib < "$WORK/time"
+  T[$label]=$secs
+  printf '%-10s %-26s %10s %10s\n' "$N" "${label#*:}" "$secs" "$((kib >> 10))"
+}
+for N in $SIZES; do
+  D="$WORK/n$N"; DATA="$D/data"; FRESH="$D/fresh"; mkdir -p "$FRESH"
+  bin/gendata -dir "$DATA" -files "$N" -dirs 1000 -filesize 1KiB >/dev/null
+  timed "$N:create" "$HS" create -d "$DATA" --quiesce none --json
+  ID=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["id"])' "$WORK/out")
+  timed "$N:verify" "$HS" verify -d "$DATA" --id "$ID"
+  R="s3://hotsnap-$N/repo"
+  timed "$N:upload" "$HS" upload -d "$DATA" --id "$ID" --remote "$R"
+  timed "$N:archive ls" "$HS" archive ls --remote "$R"
+  timed "$N:archive check" "$HS" archive check --remote "$R"
+  timed "$N:download" "$HS" download -d "$FRESH" --id "$ID" --remote "$R"
+  timed "$N:restore" "$HS" restore -d "$FRESH" --id "$ID"
+  diff -r -q -x .hotsnap -x backups "$DATA" "$FRESH" >/dev/null && echo "# $N: the restored tree equals the data"
+  timed "$N:archive gc" "$HS" archive gc --remote "$R"
+  export RESTIC_REPOSITORY="s3:http://127.0.0.1:$PORT/restic-$N"
+  "$RESTIC" init --repository-version 2 >/dev/null
+  timed "$N:restic backup" "$RESTIC" backup -q --exclude "$DATA/.hotsnap" --exclude "$DATA/backups" "$DATA"
+  timed "$N:restic restore" "$RESTIC" restore latest --target "$D/restic-restore"
+  rm -rf "$D"
+done
+set -- $SIZES
+if [ $# -ge 2 ]; then
+  echo "# time of $2 files over $1 files (bar: <= 2.3 for 1M over 500k):"
+  for c in create verify upload "archive ls" "archive check" download restore "archive gc"; do
+    printf '#   %-16s %s\n' "$c" "$(python3 -c "print(f'{${T[$2:$c]}/max(${T[$1:$c]},0.01):.2f}')")"
+  done
+fi
