@@ -517,7 +517,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 			}
 			f.Close()
 		}
-		f, _, err := root.OpenRegular(p)
+		f, err := root.OpenFile(p, os.O_RDONLY, 0) // in staging: only files this download made
 		if err != nil {
 			return err
 		}

@@ -225,6 +225,27 @@ func (d *Dir) OpenRegular(rel string) (*os.File, Stat, error) {
 	return f, st, nil
 }
 
+// OpenPath opens rel beneath d as an O_PATH descriptor (no read access:
+// enough to fstat it and to link it with LinkFile) and returns its stat; it
+// refuses anything but a regular file with ErrNotRegular.
+func (d *Dir) OpenPath(rel string) (*os.File, Stat, error) {
+	pfd, err := d.openat(rel, unix.O_PATH, 0)
+	if err != nil {
+		return nil, Stat{}, d.pathErr("open", rel, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		unix.Close(pfd)
+		return nil, Stat{}, d.pathErr("fstat", rel, err)
+	}
+	s := fromUnix(&st)
+	if !s.IsRegular() {
+		unix.Close(pfd)
+		return nil, s, d.pathErr("open", rel, fmt.Errorf("%w: it is a %s", ErrNotRegular, s.TypeName()))
+	}
+	return os.NewFile(uintptr(pfd), d.Join(rel)), s, nil
+}
+
 // OpenRegularAt is OpenRegular for the single name in the directory dirfd.
 func OpenRegularAt(dirfd int, name, path string) (*os.File, Stat, error) {
 	pfd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -39,6 +39,17 @@ func HashFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
 	return HashReader(f)
 }
 
+// HashOwnFileAt is HashFileAt for a tree only hotsnap's user can change
+// (staging, a backups dir of its own): one open, never through a symlink.
+func HashOwnFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
+	f, err := dir.OpenFile(rel, os.O_RDONLY, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	return HashReader(f)
+}
+
 // HashReader returns the hex BLAKE3 of everything r yields, and its length.
 func HashReader(r io.Reader) (string, int64, error) {
 	h := blake3.New()

@@ -126,7 +126,7 @@ func (r *record) hash(ctx context.Context, tree *fsutil.Dir, prev *ManifestFile,
 	var files, bytes atomic.Int64
 	err := par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
 		i := todo[k]
-		sum, n, err := manifest.HashFileAt(tree, r.items[i].Rel)
+		sum, n, err := manifest.HashOwnFileAt(tree, r.items[i].Rel)
 		if err != nil {
 			return fmt.Errorf("hash %s: %w", r.items[i].Rel, err)
 		}

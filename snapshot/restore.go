@@ -142,7 +142,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	if m.PotentiallyInconsistent {
 		res.Warnings = append(res.Warnings, "the snapshot is flagged potentiallyInconsistent: writes were not stopped when it was taken")
 	}
-	vr, err := manifest.VerifyTree(ctx, snap, r, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers})
+	vr, err := manifest.VerifyTree(ctx, snap, r, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups})
 	if err != nil {
 		return nil, err
 	}

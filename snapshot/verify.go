@@ -43,5 +43,6 @@ func (s *session) verify(ctx context.Context, id string, o manifest.VerifyOption
 	if err != nil {
 		return nil, err
 	}
+	o.Trusted = !s.l.AllowSharedBackups
 	return manifest.VerifyTree(ctx, tree, r, o)
 }

@@ -139,9 +139,14 @@ var ErrMismatch = errors.New("does not match its manifest entry")
 // the entry: size and mtime, and for a file captured by link also owner
 // and mode, since linking it hands over that very inode. Restore links and
 // copies from the open file, so what was checked is what is used, whatever
-// happens to the name meanwhile.
+// happens to the name meanwhile. A file captured by link is opened O_PATH
+// (enough to link it); a copy is opened for reading.
 func OpenChecked(root *fsutil.Dir, e *manifest.Entry) (*os.File, fsutil.Stat, error) {
-	f, st, err := root.OpenRegular(string(e.Path))
+	open := root.OpenRegular
+	if e.Capture == manifest.CaptureLink {
+		open = root.OpenPath // to be linked, never read: no read access needed
+	}
+	f, st, err := open(string(e.Path))
 	if err != nil {
 		return nil, st, err
 	}
