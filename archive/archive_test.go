@@ -104,7 +104,7 @@ func TestArchive_RoundTripAndDedup(t *testing.T) {
 		r := openRepo(t, st)
 		up, err := Upload(ctx, r, l, id, UploadOptions{})
 		must(t, err)
-		if up.FilesRead != up.Files-2 || up.PacksWritten < 4 || up.BytesSent == 0 {
+		if up.FilesRead != up.Files-2 || up.PacksWritten < 2 || up.BytesSent == 0 { // 1 MiB packs: the 6 MiB of random data fill several
 			// twin-b and the hard link are not read: same content as twin-a / 000002.sst.
 			t.Fatalf("first upload: %+v", up)
 		}

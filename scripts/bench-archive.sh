@@ -5,19 +5,21 @@
 #
 #   bash scripts/bench-archive.sh            # 2 GiB
 #   BENCH_SIZE=8GiB bash scripts/bench-archive.sh
+#   BENCH_SET=text bash scripts/bench-archive.sh   # all text, words of a 5,000-word vocabulary
 #
 # Needs: minio and kopia in ~/.cache/hotsnap/bin (make test-deps builds
 # minio; kopia: `go mod download -json github.com/kopia/kopia@v0.21.1`, then
-# `go build -o ~/.cache/hotsnap/bin/kopia .` in its Dir), restic on PATH
-# (Debian package) or in the cache. Peers encrypt (they cannot not); hotsnap
+# `go build -o ~/.cache/hotsnap/bin/kopia .` in its Dir), restic in the
+# cache (v0.18.1 built the same way from ./cmd/restic) or on PATH (Debian). Peers encrypt (they cannot not); hotsnap
 # does not. kopia gets zstd compression (its default is none); restic uses
 # repository format 2 with its default (auto) compression.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE="${BENCH_SIZE:-2GiB}"
+SET="${BENCH_SET:-mixed}"
 CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
 MINIO="$CACHE/minio"; KOPIA="$CACHE/kopia"
-RESTIC="$(command -v restic || echo "$CACHE/restic")"
+RESTIC="$CACHE/restic"; [ -x "$RESTIC" ] || RESTIC="$(command -v restic || echo "$CACHE/restic")"
 for b in "$MINIO" "$KOPIA" "$RESTIC"; do [ -x "$b" ] || { echo "bench-archive: missing $b" >&2; exit 1; }; done
 go build -o bin/hotsnap ./cmd/hotsnap
 go build -o bin/gendata ./scripts/gendata
@@ -37,7 +39,8 @@ for i in $(seq 1 100); do "$HS" archive init --remote s3://kopia/unused >/dev/nu
 "$HS" archive init --remote s3://hotsnap/repo >/dev/null
 
 DATA="$WORK/data"; HSB="$WORK/hs-backups"
-bin/gendata -dir "$DATA" -total "$SIZE"
+GENFLAGS=""; [ "$SET" = text ] && GENFLAGS="-text"
+bin/gendata -dir "$DATA" -total "$SIZE" $GENFLAGS
 BYTES=$(du -sb "$DATA" | cut -f1)
 declare -A T R   # wall seconds, peak RSS KiB
 timed() { # name cmd...: one run, wall time and peak RSS of the whole command
@@ -55,7 +58,7 @@ export KOPIA_PASSWORD=bench KOPIA_CONFIG_PATH="$WORK/kopia.config" KOPIA_CACHE_D
   --access-key="$AWS_ACCESS_KEY_ID" --secret-access-key="$AWS_SECRET_ACCESS_KEY" >/dev/null 2>&1
 "$KOPIA" policy set --global --compression=zstd --add-ignore .hotsnap >/dev/null
 
-echo "# $(date -u +%FT%TZ), $(nproc) cores; data $SIZE ($BYTES bytes) in $(find "$DATA" -type f | wc -l) files; MinIO on 127.0.0.1:$PORT"
+echo "# $(date -u +%FT%TZ), $(nproc) cores; data: $SET set, $SIZE ($BYTES bytes) in $(find "$DATA" -type f | wc -l) files; MinIO on 127.0.0.1:$PORT"
 echo "# restic $("$RESTIC" version | cut -d' ' -f2), kopia $("$KOPIA" --version 2>/dev/null | head -1 | cut -d' ' -f1)"
 
 # 1. First upload.
@@ -65,7 +68,7 @@ timed restic_up1 "$RESTIC" backup -q --exclude "$DATA/.hotsnap" "$DATA"
 timed kopia_up1 "$KOPIA" snapshot create "$DATA"
 
 # 2. Change 1 % of the files, upload again.
-bin/gendata -dir "$DATA" -change 1 -seed 7 | tee "$WORK/change.txt"
+bin/gendata -dir "$DATA" -change 1 -seed 7 $GENFLAGS | tee "$WORK/change.txt"
 timed hs_create2 "$HS" create -d "$DATA" --backups-dir "$HSB" --quiesce none --json
 ID2=$(hsid hs_create2)
 timed hs_up2 "$HS" upload -d "$DATA" --backups-dir "$HSB" --id "$ID2" --remote s3://hotsnap/repo --json

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SIZES="${SCALE_SIZES:-500000 1000000}"
 CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
 MINIO="$CACHE/minio"
-RESTIC="$(command -v restic || echo "$CACHE/restic")"
+RESTIC="$CACHE/restic"; [ -x "$RESTIC" ] || RESTIC="$(command -v restic || echo "$CACHE/restic")"
 for b in "$MINIO" "$RESTIC"; do [ -x "$b" ] || { echo "bench-scale: missing $b" >&2; exit 1; }; done
 go build -o bin/hotsnap ./cmd/hotsnap
 go build -o bin/gendata ./scripts/gendata

@@ -41,7 +41,10 @@ func main() {
 	}
 	r := rand.New(rand.NewPCG(*seed, 42))
 	if *change > 0 {
-		changeFiles(*dir, *change, r)
+		if *text {
+			words = vocabulary(rand.New(rand.NewPCG(*seed, 43)), 5000)
+		}
+		changeFiles(*dir, *change, r, *text)
 		return
 	}
 	if *files > 0 {
@@ -101,7 +104,7 @@ func content(r *rand.Rand, n int64, random bool) []byte {
 	return b[:n]
 }
 
-func changeFiles(dir string, pct float64, r *rand.Rand) {
+func changeFiles(dir string, pct float64, r *rand.Rand, text bool) {
 	var files []string
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.IsDir() && (fi.Name() == ".hotsnap" || fi.Name() == "backups") {
@@ -117,7 +120,7 @@ func changeFiles(dir string, pct float64, r *rand.Rand) {
 	var bytes int64
 	for _, i := range r.Perm(len(files))[:k] {
 		fi, _ := os.Stat(files[i])
-		data := content(r, fi.Size(), i%2 == 0)
+		data := content(r, fi.Size(), i%2 == 0 && !text)
 		os.WriteFile(files[i]+".new", data, 0o644)
 		os.Rename(files[i]+".new", files[i])
 		bytes += fi.Size()
