@@ -5,9 +5,9 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -17,9 +17,9 @@ const Algorithm = "xchacha20-poly1305"
 
 var (
 	// ErrKeyRequired is returned when an encrypted archive is opened without a key.
-	ErrKeyRequired = errors.New("archive is encrypted: a key is needed")
+	ErrKeyRequired = errs.New(errs.Incompatible, "archive is encrypted: a key is needed")
 	// ErrWrongKey is returned when the key given is not the archive's.
-	ErrWrongKey = errors.New("wrong encryption key")
+	ErrWrongKey = errs.New(errs.Incompatible, "wrong encryption key")
 )
 
 // Key is an archive's 32-byte master key.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -28,7 +29,7 @@ import (
 type DownloadOptions struct {
 	// Node is whose piece to download; empty means snapshot.DefaultNodeID.
 	Node     string
-	Workers  int // files finished at once; 0 means 4
+	Workers  int // files finished at once; 0 means defaults.DownloadWorkers
 	Progress Progress
 	Logger   *slog.Logger
 }
@@ -79,7 +80,7 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 		o.Node = snapshot.DefaultNodeID
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = defaults.DownloadWorkers
 	}
 	if o.Progress == nil {
 		o.Progress = NoProgress{}

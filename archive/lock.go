@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 )
 
 // ErrLocked is returned when the archive holds a live lock that conflicts
 // (gc while an upload runs, an upload while gc runs), or when a lock held
 // could not be kept (its refresh failed: the holder must stop writing).
-var ErrLocked = errors.New("archive is locked")
+var ErrLocked = errs.New(errs.LockTimeout, "archive is locked")
 
 // Lock kinds.
 const (
@@ -28,7 +30,7 @@ const (
 
 // LockTTL is how long a lock lives unless refreshed; holders refresh it
 // every LockTTL/3, so only a dead holder's lock expires.
-var LockTTL = 10 * time.Minute
+var LockTTL = defaults.ArchiveLockTTL
 
 // LockInfo is the content of locks/<id>. Expires is for people: whether a
 // lock is live is measured on the store's own clock (the lock object's

@@ -14,6 +14,8 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
@@ -23,7 +25,7 @@ import (
 
 // ErrChanged is returned by Upload when a file of the snapshot no longer
 // hashes to its manifest value (the snapshot changed after it was taken).
-var ErrChanged = errors.New("snapshot file changed since it was taken")
+var ErrChanged = errs.New(errs.VerifyFailed, "snapshot file changed since it was taken")
 
 // UploadOptions tune Upload.
 type UploadOptions struct {
@@ -104,7 +106,7 @@ func (r *Repo) sealBlob(chunk []byte) []byte {
 func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o UploadOptions) (*UploadResult, error) {
 	start := time.Now()
 	if o.Workers <= 0 {
-		o.Workers = par.DefaultWorkers() / 2
+		o.Workers = defaults.Workers() / 2
 	}
 	if o.Uploads <= 0 {
 		o.Uploads = 1

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -58,7 +59,7 @@ func Dial(ctx context.Context, endpoints []string, cluster string, timeout time.
 		return nil, fmt.Errorf("%w: no etcd endpoints (--etcd or HOTSNAP_ETCD)", snapshot.ErrInvalid)
 	}
 	if timeout <= 0 {
-		timeout = 5 * time.Second
+		timeout = defaults.EtcdDialTimeout
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, Logger: zap.NewNop(), Context: ctx})
 	if err != nil {
@@ -295,7 +296,7 @@ type RunningBackup struct {
 
 // ErrBackupRunning is returned when another cluster backup holds the agency
 // lock for longer than the wait.
-var ErrBackupRunning = errors.New("another cluster backup is running")
+var ErrBackupRunning = errs.New(errs.LockTimeout, "another cluster backup is running")
 
 // LockBackups takes the cluster's backup mutex in etcd, waiting at most
 // wait. The mutex lives under a session lease of ttl: if the holder dies,

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -100,7 +102,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cfg.NodeID)
 	}
 	if cfg.MaxLease <= 0 {
-		cfg.MaxLease = 60 * time.Second
+		cfg.MaxLease = defaults.MaxLockLease
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -131,7 +133,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{job}", a.auth(a.handleGetJob))
 	mux.HandleFunc("POST /v1/jobs/{job}/abort", a.auth(a.handleAbort))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, http.StatusNotFound, KindNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		a.fail(w, errs.NotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -145,7 +147,7 @@ func (a *Agent) auth(h http.HandlerFunc) http.HandlerFunc {
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			a.m.unauthorized.Add(1)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hotsnap"`)
-			a.fail(w, http.StatusUnauthorized, KindUnauthorized, ErrUnauthorized.Error())
+			a.failErr(w, ErrUnauthorized)
 			return
 		}
 		h(w, r)
@@ -158,28 +160,13 @@ func (a *Agent) reply(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func (a *Agent) fail(w http.ResponseWriter, status int, kind, msg string) {
-	a.reply(w, status, errorBody{Error: RemoteError{Node: a.cfg.NodeID, Kind: kind, Message: msg}})
+func (a *Agent) fail(w http.ResponseWriter, k errs.Kind, msg string) {
+	a.reply(w, k.HTTPStatus(), errorBody{Error: RemoteError{Node: a.cfg.NodeID, Kind: k.String(), Message: msg}})
 }
 
 // failErr answers an error with the status of its kind.
 func (a *Agent) failErr(w http.ResponseWriter, err error) {
-	kind := Kind(err)
-	status := http.StatusInternalServerError
-	switch kind {
-	case KindUsage:
-		status = http.StatusBadRequest
-	case KindLockTimeout:
-		status = http.StatusConflict
-	case KindNotFound:
-		status = http.StatusNotFound
-	case KindVerifyFailed, KindIncompatible:
-		status = http.StatusUnprocessableEntity
-	}
-	if errors.Is(err, snapshot.ErrBusy) || errors.Is(err, snapshot.ErrExists) {
-		status = http.StatusConflict
-	}
-	a.fail(w, status, kind, err.Error())
+	a.fail(w, errs.Of(err), err.Error())
 }
 
 // decode reads a JSON body strictly (unknown fields are refused).
@@ -643,7 +630,7 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
 	case "download":
 		run = func(ctx context.Context, j *jobState) (any, error) { return a.runDownload(ctx, j, id, req) }
 	default:
-		a.fail(w, http.StatusNotFound, KindNotFound, fmt.Sprintf("no such operation %q (want verify, restore, upload or download)", op))
+		a.fail(w, errs.NotFound, fmt.Sprintf("no such operation %q (want verify, restore, upload or download)", op))
 		return
 	}
 	if req.JobID == "" {
@@ -683,10 +670,10 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			js.job.Status = JobCancelled
-			js.job.Error = &RemoteError{Node: a.cfg.NodeID, Kind: KindInterrupted, Message: "aborted: " + err.Error()}
+			js.job.Error = &RemoteError{Node: a.cfg.NodeID, Kind: errs.Interrupted.String(), Message: "aborted: " + err.Error()}
 		case err != nil:
 			js.job.Status = JobFailed
-			js.job.Error = &RemoteError{Node: a.cfg.NodeID, Kind: Kind(err), Message: err.Error()}
+			js.job.Error = &RemoteError{Node: a.cfg.NodeID, Kind: errs.Of(err).String(), Message: err.Error()}
 		default:
 			js.job.Status = JobCompleted
 			js.job.Result, _ = json.Marshal(res)
@@ -792,7 +779,7 @@ func (a *Agent) job(w http.ResponseWriter, r *http.Request) *jobState {
 	js := a.jobs[r.PathValue("job")]
 	a.mu.Unlock()
 	if js == nil {
-		a.fail(w, http.StatusNotFound, KindNotFound, fmt.Sprintf("job %q: not found on node %s", r.PathValue("job"), a.cfg.NodeID))
+		a.fail(w, errs.NotFound, fmt.Sprintf("job %q: not found on node %s", r.PathValue("job"), a.cfg.NodeID))
 	}
 	return js
 }

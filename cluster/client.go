@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -101,7 +102,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 			}
 			return &eb.Error
 		}
-		return &RemoteError{Node: c.Node, Kind: KindError, Message: fmt.Sprintf("HTTP %s: %.200s", resp.Status, b)}
+		return &RemoteError{Node: c.Node, Kind: errs.Error.String(), Message: fmt.Sprintf("HTTP %s: %.200s", resp.Status, b)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/bank"
 	"github.com/hotsnap/hotsnap/internal/testetcd"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -683,7 +684,7 @@ func TestJobAbort(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		j, _ = n.client.Job(ctx, "abort-me")
 	}
-	if j.Status != JobCancelled || j.Error == nil || j.Error.Kind != KindInterrupted {
+	if j.Status != JobCancelled || j.Error == nil || j.Error.Kind != errs.Interrupted.String() {
 		t.Fatalf("aborted job: %+v", j)
 	}
 	if b, _ := os.ReadFile(filepath.Join(n.dir, "node.txt")); string(b) != "changed\n" {

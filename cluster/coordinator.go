@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -125,16 +126,16 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 	start := time.Now()
 	log := c.log()
 	if o.MaxWait <= 0 {
-		o.MaxWait = 120 * time.Second
+		o.MaxWait = defaults.MaxWaitForLock
 	}
 	if o.InitialPeriod <= 0 {
-		o.InitialPeriod = 100 * time.Millisecond
+		o.InitialPeriod = defaults.LockPeriod
 	}
 	if o.Lease <= 0 {
-		o.Lease = 5 * time.Second
+		o.Lease = defaults.LockLease
 	}
-	if o.Lease < 300*time.Millisecond || o.Lease > 10*time.Minute {
-		return nil, fmt.Errorf("%w: lock lease %s: want 300ms to 10m", snapshot.ErrInvalid, o.Lease)
+	if o.Lease < defaults.MinLockLease || o.Lease > 10*time.Minute {
+		return nil, fmt.Errorf("%w: lock lease %s: want %s to 10m", snapshot.ErrInvalid, o.Lease, defaults.MinLockLease)
 	}
 	if o.AgencyWait <= 0 {
 		o.AgencyWait = o.MaxWait
@@ -546,7 +547,7 @@ type JobsResult struct {
 }
 
 // PollInterval is how often fanned-out jobs are polled.
-var PollInterval = 250 * time.Millisecond
+var PollInterval = defaults.JobPoll
 
 // RunJobs starts op on snapshot id on every given node (all live nodes when
 // nodes is nil), reports progress until all finish, and fails naming every
@@ -649,14 +650,6 @@ func (c *Coordinator) runJobs(ctx context.Context, cls []*Client, op, id string,
 }
 
 // asRemote keeps a RemoteError, or wraps a transport error as one.
-func asRemote(node string, err error) *RemoteError {
-	var re *RemoteError
-	if errors.As(err, &re) {
-		return re
-	}
-	return &RemoteError{Node: node, Kind: Kind(err), Message: err.Error()}
-}
-
 // RestoreOptions tune a cluster restore.
 type RestoreOptions struct {
 	IgnoreVersion bool

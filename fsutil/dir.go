@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,7 +19,7 @@ import (
 // symlink stands in a path where hotsnap needs a real directory or file:
 // it never follows one there. Another user planted it, or swapped a
 // directory for it.
-var ErrSymlink = errors.New("a symlink stands where hotsnap needs a real entry (symlinks are never followed here)")
+var ErrSymlink = errs.New(errs.VerifyFailed, "a symlink stands where hotsnap needs a real entry (symlinks are never followed here)")
 
 // symlinkError is ELOOP from a lookup beneath a Dir.
 type symlinkError struct{ errno error }

@@ -1,17 +1,17 @@
 package fsutil
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"golang.org/x/sys/unix"
 )
 
 // ErrInsecureFile is returned by ReadSecretFile for a secret that others
 // may read or write.
-var ErrInsecureFile = errors.New("insecure permissions")
+var ErrInsecureFile = errs.New(errs.Usage, "insecure permissions")
 
 // maxSecret bounds a secret file (keys, tokens, a remotes file).
 const maxSecret = 1 << 20

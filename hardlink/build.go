@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 )
@@ -47,7 +48,7 @@ type Options struct {
 	Copy func(rel string) bool
 	// LinkMode is LinkModeLink (default), LinkModeReflink or LinkModeAuto.
 	LinkMode string
-	// Workers bounds parallel tasks; 0 means par.DefaultWorkers.
+	// Workers bounds parallel tasks; 0 means defaults.Workers.
 	Workers int
 	// ForeignLinksOf, when set, is the data dir owner's uid: a regular file
 	// with several links that someone else owns is left out, unopened and
@@ -142,7 +143,7 @@ func Build(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Result, er
 		return nil, fmt.Errorf("unknown link mode %q (want link, reflink or auto)", opts.LinkMode)
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = par.DefaultWorkers()
+		opts.Workers = defaults.Workers()
 	}
 	if names, err := dst.Names("."); err != nil || len(names) > 0 {
 		if err == nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"golang.org/x/sync/errgroup"
@@ -41,7 +42,7 @@ type VerifyOptions struct {
 	// Fast compares stat only (type, size, mtime, mode, target); the default
 	// also re-hashes every file.
 	Fast bool
-	// Workers bounds parallel hashing; 0 means par.DefaultWorkers.
+	// Workers bounds parallel hashing; 0 means defaults.Workers.
 	Workers int
 	// OnHashed, when set, is called after each file is hashed with its size.
 	OnHashed func(bytes int64)
@@ -100,7 +101,7 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = par.DefaultWorkers()
+		workers = defaults.Workers()
 	}
 	jobs := make(chan job, 4*workers)
 	var hashed atomic.Int64

@@ -54,7 +54,7 @@ type CreateOptions struct {
 	NodeID          string
 	Topology        *manifest.Topology
 	EncryptionKeyID string
-	// Workers bounds parallel work; 0 means par.DefaultWorkers.
+	// Workers bounds parallel work; 0 means defaults.Workers.
 	Workers int
 	// Logger receives progress and warnings; nil is silent.
 	Logger *slog.Logger

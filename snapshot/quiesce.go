@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 	"golang.org/x/sys/unix"
@@ -238,21 +239,21 @@ func (q *ExecQuiescer) Resume(ctx context.Context) error {
 	return nil
 }
 
-// LockPolicy is the retry loop around a Quiescer (DESIGN 3.1).
+// LockPolicy is the retry loop around a Quiescer (docs/DESIGN.md, Create).
 type LockPolicy struct {
-	// MaxWait is the total time spent trying; 0 means 120s.
+	// MaxWait is the total time spent trying; 0 means defaults.MaxWaitForLock.
 	MaxWait time.Duration
 	// InitialPeriod is the first attempt's period; each failed attempt
-	// grows it by 10 %. 0 means 100ms.
+	// grows it by 10 %. 0 means defaults.LockPeriod.
 	InitialPeriod time.Duration
 }
 
 func (p LockPolicy) withDefaults() LockPolicy {
 	if p.MaxWait <= 0 {
-		p.MaxWait = 120 * time.Second // as the reference design's --max-wait-for-lock
+		p.MaxWait = defaults.MaxWaitForLock
 	}
 	if p.InitialPeriod <= 0 {
-		p.InitialPeriod = 100 * time.Millisecond // short: a quiet app locks at once, a busy one soon grows it
+		p.InitialPeriod = defaults.LockPeriod
 	}
 	return p
 }

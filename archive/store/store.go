@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/hotsnap/hotsnap/errs"
 )
 
 // ErrNotFound is returned by Get, GetRange and Stat for a missing key.
@@ -19,7 +21,7 @@ var ErrNotFound = errors.New("object not found")
 
 // ErrTooLarge is returned by Get for an object larger than the caller's
 // bound: what a remote serves is never read unbounded.
-var ErrTooLarge = errors.New("object is larger than it may be")
+var ErrTooLarge = errs.New(errs.VerifyFailed, "object is larger than it may be")
 
 // Info describes a stored object. ModTime is the store's own clock (S3's
 // LastModified, a file's mtime), so that ages are measured without trusting

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/cluster"
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -66,8 +67,8 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "advertise-url", EnvVars: []string{"HOTSNAP_ADVERTISE_URL"}, Usage: "URL coordinators reach this agent at (default from --listen)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) to serve HTTPS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)"},
-			&cli.DurationFlag{Name: "member-ttl", Value: 5 * time.Second, Usage: "lease of the agent's registration in etcd: a dead agent drops out after it"},
-			&cli.DurationFlag{Name: "max-lock-lease", Value: 60 * time.Second, Usage: "longest lock lease a coordinator may ask for"},
+			&cli.DurationFlag{Name: "member-ttl", Value: defaults.MemberTTL, Usage: "lease of the agent's registration in etcd: a dead agent drops out after it"},
+			&cli.DurationFlag{Name: "max-lock-lease", Value: defaults.MaxLockLease, Usage: "longest lock lease a coordinator may ask for"},
 			&cli.StringSliceFlag{Name: "copy", Usage: "as for create: glob of files captured as copies (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create: glob of entries left out (repeatable)"},
 			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create: link, reflink or auto"},
@@ -245,9 +246,9 @@ func clusterCommand() *cli.Command {
 			clusterCmd("create", "lock every node at the same instant and snapshot them all with one id",
 				[]cli.Flag{
 					&cli.StringFlag{Name: "label", Usage: "id suffix (default: a random UUID)"},
-					&cli.DurationFlag{Name: "max-wait-for-lock", Value: snapshotDefaultMaxWait, Usage: "total time to try locking all nodes at once"},
-					&cli.DurationFlag{Name: "lock-period", Value: snapshotDefaultPeriod, Usage: "first attempt's period; each retry is 10% longer"},
-					&cli.DurationFlag{Name: "lock-lease", Value: 5 * time.Second, Usage: "how long a node keeps writes stopped without hearing from this coordinator"},
+					&cli.DurationFlag{Name: "max-wait-for-lock", Value: defaults.MaxWaitForLock, Usage: "total time to try locking all nodes at once"},
+					&cli.DurationFlag{Name: "lock-period", Value: defaults.LockPeriod, Usage: "first attempt's period; each retry is 10% longer"},
+					&cli.DurationFlag{Name: "lock-lease", Value: defaults.LockLease, Usage: "how long a node keeps writes stopped without hearing from this coordinator"},
 					&cli.DurationFlag{Name: "max-wait-for-agency", Usage: "how long to wait for another cluster backup to end (default --max-wait-for-lock)"},
 					&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout (or a plan change) take the snapshot anyway, flagged potentiallyInconsistent"},
 					&cli.BoolFlag{Name: "force", Usage: "ask every node's application to abort long write transactions while the lock waits"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -20,17 +21,12 @@ func quiesceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "lock-token-file", EnvVars: []string{"HOTSNAP_LOCK_TOKEN_FILE"}, Usage: "with --quiesce http: file holding a bearer token for the lock URLs"},
 		&cli.StringFlag{Name: "lock-cmd", Usage: "with --quiesce exec: command that stops writes (exit 0 ok, 75 retry, other fail)"},
 		&cli.StringFlag{Name: "unlock-cmd", Usage: "with --quiesce exec: command that resumes writes"},
-		&cli.DurationFlag{Name: "max-wait-for-lock", Value: snapshotDefaultMaxWait, Usage: "total time to try stopping writes"},
-		&cli.DurationFlag{Name: "lock-period", Value: snapshotDefaultPeriod, Usage: "first attempt's period; each retry is 10% longer"},
+		&cli.DurationFlag{Name: "max-wait-for-lock", Value: defaults.MaxWaitForLock, Usage: "total time to try stopping writes"},
+		&cli.DurationFlag{Name: "lock-period", Value: defaults.LockPeriod, Usage: "first attempt's period; each retry is 10% longer"},
 		&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout, snapshot anyway and flag it potentiallyInconsistent"},
 		&cli.BoolFlag{Name: "force", Usage: "ask the application to abort long write transactions (exec: HOTSNAP_FORCE=1; flock: .hotsnap/force-requested)"},
 	}
 }
-
-const (
-	snapshotDefaultMaxWait = 120e9 // 120s, as the reference design
-	snapshotDefaultPeriod  = 100e6 // 100ms
-)
 
 // quiescerFromFlags builds the Quiescer the flags ask for; force (or
 // --force) asks the application to abort long write transactions.

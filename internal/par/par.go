@@ -5,22 +5,19 @@ package par
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 
+	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 	"golang.org/x/sync/errgroup"
 )
-
-// DefaultWorkers is the bound used when a caller passes 0: twice the CPUs,
-// because most loops here mix syscalls (blocking) with hashing (CPU).
-func DefaultWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // ForEach calls fn(ctx, i) for i in [0, n) on at most workers goroutines.
 // It returns the first error (a panic in fn is a *PanicError); the ctx
 // handed to fn is cancelled on it.
 func ForEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
 	if workers <= 0 {
-		workers = DefaultWorkers()
+		workers = defaults.Workers()
 	}
 	if workers > n {
 		workers = n
@@ -61,6 +58,9 @@ type PanicError struct {
 	Value any
 	Stack []byte
 }
+
+// Kind is errs.Internal: a panic is a bug, exit 70.
+func (p *PanicError) Kind() errs.Kind { return errs.Internal }
 
 func (p *PanicError) Error() string {
 	return fmt.Sprintf("internal error: %v (a bug in hotsnap; please report it with this message)", p.Value)

@@ -1,0 +1,55 @@
+// Package defaults holds every tunable's default in one place: what a zero
+// option means in the library and what a flag starts at in the CLI. It
+// imports only the standard library.
+package defaults
+
+import (
+	"runtime"
+	"time"
+)
+
+// Stopping writes (snapshot.LockPolicy, cluster.CreateOptions, the
+// create/restore/cluster create flags).
+const (
+	// MaxWaitForLock is the total time spent trying to stop writes, as the
+	// reference design's --max-wait-for-lock.
+	MaxWaitForLock = 120 * time.Second
+	// LockPeriod is the first attempt's period; each failed attempt grows
+	// it by 10 %. Short: a quiet application locks at once, a busy one soon
+	// grows it.
+	LockPeriod = 100 * time.Millisecond
+)
+
+// The cluster.
+const (
+	// LockLease is how long a node keeps writes stopped, or a prepared
+	// create, without hearing from its coordinator.
+	LockLease = 5 * time.Second
+	// MinLockLease and MaxLockLease bound what a coordinator may ask for;
+	// an agent may lower the maximum (--max-lock-lease).
+	MinLockLease = 300 * time.Millisecond
+	MaxLockLease = 60 * time.Second
+	// MemberTTL is the lease of an agent's registration in etcd: a dead
+	// agent drops out after it.
+	MemberTTL = 5 * time.Second
+	// EtcdDialTimeout bounds connecting to etcd.
+	EtcdDialTimeout = 5 * time.Second
+	// JobPoll is how often a coordinator polls its agents' jobs.
+	JobPoll = 250 * time.Millisecond
+)
+
+// The archive.
+const (
+	// ArchiveLockTTL is how long an archive lock lives unless refreshed;
+	// holders refresh it every third of it, so only a dead holder's lock
+	// expires.
+	ArchiveLockTTL = 10 * time.Minute
+	// DownloadWorkers is how many files a download finishes at once.
+	DownloadWorkers = 4
+)
+
+// Workers is the bound on parallel work (hashing, linking, verifying) when
+// a caller passes 0: twice the CPUs, since the work waits on the disk as
+// much as on the CPU. An upload uses half of it (its pipeline has stages
+// of its own).
+func Workers() int { return 2 * runtime.GOMAXPROCS(0) }

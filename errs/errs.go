@@ -1,0 +1,197 @@
+// Package errs is hotsnap's error taxonomy, the one place that says what a
+// failure means to a caller: its kind, and for each kind the process exit
+// code, the agent's HTTP status and the name in JSON output.
+//
+// Every layer's sentinel errors are made with New and so carry their kind;
+// Of finds the kind of any error that wraps one. A kind travels over the
+// agent API by name (ParseKind) and comes back as the kind's own sentinel
+// (Sentinel), so errors.Is(err, errs.ErrNotFound) holds on both sides of
+// the wire for every not-found error. It imports only the standard library.
+package errs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kind classifies an error for callers.
+type Kind uint8
+
+// The kinds. Error is the zero value: anything not classified.
+const (
+	Error        Kind = iota // anything else (exit 1)
+	Usage                    // bad request, flags or input files (exit 2)
+	LockTimeout              // writes could not be stopped, or a lock is held (exit 3)
+	VerifyFailed             // verification failed, corrupt or untrusted data (exit 4)
+	Incompatible             // version, topology, key or format (exit 5)
+	NotFound                 // no such snapshot, job, piece or object (exit 6)
+	Conflict                 // exists already, or another command is running (exit 1)
+	Unauthorized             // missing or wrong credentials (exit 1)
+	Internal                 // a bug: a panic caught (exit 70)
+	Interrupted              // cancelled (exit 130)
+	numKinds
+)
+
+// kinds is the table: one row per kind.
+var kinds = [numKinds]struct {
+	name string
+	exit int
+	http int
+}{
+	Error:        {"error", 1, http.StatusInternalServerError},
+	Usage:        {"usage", 2, http.StatusBadRequest},
+	LockTimeout:  {"lock_timeout", 3, http.StatusConflict},
+	VerifyFailed: {"verify_failed", 4, http.StatusUnprocessableEntity},
+	Incompatible: {"incompatible", 5, http.StatusUnprocessableEntity},
+	NotFound:     {"not_found", 6, http.StatusNotFound},
+	Conflict:     {"conflict", 1, http.StatusConflict},
+	Unauthorized: {"unauthorized", 1, http.StatusUnauthorized},
+	Internal:     {"internal", 70, http.StatusInternalServerError},
+	Interrupted:  {"interrupted", 130, 499}, // nginx's "client closed request"
+}
+
+// String is the kind's name in JSON output and the agent API.
+func (k Kind) String() string {
+	if k >= numKinds {
+		return kinds[Error].name
+	}
+	return kinds[k].name
+}
+
+// ExitCode is the process exit code of a command that failed with k.
+func (k Kind) ExitCode() int {
+	if k >= numKinds {
+		return kinds[Error].exit
+	}
+	return kinds[k].exit
+}
+
+// HTTPStatus is the status an agent answers an error of kind k with.
+func (k Kind) HTTPStatus() int {
+	if k >= numKinds {
+		return kinds[Error].http
+	}
+	return kinds[k].http
+}
+
+// ParseKind returns the kind of a name; an unknown name is Error.
+func ParseKind(name string) Kind {
+	for k := range numKinds {
+		if kinds[k].name == name {
+			return k
+		}
+	}
+	return Error
+}
+
+// Kinds lists every kind, in table order.
+func Kinds() []Kind {
+	out := make([]Kind, numKinds)
+	for k := range numKinds {
+		out[k] = k
+	}
+	return out
+}
+
+// kindError is a sentinel error with a kind.
+type kindError struct {
+	kind Kind
+	msg  string
+	base error // the kind's own sentinel, for errors.Is; nil for those
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Kind() Kind    { return e.kind }
+
+// Is makes every sentinel of a kind match the kind's own sentinel, and an
+// interrupted one match context.Canceled.
+func (e *kindError) Is(t error) bool {
+	return t != nil && (e.base != nil && t == error(e.base) || e.kind == Interrupted && t == context.Canceled)
+}
+
+// New returns a sentinel error of kind k with the message msg. It matches
+// errors.Is(err, Sentinel(k)) as well as itself.
+func New(k Kind, msg string) error {
+	return &kindError{kind: k, msg: msg, base: sentinels[k]}
+}
+
+// Kinded is an error that knows its kind: the sentinels made by New, a
+// remote error, a caught panic.
+type Kinded interface {
+	error
+	Kind() Kind
+}
+
+// Of returns the kind of err: Interrupted when a cancelled context is in
+// its chain (the user asked to stop, whatever failed on the way), else the
+// kind of the first error in the chain, depth first, that has one other
+// than Error; Error otherwise, and for nil.
+func Of(err error) Kind {
+	if err == nil {
+		return Error
+	}
+	if errors.Is(err, context.Canceled) {
+		return Interrupted
+	}
+	return first(err)
+}
+
+func first(err error) Kind {
+	for err != nil {
+		if k, ok := err.(Kinded); ok && k.Kind() != Error {
+			return k.Kind()
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if k := first(e); k != Error {
+					return k
+				}
+			}
+			return Error
+		default:
+			return Error
+		}
+	}
+	return Error
+}
+
+// Each kind's own sentinel: what errors of that kind from another process
+// unwrap to.
+var (
+	ErrError        = &kindError{kind: Error, msg: "error"}
+	ErrInvalid      = &kindError{kind: Usage, msg: "invalid argument"}
+	ErrLockTimeout  = &kindError{kind: LockTimeout, msg: "writes could not be stopped in time"}
+	ErrVerifyFailed = &kindError{kind: VerifyFailed, msg: "verification failed"}
+	ErrIncompatible = &kindError{kind: Incompatible, msg: "incompatible"}
+	ErrNotFound     = &kindError{kind: NotFound, msg: "not found"}
+	ErrConflict     = &kindError{kind: Conflict, msg: "conflict"}
+	ErrUnauthorized = &kindError{kind: Unauthorized, msg: "unauthorized: missing or wrong credentials"}
+	ErrInternal     = &kindError{kind: Internal, msg: "internal error"}
+	ErrInterrupted  = &kindError{kind: Interrupted, msg: "interrupted"}
+
+	sentinels = [numKinds]*kindError{Error: ErrError, Usage: ErrInvalid, LockTimeout: ErrLockTimeout, VerifyFailed: ErrVerifyFailed,
+		Incompatible: ErrIncompatible, NotFound: ErrNotFound, Conflict: ErrConflict, Unauthorized: ErrUnauthorized,
+		Internal: ErrInternal, Interrupted: ErrInterrupted}
+)
+
+// Sentinel returns kind k's own sentinel error.
+func Sentinel(k Kind) error {
+	if k >= numKinds {
+		k = Error
+	}
+	return sentinels[k]
+}
+
+// Wrap returns err with kind k when it has none of its own (Of(err) is
+// Error): an error from a library marked, say, as bad usage.
+func Wrap(k Kind, err error) error {
+	if err == nil || Of(err) != Error {
+		return err
+	}
+	return fmt.Errorf("%w: %w", Sentinel(k), err)
+}
