@@ -78,9 +78,6 @@ func Dial(ctx context.Context, endpoints []string, cluster string, timeout time.
 // Close ends the connection.
 func (a *Agency) Close() error { return a.cli.Close() }
 
-// Cluster is the cluster's name.
-func (a *Agency) Cluster() string { return a.cluster }
-
 func (a *Agency) memberKey(node string) string { return a.prefix + "members/" + node }
 
 // Member is an agent's registration.

@@ -28,12 +28,9 @@ type Client struct {
 
 // ClientOptions configure agent clients.
 type ClientOptions struct {
-	Token string
 	// CAFile is a PEM bundle trusted for agents' TLS certificates, in
 	// addition to the system's.
 	CAFile string
-	// Timeout bounds each call that is not a lock (0 means 2 minutes).
-	Timeout time.Duration
 }
 
 // HTTPClient builds the HTTP client for agents from o.
@@ -196,11 +193,4 @@ func (c *Client) Revert(ctx context.Context, failsafe string) (*RevertResponse, 
 // InitArchive initialises the remote archive if it is not yet.
 func (c *Client) InitArchive(ctx context.Context, remote string) error {
 	return c.call(ctx, "POST", "/v1/archive/init", JobRequest{Remote: remote}, nil)
-}
-
-// Info reads the agent's description.
-func (c *Client) Info(ctx context.Context) (*Info, error) {
-	var out Info
-	err := c.call(ctx, "GET", "/v1/info", nil, &out)
-	return &out, err
 }

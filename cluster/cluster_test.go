@@ -554,7 +554,7 @@ func TestJobsUploadDownload(t *testing.T) {
 		t.Fatalf("status of an unknown job: %v", err)
 	}
 	m := metricsText(t, tc.nodes[0])
-	if !strings.Contains(m, `hotsnap_jobs_total{node="n1",type="upload",status="COMPLETED"} 1`) || strings.Contains(m, `direction="upload"} 0`) {
+	if !strings.Contains(m, `hotsnap_jobs_total{node="n1",status="COMPLETED",type="upload"} 1`) || strings.Contains(m, `hotsnap_bytes_moved_total{direction="upload",node="n1"} 0`) {
 		t.Fatalf("metrics:\n%s", m)
 	}
 }

@@ -31,7 +31,7 @@ MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MI
   "$MINIO" server --quiet --address "127.0.0.1:$PORT" --console-address "127.0.0.1:0" "$WORK/minio" >"$WORK/minio.log" 2>&1 &
 MINIO_PID=$!
 export HOTSNAP_S3_ENDPOINT="127.0.0.1:$PORT" HOTSNAP_S3_INSECURE=1
-for i in $(seq 1 100); do "$HS" archive ls --remote s3://probe/x >/dev/null 2>&1; [ $? -ne 1 ] && break; curl -s "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null && break; sleep 0.3; done
+for i in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null && break; sleep 0.3; done
 export RESTIC_PASSWORD=bench
 
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), restic $("$RESTIC" version | cut -d' ' -f2); MinIO on 127.0.0.1:$PORT"

@@ -32,8 +32,10 @@ type Info struct {
 	ModTime time.Time
 }
 
-// Reader reads objects.
-type Reader interface {
+// Store is a backend: a flat namespace of immutable-looking objects. An
+// implementation is one file of a package under archive/store and one line
+// in archive/remote's registry.
+type Store interface {
 	// Get returns the whole object, or ErrNotFound. An object of more than
 	// max bytes is refused with ErrTooLarge, having read at most max+1.
 	Get(ctx context.Context, key string, max int64) ([]byte, error)
@@ -45,26 +47,11 @@ type Reader interface {
 	// List calls fn for every key starting with prefix, in no set order.
 	// It stops at fn's first error and returns it.
 	List(ctx context.Context, prefix string, fn func(Info) error) error
-}
-
-// Writer adds objects.
-type Writer interface {
 	// Put stores data under key. A reader sees the whole object or none of
 	// it, never a part; putting an existing key replaces it.
 	Put(ctx context.Context, key string, data []byte) error
-}
-
-// Deleter removes objects.
-type Deleter interface {
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
-}
-
-// Store is a full backend.
-type Store interface {
-	Reader
-	Writer
-	Deleter
 	// String names the store for messages, without credentials.
 	String() string
 }

@@ -187,7 +187,7 @@ func coordinator(c *cli.Context) (*env, *cluster.Coordinator, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hc, err := cluster.ClientOptions{Token: tok, CAFile: c.String("tls-ca")}.HTTPClient()
+	hc, err := cluster.ClientOptions{CAFile: c.String("tls-ca")}.HTTPClient()
 	if err != nil {
 		return nil, nil, nil, usageError{err}
 	}
