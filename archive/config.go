@@ -44,10 +44,6 @@ var (
 	// ErrFormat is returned by Open for an archive of another format
 	// version than this hotsnap reads.
 	ErrFormat = errs.New(errs.Incompatible, "archive format not supported")
-	// ErrBadRemote is returned by Connect for a remote spec it cannot use:
-	// an unknown scheme, a relative path, a named remote's path leaving
-	// its root. A usage error.
-	ErrBadRemote = errs.New(errs.Usage, "bad remote")
 )
 
 // Config is the repository's `config` object. In an encrypted archive only

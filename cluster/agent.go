@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -40,9 +40,8 @@ type AgentConfig struct {
 	LinkMode                    string
 	// Remote options and key for upload and download jobs: the agent's own
 	// credentials; requests only name the remote.
-	Remote     archive.RemoteOptions
-	ArchiveKey *archive.Key
-	Logger     *slog.Logger
+	Remote remote.Options
+	Logger *slog.Logger
 }
 
 // Agent serves one node's snapshots over HTTP.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
@@ -238,18 +239,8 @@ func (a *Agent) handleAbort(w http.ResponseWriter, r *http.Request) {
 	a.reply(w, http.StatusOK, js.snapshot())
 }
 
-func (a *Agent) openRemote(ctx context.Context, remote string, init bool) (*archive.Repo, error) {
-	if remote == "" {
-		return nil, fmt.Errorf("%w: no remote given", snapshot.ErrInvalid)
-	}
-	st, err := archive.Connect(ctx, remote, a.cfg.Remote, init)
-	if err != nil {
-		return nil, err
-	}
-	if init {
-		return archive.OpenOrInit(ctx, st, a.cfg.ArchiveKey)
-	}
-	return archive.Open(ctx, st, a.cfg.ArchiveKey)
+func (a *Agent) openRemote(ctx context.Context, spec string, init bool) (*archive.Repo, error) {
+	return remote.Open(ctx, spec, a.cfg.Remote, init)
 }
 
 func (a *Agent) handleArchiveInit(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -45,26 +46,27 @@ func archiveKey(c *cli.Context) (*archive.Key, error) {
 	return &k, nil
 }
 
-// openRemote connects to --remote; with init, an uninitialised remote is
+// remoteOptions reads the remote flags and the archive key.
+func remoteOptions(c *cli.Context) (remote.Options, error) {
+	key, err := archiveKey(c)
+	if err != nil {
+		return remote.Options{}, err
+	}
+	return remote.Options{S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
+		ConfigFile: c.String("remote-config"), Key: key}, nil
+}
+
+// openRemote opens --remote; with init, an uninitialised remote is
 // initialised (and a missing bucket created).
 func openRemote(c *cli.Context, init bool) (*archive.Repo, error) {
 	if c.String("remote") == "" {
 		return nil, usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
 	}
-	st, err := archive.Connect(c.Context, c.String("remote"), archive.RemoteOptions{
-		S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
-		ConfigFile: c.String("remote-config")}, init)
+	o, err := remoteOptions(c)
 	if err != nil {
 		return nil, err
 	}
-	key, err := archiveKey(c)
-	if err != nil {
-		return nil, err
-	}
-	if init {
-		return archive.OpenOrInit(c.Context, st, key)
-	}
-	return archive.Open(c.Context, st, key)
+	return remote.Open(c.Context, c.String("remote"), o, init)
 }
 
 func uploadCommand() *cli.Command {
@@ -178,17 +180,15 @@ func archiveCommand() *cli.Command {
 					if c.String("remote") == "" {
 						return usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
 					}
-					st, err := archive.Connect(c.Context, c.String("remote"), archive.RemoteOptions{
-						S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
-						ConfigFile: c.String("remote-config")}, true)
+					o, err := remoteOptions(c)
 					if err != nil {
 						return err
 					}
-					key, err := archiveKey(c)
+					st, err := remote.Store(c.Context, c.String("remote"), o, true)
 					if err != nil {
 						return err
 					}
-					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size"), Key: key})
+					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size"), Key: o.Key})
 					if err != nil {
 						return err
 					}

@@ -227,7 +227,7 @@ func TestCLI_Archive(t *testing.T) {
 		{"UnknownID", []string{"download", "--data-dir", dir, "--id", "2020-01-01T00.00.00Z_x", "--remote", repo}, 6, "not in the archive"},
 		{"Exists", []string{"download", "--data-dir", dir, "--id", res.ID, "--remote", repo}, 1, "already exists"},
 		{"BadSubset", []string{"archive", "check", "--remote", repo, "--read-data-subset", "200%"}, 2, "percentage"},
-		{"S3NoEndpoint", []string{"archive", "ls", "--remote", "s3://bucket/x"}, 1, "no endpoint"},
+		{"S3NoEndpoint", []string{"archive", "ls", "--remote", "s3://bucket/x"}, 2, "no endpoint"},
 		{"NamedWithoutConfig", []string{"archive", "ls", "--remote", "minio:bucket/x"}, 2, "--remote-config"},
 	}
 	for _, c := range cases {

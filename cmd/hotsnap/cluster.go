@@ -16,7 +16,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -99,7 +98,7 @@ func agentCommand() *cli.Command {
 			} else {
 				closeQ()
 			}
-			key, err := archiveKey(c)
+			ro, err := remoteOptions(c)
 			if err != nil {
 				return err
 			}
@@ -118,9 +117,7 @@ func agentCommand() *cli.Command {
 				MaxLease:   c.Duration("max-lock-lease"),
 				AppVersion: c.String("app-version"), EncryptionKeyID: c.String("encryption-key-id"),
 				Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
-				Remote: archive.RemoteOptions{S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"),
-					S3Insecure: c.Bool("s3-insecure"), ConfigFile: c.String("remote-config")},
-				ArchiveKey: key, Logger: e.log,
+				Remote: ro, Logger: e.log,
 			})
 			if err != nil {
 				return err
