@@ -11,6 +11,7 @@ import (
 	"time"
 
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
+	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -137,7 +138,7 @@ func BenchmarkGC(b *testing.B) {
 				firstUpload = time.Since(t0)
 			}
 		}
-		if _, err := r.Forget(context.Background(), snapshot.KeepPolicy{Last: 10}, false, time.Now().Add(48*time.Hour)); err != nil {
+		if _, err := r.Forget(context.Background(), retention.KeepPolicy{Last: 10}, false, time.Now().Add(48*time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		t0 := time.Now()

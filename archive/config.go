@@ -15,7 +15,6 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/errs"
-	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // FormatVersion is the repository format this package reads and writes.
@@ -169,7 +168,7 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 		o.PackSize = DefaultPackSize
 	}
 	if o.PackSize < 1<<20 || o.PackSize > 1<<30 {
-		return nil, fmt.Errorf("%w: pack size %d: want 1 MiB (1048576) to 1 GiB", snapshot.ErrInvalid, o.PackSize)
+		return nil, fmt.Errorf("%w: pack size %d: want 1 MiB (1048576) to 1 GiB", errs.ErrInvalid, o.PackSize)
 	}
 	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(id[:16]), Compression: "zstd", PackSize: o.PackSize,
 		Chunker: ChunkerParams{Min: DefaultMinChunk, Avg: DefaultAvgChunk, Max: DefaultMaxChunk, Seed: hex.EncodeToString(seed[:])}}

@@ -21,13 +21,12 @@ import (
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/tree"
 )
 
 // DownloadOptions tune Download.
 type DownloadOptions struct {
-	// Node is whose piece to download; empty means snapshot.DefaultNodeID.
+	// Node is whose piece to download; empty means defaults.NodeID.
 	Node     string
 	Workers  int // files finished at once; 0 means defaults.DownloadWorkers
 	Progress Progress
@@ -65,7 +64,7 @@ func (e *packError) Error() string { return fmt.Sprintf("pack %s: %v", e.pack, e
 func (e *packError) Unwrap() error { return e.err }
 
 // Download materialises snapshot id (one node's piece) into the backups
-// dir through snapshot.Import: staging, then one atomic publish. The
+// dir through Local.Import: staging, then one atomic publish. The
 // manifest stream is fetched first and proven; then the content records
 // are fetched and checked against it (every chunk indexed, every file's
 // chunks making exactly its size) before any file is written; then the
@@ -74,10 +73,10 @@ func (e *packError) Unwrap() error { return e.err }
 // holds at the same path with the same content is taken from there after a
 // re-hash. Memory does not grow with the number of files. Any failure
 // leaves nothing.
-func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o DownloadOptions) (*DownloadResult, error) {
+func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOptions) (*DownloadResult, error) {
 	start := time.Now()
 	if o.Node == "" {
-		o.Node = snapshot.DefaultNodeID
+		o.Node = defaults.NodeID
 	}
 	if o.Workers <= 0 {
 		o.Workers = defaults.DownloadWorkers
@@ -119,17 +118,20 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 	if err := rs.checkStreams(idx); err != nil {
 		return nil, fmt.Errorf("%w (run `hotsnap archive check`)", err)
 	}
-	local, err := snapshot.OpenLatest(ctx, l)
+	localTree, localMF, err := l.OpenLatest(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer local.Close()
+	if localTree != nil {
+		defer localTree.Close()
+		defer localMF.Close()
+	}
 	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: rs.Files, Bytes: rs.Bytes}
 	o.Progress.Start("download", rs.Files, rs.Bytes)
 	defer o.Progress.Done()
 	origin, _ := json.Marshal(map[string]string{"remote": r.st.String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
-	src := &downloadSource{r: r, idx: idx, rs: rs, local: local, o: o}
-	if err := snapshot.Import(ctx, l, id, origin, src, o.Logger); err != nil {
+	src := &downloadSource{r: r, idx: idx, rs: rs, localTree: localTree, localMF: localMF, o: o}
+	if err := l.Import(ctx, id, origin, src, o.Logger); err != nil {
 		return nil, err
 	}
 	res.FilesFetched, res.FilesLocal = src.fetched.Load(), src.localN.Load()
@@ -140,11 +142,14 @@ func Download(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Dow
 
 // downloadSource is what Import publishes for a download.
 type downloadSource struct {
-	r     *Repo
-	idx   *Index
-	rs    *RemoteSnapshot
-	local *snapshot.LocalSnapshot
-	o     DownloadOptions
+	r   *Repo
+	idx *Index
+	rs  *RemoteSnapshot
+	// The newest local snapshot (nil when none): unchanged files are
+	// taken from it instead of fetched.
+	localTree *fsutil.Dir
+	localMF   *manifest.File
+	o         DownloadOptions
 
 	fetched, localN, bytes, reqs atomic.Int64
 }
@@ -161,7 +166,7 @@ func (d *downloadSource) WriteManifest(ctx context.Context, w io.Writer) error {
 // Fill builds the tree: first the content records are fetched into an
 // unnamed temp file and checked against the manifest, then the entries are
 // made in order, files in batches.
-func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *snapshot.ManifestFile) error {
+func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifest.File) error {
 	h, err := mf.Header()
 	if err != nil {
 		return err
@@ -175,8 +180,8 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *snapsho
 	}
 	defer records.Close()
 	f := &filler{d: d, root: root, groups: map[int]string{}}
-	if d.local != nil {
-		if f.localR, err = d.local.Manifest.Reader(); err != nil {
+	if d.localMF != nil {
+		if f.localR, err = d.localMF.Reader(); err != nil {
 			f.localR = nil
 		}
 	}
@@ -217,7 +222,7 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *snapsho
 // staging tree (gone when closed) and checks it against the manifest:
 // a record per file, every chunk indexed, every file's chunks making
 // exactly its size. Nothing is written into the tree before it passed.
-func (d *downloadSource) fetchRecords(ctx context.Context, root *fsutil.Dir, mf *snapshot.ManifestFile) (*os.File, error) {
+func (d *downloadSource) fetchRecords(ctx context.Context, root *fsutil.Dir, mf *manifest.File) (*os.File, error) {
 	fd, err := unix.Openat(root.Fd(), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, &os.PathError{Op: "create temp file in", Path: root.Path(), Err: err}
@@ -240,7 +245,7 @@ func (d *downloadSource) fetchRecords(ctx context.Context, root *fsutil.Dir, mf 
 	return tmp, nil
 }
 
-func (d *downloadSource) checkRecords(tmp *os.File, mf *snapshot.ManifestFile) error {
+func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -343,7 +348,7 @@ func (f *filler) takeLocal(e *manifest.Entry) bool {
 	if f.localR == nil || f.localE.Path != e.Path || f.localE.Type != manifest.TypeFile || f.localE.BLAKE3 != e.BLAKE3 || f.localE.Size != e.Size {
 		return false
 	}
-	return takeLocal(f.d.local, f.localE, e, f.root) == nil
+	return takeLocal(f.d.localTree, f.localE, e, f.root) == nil
 }
 
 // flush fetches the batch, then makes the links waiting for its files.
@@ -377,8 +382,8 @@ func (f *filler) flush(ctx context.Context) error {
 // link and the local file already has the entry's owner, mode and mtime
 // (setting them would change the shared inode); otherwise a private copy,
 // hashed as it is made.
-func takeLocal(local *snapshot.LocalSnapshot, le, e *manifest.Entry, root *fsutil.Dir) error {
-	f, st, err := local.Tree.OpenRegular(string(le.Path))
+func takeLocal(local *fsutil.Dir, le, e *manifest.Entry, root *fsutil.Dir) error {
+	f, st, err := local.OpenRegular(string(le.Path))
 	if err != nil {
 		return err
 	}

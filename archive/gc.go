@@ -9,20 +9,20 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
-	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/retention"
 )
 
 // ForgetResult reports a forget. The JSON form is the CLI's contract.
 type ForgetResult struct {
-	DryRun bool                `json:"dryRun"`
-	Keep   []snapshot.Decision `json:"keep"`
-	Remove []snapshot.Decision `json:"remove"`
+	DryRun bool                 `json:"dryRun"`
+	Keep   []retention.Decision `json:"keep"`
+	Remove []retention.Decision `json:"remove"`
 }
 
 // Forget removes from the archive the snapshots the policy does not keep
 // (all node pieces of each), under a shared lock. Their data stays until
 // gc. Snapshots whose manifests cannot be read are kept.
-func (r *Repo) Forget(ctx context.Context, p snapshot.KeepPolicy, dryRun bool, now time.Time) (*ForgetResult, error) {
+func (r *Repo) Forget(ctx context.Context, p retention.KeepPolicy, dryRun bool, now time.Time) (*ForgetResult, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func (r *Repo) Forget(ctx context.Context, p snapshot.KeepPolicy, dryRun bool, n
 	if err != nil {
 		return nil, err
 	}
-	res := &ForgetResult{DryRun: dryRun, Keep: []snapshot.Decision{}, Remove: []snapshot.Decision{}}
+	res := &ForgetResult{DryRun: dryRun, Keep: []retention.Decision{}, Remove: []retention.Decision{}}
 	created := map[string]time.Time{}
 	unreadable := map[string]string{}
 	for _, s := range list {
@@ -47,16 +47,16 @@ func (r *Repo) Forget(ctx context.Context, p snapshot.KeepPolicy, dryRun bool, n
 			created[s.ID] = s.CreatedAt
 		}
 	}
-	var items []snapshot.Dated
+	var items []retention.Dated
 	for id, t := range created {
 		if _, bad := unreadable[id]; !bad {
-			items = append(items, snapshot.Dated{ID: id, CreatedAt: t})
+			items = append(items, retention.Dated{ID: id, CreatedAt: t})
 		}
 	}
 	keep, remove := p.Apply(items, now)
 	res.Keep = append(res.Keep, keep...)
 	for id, e := range unreadable {
-		res.Keep = append(res.Keep, snapshot.Decision{ID: id, Reasons: []string{"unreadable manifest: " + e}})
+		res.Keep = append(res.Keep, retention.Decision{ID: id, Reasons: []string{"unreadable manifest: " + e}})
 	}
 	if remove != nil {
 		res.Remove = remove

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
+	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -53,7 +54,7 @@ func TestGC_ReclaimsForgottenSnapshots(t *testing.T) {
 		if packBytes(t, st) != before || dry.BlobsDeleted != 0 || dry.PacksDeleted != dry.PacksMerged {
 			t.Fatalf("gc with nothing forgotten would delete data: %+v", dry)
 		}
-		f, err := r.Forget(ctx, snapshot.KeepPolicy{Last: 1}, false, time.Now())
+		f, err := r.Forget(ctx, retention.KeepPolicy{Last: 1}, false, time.Now())
 		must(t, err)
 		if len(f.Remove) != 2 {
 			t.Fatalf("forget: %+v", f)

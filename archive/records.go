@@ -9,7 +9,6 @@ import (
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // recentContents bounds the contents an upload remembers to read identical
@@ -19,7 +18,7 @@ const recentContents = 1 << 14
 // contentStream reads the snapshot's files in manifest order (in parallel,
 // each handed to the pipeline as it is chunked), and stores their content
 // records, in manifest order, as a stream.
-func (u *uploader) contentStream(tree *fsutil.Dir, mf *snapshot.ManifestFile, prev *RemoteSnapshot) (streamDesc, error) {
+func (u *uploader) contentStream(tree *fsutil.Dir, mf *manifest.File, prev *RemoteSnapshot) (streamDesc, error) {
 	pr, pw := io.Pipe()
 	type out struct {
 		d   streamDesc
@@ -53,7 +52,7 @@ type slot struct {
 // records writes the content record of every file entry to w, in order.
 // Files are chunked by Workers in parallel; a bounded window of slots keeps
 // the records in order while they work.
-func (u *uploader) records(tree *fsutil.Dir, mf *snapshot.ManifestFile, prev *RemoteSnapshot, w io.Writer) error {
+func (u *uploader) records(tree *fsutil.Dir, mf *manifest.File, prev *RemoteSnapshot, w io.Writer) error {
 	mr, err := mf.Reader()
 	if err != nil {
 		return err

@@ -20,7 +20,6 @@ import (
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // ErrChanged is returned by Upload when a file of the snapshot no longer
@@ -103,7 +102,7 @@ func (r *Repo) sealBlob(chunk []byte) []byte {
 // snapshot had is not read (its chunk list is reused); a file that is read
 // must hash to its manifest value. Packs left by an interrupted upload are
 // found and reused. Memory does not grow with the number of files.
-func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o UploadOptions) (*UploadResult, error) {
+func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (*UploadResult, error) {
 	start := time.Now()
 	if o.Workers <= 0 {
 		o.Workers = defaults.Workers() / 2
@@ -114,7 +113,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
-	mf, err := snapshot.OpenManifest(l, id)
+	mf, err := l.OpenManifest(id)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +122,7 @@ func Upload(ctx context.Context, r *Repo, l *snapshot.Layout, id string, o Uploa
 	if err != nil {
 		return nil, err
 	}
-	tree, err := snapshot.OpenTree(l, id)
+	tree, err := l.OpenTree(id)
 	if err != nil {
 		return nil, err
 	}

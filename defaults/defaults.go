@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// NodeID is a single-node snapshot's node id when none is given.
+const NodeID = "local"
+
 // Stopping writes (snapshot.LockPolicy, cluster.CreateOptions, the
 // create/restore/cluster create flags).
 const (

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -24,7 +25,7 @@ import (
 var ToolVersion = "0.1.0"
 
 // DefaultNodeID is the node id of a single-node snapshot when none is given.
-const DefaultNodeID = "local"
+const DefaultNodeID = defaults.NodeID
 
 // CreateOptions tune Create. The zero value takes a snapshot with no write
 // lock of its own (NoQuiescer), linking every file.

@@ -3,7 +3,6 @@ package snapshot
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 
@@ -19,24 +18,15 @@ import (
 // reuses hashes from it.
 const originName = "origin.json"
 
-// ImportSource is what Import publishes: a snapshot's manifest, stored byte
-// for byte, and a way to build its tree.
-type ImportSource interface {
-	// WriteManifest writes the snapshot's manifest.json to w.
-	WriteManifest(ctx context.Context, w io.Writer) error
-	// Fill builds the tree below root, the entries of mf (whose seal Import
-	// has proven), through root alone: every file, dir and symlink, with
-	// file contents proven against their hashes and attributes set.
-	// Directories' modes and mtimes are left to Import.
-	Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile) error
-}
+// ImportSource is what Import publishes (tree.Source).
+type ImportSource = treepkg.Source
 
 // Import publishes snapshot id, built by src, the way Create publishes its
 // own: under the operation lock, after recovery, in staging (in the private
 // state dir), then one atomic rename. The manifest is written first and
 // proven (seal, checks, its id) before anything is built from it. origin is
 // stored as origin.json. On any error nothing is left behind.
-func Import(ctx context.Context, l *Layout, id string, origin []byte, src ImportSource, log *slog.Logger) (err error) {
+func (l *Layout) Import(ctx context.Context, id string, origin []byte, src ImportSource, log *slog.Logger) (err error) {
 	if err := validID(id); err != nil {
 		return err
 	}
@@ -125,7 +115,7 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 	if err != nil {
 		return nil, err
 	}
-	mf := &ManifestFile{id: id, f: g, size: st.Size}
+	mf := manifest.NewFile(g, st.Size, id)
 	if _, err := mf.Each(nil); err != nil {
 		mf.Close()
 		return nil, err
@@ -157,39 +147,23 @@ func finishImported(ctx context.Context, tree *fsutil.Dir, mf *ManifestFile) err
 	return nil
 }
 
-// LocalSnapshot is a local snapshot open for reading: a download takes
-// unchanged files from it instead of fetching them.
-type LocalSnapshot struct {
-	ID       string
-	Tree     *fsutil.Dir
-	Manifest *ManifestFile
-}
-
-// OpenLatest opens the newest local snapshot whose manifest can be read;
-// nil when there is none. Close it.
-func OpenLatest(ctx context.Context, l *Layout) (*LocalSnapshot, error) {
+// OpenLatest opens the tree and manifest of the newest local snapshot
+// whose manifest can be read (a download takes unchanged files from it
+// instead of fetching them); nils when there is none. Close both.
+func (l *Layout) OpenLatest(ctx context.Context) (*fsutil.Dir, *ManifestFile, error) {
 	s, err := l.openSession(ctx, nil, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.close()
 	ids, err := s.ids()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
-		tree, mf, err := s.treeOf(ids[i])
-		if err == nil {
-			return &LocalSnapshot{ID: ids[i], Tree: tree, Manifest: mf}, nil
+		if tree, mf, err := s.treeOf(ids[i]); err == nil {
+			return tree, mf, nil
 		}
 	}
-	return nil, nil
-}
-
-// Close releases the snapshot's directory and manifest.
-func (ls *LocalSnapshot) Close() {
-	if ls != nil {
-		ls.Tree.Close()
-		ls.Manifest.Close()
-	}
+	return nil, nil, nil
 }

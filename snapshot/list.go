@@ -142,7 +142,7 @@ func (s *session) openTree(id string) (*fsutil.Dir, error) {
 
 // OpenTree opens the data tree of snapshot id for reading (an upload reads
 // its files through it). Close it.
-func OpenTree(l *Layout, id string) (*fsutil.Dir, error) {
+func (l *Layout) OpenTree(id string) (*fsutil.Dir, error) {
 	s, err := l.openSession(context.Background(), nil, false)
 	if err != nil {
 		return nil, err

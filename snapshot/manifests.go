@@ -1,13 +1,10 @@
 package snapshot
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -17,12 +14,8 @@ import (
 // regular file with one link, owned by the invoking user or root and
 // writable by no one else, whatever the layout allows: a manifest is the
 // truth a restore acts on, and its seal, a plain hash, does not say who
-// wrote it). A command reads it as a stream as many times as it needs.
-type ManifestFile struct {
-	id   string
-	f    *os.File
-	size int64
-}
+// wrote it), read as streams (manifest.File).
+type ManifestFile = manifest.File
 
 // openManifest opens snapshot id's manifest.json.
 func (s *session) openManifest(id string) (*ManifestFile, error) {
@@ -51,72 +44,8 @@ func (s *session) openManifest(id string) (*ManifestFile, error) {
 		f.Close()
 		return nil, errorf(ErrCorrupt, "%s is %d bytes, more than the %d a manifest may have", p, st.Size, manifest.MaxSize)
 	}
-	return &ManifestFile{id: id, f: f, size: st.Size}, nil
+	return manifest.NewFile(f, st.Size, id), nil
 }
-
-// Size is the file's size in bytes.
-func (mf *ManifestFile) Size() int64 { return mf.size }
-
-// Raw returns a reader of the file's bytes from the start (an upload
-// stores them verbatim).
-func (mf *ManifestFile) Raw() (io.Reader, error) {
-	if _, err := mf.f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return io.LimitReader(mf.f, mf.size), nil
-}
-
-// Reader starts a pass over the manifest: its header at once, then its
-// entries with Next (io.EOF once the seal is proven).
-func (mf *ManifestFile) Reader() (*manifest.Reader, error) {
-	raw, err := mf.Raw()
-	if err != nil {
-		return nil, err
-	}
-	r, err := manifest.NewReader(bufio.NewReaderSize(raw, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mf.f.Name(), err)
-	}
-	if id := r.Header().ID; id != mf.id {
-		return nil, errorf(ErrCorrupt, "snapshot folder %s holds the manifest of %s", mf.id, id)
-	}
-	return r, nil
-}
-
-// Header reads the manifest's header (and nothing more).
-func (mf *ManifestFile) Header() (*manifest.Manifest, error) {
-	r, err := mf.Reader()
-	if err != nil {
-		return nil, err
-	}
-	return r.Header(), nil
-}
-
-// Each reads the whole manifest, calling fn for every entry in order, and
-// returns the header with its seal proven. An fn error stops the pass.
-func (mf *ManifestFile) Each(fn func(e *manifest.Entry) error) (*manifest.Manifest, error) {
-	r, err := mf.Reader()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			return r.Header(), nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", mf.f.Name(), err)
-		}
-		if fn != nil {
-			if err := fn(e); err != nil {
-				return nil, err
-			}
-		}
-	}
-}
-
-// Close closes the file.
-func (mf *ManifestFile) Close() error { return mf.f.Close() }
 
 // readHeader reads only snapshot id's manifest header (for listings).
 func (s *session) readHeader(id string) (*manifest.Manifest, error) {
@@ -180,7 +109,7 @@ func ReadHeader(l *Layout, id string) (*manifest.Manifest, error) {
 }
 
 // OpenManifest opens snapshot id's manifest for streaming reads. Close it.
-func OpenManifest(l *Layout, id string) (*ManifestFile, error) {
+func (l *Layout) OpenManifest(id string) (*ManifestFile, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}

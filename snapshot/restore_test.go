@@ -383,7 +383,7 @@ func TestImport_DoesNotBlockOtherCommands(t *testing.T) {
 	filling, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Import(context.Background(), l, res.ID, []byte(`{}`), copySource{l: ls, id: res.ID, before: func() {
+		done <- l.Import(context.Background(), res.ID, []byte(`{}`), copySource{l: ls, id: res.ID, before: func() {
 			close(filling)
 			<-release
 		}}, nil)

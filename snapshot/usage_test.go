@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/retention"
 )
 
 // du returns the byte count du -sB1 prints for the last of its arguments
@@ -93,53 +94,6 @@ func TestUsage_MatchesDu(t *testing.T) {
 	}
 }
 
-func TestKeepPolicy_Apply(t *testing.T) {
-	base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	var items []Dated
-	// Every 6 hours over 10 days, newest first: 40 snapshots.
-	for i := 0; i < 40; i++ {
-		items = append(items, Dated{ID: strconv.Itoa(i), CreatedAt: base.Add(-time.Duration(i) * 6 * time.Hour)})
-	}
-	now := base.Add(time.Hour)
-	ids := func(ds []Decision) string {
-		var s []string
-		for _, d := range ds {
-			s = append(s, d.ID)
-		}
-		return strings.Join(s, ",")
-	}
-	cases := []struct {
-		name string
-		p    KeepPolicy
-		keep string
-	}{
-		{"Last3", KeepPolicy{Last: 3}, "0,1,2"},
-		{"Within13h", KeepPolicy{Within: 13 * time.Hour}, "0,1,2"},
-		{"Daily2", KeepPolicy{Daily: 2}, "0,3"},    // the 20th's newest (12:00), then the 19th's (18:00)
-		{"Hourly2", KeepPolicy{Hourly: 2}, "0,1"},  // one per distinct hour
-		{"Weekly2", KeepPolicy{Weekly: 2}, "0,19"}, // W47 (Mon Nov 16 to 22), then W46's newest (Nov 15 18:00)
-		{"Union", KeepPolicy{Last: 2, Daily: 2}, "0,1,3"},
-		{"OldWithinKeepsNewest", KeepPolicy{Within: time.Minute}, "0"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			keep, remove := c.p.Apply(items, now)
-			if got := ids(keep); got != c.keep {
-				t.Fatalf("keep %s, want %s", got, c.keep)
-			}
-			if len(keep)+len(remove) != len(items) {
-				t.Fatal("items lost")
-			}
-		})
-	}
-	if err := (KeepPolicy{}).Check(); err == nil {
-		t.Fatal("an empty policy must be refused")
-	}
-	if err := (KeepPolicy{Last: -1}).Check(); err == nil {
-		t.Fatal("a negative count must be refused")
-	}
-}
-
 func TestPrune(t *testing.T) {
 	dir := testtree.New(t)
 	l := newLayout(t, dir)
@@ -149,17 +103,17 @@ func TestPrune(t *testing.T) {
 		mustCreate(t, l, CreateOptions{Now: func() time.Time { return at }})
 	}
 	now := start.Add(5 * 24 * time.Hour)
-	res, err := Prune(context.Background(), l, KeepPolicy{Last: 2}, true, now, nil)
+	res, err := Prune(context.Background(), l, retention.KeepPolicy{Last: 2}, true, now, nil)
 	if err != nil || len(res.Remove) != 3 || len(res.Keep) != 2 {
 		t.Fatalf("dry run: %+v %v", res, err)
 	}
 	if infos, _ := List(context.Background(), l, nil); len(infos) != 5 {
 		t.Fatal("dry run deleted snapshots")
 	}
-	if _, err := Prune(context.Background(), l, KeepPolicy{}, false, now, nil); err == nil {
+	if _, err := Prune(context.Background(), l, retention.KeepPolicy{}, false, now, nil); err == nil {
 		t.Fatal("prune without rules must refuse")
 	}
-	res, err = Prune(context.Background(), l, KeepPolicy{Last: 2}, false, now, nil)
+	res, err = Prune(context.Background(), l, retention.KeepPolicy{Last: 2}, false, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -61,8 +62,8 @@ func keepFlags() []cli.Flag {
 	}
 }
 
-func keepPolicy(c *cli.Context) snapshot.KeepPolicy {
-	return snapshot.KeepPolicy{Last: c.Int("keep-last"), Within: c.Duration("keep-within"),
+func keepPolicy(c *cli.Context) retention.KeepPolicy {
+	return retention.KeepPolicy{Last: c.Int("keep-last"), Within: c.Duration("keep-within"),
 		Hourly: c.Int("keep-hourly"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly")}
 }
 

@@ -1,0 +1,85 @@
+package manifest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+)
+
+// File is a snapshot's manifest.json, opened once (and checked by whoever
+// opened it: snapshot checks who may have written it) and read as a stream
+// as many times as a command needs: a million entries never sit in memory.
+type File struct {
+	id   string
+	f    *os.File
+	size int64
+}
+
+// NewFile reads f, of size bytes, as the manifest of snapshot id: every
+// pass checks the manifest's id is id. File owns f.
+func NewFile(f *os.File, size int64, id string) *File { return &File{id: id, f: f, size: size} }
+
+// Size is the file's size in bytes.
+func (mf *File) Size() int64 { return mf.size }
+
+// Raw returns a reader of the file's bytes from the start (an upload
+// stores them verbatim).
+func (mf *File) Raw() (io.Reader, error) {
+	if _, err := mf.f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.LimitReader(mf.f, mf.size), nil
+}
+
+// Reader starts a pass over the manifest: its header at once, then its
+// entries with Next (io.EOF once the seal is proven).
+func (mf *File) Reader() (*Reader, error) {
+	raw, err := mf.Raw()
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewReader(bufio.NewReaderSize(raw, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mf.f.Name(), err)
+	}
+	if id := r.Header().ID; id != mf.id {
+		return nil, fmt.Errorf("%w: snapshot folder %s holds the manifest of %s", ErrCorrupt, mf.id, id)
+	}
+	return r, nil
+}
+
+// Header reads the manifest's header (and nothing more).
+func (mf *File) Header() (*Manifest, error) {
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return r.Header(), nil
+}
+
+// Each reads the whole manifest, calling fn for every entry in order, and
+// returns the header with its seal proven. An fn error stops the pass.
+func (mf *File) Each(fn func(e *Entry) error) (*Manifest, error) {
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return r.Header(), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", mf.f.Name(), err)
+		}
+		if fn != nil {
+			if err := fn(e); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// Close closes the file.
+func (mf *File) Close() error { return mf.f.Close() }
