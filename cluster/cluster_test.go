@@ -113,6 +113,31 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 	return nd
 }
 
+// waitJob polls a job until it has finished. It has no deadline of its
+// own: a job that never ends is a hang, for go test's -timeout to report.
+func waitJob(t *testing.T, c *Client, id string) *Job {
+	t.Helper()
+	for {
+		j, err := c.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Finished() {
+			return j
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eventually polls cond until it holds (no deadline of its own: see waitJob).
+func eventually(cond func() bool) time.Duration {
+	start := time.Now()
+	for !cond() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
 // canWrite reports whether a writer gets through the node's gate now.
 func canWrite(t *testing.T, dir string) bool {
 	t.Helper()
@@ -206,15 +231,10 @@ func TestLockLease(t *testing.T) {
 	if _, err := n.client.Lock(ctx, "l2", 100*time.Millisecond, time.Second, false); !errors.Is(err, snapshot.ErrLockTimeout) {
 		t.Fatalf("second lock: %v", err)
 	}
-	// Not renewed: the agent releases it by itself.
-	start := time.Now()
-	for !canWrite(t, n.dir) {
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("the lock outlived its lease by seconds")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("writes resumed %v after the last renewal (lease 1s)", time.Since(start))
+	// Not renewed: the agent releases it by itself (exactly when:
+	// TestLease_EndsExactly).
+	took := eventually(func() bool { return canWrite(t, n.dir) })
+	t.Logf("writes resumed %v after the last renewal (lease 1s)", took)
 	u, err := n.client.Unlock(ctx, "l1")
 	if err != nil || u.Released || u.Outcome != "expired" {
 		t.Fatalf("unlock after expiry: %+v %v", u, err)
@@ -594,16 +614,7 @@ func TestPreparedCreate(t *testing.T) {
 	if _, err := os.Stat(staging); err != nil {
 		t.Fatalf("a renewed prepared create lost its staging: %v", err)
 	}
-	start := time.Now()
-	for {
-		if _, err := os.Stat(staging); err != nil {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("a prepared create outlived its ttl by seconds")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(func() bool { _, err := os.Stat(staging); return err != nil })
 	// The operation lock is free again: a local create goes through.
 	if _, err := snapshot.Create(ctx, n.layout, snapshot.CreateOptions{Label: "after"}); err != nil {
 		t.Fatal(err)
@@ -646,7 +657,8 @@ func TestPreparedCreate(t *testing.T) {
 }
 
 // TestJobAbort: a restore job waiting for the write lock (a writer holds
-// it) is aborted: it ends CANCELLED and the data dir is unchanged.
+// it) is aborted while it waits: it ends CANCELLED, its quiescer saw the
+// cancellation, and the data dir is unchanged.
 func TestJobAbort(t *testing.T) {
 	tc := startCluster(t, 1)
 	n := tc.nodes[0]
@@ -665,26 +677,21 @@ func TestJobAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.End()
+	waiting := make(chan struct{})
+	n.onQuiesce = func() { close(waiting) } // verified, built, now waiting for the lock
 	j, err := n.client.StartJob(ctx, res.ID, "restore", JobRequest{JobID: "abort-me", Nodes: []string{"n1"}})
 	if err != nil || j.ID != "abort-me" {
 		t.Fatalf("start: %+v %v", j, err)
 	}
-	time.Sleep(300 * time.Millisecond) // verified, built, now waiting for the lock
+	<-waiting
 	if j, err = n.client.Job(ctx, "abort-me"); err != nil || j.Status != JobRunning {
 		t.Fatalf("job before abort: %+v %v", j, err)
 	}
 	if _, err := n.client.Abort(ctx, "abort-me"); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	for !j.Finished() {
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("job still %s 5s after abort", j.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-		j, _ = n.client.Job(ctx, "abort-me")
-	}
-	if j.Status != JobCancelled || j.Error == nil || j.Error.Kind != errs.Interrupted.String() {
+	j = waitJob(t, n.client, "abort-me")
+	if j.Status != JobCancelled || j.Error == nil || j.Error.Kind != errs.Interrupted.String() || !strings.Contains(j.Error.Message, "context canceled") {
 		t.Fatalf("aborted job: %+v", j)
 	}
 	if b, _ := os.ReadFile(filepath.Join(n.dir, "node.txt")); string(b) != "changed\n" {

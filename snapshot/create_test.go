@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
@@ -278,25 +280,30 @@ func (r *recordingQuiescer) Quiesce(ctx context.Context, wait time.Duration) err
 }
 func (r *recordingQuiescer) Resume(context.Context) error { return nil }
 
+// TestAcquire_PeriodsGrowByTenPercent runs on synctest's clock: the
+// periods, their count and the give-up time are exact, not "about".
 func TestAcquire_PeriodsGrowByTenPercent(t *testing.T) {
-	r := &recordingQuiescer{}
-	start := time.Now()
-	st, err := Acquire(context.Background(), r, LockPolicy{MaxWait: 600 * time.Millisecond, InitialPeriod: 20 * time.Millisecond})
-	if !errors.Is(err, ErrLockTimeout) {
-		t.Fatalf("want ErrLockTimeout, got %v", err)
-	}
-	if el := time.Since(start); el < 600*time.Millisecond || el > 900*time.Millisecond {
-		t.Fatalf("gave up after %s, want about the max wait", el)
-	}
-	if st.Attempts != len(r.waits) || len(r.waits) < 5 {
-		t.Fatalf("attempts %d, waits %v", st.Attempts, r.waits)
-	}
-	for i := 1; i < len(r.waits)-1; i++ { // the last one is clipped to the remaining time
-		want := r.waits[i-1] + r.waits[i-1]/10
-		if r.waits[i] != want {
-			t.Fatalf("period %d is %s, want %s (10%% more than %s)", i, r.waits[i], want, r.waits[i-1])
+	synctest.Test(t, func(t *testing.T) {
+		r := &recordingQuiescer{}
+		start := time.Now()
+		maxWait, first := 600*time.Millisecond, 20*time.Millisecond
+		st, err := Acquire(context.Background(), r, LockPolicy{MaxWait: maxWait, InitialPeriod: first})
+		if !errors.Is(err, ErrLockTimeout) {
+			t.Fatalf("want ErrLockTimeout, got %v", err)
 		}
-	}
+		if el := time.Since(start); el != maxWait {
+			t.Fatalf("gave up after %s, want exactly the max wait %s", el, maxWait)
+		}
+		var want []time.Duration
+		for p, spent := first, time.Duration(0); spent < maxWait; p += p / 10 {
+			w := min(p, maxWait-spent) // the last one is clipped to the remaining time
+			want = append(want, w)
+			spent += w
+		}
+		if !slices.Equal(r.waits, want) || st.Attempts != len(want) || st.Waited != maxWait {
+			t.Fatalf("periods %v (%d attempts, waited %s), want %v", r.waits, st.Attempts, st.Waited, want)
+		}
+	})
 }
 
 func TestExecQuiescer(t *testing.T) {
