@@ -89,7 +89,7 @@ type CreateResult struct {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// Create takes a snapshot of the data dir (DESIGN 3.2): recover, quiesce,
+// Create takes a snapshot of the data dir (docs/DESIGN.md, Create): recover, quiesce,
 // build the link tree in staging, resume, hash (reusing hashes of unchanged
 // inodes from the newest snapshot), check that no linked file was modified in
 // place, seal the manifest and publish atomically into the backups dir. On

@@ -18,7 +18,7 @@ import (
 
 // RestoreOptions tune Restore.
 type RestoreOptions struct {
-	// The target deployment, checked against the snapshot (DESIGN 3.3).
+	// The target deployment, checked against the snapshot (docs/DESIGN.md, Restore and recover).
 	AppVersion      string
 	EncryptionKeyID string
 	// Nodes is the target topology; empty means just NodeID (default DefaultNodeID).
@@ -76,7 +76,7 @@ type RestoreResult struct {
 // ErrHook is returned when a --stop-cmd or --start-cmd fails.
 var ErrHook = errors.New("hook command failed")
 
-// Restore puts snapshot id back as the data dir (DESIGN 3.5). Nothing in the
+// Restore puts snapshot id back as the data dir (docs/DESIGN.md, Restore and recover). Nothing in the
 // data dir is touched until the manifest's seal, the snapshot's tree and the
 // compatibility rules all passed. The restored tree is built beside the data
 // (hard links for linked entries, fresh copies for copied ones, so the
