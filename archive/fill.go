@@ -1,0 +1,131 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/tree"
+)
+
+// Batches: files are fetched a batch at a time, so a snapshot of any size
+// needs the memory of one batch's plan.
+const (
+	batchBytes = 64 << 20
+	batchFiles = 8192
+)
+
+// filler makes the files of a download, batch by batch.
+type filler struct {
+	d      *downloadSource
+	root   *fsutil.Dir
+	batch  []fileJob
+	bytes  int64
+	links  [][2]string      // link group members to link once their first is made
+	groups map[int]string   // link group -> its first member (made)
+	localR *manifest.Reader // the newest local snapshot's manifest, read beside
+	localE *manifest.Entry
+}
+
+type fileJob struct {
+	e   manifest.Entry
+	ids []ID
+}
+
+func (f *filler) file(ctx context.Context, e *manifest.Entry, ids []ID) error {
+	if e.LinkGroup != 0 {
+		if first, ok := f.groups[e.LinkGroup]; ok {
+			f.links = append(f.links, [2]string{first, string(e.Path)})
+			return nil
+		}
+		f.groups[e.LinkGroup] = string(e.Path)
+	}
+	if f.takeLocal(e) {
+		f.d.localN.Add(1)
+		f.d.o.Progress.Add(1, e.Size)
+		return nil
+	}
+	f.batch = append(f.batch, fileJob{e: *e, ids: append([]ID(nil), ids...)})
+	f.bytes += e.Size
+	if f.bytes >= batchBytes || len(f.batch) >= batchFiles {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+// takeLocal takes e from the newest local snapshot when it holds the same
+// path with the same content (proven by a hash as it is linked or copied).
+func (f *filler) takeLocal(e *manifest.Entry) bool {
+	for f.localR != nil && (f.localE == nil || f.localE.Path < e.Path) {
+		le, err := f.localR.Next()
+		if err != nil {
+			f.localR = nil
+			return false
+		}
+		f.localE = le
+	}
+	if f.localR == nil || f.localE.Path != e.Path || f.localE.Type != manifest.TypeFile || f.localE.BLAKE3 != e.BLAKE3 || f.localE.Size != e.Size {
+		return false
+	}
+	return takeLocal(f.d.localTree, f.localE, e, f.root) == nil
+}
+
+// flush fetches the batch, then makes the links waiting for its files.
+func (f *filler) flush(ctx context.Context) error {
+	if len(f.batch) > 0 {
+		n, reqs, err := f.d.r.fetchContents(ctx, f.d.idx, f.root, f.batch, f.d.o)
+		f.d.bytes.Add(n)
+		f.d.reqs.Add(reqs)
+		if err != nil {
+			var pe *packError
+			if errors.As(err, &pe) {
+				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(f.batch, f.d.idx, pe.pack)))
+			}
+			return err
+		}
+		f.d.fetched.Add(int64(len(f.batch)))
+		f.batch, f.bytes = f.batch[:0], 0
+	}
+	for _, l := range f.links {
+		if err := f.root.Link(l[0], f.root, l[1]); err != nil {
+			return err
+		}
+		f.d.o.Progress.Add(1, 0)
+	}
+	f.links = f.links[:0]
+	return nil
+}
+
+// takeLocal puts the local copy of a content at e's place below root,
+// proven by its hash. A hard link is used when both sides were captured by
+// link and the local file already has the entry's owner, mode and mtime
+// (setting them would change the shared inode); otherwise a private copy,
+// hashed as it is made.
+func takeLocal(local *fsutil.Dir, le, e *manifest.Entry, root *fsutil.Dir) error {
+	f, st, err := local.OpenRegular(string(le.Path))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if le.Capture == manifest.CaptureLink && e.Capture == manifest.CaptureLink &&
+		st.Perm() == e.Mode && st.MtimeNs == e.MtimeNs && st.UID == e.UID && st.GID == e.GID {
+		sum, n, err := manifest.HashReader(f)
+		if err != nil || sum != e.BLAKE3 || n != e.Size {
+			return fmt.Errorf("local copy %s does not hold the content", f.Name())
+		}
+		if fsutil.LinkFile(f, root, string(e.Path)) == nil {
+			return nil
+		}
+	}
+	sum, err := tree.Copy(f, root, e, true)
+	if err != nil {
+		return err
+	}
+	if sum != e.BLAKE3 {
+		root.Remove(string(e.Path))
+		return fmt.Errorf("local copy %s does not hold the content", f.Name())
+	}
+	return nil
+}

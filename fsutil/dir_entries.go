@@ -1,0 +1,198 @@
+package fsutil
+
+import (
+	"os"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lstat stats rel without following it.
+func (d *Dir) Lstat(rel string) (Stat, error) {
+	if rel == "." {
+		return d.Stat()
+	}
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return Stat{}, err
+	}
+	defer done()
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return Stat{}, d.pathErr("lstat", rel, err)
+	}
+	return fromUnix(&st), nil
+}
+
+// Exists reports whether rel exists (as anything; links not followed).
+func (d *Dir) Exists(rel string) bool {
+	_, err := d.Lstat(rel)
+	return err == nil
+}
+
+// Mkdir creates the directory rel.
+func (d *Dir) Mkdir(rel string, perm uint32) error {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := unix.Mkdirat(pfd, base, perm); err != nil {
+		return d.pathErr("mkdir", rel, err)
+	}
+	return nil
+}
+
+// Symlink creates rel as a symlink to target (which is never resolved).
+func (d *Dir) Symlink(target, rel string) error {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := unix.Symlinkat(target, pfd, base); err != nil {
+		return d.pathErr("symlink", rel, err)
+	}
+	return nil
+}
+
+// Readlink returns the target of the symlink rel.
+func (d *Dir) Readlink(rel string) (string, error) {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	t, err := ReadlinkAt(pfd, base, 0)
+	if err != nil {
+		return "", d.pathErr("readlink", rel, err)
+	}
+	return t, nil
+}
+
+// ReadlinkAt reads the target of the symlink name in dirfd; sizeHint is
+// its lstat size when known.
+func ReadlinkAt(dirfd int, name string, sizeHint int64) (string, error) {
+	n := max(int(sizeHint)+1, 256)
+	for {
+		buf := make([]byte, n)
+		got, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if got < n {
+			return string(buf[:got]), nil
+		}
+		n *= 2
+	}
+}
+
+// Remove removes the file, symlink or empty directory rel.
+func (d *Dir) Remove(rel string) error {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	err = unix.Unlinkat(pfd, base, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return d.pathErr("remove", rel, err)
+	}
+	return nil
+}
+
+// Rename moves rel to toRel beneath to (same filesystem). With noReplace
+// an existing toRel makes it fail with EEXIST instead of being replaced.
+func (d *Dir) Rename(rel string, to *Dir, toRel string, noReplace bool) error {
+	var flags uint
+	if noReplace {
+		flags = unix.RENAME_NOREPLACE
+	}
+	return d.between("rename", rel, to, toRel, func(pfd int, base string, tfd int, tbase string) error {
+		return unix.Renameat2(pfd, base, tfd, tbase, flags)
+	})
+}
+
+// Link makes toRel beneath to a hard link of the entry rel (never
+// following it: a symlink is linked as a symlink).
+func (d *Dir) Link(rel string, to *Dir, toRel string) error {
+	return d.between("link", rel, to, toRel, func(pfd int, base string, tfd int, tbase string) error {
+		return unix.Linkat(pfd, base, tfd, tbase, 0)
+	})
+}
+
+// between calls fn with the parents of rel beneath d and of toRel beneath
+// to, each opened with no symlink followed.
+func (d *Dir) between(op, rel string, to *Dir, toRel string, fn func(pfd int, base string, tfd int, tbase string) error) error {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	tfd, tbase, tdone, err := to.parent(toRel)
+	if err != nil {
+		return err
+	}
+	defer tdone()
+	if err := fn(pfd, base, tfd, tbase); err != nil {
+		return &os.PathError{Op: op, Path: d.Join(rel) + " -> " + to.Join(toRel), Err: err}
+	}
+	return nil
+}
+
+// LinkFile makes toRel beneath to a hard link of the open file f: the very
+// inode that was opened and checked, whatever has since happened to its name.
+func LinkFile(f *os.File, to *Dir, toRel string) error {
+	tfd, tbase, tdone, err := to.parent(toRel)
+	if err != nil {
+		return err
+	}
+	defer tdone()
+	err = unix.Linkat(unix.AT_FDCWD, procFd(int(f.Fd())), tfd, tbase, unix.AT_SYMLINK_FOLLOW)
+	if err == unix.ENOENT {
+		// No /proc: AT_EMPTY_PATH does the same for a privileged process.
+		err = unix.Linkat(int(f.Fd()), "", tfd, tbase, unix.AT_EMPTY_PATH)
+	}
+	if err != nil {
+		return &os.PathError{Op: "link", Path: f.Name() + " -> " + to.Join(toRel), Err: err}
+	}
+	return nil
+}
+
+// Names lists the names in the directory rel ("." for d itself), sorted.
+func (d *Dir) Names(rel string) ([]string, error) {
+	fd, err := d.openat(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, d.pathErr("open dir", rel, err)
+	}
+	return readNames(fd, d.Join(rel))
+}
+
+// readNames lists a directory, sorted, and closes fd (which must be the
+// directory's own open file description: reading moves its offset).
+func readNames(fd int, path string) ([]string, error) {
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Lchown sets the owner of rel itself (a symlink is not followed).
+func (d *Dir) Lchown(rel string, uid, gid uint32) error {
+	pfd, base, done, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := unix.Fchownat(pfd, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return d.pathErr("chown", rel, err)
+	}
+	return nil
+}

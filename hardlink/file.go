@@ -1,0 +1,174 @@
+package hardlink
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"golang.org/x/sys/unix"
+)
+
+// Capturing one regular file: a hard link, or a copy or clone (private
+// copies for --copy globs and reflink mode), checked to be what was listed.
+
+// linkAt hard-links the entry name of sfd into dfd and returns the link's
+// stat. The link is of whatever stands at name now: anything but a regular
+// file (a symlink, fifo or device swapped in since it was listed) is
+// unlinked again and left out (skip), so nothing but a regular file of the
+// data dir ever enters the tree as a file.
+func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, error) {
+	if err := unix.Linkat(sfd, name, dfd, name, 0); err != nil {
+		if err == unix.ENOENT {
+			b.warn(rel, "vanished while the tree was captured")
+			return fsutil.Stat{}, true, nil
+		}
+		if err == unix.EXDEV {
+			return fsutil.Stat{}, false, fmt.Errorf("link %s: the backups dir is on another filesystem than the data dir", b.src.Join(rel))
+		}
+		return fsutil.Stat{}, false, fmt.Errorf("link %s: %w", b.src.Join(rel), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fsutil.Stat{}, false, fmt.Errorf("lstat %s: %w", b.dst.Join(rel), err)
+	}
+	// Stat the link, not the source: if the name was replaced between the
+	// two calls, the link is what the snapshot holds.
+	lst := statOf(&st)
+	if !lst.IsRegular() {
+		unix.Unlinkat(dfd, name, 0)
+		b.warn(rel, fmt.Sprintf("replaced by a %s while the tree was captured; left out", lst.TypeName()))
+		return fsutil.Stat{}, true, nil
+	}
+	return lst, false, nil
+}
+
+func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, bool, error) {
+	private := b.opts.Copy != nil && b.opts.Copy(rel)
+	clone := b.opts.LinkMode == LinkModeReflink || (b.opts.LinkMode == LinkModeAuto && !b.cloneUnsupported())
+	if !private && !clone {
+		lst, skip, err := b.linkAt(sfd, dfd, rel, name)
+		if skip || err != nil {
+			return Item{}, skip, err
+		}
+		it := item(rel, lst, lst, CaptureLink, "")
+		it.SrcNlink-- // the link just made is not the data dir's
+		return it, false, nil
+	}
+	// A private copy. Names of one inode inside the data dir share one copy.
+	key := inodeKey{sst.Dev, sst.Ino}
+	b.mu.Lock()
+	c, ok := b.copies[key]
+	if !ok {
+		c = &copyOnce{}
+		b.copies[key] = c
+	}
+	b.mu.Unlock()
+	c.once.Do(func() {
+		c.rel = rel
+		c.st, c.capture, c.err = b.copyFile(sfd, dfd, rel, name, private)
+	})
+	if c.err != nil {
+		return Item{}, false, c.err
+	}
+	if c.capture == "" {
+		return Item{}, true, nil // left out (see copyFile)
+	}
+	if c.rel != rel {
+		if err := b.dst.Link(c.rel, b.dst, rel); err != nil {
+			return Item{}, false, err
+		}
+	}
+	return item(rel, c.st, sst, c.capture, ""), false, nil
+}
+
+func (b *builder) cloneUnsupported() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.noClone
+}
+
+// copyFile makes a private copy of one file: FICLONE where allowed and
+// supported, else a kernel copy. The copy keeps the source's owner, then
+// permission bits (in that order, so setuid and setgid survive), and mtime,
+// so a restore can hand it back unchanged. The source is opened only once
+// it is proven a regular file; anything else in its place is left out (an
+// empty capture).
+func (b *builder) copyFile(sfd, dfd int, rel, name string, private bool) (fsutil.Stat, string, error) {
+	inf, _, err := fsutil.OpenRegularAt(sfd, name, b.src.Join(rel))
+	if err != nil {
+		if errors.Is(err, fsutil.ErrNotRegular) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
+			b.warn(rel, "vanished or was replaced while the tree was captured; left out")
+			return fsutil.Stat{}, "", nil
+		}
+		return fsutil.Stat{}, "", err
+	}
+	defer inf.Close()
+	in := int(inf.Fd())
+	out, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fsutil.Stat{}, "", fmt.Errorf("create %s: %w", b.dst.Join(rel), err)
+	}
+	outf := os.NewFile(uintptr(out), b.dst.Join(rel))
+	defer outf.Close()
+	capture := CaptureCopy
+	cloned := false
+	if b.opts.LinkMode != LinkModeLink && !b.cloneUnsupported() {
+		err := unix.IoctlFileClone(out, in)
+		switch {
+		case err == nil:
+			cloned, capture = true, CaptureReflink
+		case b.opts.LinkMode == LinkModeReflink:
+			return fsutil.Stat{}, "", fmt.Errorf("reflink %s: %w (use --link-mode auto or link on this filesystem)", b.src.Join(rel), err)
+		case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTTY):
+			b.mu.Lock()
+			b.noClone = true
+			b.mu.Unlock()
+		default:
+			return fsutil.Stat{}, "", fmt.Errorf("reflink %s: %w", b.src.Join(rel), err)
+		}
+	}
+	if !cloned {
+		if !private {
+			// auto mode on a filesystem without reflinks: a plain link, not a copy.
+			outf.Close()
+			unix.Unlinkat(dfd, name, 0)
+			lst, skip, err := b.linkAt(sfd, dfd, rel, name)
+			if skip || err != nil {
+				return fsutil.Stat{}, "", err
+			}
+			return lst, CaptureLink, nil
+		}
+		if _, err := io.Copy(outf, inf); err != nil {
+			return fsutil.Stat{}, "", fmt.Errorf("copy %s: %w", b.src.Join(rel), err)
+		}
+	}
+	// The copy must describe the source as it was: read the source's stat
+	// again now that the bytes are taken, so a file written to meanwhile (no
+	// write lock held) records the size and mtime that go with the copy.
+	var now unix.Stat_t
+	if err := unix.Fstat(in, &now); err != nil {
+		return fsutil.Stat{}, "", err
+	}
+	src := statOf(&now)
+	if err := fsutil.SetOwnerMode(out, src.UID, src.GID, src.Perm()); err != nil {
+		return fsutil.Stat{}, "", fmt.Errorf("chmod %s: %w", b.dst.Join(rel), err)
+	}
+	if err := fsutil.SetMtimeFd(out, src.MtimeNs); err != nil {
+		return fsutil.Stat{}, "", fmt.Errorf("set mtime %s: %w", b.dst.Join(rel), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(out, &st); err != nil {
+		return fsutil.Stat{}, "", err
+	}
+	return statOf(&st), capture, nil
+}
+
+func statOf(st *unix.Stat_t) fsutil.Stat {
+	return fsutil.Stat{
+		Dev: uint64(st.Dev), Ino: st.Ino, Mode: st.Mode, Nlink: uint64(st.Nlink),
+		UID: st.Uid, GID: st.Gid, Size: st.Size,
+		MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(),
+	}
+}
