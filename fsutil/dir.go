@@ -305,4 +305,3 @@ func (d *Dir) Detach() int {
 	d.fd = -1
 	return fd
 }
-
