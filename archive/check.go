@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"sort"
 
@@ -161,25 +160,14 @@ func (r *Repo) checkPiece(ctx context.Context, idx *Index, stored map[ID]int64, 
 	if err != nil {
 		return err
 	}
-	p, err := r.openPiece(ctx, idx, s)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	for {
-		_, ids, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return r.eachFile(ctx, idx, s, func(ids []ID) error {
 		for _, id := range ids {
 			if loc, _ := idx.Lookup(id); stored[loc.Pack] == 0 {
 				return fmt.Errorf("%s: chunk %s is indexed in pack %s, which is missing", key, id, loc.Pack)
 			}
 		}
-	}
+		return nil
+	})
 }
 
 // checkPack reads a whole pack (bounded by the largest pack an upload can

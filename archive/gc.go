@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -271,23 +270,12 @@ func (r *Repo) markPiece(ctx context.Context, idx *Index, key string, used *idSe
 			used.add(id)
 		}
 	}
-	p, err := r.openPiece(ctx, idx, s)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	for {
-		_, ids, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return r.eachFile(ctx, idx, s, func(ids []ID) error {
 		for _, id := range ids {
 			used.add(id)
 		}
-	}
+		return nil
+	})
 }
 
 // idSet is a set of chunk ids: a slice, sorted and deduplicated whenever

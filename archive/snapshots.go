@@ -195,6 +195,28 @@ type pieceReader struct {
 	entries int
 }
 
+// eachFile reads s to its end (both streams, every check of a piece
+// reader), calling fn with each file entry's chunk ids.
+func (r *Repo) eachFile(ctx context.Context, idx *Index, s *RemoteSnapshot, fn func(ids []ID) error) error {
+	p, err := r.openPiece(ctx, idx, s)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for {
+		_, ids, err := p.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(ids); err != nil {
+			return err
+		}
+	}
+}
+
 // openPiece starts reading s: its manifest must be the one the snapshot
 // object describes (id, node, totals).
 func (r *Repo) openPiece(ctx context.Context, idx *Index, s *RemoteSnapshot) (*pieceReader, error) {

@@ -201,18 +201,7 @@ func (r *Repo) readBack(ctx context.Context, idx *Index, keys []string, id, node
 	if err != nil {
 		return err
 	}
-	p, err := r.openPiece(ctx, idx, s)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	for {
-		if _, _, err := p.next(); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-	}
+	return r.eachFile(ctx, idx, s, func([]ID) error { return nil })
 }
 
 // previousPiece finds the node's newest archived piece (id's own, when it
