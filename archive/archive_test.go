@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -363,5 +364,54 @@ func TestInit_Twice(t *testing.T) {
 	empty, _ := fsstore.New(t.TempDir())
 	if _, err := Open(context.Background(), empty, nil); !errors.Is(err, ErrNotInitialised) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestUpload_IndexesAsItGoes: an upload writes an index object each time
+// its new packs hold a full one's blobs, moving them into its in-memory
+// index (what it keeps per new chunk is the index's 48 bytes); a chunk
+// met again after its flush (files "a" and "z" share their first 4 MiB,
+// with 40 files between) is still stored once, and the snapshot reads
+// back, checks and downloads.
+func TestUpload_IndexesAsItGoes(t *testing.T) {
+	defer func(n int) { indexFlushBlobs = n }(indexFlushBlobs)
+	indexFlushBlobs = 8
+	ctx := context.Background()
+	dir := t.TempDir()
+	shared := make([]byte, DefaultMaxChunk)
+	randomFill(shared, 99)
+	for _, name := range []string{"a", "z"} {
+		tail := make([]byte, 100<<10)
+		randomFill(tail, uint64(name[0]))
+		must(t, os.WriteFile(filepath.Join(dir, name), append(append([]byte{}, shared...), tail...), 0o644))
+	}
+	for i := range 40 {
+		b := make([]byte, 64<<10)
+		randomFill(b, uint64(i))
+		must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("m%02d", i)), b, 0o644))
+	}
+	l, id := snap(t, dir)
+	root := t.TempDir()
+	st, _ := fsstore.New(root)
+	r, err := Init(ctx, st, InitOptions{PackSize: 1 << 20})
+	must(t, err)
+	up, err := Upload(ctx, r, l, id, UploadOptions{})
+	must(t, err)
+	idxObjects, _ := os.ReadDir(filepath.Join(root, "index"))
+	if len(idxObjects) < 3 {
+		t.Fatalf("%d index objects for %d new chunks at %d a flush", len(idxObjects), up.ChunksNew, indexFlushBlobs)
+	}
+	idx, _, err := r.LoadIndex(ctx, false)
+	must(t, err)
+	if up.ChunksNew != int64(idx.Len()) || up.ChunksReused < 1 {
+		t.Fatalf("%d new chunks, %d reused, %d in the index: every chunk must be stored once", up.ChunksNew, up.ChunksReused, idx.Len())
+	}
+	checkAll(t, r)
+	must(t, snapshot.Delete(ctx, l, id, nil))
+	if _, err := Download(ctx, r, l, id, DownloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if vr, err := snapshot.Verify(ctx, l, id, snapshot.VerifyOptions{}); err != nil || !vr.OK() {
+		t.Fatalf("verify after download: %v %v", vr, err)
 	}
 }

@@ -142,7 +142,7 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 
 	o.Progress.Start("upload", hdr.Totals.Files, hdr.Totals.Bytes)
 	defer o.Progress.Done()
-	u := r.newUploader(ctx, idx, o, res)
+	u := r.newUploader(ctx, idx, lock, o, res)
 	content, cerr := u.contentStream(tree, mf, prev)
 	var mdesc streamDesc
 	if cerr == nil {
@@ -156,15 +156,11 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	if err := errors.Join(cerr, ferr); err != nil {
 		return res, err
 	}
-	// Commit order: index objects (new packs and adopted orphans), then
-	// the snapshot object; each only while the lock is still ours.
-	if err := lock.Check(ctx); err != nil {
+	// Commit order: index objects (the last new packs and adopted
+	// orphans; earlier ones were written as they filled), then the
+	// snapshot object; each only while the lock is still ours.
+	if err := u.flushIndex(ctx, append(u.newPacks, orphans...)); err != nil {
 		return res, err
-	}
-	newPacks := append(u.newPacks, orphans...)
-	keys, err := r.writeIndex(ctx, newPacks)
-	if err != nil {
-		return res, fmt.Errorf("write index: %w", err)
 	}
 	crash.Point("upload.indexed")
 	if err := lock.Check(ctx); err != nil {
@@ -179,10 +175,7 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	if err := r.st.Put(ctx, snapshotKey(id, hdr.Node.ID), b); err != nil {
 		return res, fmt.Errorf("write manifest: %w", err)
 	}
-	for _, p := range u.newPacks {
-		idx.addPack(p.ID, p.Size, p.Blobs)
-	}
-	if err := r.readBack(ctx, idx, keys, id, hdr.Node.ID); err != nil {
+	if err := r.readBack(ctx, idx, u.indexKeys, id, hdr.Node.ID); err != nil {
 		return res, fmt.Errorf("upload of %s wrote a snapshot that does not read back: %w", id, err)
 	}
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
@@ -224,18 +217,24 @@ func (r *Repo) previousPiece(ctx context.Context, idx *Index, node, id string, l
 
 // uploader is one upload's pipeline: producers hand chunks to add, which
 // drops those the archive or this upload already holds; a packer fills
-// packs; senders put them. newPacks lists the packs stored.
+// packs; senders put them. newPacks lists the packs stored and not yet
+// indexed: once they hold a full index object's blobs, the index object
+// is written and they move into idx (flushIndex), so what an upload holds
+// per new chunk is idx's 48 bytes, not a growing list and set.
 type uploader struct {
-	r        *Repo
-	idx      *Index
-	o        UploadOptions
-	res      *UploadResult
-	ctx      context.Context
-	g        *errgroup.Group
-	blobs    chan blobMsg
-	mu       sync.Mutex // claimed, newPacks
-	claimed  map[ID]struct{}
-	newPacks []packEntry
+	r         *Repo
+	idx       *Index
+	lock      *ArchiveLock
+	o         UploadOptions
+	res       *UploadResult
+	ctx       context.Context
+	g         *errgroup.Group
+	blobs     chan blobMsg
+	mu        sync.Mutex // claimed, newPacks, newBlobs, indexKeys
+	claimed   map[ID]struct{}
+	newPacks  []packEntry
+	newBlobs  int
+	indexKeys []string // index objects written
 	newCh    atomic.Int64
 	reusedCh atomic.Int64
 	packs    atomic.Int64
@@ -245,9 +244,9 @@ type uploader struct {
 	reused   atomic.Int64
 }
 
-func (r *Repo) newUploader(ctx context.Context, idx *Index, o UploadOptions, res *UploadResult) *uploader {
+func (r *Repo) newUploader(ctx context.Context, idx *Index, lock *ArchiveLock, o UploadOptions, res *UploadResult) *uploader {
 	g, gctx := errgroup.WithContext(ctx)
-	u := &uploader{r: r, idx: idx, o: o, res: res, ctx: gctx, g: g, blobs: make(chan blobMsg, o.Workers), claimed: map[ID]struct{}{}}
+	u := &uploader{r: r, idx: idx, lock: lock, o: o, res: res, ctx: gctx, g: g, blobs: make(chan blobMsg, o.Workers), claimed: map[ID]struct{}{}}
 	// One finished pack may wait while another is sent, so compression goes
 	// on during a PUT; still only o.Uploads PUTs are ever in flight.
 	puts := make(chan *packWriter, 1)
@@ -334,10 +333,53 @@ func (u *uploader) send(puts <-chan *packWriter) error {
 		packBufs.Put(data[:0])
 		n := u.packs.Add(1)
 		u.mu.Lock()
+		var full []packEntry // the packs of one full index object
+		if u.newBlobs+len(refs) > indexFlushBlobs && len(u.newPacks) > 0 {
+			full, u.newPacks, u.newBlobs = u.newPacks, nil, 0
+		}
 		u.newPacks = append(u.newPacks, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
+		u.newBlobs += len(refs)
 		u.mu.Unlock()
 		crash.Point(fmt.Sprintf("upload.pack.%d", n))
+		if full != nil {
+			if err := u.flushIndex(u.ctx, full); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// indexFlushBlobs is how many new blobs an upload gathers before it writes
+// their index object (a variable for tests).
+var indexFlushBlobs = maxIndexBlobs
+
+// flushIndex writes index objects for packs already stored (only while
+// the lock is still ours), then moves their chunks from the claimed set
+// into idx. An upload that fails later leaves indexed packs no snapshot
+// uses: the next upload dedups against them, gc removes what stays unused.
+func (u *uploader) flushIndex(ctx context.Context, packs []packEntry) error {
+	if len(packs) == 0 {
+		return nil
+	}
+	if err := u.lock.Check(ctx); err != nil {
+		return err
+	}
+	keys, err := u.r.writeIndex(ctx, packs)
+	if err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	for _, p := range packs {
+		u.idx.addPack(p.ID, p.Size, p.Blobs)
+	}
+	u.mu.Lock()
+	u.indexKeys = append(u.indexKeys, keys...)
+	for _, p := range packs {
+		for _, b := range p.Blobs {
+			delete(u.claimed, b.ID)
+		}
+	}
+	u.mu.Unlock()
 	return nil
 }
 
