@@ -235,13 +235,13 @@ type uploader struct {
 	newPacks  []packEntry
 	newBlobs  int
 	indexKeys []string // index objects written
-	newCh    atomic.Int64
-	reusedCh atomic.Int64
-	packs    atomic.Int64
-	sent     atomic.Int64
-	read     atomic.Int64
-	readN    atomic.Int64
-	reused   atomic.Int64
+	newCh     atomic.Int64
+	reusedCh  atomic.Int64
+	packs     atomic.Int64
+	sent      atomic.Int64
+	read      atomic.Int64
+	readN     atomic.Int64
+	reused    atomic.Int64
 }
 
 func (r *Repo) newUploader(ctx context.Context, idx *Index, lock *ArchiveLock, o UploadOptions, res *UploadResult) *uploader {
