@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,14 +43,30 @@ type Agency struct {
 	prefix  string
 }
 
-// Dial connects to etcd (comma-separated or repeated URLs) for cluster and
-// checks that it answers within timeout (0 means 5s).
-func Dial(ctx context.Context, endpoints []string, cluster string, timeout time.Duration) (*Agency, error) {
+// DialOptions say how to reach etcd.
+type DialOptions struct {
+	Endpoints []string // URLs, comma-separated or repeated
+	Cluster   string
+	// TLS, when set, is used for every connection: the CA that signed
+	// etcd's certificate and, for etcd's --client-cert-auth, the client's
+	// certificate (with etcd's auth on and no user, its common name is the
+	// etcd user).
+	TLS *tls.Config
+	// Username and Password log in to etcd's auth (over TLS only).
+	Username, Password string
+	Timeout            time.Duration // 0 means defaults.EtcdDialTimeout
+}
+
+// Dial connects to etcd for a cluster and checks that it answers within
+// the timeout. Credentials never travel in clear: a user and password need
+// TLS and https endpoints, and with TLS every endpoint must be https.
+func Dial(ctx context.Context, o DialOptions) (*Agency, error) {
+	cluster, timeout := o.Cluster, o.Timeout
 	if !nameRE.MatchString(cluster) {
 		return nil, fmt.Errorf("%w: cluster name %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cluster)
 	}
 	var eps []string
-	for _, e := range endpoints {
+	for _, e := range o.Endpoints {
 		for _, p := range strings.Split(e, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				eps = append(eps, p)
@@ -61,8 +79,19 @@ func Dial(ctx context.Context, endpoints []string, cluster string, timeout time.
 	if timeout <= 0 {
 		timeout = defaults.EtcdDialTimeout
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, Logger: zap.NewNop(), Context: ctx})
-	if err != nil {
+	if o.Username != "" && o.TLS == nil {
+		return nil, fmt.Errorf("%w: an etcd user needs TLS (--etcd-cacert): the password would travel in clear", snapshot.ErrInvalid)
+	}
+	for _, e := range eps {
+		if https := strings.HasPrefix(e, "https://"); https != (o.TLS != nil) {
+			return nil, fmt.Errorf("%w: etcd endpoint %s: want https:// with TLS (--etcd-cacert) and http:// without", snapshot.ErrInvalid, e)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, Logger: zap.NewNop(), Context: ctx,
+		TLS: o.TLS, Username: o.Username, Password: o.Password})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("etcd %v does not answer: %w", eps, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", eps, err)
 	}
 	a := &Agency{cli: cli, cluster: cluster, prefix: "/hotsnap/" + cluster + "/"}

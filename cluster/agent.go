@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,8 +25,16 @@ type AgentConfig struct {
 	Layout  *snapshot.Layout
 	NodeID  string
 	Cluster string
-	// Token is the bearer token every call but /healthz must carry.
-	Token string
+	// Token is the operators' bearer token, ReadToken (optional) the
+	// readers': the lab fallback, used when ClientCA is nil.
+	Token, ReadToken string
+	// ClientCA, when set, makes callers prove themselves by a client
+	// certificate of this CA naming this cluster and a role (serve with
+	// TLSConfig or Serve); tokens are then not accepted.
+	ClientCA *x509.CertPool
+	// MaxJobsPerClient caps the jobs one caller may have running at once
+	// (0 means defaults.AgentMaxJobsPerClient).
+	MaxJobsPerClient int
 	// NewQuiescer returns a fresh quiescer (and its closer) for each lock:
 	// the agent's lock, and a restore's swap. force asks it to abort long
 	// write transactions.
@@ -49,12 +59,15 @@ type Agent struct {
 	cfg AgentConfig
 	log *slog.Logger
 
-	mu     sync.Mutex
-	lk     *heldLock
-	ended  map[string]lockEnd // recent locks' outcomes, for unlock's answer
-	jobs   map[string]*jobState
-	prep   map[string]*prepared // prepared creates by snapshot id
-	jobIDs []string             // creation order, for trimming
+	mu      sync.Mutex
+	lk      *heldLock
+	ended   map[string]lockEnd // recent locks' outcomes, for unlock's answer
+	jobs    map[string]*jobState
+	prep    map[string]*prepared // prepared creates by snapshot id
+	jobIDs  []string             // creation order, for trimming
+	running map[string]int       // running jobs by caller
+
+	opDigest, readDigest [32]byte // SHA-256 of "Bearer " + the tokens
 
 	m *metrics
 }
@@ -64,8 +77,14 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.Layout == nil || cfg.NodeID == "" || cfg.NewQuiescer == nil {
 		return nil, fmt.Errorf("%w: agent needs a data dir, a node id and a quiescer", snapshot.ErrInvalid)
 	}
-	if len(cfg.Token) < 16 {
-		return nil, fmt.Errorf("%w: the agent token must be at least 16 characters", snapshot.ErrInvalid)
+	if cfg.ClientCA == nil && len(cfg.Token) < 16 {
+		return nil, fmt.Errorf("%w: the agent needs a client CA or a token of at least 16 characters", snapshot.ErrInvalid)
+	}
+	if cfg.ReadToken != "" && (len(cfg.ReadToken) < 16 || cfg.ReadToken == cfg.Token) {
+		return nil, fmt.Errorf("%w: the readers' token must be at least 16 characters and not the operators'", snapshot.ErrInvalid)
+	}
+	if cfg.MaxJobsPerClient <= 0 {
+		cfg.MaxJobsPerClient = defaults.AgentMaxJobsPerClient
 	}
 	if !nameRE.MatchString(cfg.NodeID) {
 		return nil, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cfg.NodeID)
@@ -77,7 +96,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: log.With("node", cfg.NodeID), ended: map[string]lockEnd{}, jobs: map[string]*jobState{}, prep: map[string]*prepared{}}
+	a := &Agent{cfg: cfg, log: log.With("node", cfg.NodeID), ended: map[string]lockEnd{}, jobs: map[string]*jobState{}, prep: map[string]*prepared{},
+		running:  map[string]int{},
+		opDigest: sha256.Sum256([]byte("Bearer " + cfg.Token)), readDigest: sha256.Sum256([]byte("Bearer " + cfg.ReadToken))}
 	a.m = newMetrics(a)
 	return a, nil
 }

@@ -3,14 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/hotsnap/hotsnap/errs"
@@ -24,39 +21,6 @@ type Client struct {
 	URL   string // http(s)://host:port
 	token string
 	http  *http.Client
-}
-
-// ClientOptions configure agent clients.
-type ClientOptions struct {
-	// CAFile is a PEM bundle trusted for agents' TLS certificates, in
-	// addition to the system's.
-	CAFile string
-}
-
-// HTTPClient builds the HTTP client for agents from o.
-func (o ClientOptions) HTTPClient() (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 8
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("TLS CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("TLS CA file %s holds no PEM certificate", o.CAFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr}, nil
-}
-
-// NewClient returns a client for the agent of member m.
-func NewClient(m Member, token string, hc *http.Client) *Client {
-	return &Client{Node: m.NodeID, URL: m.URL, token: token, http: hc}
 }
 
 // call sends a JSON request and decodes the JSON answer into out. Agent
@@ -74,7 +38,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	if err != nil {
 		return fmt.Errorf("node %s: %w", c.Node, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +25,7 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
-const testToken = "test-token-0123456789abcdef"
+const testToken = "test-token-0123456789abcdef" // token-mode agents (auth_test.go, leases_test.go)
 
 // testNode is one in-process agent serving real HTTP on loopback, with its
 // own data dir, registered in a real etcd.
@@ -46,6 +48,7 @@ type testCluster struct {
 	agency *Agency
 	nodes  []*testNode
 	co     *Coordinator
+	ca     *CA
 }
 
 type hookQuiescer struct {
@@ -66,17 +69,48 @@ func (h hookQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	e := testetcd.Start(t)
-	ag, err := Dial(context.Background(), []string{e.URL}, "test", 0)
+	ag, err := Dial(context.Background(), etcdOptions(t, e))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ag.Close() })
-	tc := &testCluster{etcd: e, agency: ag}
+	ca, err := NewCA("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testCluster{etcd: e, agency: ag, ca: ca}
 	for i := 1; i <= n; i++ {
 		tc.nodes = append(tc.nodes, tc.addNode(t, fmt.Sprintf("n%d", i)))
 	}
-	tc.co = &Coordinator{Agency: ag, Token: testToken, HTTP: http.DefaultClient}
+	tc.co = &Coordinator{Agency: ag, Auth: tc.auth(t, RoleOperator)}
 	return tc
+}
+
+// etcdOptions dial the secured test etcd as its root user, over TLS with
+// the root client certificate.
+func etcdOptions(t testing.TB, e *testetcd.Etcd) DialOptions {
+	return DialOptions{Endpoints: []string{e.URL}, Cluster: "test", TLS: e.TLS(t), Username: "root", Password: e.Password}
+}
+
+// cert issues a certificate of the test cluster's CA.
+func (tc *testCluster) cert(t testing.TB, id Identity) *tls.Certificate {
+	t.Helper()
+	cp, kp, err := tc.ca.Issue(id, []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// auth is a coordinator's credentials of role.
+func (tc *testCluster) auth(t testing.TB, role string) ClientAuth {
+	pool := x509.NewCertPool()
+	pool.AddCert(tc.ca.Cert)
+	return ClientAuth{Cluster: "test", CA: pool, Cert: tc.cert(t, Identity{Cluster: "test", Kind: role, Name: "test-" + role})}
 }
 
 func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
@@ -91,7 +125,9 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 		t.Fatal(err)
 	}
 	nd := &testNode{id: id, dir: dir, layout: l}
-	nd.agent, err = NewAgent(AgentConfig{Layout: l, NodeID: id, Cluster: "test", Token: testToken,
+	pool := x509.NewCertPool()
+	pool.AddCert(tc.ca.Cert)
+	nd.agent, err = NewAgent(AgentConfig{Layout: l, NodeID: id, Cluster: "test", ClientCA: pool,
 		NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
 			q := &snapshot.FlockQuiescer{DataDir: dir, Force: force}
 			return hookQuiescer{q, nd}, func() { q.Close() }
@@ -100,7 +136,9 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd.srv = httptest.NewServer(nd.agent.Handler())
+	nd.srv = httptest.NewUnstartedServer(nd.agent.Handler())
+	nd.srv.TLS = nd.agent.TLSConfig(*tc.cert(t, NodeIdentity("test", id)))
+	nd.srv.StartTLS()
 	t.Cleanup(nd.srv.Close)
 	t.Cleanup(nd.agent.Close)
 	m := Member{NodeID: id, URL: nd.srv.URL, ToolVersion: snapshot.ToolVersion, StartedAt: time.Now()}
@@ -109,7 +147,9 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(nd.reg.Close)
-	nd.client = NewClient(m, testToken, http.DefaultClient)
+	if nd.client, err = tc.auth(t, RoleOperator).Client(m); err != nil {
+		t.Fatal(err)
+	}
 	return nd
 }
 
@@ -167,47 +207,6 @@ func pieces(t *testing.T, nodes []*testNode) map[string][]string {
 		}
 	}
 	return out
-}
-
-func TestAuth(t *testing.T) {
-	tc := startCluster(t, 1)
-	n := tc.nodes[0]
-	for _, tok := range []string{"", "wrong-token-0123456789abcdef", testToken + "x", testToken[:10]} {
-		for _, path := range []string{"/v1/snapshots", "/metrics", "/v1/info"} {
-			req, _ := http.NewRequest("GET", n.srv.URL+path, nil)
-			if tok != "" {
-				req.Header.Set("Authorization", "Bearer "+tok)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 401 || !strings.Contains(string(b), `"kind":"unauthorized"`) {
-				t.Fatalf("%s with token %q: %d %s", path, tok, resp.StatusCode, b)
-			}
-		}
-		// A refused lock or create changes nothing.
-		bad := NewClient(Member{NodeID: n.id, URL: n.srv.URL}, tok, http.DefaultClient)
-		if _, err := bad.Lock(context.Background(), "x1", time.Second, 5*time.Second, false); !errors.Is(err, ErrUnauthorized) {
-			t.Fatalf("lock with a bad token: %v", err)
-		}
-		if !canWrite(t, n.dir) {
-			t.Fatal("a refused lock stopped writes")
-		}
-		if _, err := bad.Create(context.Background(), CreateRequest{ID: "2026-01-01T00.00.00Z_x"}); !errors.Is(err, ErrUnauthorized) {
-			t.Fatalf("create with a bad token: %v", err)
-		}
-	}
-	if p := pieces(t, tc.nodes); len(p) != 0 {
-		t.Fatalf("refused calls left snapshots: %v", p)
-	}
-	resp, err := http.Get(n.srv.URL + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("healthz: %v %v", resp, err)
-	}
-	resp.Body.Close()
 }
 
 func TestLockLease(t *testing.T) {
@@ -285,8 +284,7 @@ func TestLockLease(t *testing.T) {
 func metricsText(t *testing.T, n *testNode) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", n.srv.URL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 
@@ -21,8 +20,9 @@ import (
 // drives every agent of it.
 type Coordinator struct {
 	Agency *Agency
-	Token  string
-	HTTP   *http.Client
+	// Auth proves the coordinator to agents and checks theirs (its
+	// Cluster is filled from the plan).
+	Auth   ClientAuth
 	Logger *slog.Logger
 	// Progress receives per-node progress of jobs (upload, download,
 	// verify, restore); nil discards it.
@@ -45,13 +45,13 @@ func (c *Coordinator) plan(ctx context.Context) (*Plan, []*Client, error) {
 	if len(p.Nodes) == 0 {
 		return nil, nil, fmt.Errorf("cluster %s has no live agents registered in etcd: %w", p.Cluster, snapshot.ErrNotFound)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	auth := c.Auth
+	auth.Cluster = p.Cluster
 	cls := make([]*Client, len(p.Nodes))
 	for i, m := range p.Nodes {
-		cls[i] = NewClient(m, c.Token, hc)
+		if cls[i], err = auth.Client(m); err != nil {
+			return nil, nil, err
+		}
 	}
 	return p, cls, nil
 }

@@ -7,10 +7,6 @@ import (
 	"github.com/hotsnap/hotsnap/errs"
 )
 
-// ErrUnauthorized is an agent's answer to a missing or wrong token; an
-// agent's answer of kind unauthorized unwraps to it.
-var ErrUnauthorized = errs.ErrUnauthorized
-
 // RemoteError is an error an agent reported, kept with its node and kind
 // (the errs.Kind's name). It unwraps to that kind's sentinel, so errs.Of
 // and errors.Is(err, errs.ErrNotFound) work across the wire.

@@ -48,7 +48,8 @@ func (p progress) Start(_ string, files, bytes int64) {
 func (p progress) Add(files, bytes int64) { p.j.files.Add(files); p.j.bytes.Add(bytes) }
 func (p progress) Done()                  {}
 
-func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
+// handleJob starts a job for caller c, within its cap of running jobs.
+func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request, c caller) {
 	id, op := r.PathValue("id"), r.PathValue("op")
 	var req JobRequest
 	if err := decode(r, &req); err != nil {
@@ -89,6 +90,13 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, fmt.Errorf("%w: job %s exists already", snapshot.ErrInvalid, req.JobID))
 		return
 	}
+	if a.running[c.name] >= a.cfg.MaxJobsPerClient {
+		a.mu.Unlock()
+		cancel()
+		a.failErr(w, fmt.Errorf("%w: %s has %d jobs running on node %s already (at most %d)", errs.ErrThrottled, c.name, a.running[c.name], a.cfg.NodeID, a.cfg.MaxJobsPerClient))
+		return
+	}
+	a.running[c.name]++
 	a.jobs[req.JobID] = js
 	a.jobIDs = append(a.jobIDs, req.JobID)
 	a.trimJobsLocked()
@@ -102,6 +110,11 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request) {
 		js.mu.Unlock()
 		var res any
 		err := par.Safely(func() (err error) { res, err = run(ctx, js); return err })
+		a.mu.Lock() // no longer running, before anyone can see it finished
+		if a.running[c.name]--; a.running[c.name] == 0 {
+			delete(a.running, c.name)
+		}
+		a.mu.Unlock()
 		js.mu.Lock()
 		defer js.mu.Unlock()
 		now := time.Now().UTC()

@@ -41,6 +41,17 @@ const (
 	JobPoll = 250 * time.Millisecond
 )
 
+// An agent's server (cluster.ServerLimits): what one client may hold.
+const (
+	AgentReadHeaderTimeout = 10 * time.Second // a TLS handshake and a request's headers
+	AgentReadTimeout       = 30 * time.Second // a whole request (bodies are at most 1 MiB)
+	AgentWriteTimeout      = 15 * time.Minute // a whole exchange: a lock waits at most 10 minutes
+	AgentIdleTimeout       = 2 * time.Minute  // a kept-alive connection between requests
+	AgentMaxConns          = 8192             // connections served at once
+	AgentMaxHeaderBytes    = 64 << 10
+	AgentMaxJobsPerClient  = 4 // running jobs of one caller
+)
+
 // The archive.
 const (
 	// ArchiveLockTTL is how long an archive lock lives unless refreshed;

@@ -29,6 +29,8 @@ const (
 	NotFound                 // no such snapshot, job, piece or object (exit 6)
 	Conflict                 // exists already, or another command is running (exit 1)
 	Unauthorized             // missing or wrong credentials (exit 1)
+	Forbidden                // credentials that may not do this: a reader asking to change (exit 1)
+	Throttled                // too many requests or jobs of one client at once (exit 1)
 	Internal                 // a bug: a panic caught (exit 70)
 	Interrupted              // cancelled (exit 130)
 	numKinds
@@ -48,6 +50,8 @@ var kinds = [numKinds]struct {
 	NotFound:     {"not_found", 6, http.StatusNotFound},
 	Conflict:     {"conflict", 1, http.StatusConflict},
 	Unauthorized: {"unauthorized", 1, http.StatusUnauthorized},
+	Forbidden:    {"forbidden", 1, http.StatusForbidden},
+	Throttled:    {"throttled", 1, http.StatusTooManyRequests},
 	Internal:     {"internal", 70, http.StatusInternalServerError},
 	Interrupted:  {"interrupted", 130, 499}, // nginx's "client closed request"
 }
@@ -170,12 +174,15 @@ var (
 	ErrIncompatible = &kindError{kind: Incompatible, msg: "incompatible"}
 	ErrNotFound     = &kindError{kind: NotFound, msg: "not found"}
 	ErrConflict     = &kindError{kind: Conflict, msg: "conflict"}
-	ErrUnauthorized = &kindError{kind: Unauthorized, msg: "unauthorized: missing or wrong credentials"}
+	ErrUnauthorized = &kindError{kind: Unauthorized, msg: "unauthorized"}
+	ErrForbidden    = &kindError{kind: Forbidden, msg: "forbidden"}
+	ErrThrottled    = &kindError{kind: Throttled, msg: "throttled"}
 	ErrInternal     = &kindError{kind: Internal, msg: "internal error"}
 	ErrInterrupted  = &kindError{kind: Interrupted, msg: "interrupted"}
 
 	sentinels = [numKinds]*kindError{Error: ErrError, Usage: ErrInvalid, LockTimeout: ErrLockTimeout, VerifyFailed: ErrVerifyFailed,
 		Incompatible: ErrIncompatible, NotFound: ErrNotFound, Conflict: ErrConflict, Unauthorized: ErrUnauthorized,
+		Forbidden: ErrForbidden, Throttled: ErrThrottled,
 		Internal: ErrInternal, Interrupted: ErrInterrupted}
 )
 

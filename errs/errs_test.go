@@ -24,6 +24,8 @@ func TestTable(t *testing.T) {
 		{NotFound, "not_found", 6, http.StatusNotFound},
 		{Conflict, "conflict", 1, http.StatusConflict},
 		{Unauthorized, "unauthorized", 1, http.StatusUnauthorized},
+		{Forbidden, "forbidden", 1, http.StatusForbidden},
+		{Throttled, "throttled", 1, http.StatusTooManyRequests},
 		{Internal, "internal", 70, http.StatusInternalServerError},
 		{Interrupted, "interrupted", 130, 499},
 	}

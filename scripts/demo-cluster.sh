@@ -24,7 +24,7 @@ ids() { python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.loads(
 say "etcd on loopback (single member, its own temp dir), and three nodes with an agent each"
 for n in 1 2 3; do mkdir -p "$WORK/node$n/db"; head -c 4M /dev/urandom > "$WORK/node$n/db/000001.sst"; done
 cluster_up 3 --app-version 1.2.3
-echo "etcd at $HOTSNAP_ETCD; cluster $HOTSNAP_CLUSTER; token in $HOTSNAP_TOKEN_FILE; pids ${PIDS[*]}"
+echo "etcd at $HOTSNAP_ETCD (TLS, client certificates, auth on); cluster $HOTSNAP_CLUSTER; CA $HOTSNAP_TLS_CA; pids ${PIDS[*]}"
 $HS cluster plan
 
 say "a writer moving money between accounts on different nodes (20 accounts of 1000 on each)"
@@ -66,6 +66,7 @@ printf '  live data after the restore: '; $BW sum "${DIRS[@]}"
 
 say "the agents' metrics (node n1)"
 URL=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$WORK/agent1.out")
-curl -sf -H "Authorization: Bearer $(cat "$HOTSNAP_TOKEN_FILE")" "$URL/metrics" | grep -v '^#' | head -20
+curl -sf --cacert "$HOTSNAP_TLS_CA" --cert "$HOTSNAP_TLS_CERT" --key "$HOTSNAP_TLS_KEY" "$URL/metrics" | grep -v '^#' | head -20
+printf '  without a client certificate: '; curl -s --cacert "$HOTSNAP_TLS_CA" "$URL/metrics" >/dev/null && echo "served (wrong)" || echo "refused"
 
 say "done: cluster demo passed"

@@ -17,15 +17,25 @@ cluster_up() {
   local n=$1; shift
   local eport pport
   eport=$(freeport); pport=$(freeport)
-  bin/hotsnap-etcd --data-dir "$WORK/etcd" --client-port "$eport" --peer-port "$pport" > "$WORK/etcd.out" &
+  # etcd secured as in production: TLS with client certificates, auth on
+  # (user root); its credentials land in $WORK/etcd-tls.
+  bin/hotsnap-etcd --data-dir "$WORK/etcd" --client-port "$eport" --peer-port "$pport" --tls-dir "$WORK/etcd-tls" > "$WORK/etcd.out" &
   PIDS+=($!)
-  for _ in $(seq 200); do grep -q http "$WORK/etcd.out" 2>/dev/null && break; sleep 0.1; done
-  export HOTSNAP_ETCD="http://127.0.0.1:$eport" HOTSNAP_CLUSTER=${HOTSNAP_CLUSTER:-demo} HOTSNAP_TOKEN_FILE="$WORK/token"
-  head -c 24 /dev/urandom | base64 > "$HOTSNAP_TOKEN_FILE"; chmod 600 "$HOTSNAP_TOKEN_FILE"
+  for _ in $(seq 300); do grep -q https "$WORK/etcd.out" 2>/dev/null && break; sleep 0.1; done
+  export HOTSNAP_ETCD="https://127.0.0.1:$eport" HOTSNAP_CLUSTER=${HOTSNAP_CLUSTER:-demo}
+  export HOTSNAP_ETCD_CACERT="$WORK/etcd-tls/ca.pem" HOTSNAP_ETCD_CERT="$WORK/etcd-tls/client.pem" HOTSNAP_ETCD_KEY="$WORK/etcd-tls/client-key.pem"
+  export HOTSNAP_ETCD_USER=root HOTSNAP_ETCD_PASSWORD_FILE="$WORK/etcd-tls/root.password"
+  # The cluster's CA: every agent proves its node id with a certificate of
+  # it, every coordinator its role (here: an operator's certificate).
+  bin/hotsnap cluster ca init --dir "$WORK/ca" > /dev/null
+  bin/hotsnap cluster ca issue --ca-dir "$WORK/ca" --operator ops --out "$WORK/ca/ops" > /dev/null
+  export HOTSNAP_TLS_CA="$WORK/ca/ca.pem" HOTSNAP_TLS_CERT="$WORK/ca/ops.pem" HOTSNAP_TLS_KEY="$WORK/ca/ops-key.pem"
   DIRS=()
   for i in $(seq "$n"); do
     local d="$WORK/node$i"; mkdir -p "$d"; DIRS+=("$d")
-    bin/hotsnap agent --data-dir "$d" --node-id "n$i" --listen 127.0.0.1:0 --json "$@" > "$WORK/agent$i.out" 2> "$WORK/agent$i.log" &
+    bin/hotsnap cluster ca issue --ca-dir "$WORK/ca" --node "n$i" --host 127.0.0.1 --out "$WORK/ca/n$i" > /dev/null
+    bin/hotsnap agent --data-dir "$d" --node-id "n$i" --listen 127.0.0.1:0 --json \
+      --tls-cert "$WORK/ca/n$i.pem" --tls-key "$WORK/ca/n$i-key.pem" "$@" > "$WORK/agent$i.out" 2> "$WORK/agent$i.log" &
     PIDS+=($!)
   done
   for i in $(seq "$n"); do

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -18,161 +14,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
-	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/snapshot"
 )
-
-func clusterFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "etcd", EnvVars: []string{"HOTSNAP_ETCD"}, Usage: "etcd endpoints (http://127.0.0.1:2379; comma-separated or repeated)"},
-		&cli.StringFlag{Name: "cluster", EnvVars: []string{"HOTSNAP_CLUSTER"}, Usage: "cluster name (letters, digits, '.', '_', '-')"},
-		&cli.StringFlag{Name: "token-file", EnvVars: []string{"HOTSNAP_TOKEN_FILE"}, Usage: "file holding the agents' bearer token (at least 16 characters)"},
-	}
-}
-
-func readToken(c *cli.Context) (string, error) {
-	f := c.String("token-file")
-	if f == "" {
-		return "", usageError{errors.New("--token-file (or HOTSNAP_TOKEN_FILE) is required")}
-	}
-	b, err := fsutil.ReadSecretFile(f, "token file")
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", usageError{fmt.Errorf("token file %s: the token must be at least 16 characters", f)}
-	}
-	return tok, nil
-}
-
-func dialAgency(c *cli.Context) (*cluster.Agency, error) {
-	if c.String("cluster") == "" {
-		return nil, usageError{errors.New("--cluster (or HOTSNAP_CLUSTER) is required")}
-	}
-	if len(c.StringSlice("etcd")) == 0 {
-		return nil, usageError{errors.New("--etcd (or HOTSNAP_ETCD) is required")}
-	}
-	return cluster.Dial(c.Context, c.StringSlice("etcd"), c.String("cluster"), 0)
-}
-
-func agentCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "agent",
-		Usage: "serve this node's snapshots to cluster coordinators (HTTP API), registered in etcd",
-		Flags: withOutput(append(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(),
-			&cli.StringFlag{Name: "node-id", EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id in the cluster"},
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7701", EnvVars: []string{"HOTSNAP_LISTEN"}, Usage: "address to serve the API on (port 0: any free port)"},
-			&cli.StringFlag{Name: "advertise-url", EnvVars: []string{"HOTSNAP_ADVERTISE_URL"}, Usage: "URL coordinators reach this agent at (default from --listen)"},
-			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) to serve HTTPS"},
-			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)"},
-			&cli.DurationFlag{Name: "member-ttl", Value: defaults.MemberTTL, Usage: "lease of the agent's registration in etcd: a dead agent drops out after it"},
-			&cli.DurationFlag{Name: "max-lock-lease", Value: defaults.MaxLockLease, Usage: "longest lock lease a coordinator may ask for"},
-			&cli.StringSliceFlag{Name: "copy", Usage: "as for create: glob of files captured as copies (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create: glob of entries left out (repeatable)"},
-			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create: link, reflink or auto"},
-			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's version, recorded at create and checked at restore"},
-			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "the application's key id, recorded and checked"},
-		}, clusterFlags()...), append(quiesceFlags(), remoteFlags()...)...)...),
-		Action: func(c *cli.Context) error {
-			e, l, _, err := prologue(c, false)
-			if err != nil {
-				return err
-			}
-			if c.String("node-id") == "" {
-				return usageError{errors.New("--node-id (or HOTSNAP_NODE_ID) is required")}
-			}
-			if c.IsSet("remote") {
-				return usageError{errors.New("the agent takes no --remote: coordinators name it per upload or download")}
-			}
-			tok, err := readToken(c)
-			if err != nil {
-				return err
-			}
-			if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
-				return usageError{errors.New("--tls-cert and --tls-key go together")}
-			}
-			// Check the quiesce flags once, up front.
-			if _, closeQ, err := quiescerFromFlags(c, l.DataDir, false); err != nil {
-				return err
-			} else {
-				closeQ()
-			}
-			ro, err := remoteOptions(c)
-			if err != nil {
-				return err
-			}
-			agency, err := dialAgency(c)
-			if err != nil {
-				return err
-			}
-			defer agency.Close()
-			ag, err := cluster.NewAgent(cluster.AgentConfig{
-				Layout: l, NodeID: c.String("node-id"), Cluster: c.String("cluster"), Token: tok,
-				NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
-					q, closeQ, _ := quiescerFromFlags(c, l.DataDir, force) // the flags were checked above
-					return q, closeQ
-				},
-				Lock:       snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
-				MaxLease:   c.Duration("max-lock-lease"),
-				AppVersion: c.String("app-version"), EncryptionKeyID: c.String("encryption-key-id"),
-				Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
-				Remote: ro, Logger: e.log,
-			})
-			if err != nil {
-				return err
-			}
-			defer ag.Close()
-			ln, err := net.Listen("tcp", c.String("listen"))
-			if err != nil {
-				return fmt.Errorf("listen: %w", err)
-			}
-			scheme := "http"
-			srv := &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second}
-			if c.String("tls-cert") != "" {
-				cert, err := loadKeyPair(c.String("tls-cert"), c.String("tls-key"))
-				if err != nil {
-					ln.Close()
-					return usageError{fmt.Errorf("TLS certificate: %w", err)}
-				}
-				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-				ln = tls.NewListener(ln, srv.TLSConfig)
-				scheme = "https"
-			} else if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
-				e.log.Warn("serving without TLS on a non-loopback address: the token travels in clear; use --tls-cert and --tls-key")
-			}
-			url := c.String("advertise-url")
-			if url == "" {
-				url = scheme + "://" + ln.Addr().String()
-			}
-			reg, err := agency.Register(c.Context, cluster.Member{NodeID: c.String("node-id"), URL: url, ToolVersion: snapshot.ToolVersion,
-				AppVersion: c.String("app-version"), Host: cluster.Hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, c.Duration("member-ttl"), e.log)
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(ln) }()
-			ready := map[string]any{"type": "ready", "node": c.String("node-id"), "cluster": c.String("cluster"), "url": url, "pid": os.Getpid()}
-			if e.json {
-				writeJSON(e.stdout, ready)
-			} else if !e.quiet {
-				fmt.Fprintf(e.stdout, "agent %s of cluster %s serving at %s\n", c.String("node-id"), c.String("cluster"), url)
-			}
-			select {
-			case <-c.Context.Done():
-			case err := <-served:
-				reg.Close()
-				return fmt.Errorf("serve: %w", err)
-			}
-			reg.Close()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-			return nil
-		},
-	}
-}
 
 // coordinator builds a coordinator from the cluster flags.
 func coordinator(c *cli.Context) (*env, *cluster.Coordinator, func(), error) {
@@ -180,19 +22,15 @@ func coordinator(c *cli.Context) (*env, *cluster.Coordinator, func(), error) {
 		return nil, nil, nil, err
 	}
 	e := getEnv(c)
-	tok, err := readToken(c)
+	auth, err := clientAuth(c)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	hc, err := cluster.ClientOptions{CAFile: c.String("tls-ca")}.HTTPClient()
-	if err != nil {
-		return nil, nil, nil, usageError{err}
 	}
 	agency, err := dialAgency(c)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	co := &cluster.Coordinator{Agency: agency, Token: tok, HTTP: hc, Logger: e.log}
+	co := &cluster.Coordinator{Agency: agency, Auth: auth, Logger: e.log}
 	co.Progress = e.clusterProgress()
 	return e, co, func() { agency.Close() }, nil
 }
@@ -222,8 +60,7 @@ func (e *env) clusterProgress() func(cluster.JobsProgress) {
 func clusterCmd(name, usage string, flags []cli.Flag, action func(c *cli.Context, e *env, co *cluster.Coordinator) error) *cli.Command {
 	return &cli.Command{
 		Name: name, Usage: usage,
-		Flags: withOutput(append(append(clusterFlags(),
-			&cli.StringFlag{Name: "tls-ca", EnvVars: []string{"HOTSNAP_TLS_CA"}, Usage: "PEM bundle trusted for the agents' TLS certificates"}), flags...)...),
+		Flags: withOutput(append(clusterFlags(), flags...)...),
 		Action: func(c *cli.Context) error {
 			e, co, closeFn, err := coordinator(c)
 			if err != nil {
@@ -240,6 +77,7 @@ func clusterCommand() *cli.Command {
 		Name:  "cluster",
 		Usage: "consistent snapshots of every node at once, through the agents (etcd as the agency)",
 		Subcommands: []*cli.Command{
+			caCommand(),
 			clusterCmd("create", "lock every node at the same instant and snapshot them all with one id",
 				[]cli.Flag{
 					&cli.StringFlag{Name: "label", Usage: "id suffix (default: a random UUID)"},
@@ -426,18 +264,4 @@ func printJobs(w io.Writer, jobs []cluster.Job) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%s\n", j.Node, dash(j.Type), dash(j.Status), j.FilesDone, j.FilesTotal, humanBytes(j.BytesDone), humanBytes(j.BytesTotal), dash(msg))
 	}
 	tw.Flush()
-}
-
-// loadKeyPair reads a TLS certificate and its private key, refusing a key
-// file that others may read (as ssh does).
-func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	keyPEM, err := fsutil.ReadSecretFile(keyFile, "TLS key file")
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
 }

@@ -4,17 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,11 +29,13 @@ import (
 // procCluster is a real etcd (in the test process, on loopback) and agents
 // run as real `hotsnap agent` processes, each with its own data dir.
 type procCluster struct {
-	t      *testing.T
-	bin    string
-	etcd   string
-	token  string
-	agents map[string]*procAgent
+	t       *testing.T
+	bin     string
+	etcd    string
+	etcdTLS []string // --etcd-cacert ... --etcd-password-file: the secured etcd's credentials
+	caDir   string   // the cluster CA (hotsnap cluster ca init)
+	op      []string // an operator's --tls-cert and --tls-key
+	agents  map[string]*procAgent
 }
 
 type procAgent struct {
@@ -69,16 +63,41 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// newProcCluster starts a secured etcd (TLS with client certificates,
+// auth on) and makes the cluster's CA and an operator's certificate with
+// the CLI, as the README says: every agent and coordinator uses them.
 func newProcCluster(t *testing.T) *procCluster {
 	t.Helper()
-	pc := &procCluster{t: t, bin: buildTestBinary(t), etcd: testetcd.Start(t).URL, agents: map[string]*procAgent{}}
-	pc.token = filepath.Join(t.TempDir(), "token")
-	os.WriteFile(pc.token, []byte("proc-test-token-0123456789\n"), 0o600)
+	e := testetcd.Start(t)
+	pc := &procCluster{t: t, bin: buildTestBinary(t), etcd: e.URL, agents: map[string]*procAgent{}, caDir: filepath.Join(t.TempDir(), "ca")}
+	pc.etcdTLS = []string{"--etcd-cacert", e.CA, "--etcd-cert", e.ClientCert, "--etcd-key", e.ClientKey, "--etcd-user", "root", "--etcd-password-file", e.PasswordFile}
+	if code, _, serr := pc.hotsnap(nil, "cluster", "ca", "init", "--cluster", "pt", "--dir", pc.caDir); code != 0 {
+		t.Fatalf("ca init: %s", serr)
+	}
+	pc.op = pc.issue("--operator", "ops")
 	return pc
 }
 
+// issue makes a certificate of the cluster CA (--node ID, --operator NAME
+// or --reader NAME) and returns its --tls-cert and --tls-key flags.
+func (pc *procCluster) issue(kind, name string) []string {
+	pc.t.Helper()
+	out := filepath.Join(pc.t.TempDir(), name)
+	if code, _, serr := pc.hotsnap(nil, "cluster", "ca", "issue", "--cluster", "pt", "--ca-dir", pc.caDir, kind, name, "--host", "127.0.0.1", "--out", out); code != 0 {
+		pc.t.Fatalf("ca issue %s %s: %s", kind, name, serr)
+	}
+	return []string{"--tls-cert", out + ".pem", "--tls-key", out + "-key.pem"}
+}
+
+// etcdArgs reach the secured etcd for cluster name.
+func (pc *procCluster) etcdArgs(name string) []string {
+	return append([]string{"--etcd", pc.etcd, "--cluster", name}, pc.etcdTLS...)
+}
+
+// clusterArgs are a coordinator's flags: etcd, the cluster CA and the
+// operator's certificate.
 func (pc *procCluster) clusterArgs() []string {
-	return []string{"--etcd", pc.etcd, "--cluster", "pt", "--token-file", pc.token}
+	return append(append(pc.etcdArgs("pt"), "--tls-ca", filepath.Join(pc.caDir, "ca.pem")), pc.op...)
 }
 
 // startAgent starts an agent on a free loopback port and waits for its
@@ -87,8 +106,21 @@ func (pc *procCluster) startAgent(id, dir string, env []string, extra ...string)
 	t := pc.t
 	t.Helper()
 	args := append([]string{"agent", "--data-dir", dir, "--node-id", id, "--listen", "127.0.0.1:0", "--json",
-		"--member-ttl", "2s", "--max-wait-for-lock", "5s", "--log-level", "info"}, pc.clusterArgs()...)
-	cmd := exec.Command(pc.bin, append(args, extra...)...)
+		"--member-ttl", "2s", "--max-wait-for-lock", "5s", "--log-level", "info"}, pc.etcdArgs("pt")...)
+	args = append(append(args, "--tls-ca", filepath.Join(pc.caDir, "ca.pem")), pc.issue("--node", id)...)
+	return pc.startProc(id, dir, env, append(args, extra...))
+}
+
+// startRaw starts an agent with exactly args (no env).
+func (pc *procCluster) startRaw(id, dir string, args []string) *procAgent {
+	pc.t.Helper()
+	return pc.startProc(id, dir, nil, args)
+}
+
+func (pc *procCluster) startProc(id, dir string, env, args []string) *procAgent {
+	t := pc.t
+	t.Helper()
+	cmd := exec.Command(pc.bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	a := &procAgent{id: id, dir: dir, cmd: cmd, log: &syncBuffer{}}
@@ -514,105 +546,124 @@ func TestCluster_KillAgentMidCreate(t *testing.T) {
 	}
 }
 
-// TestCluster_CLI covers the agent's and coordinator's flags: TLS, a node
-// id taken twice, bad tokens, upload and download through file://, status.
+// TestCluster_CLI covers the agent's and coordinator's flags: mutual TLS
+// with the cluster CA's certificates, a reader's certificate, a node id
+// taken twice, etcd refusing a plaintext client, token mode, upload and
+// download through file://, status, exit codes.
 func TestCluster_CLI(t *testing.T) {
 	pc := newProcCluster(t)
 	dirs := bankDirs(t, 2, 3)
-	certFile, keyFile := selfSigned(t)
-	pc.startAgent("n1", dirs[0], nil, "--tls-cert", certFile, "--tls-key", keyFile)
-	pc.startAgent("n2", dirs[1], nil, "--tls-cert", certFile, "--tls-key", keyFile)
+	pc.startAgent("n1", dirs[0], nil)
+	pc.startAgent("n2", dirs[1], nil)
 	if !strings.HasPrefix(pc.agents["n1"].url, "https://") {
 		t.Fatalf("TLS agent url %s", pc.agents["n1"].url)
 	}
-	// Without the CA the coordinator refuses the agents' certificate.
-	code, out, _ := pc.cluster(nil, "list")
-	if code == 0 || !strings.Contains(out, "certificate") {
-		t.Fatalf("list without the CA: exit %d %s", code, out)
-	}
-	ca := []string{"--tls-ca", certFile}
-	code, out, serr := pc.cluster(nil, "create", append(ca, "--label", "tls")...)
+	code, out, serr := pc.cluster(nil, "create", "--label", "tls")
 	if code != 0 {
-		t.Fatalf("create over TLS: %d %s %s", code, out, serr)
+		t.Fatalf("create over mutual TLS: %d %s %s", code, out, serr)
 	}
 	var res cluster.CreateResult
 	lastJSON(t, out, &res)
+	// A reader lists; it may not create (exit 1, kind forbidden).
+	reader := append(append(pc.etcdArgs("pt"), "--tls-ca", filepath.Join(pc.caDir, "ca.pem")), pc.issue("--reader", "dashboard")...)
+	var lr cluster.ListResult
+	code, out, _ = pc.hotsnap(nil, append([]string{"cluster", "list", "--json"}, reader...)...)
+	lastJSON(t, out, &lr)
+	if code != 0 || len(lr.Snapshots) != 1 {
+		t.Fatalf("list as a reader: exit %d %s", code, out)
+	}
+	if code, out, _ = pc.hotsnap(nil, append([]string{"cluster", "create", "--json"}, reader...)...); code != exitError || !strings.Contains(out, `"kind":"forbidden"`) {
+		t.Fatalf("create as a reader: exit %d %s", code, out)
+	}
+	// Without the CA, or without a credential, a coordinator is a usage error.
+	if code, _, serr = pc.hotsnap(nil, append([]string{"cluster", "list"}, pc.etcdArgs("pt")...)...); code != exitUsage || !strings.Contains(serr, "--token-file") {
+		t.Fatalf("no credential: exit %d %s", code, serr)
+	}
 	// A second agent with a taken node id is refused, clearly.
-	code, _, serr = pc.hotsnap(nil, append([]string{"agent", "--data-dir", t.TempDir(), "--node-id", "n1", "--listen", "127.0.0.1:0"}, pc.clusterArgs()...)...)
+	code, _, serr = pc.hotsnap(nil, append(append([]string{"agent", "--data-dir", t.TempDir(), "--node-id", "n1", "--listen", "127.0.0.1:0",
+		"--tls-ca", filepath.Join(pc.caDir, "ca.pem")}, pc.issue("--node", "n1")...), pc.etcdArgs("pt")...)...)
 	if code != exitUsage || !strings.Contains(serr, "already registered") {
 		t.Fatalf("duplicate agent: exit %d %s", code, serr)
 	}
-	// A wrong token: exit 1, nothing listed.
-	bad := filepath.Join(t.TempDir(), "bad")
-	os.WriteFile(bad, []byte("another-token-0123456789"), 0o600)
-	code, out, _ = pc.hotsnap(nil, "cluster", "list", "--json", "--etcd", pc.etcd, "--cluster", "pt", "--token-file", bad, "--tls-ca", certFile)
-	if code != exitError || !strings.Contains(out, "no agent answered") || !strings.Contains(out, "node n1: unauthorized") {
-		t.Fatalf("list with a wrong token: exit %d %s", code, out)
+	// An agent whose certificate names another node is refused at start.
+	code, _, serr = pc.hotsnap(nil, append(append([]string{"agent", "--data-dir", t.TempDir(), "--node-id", "n9", "--listen", "127.0.0.1:0",
+		"--tls-ca", filepath.Join(pc.caDir, "ca.pem")}, pc.issue("--node", "n8")...), pc.etcdArgs("pt")...)...)
+	if code != exitUsage || !strings.Contains(serr, "not node n9") {
+		t.Fatalf("agent with another node's certificate: exit %d %s", code, serr)
 	}
-	var lr cluster.ListResult
 	// Upload, delete, download, with per-node progress lines.
 	remote := "file://" + t.TempDir()
-	code, out, serr = pc.cluster(nil, "upload", append(ca, "--id", res.ID, "--remote", remote)...)
+	code, out, serr = pc.cluster(nil, "upload", "--id", res.ID, "--remote", remote)
 	if code != 0 || !strings.Contains(out, `"type":"progress"`) || !strings.Contains(out, `"nodesDone":2`) {
 		t.Fatalf("upload: %d %s %s", code, out, serr)
 	}
 	var jr cluster.JobsResult
 	lastJSON(t, out, &jr)
-	code, out, _ = pc.cluster(nil, "status", append(ca, "--job", jr.JobID)...)
+	code, out, _ = pc.cluster(nil, "status", "--job", jr.JobID)
 	if code != 0 || strings.Count(out, `"status":"COMPLETED"`) != 2 {
 		t.Fatalf("status: %d %s", code, out)
 	}
-	if code, out, _ = pc.cluster(nil, "delete", append(ca, "--id", res.ID)...); code != 0 {
+	if code, out, _ = pc.cluster(nil, "delete", "--id", res.ID); code != 0 {
 		t.Fatalf("delete: %d %s", code, out)
 	}
-	code, out, serr = pc.cluster(nil, "download", append(ca, "--id", res.ID, "--remote", remote)...)
+	code, out, serr = pc.cluster(nil, "download", "--id", res.ID, "--remote", remote)
 	if code != 0 {
 		t.Fatalf("download: %d %s %s", code, out, serr)
 	}
-	code, out, _ = pc.cluster(nil, "list", ca...)
+	code, out, _ = pc.cluster(nil, "list")
 	lastJSON(t, out, &lr)
 	if code != 0 || len(lr.Snapshots) != 1 || !lr.Snapshots[0].Available {
 		t.Fatalf("list after download: %s", out)
 	}
 	// Exit codes of the coordinator.
-	if code, _, _ = pc.cluster(nil, "restore", append(ca, "--id", "2026-01-01T00.00.00Z_none")...); code != exitNotFound {
+	if code, _, _ = pc.cluster(nil, "restore", "--id", "2026-01-01T00.00.00Z_none"); code != exitNotFound {
 		t.Fatalf("restore of a missing snapshot: exit %d", code)
 	}
-	if code, _, _ = pc.hotsnap(nil, "cluster", "list", "--etcd", pc.etcd, "--cluster", "pt"); code != exitUsage {
-		t.Fatalf("no token file: exit %d", code)
-	}
-	if code, _, _ = pc.hotsnap(nil, "cluster", "list", "--etcd", pc.etcd, "--cluster", "p/t", "--token-file", pc.token); code != exitUsage {
+	bad := append(pc.etcdArgs("p/t"), "--tls-ca", filepath.Join(pc.caDir, "ca.pem"))
+	if code, _, _ = pc.hotsnap(nil, append(append([]string{"cluster", "list"}, bad...), pc.op...)...); code != exitUsage {
 		t.Fatalf("bad cluster name: exit %d", code)
 	}
-	if code, _, _ = pc.cluster(nil, "create", append(ca, "--lock-lease", "1ms")...); code != exitUsage {
+	if code, _, _ = pc.cluster(nil, "create", "--lock-lease", "1ms"); code != exitUsage {
 		t.Fatalf("a 1ms lease: exit %d", code)
 	}
-	// A cluster with no agent, and an etcd that does not answer.
-	if code, out, _ = pc.hotsnap(nil, "cluster", "create", "--json", "--etcd", pc.etcd, "--cluster", "empty", "--token-file", pc.token); code != exitNotFound || !strings.Contains(out, "no live agents") {
+	// A cluster with no agent; etcd refusing a plaintext client; an etcd
+	// that does not answer.
+	empty := append(append(pc.etcdArgs("empty"), "--tls-ca", filepath.Join(pc.caDir, "ca.pem")), pc.op...)
+	if code, out, _ = pc.hotsnap(nil, append([]string{"cluster", "create", "--json"}, empty...)...); code != exitNotFound || !strings.Contains(out, "no live agents") {
 		t.Fatalf("create in an empty cluster: exit %d %s", code, out)
 	}
-	dead := fmt.Sprintf("http://127.0.0.1:%d", testserver.FreePort(t))
-	if code, out, _ = pc.hotsnap(nil, "cluster", "list", "--json", "--etcd", dead, "--cluster", "pt", "--token-file", pc.token); code != exitError || !strings.Contains(out, "does not answer") {
+	plain := []string{"--etcd", "http://" + strings.TrimPrefix(pc.etcd, "https://"), "--cluster", "pt", "--tls-ca", filepath.Join(pc.caDir, "ca.pem")}
+	if code, out, _ = pc.hotsnap(nil, append(append([]string{"cluster", "list", "--json"}, plain...), pc.op...)...); code != exitError || !strings.Contains(out, "does not answer") {
+		t.Fatalf("list as a plaintext etcd client: exit %d %s", code, out)
+	}
+	dead := fmt.Sprintf("https://127.0.0.1:%d", testserver.FreePort(t))
+	if code, out, _ = pc.hotsnap(nil, append(append(append([]string{"cluster", "list", "--json", "--etcd", dead, "--cluster", "pt"}, pc.etcdTLS...), "--tls-ca", filepath.Join(pc.caDir, "ca.pem")), pc.op...)...); code != exitError || !strings.Contains(out, "does not answer") {
 		t.Fatalf("list with etcd down: exit %d %s", code, out)
 	}
-}
 
-// selfSigned writes a certificate and key for 127.0.0.1.
-func selfSigned(t *testing.T) (string, string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hotsnap-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
+	// Token mode (labs): an operators' and a readers' token.
+	tok, readTok, wrong := filepath.Join(t.TempDir(), "token"), filepath.Join(t.TempDir(), "read"), filepath.Join(t.TempDir(), "wrong")
+	os.WriteFile(tok, []byte("proc-test-token-0123456789\n"), 0o600)
+	os.WriteFile(readTok, []byte("proc-read-token-0123456789\n"), 0o600)
+	os.WriteFile(wrong, []byte("another-token-0123456789\n"), 0o600)
+	tdir := bankDirs(t, 1, 3)[0]
+	targs := append([]string{"agent", "--data-dir", tdir, "--node-id", "t1", "--listen", "127.0.0.1:0", "--json", "--member-ttl", "2s",
+		"--token-file", tok, "--read-token-file", readTok}, pc.etcdArgs("tk")...)
+	pc.startRaw("t1", tdir, targs)
+	tk := func(file string, args ...string) (int, string) {
+		code, out, _ := pc.hotsnap(nil, append(append(append([]string{"cluster"}, args...), "--json", "--token-file", file), pc.etcdArgs("tk")...)...)
+		return code, out
 	}
-	dir := t.TempDir()
-	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	kb, _ := x509.MarshalECPrivateKey(key)
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return cf, kf
+	if code, out := tk(tok, "create"); code != 0 {
+		t.Fatalf("token create: exit %d %s", code, out)
+	}
+	if code, out := tk(readTok, "list"); code != 0 || !strings.Contains(out, `"available":true`) {
+		t.Fatalf("read-token list: exit %d %s", code, out)
+	}
+	if code, out := tk(readTok, "create"); code != exitError || !strings.Contains(out, `"kind":"forbidden"`) {
+		t.Fatalf("read-token create: exit %d %s", code, out)
+	}
+	if code, out := tk(wrong, "list"); code != exitError || !strings.Contains(out, "no agent answered") || !strings.Contains(out, "node t1: unauthorized") {
+		t.Fatalf("list with a wrong token: exit %d %s", code, out)
+	}
 }
