@@ -3,6 +3,8 @@ package archive
 import (
 	"encoding/hex"
 	"fmt"
+	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -34,17 +36,30 @@ const (
 )
 
 // encoderOptions are the zstd settings of every blob: the default level
-// (about zstd's level 3), entropy coding of literals even in blocks where
-// no match is found (text from a large vocabulary has few matches in its
-// first blocks, yet its letters compress by a third), no frame checksum
-// (every chunk is checked against its BLAKE3 id on reading) and a 512 KiB
-// window, as restic uses, which bounds the decoder's memory per blob.
-// Measured on 512 MiB of text (docs/DESIGN.md, "Compression"): windows of
-// 256 KiB to 2 MiB differ by under 0.3 %.
-func encoderOptions() []zstd.EOption {
+// (about zstd's level 3), no frame checksum (every chunk is checked against
+// its BLAKE3 id on reading) and a 512 KiB window, as restic uses, which
+// bounds the decoder's memory per blob. With literals, entropy coding in
+// every block, even those where no match is found (text from a large
+// vocabulary has few matches in its first blocks, yet its letters compress
+// by a third): only when order-0 entropy says the chunk's bytes can shrink
+// (literalsCanShrink), since trying costs ten times the match search on a
+// small random chunk. Measured on 512 MiB of text (docs/DESIGN.md,
+// "Compression"): windows of 256 KiB to 2 MiB differ by under 0.3 %.
+func encoderOptions(literals bool) []zstd.EOption {
+	return encoderAt(zstd.SpeedDefault, literals)
+}
+
+// smallChunk is the size under which a chunk is compressed at zstd's
+// fastest level: a small file is a chunk of its own, and at the default
+// level the match finder's tables, cold in the cache, cost 10 µs for a
+// 1 KiB chunk (half an upload of a million such files); the fastest
+// level's are smaller. Text of 4 KiB comes out 1 % larger.
+const smallChunk = 64 << 10
+
+func encoderAt(level zstd.EncoderLevel, literals bool) []zstd.EOption {
 	return []zstd.EOption{
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithAllLitEntropyCompression(true),
+		zstd.WithEncoderLevel(level),
+		zstd.WithAllLitEntropyCompression(literals),
 		zstd.WithEncoderCRC(false),
 		zstd.WithWindowSize(512 << 10),
 		zstd.WithEncoderConcurrency(1),
@@ -53,10 +68,17 @@ func encoderOptions() []zstd.EOption {
 }
 
 var (
-	encoders = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, encoderOptions()...)
-		return e
-	}}
+	// encoders by [small chunk][literals]
+	encoders = [2][2]sync.Pool{
+		{
+			{New: func() any { e, _ := zstd.NewWriter(nil, encoderOptions(false)...); return e }},
+			{New: func() any { e, _ := zstd.NewWriter(nil, encoderOptions(true)...); return e }},
+		},
+		{
+			{New: func() any { e, _ := zstd.NewWriter(nil, encoderAt(zstd.SpeedFastest, false)...); return e }},
+			{New: func() any { e, _ := zstd.NewWriter(nil, encoderAt(zstd.SpeedFastest, true)...); return e }},
+		},
+	}
 	// decoder never writes past the capacity of the buffer it is given
 	// (the chunk's length, from the index or a trailer): a blob that
 	// claims more is an error, not an allocation.
@@ -65,19 +87,68 @@ var (
 
 // encodeBlob compresses a chunk into a blob (header byte + payload); a
 // chunk that does not shrink is stored raw. dst is reused when large
-// enough. There is no incompressibility probe: zstd itself gives up on
-// random data at about 6 GB/s per core (BenchmarkEncodeBlob), and a probe
-// of a chunk's head misjudges chunks whose head is unlike the rest (it
-// once stored 3 % of a text archive raw).
+// enough. zstd always runs (it finds repeats in any data, and gives up on
+// random data at gigabytes a second); entropy coding of literal-only
+// blocks runs when the chunk's byte statistics say it can gain. (An older
+// probe compressed a chunk's first 32 KiB and stored the chunk raw when
+// that did not shrink: it misjudged text whose head finds no match.)
 func encodeBlob(dst, chunk []byte) []byte {
-	e := encoders.Get().(*zstd.Encoder)
-	defer encoders.Put(e)
+	small, lit := 0, 0
+	if len(chunk) < smallChunk {
+		small = 1
+	}
+	if literalsCanShrink(chunk) {
+		lit = 1
+	}
+	pool := &encoders[small][lit]
+	e := pool.Get().(*zstd.Encoder)
+	defer pool.Put(e)
 	dst = e.EncodeAll(chunk, append(dst[:0], blobZstd))
 	if len(dst)-1 >= len(chunk) {
 		dst = append(dst[:0], blobRaw)
 		dst = append(dst, chunk...)
 	}
 	return dst
+}
+
+// literalSample bounds the bytes literalsCanShrink counts: up to 16
+// stretches of 4 KiB spread evenly over the chunk, so a chunk whose head is
+// random and whose rest is text is judged by both.
+const literalSample = 16
+
+// literalsCanShrink says whether entropy coding of the chunk's bytes taken
+// one at a time (what zstd does to literals) could save over 3 %: the
+// order-0 entropy of a sample of the chunk, in bits, plus a Huffman
+// table's size, against the sample's size. It is a bound, not a guess:
+// when it says no, no Huffman code of those bytes saves anything.
+func literalsCanShrink(chunk []byte) bool {
+	var hist [256]uint32
+	n := 0
+	if len(chunk) <= literalSample*4096 {
+		for _, c := range chunk {
+			hist[c]++
+		}
+		n = len(chunk)
+	} else {
+		step := len(chunk) / literalSample
+		for k := range literalSample {
+			for _, c := range chunk[k*step : k*step+4096] {
+				hist[c]++
+			}
+		}
+		n = literalSample * 4096
+	}
+	if n < 64 {
+		return false
+	}
+	bits := float64(n) * log2(uint32(n))
+	for _, c := range hist {
+		if c > 0 {
+			bits -= float64(c) * log2(c)
+		}
+	}
+	const table = 64 * 8 // a Huffman table's header, in bits, about
+	return bits+table < 0.97*8*float64(n)
 }
 
 // decodeBlob opens a stored blob (decrypting it when c is set), returns its
@@ -110,4 +181,26 @@ func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
 	}
 	return out, nil
+}
+
+// log2Mant[i] is log2(1 + i/256): log2 reads a count's top bits from it,
+// within 0.006 bits, a twentieth of math.Log2's cost (it ran 256 times a
+// chunk).
+var log2Mant = func() (t [257]float64) {
+	for i := range t {
+		t[i] = math.Log2(1 + float64(i)/256)
+	}
+	return t
+}()
+
+// log2 of c > 0, to within 0.006.
+func log2(c uint32) float64 {
+	e := bits.Len32(c) - 1
+	var m uint32
+	if e >= 8 {
+		m = (c >> (e - 8)) & 255
+	} else {
+		m = (c << (8 - e)) & 255
+	}
+	return float64(e) + log2Mant[m]
 }

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -71,7 +72,8 @@ func TestArchive_TextCompressesAsZstd(t *testing.T) {
 	// Every pack, blob by blob: each blob no larger than zstd makes its
 	// chunk (or the chunk raw), plus its encoding byte; each pack no
 	// larger than its blobs plus trailer entries and tail.
-	enc, _ := zstd.NewWriter(nil, encoderOptions()...)
+	enc, _ := zstd.NewWriter(nil, encoderOptions(true)...)
+	small, _ := zstd.NewWriter(nil, encoderAt(zstd.SpeedFastest, true)...) // chunks under smallChunk
 	var packBytes, bound, raw, blobs int
 	must(t, filepath.Walk(filepath.Join(root, "packs"), func(path string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.Mode().IsRegular() {
@@ -87,7 +89,11 @@ func TestArchive_TextCompressesAsZstd(t *testing.T) {
 		for _, b := range refs {
 			chunk, err := decodeBlob(nil, pack[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw)
 			must(t, err)
-			z := min(len(enc.EncodeAll(chunk, nil)), len(chunk)) + 1
+			e := enc
+			if len(chunk) < smallChunk {
+				e = small
+			}
+			z := min(len(e.EncodeAll(chunk, nil)), len(chunk)) + 1
 			if b.Length > z {
 				t.Errorf("a chunk of %d bytes is stored in %d bytes; zstd makes %d", b.Raw, b.Length, z)
 			}
@@ -116,6 +122,33 @@ func TestArchive_TextCompressesAsZstd(t *testing.T) {
 	t.Logf("%d bytes of text (%d with the manifest and content streams) stored in %d bytes of packs (%.1f %%)", total, raw, stored, 100*float64(stored)/float64(total))
 }
 
+// TestLiteralsCanShrink: the order-0 bound says yes for text and for a
+// chunk whose head is random and whose rest is text, no for random bytes
+// of any size.
+func TestLiteralsCanShrink(t *testing.T) {
+	random := make([]byte, 4<<20)
+	randomFill(random, 3)
+	mixed := append(append([]byte{}, random[:1<<20]...), proseText(3<<20, 4)...)
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"random 1 KiB", random[:1024], false},
+		{"random 64 KiB", random[:64<<10], false},
+		{"random 4 MiB", random, false},
+		{"text 1 KiB", proseText(1024, 1), true},
+		{"text 4 MiB", proseText(4<<20, 2), true},
+		{"random head, text rest", mixed, true},
+		{"zeros", make([]byte, 8192), true},
+		{"tiny", []byte("abc"), false},
+	} {
+		if got := literalsCanShrink(c.b); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 // BenchmarkEncodeBlob: random chunks cost little without a probe, since
 // zstd gives up on them by itself.
 func BenchmarkEncodeBlob(b *testing.B) {
@@ -124,7 +157,7 @@ func BenchmarkEncodeBlob(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		chunk []byte
-	}{{"random", random}, {"text", proseText(1<<20, 3)}} {
+	}{{"random", random}, {"text", proseText(1<<20, 3)}, {"random 1 KiB", random[:1024]}, {"text 1 KiB", proseText(1024, 4)}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(c.chunk)))
 			dst := make([]byte, 0, 2<<20)
@@ -137,4 +170,12 @@ func BenchmarkEncodeBlob(b *testing.B) {
 
 func randomFill(b []byte, seed uint64) {
 	rand.NewChaCha8([32]byte{byte(seed)}).Read(b)
+}
+
+func TestLog2(t *testing.T) {
+	for c := uint32(1); c < 1<<22; c += 1 + c/1000 {
+		if d := log2(c) - math.Log2(float64(c)); d > 0.006 || d < -0.006 {
+			t.Fatalf("log2(%d) = %v, math.Log2 %v", c, log2(c), math.Log2(float64(c)))
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/internal/par"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Location is where a chunk is stored.
@@ -234,12 +235,12 @@ func decodeIndex(c *crypter, data []byte, maxBlob, maxRaw int) ([]packEntry, err
 	return out, nil
 }
 
+// compress is an index object's zstd frame (binary ids compress little;
+// the literal stage is not tried).
 func compress(b []byte) []byte {
-	e := encoders.Get().(interface {
-		EncodeAll(src, dst []byte) []byte
-	})
+	e := encoders[0][0].Get().(*zstd.Encoder)
 	out := e.EncodeAll(b, nil)
-	encoders.Put(e)
+	encoders[0][0].Put(e)
 	return out
 }
 

@@ -96,12 +96,28 @@ func TestDir_NeverFollowsSymlinks(t *testing.T) {
 }
 
 func TestDir_OpenRegularRefusesOthers(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "any", true: "own"}[own], func(t *testing.T) { testOpenRegular(t, own) })
+	}
+}
+
+// testOpenRegular: below any dir (O_PATH open, check, reopen) and below an
+// Own dir (one non-blocking open, then the check) alike, only a regular
+// file opens; a fifo never blocks, a symlink is never followed.
+func testOpenRegular(t *testing.T, own bool) {
 	root := t.TempDir()
 	syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644)
 	os.Mkdir(filepath.Join(root, "dir"), 0o755)
 	os.WriteFile(filepath.Join(root, "file"), []byte("x"), 0o644)
+	os.Symlink("file", filepath.Join(root, "link"))
 	d, _ := OpenDir(root)
 	defer d.Close()
+	if own {
+		d.Own()
+	}
+	if _, _, err := d.OpenRegular("link"); !errors.Is(err, ErrSymlink) && !errors.Is(err, ErrNotRegular) {
+		t.Errorf("OpenRegular(link): %v", err)
+	}
 	// A fifo would block an open for reading: it must be refused unopened.
 	for _, rel := range []string{"fifo", "dir"} {
 		if _, _, err := d.OpenRegular(rel); !errors.Is(err, ErrNotRegular) {

@@ -13,7 +13,6 @@ import (
 const maxProblems = 20
 
 var (
-	hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	// IDPattern matches a snapshot id: <UTC time>_<label>.
 	IDPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}Z_[A-Za-z0-9._-]+$`)
 )
@@ -97,7 +96,7 @@ func (c *checker) entry(e *Entry) {
 		if e.Size < 0 {
 			c.add("entry %s: negative size %d", e.Path, e.Size)
 		}
-		if !hexHash.MatchString(e.BLAKE3) {
+		if !isHexHash(e.BLAKE3) {
 			c.add("entry %s: blake3 %q is not 64 hex digits", e.Path, e.BLAKE3)
 		}
 		switch e.Capture {
@@ -206,3 +205,17 @@ func (e *CheckError) Error() string {
 }
 
 func (e *CheckError) Unwrap() error { return ErrCorrupt }
+
+// isHexHash says whether s is 64 lower-case hex digits (a loop: the
+// regexp it replaces cost 3 % of an upload's CPU on many small files).
+func isHexHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -50,9 +50,15 @@ func HashOwnFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
 	return HashReader(f)
 }
 
+// hashers are reused: a BLAKE3 hasher is a large object, and a create
+// hashes a million small files.
+var hashers = sync.Pool{New: func() any { return blake3.New() }}
+
 // HashReader returns the hex BLAKE3 of everything r yields, and its length.
 func HashReader(r io.Reader) (string, int64, error) {
-	h := blake3.New()
+	h := hashers.Get().(*blake3.Hasher)
+	defer hashers.Put(h)
+	h.Reset()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	n, err := io.CopyBuffer(struct{ io.Writer }{h}, struct{ io.Reader }{r}, *bp)

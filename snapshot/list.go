@@ -141,12 +141,17 @@ func (s *session) openTree(id string) (*fsutil.Dir, error) {
 }
 
 // OpenTree opens the data tree of snapshot id for reading (an upload reads
-// its files through it). Close it.
+// its files through it), marked as hotsnap's own (one open a file) unless
+// the backups dir is shared (--allow-shared-backups). Close it.
 func (l *Layout) OpenTree(id string) (*fsutil.Dir, error) {
 	s, err := l.openSession(context.Background(), nil, false)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	return s.openTree(id)
+	t, err := s.openTree(id)
+	if err == nil && !l.AllowSharedBackups {
+		t.Own()
+	}
+	return t, err
 }
