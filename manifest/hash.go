@@ -78,3 +78,14 @@ func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
 
 // Sum is the hex BLAKE3 of everything written.
 func (h *Hasher) Sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
+
+// HashBytes returns the hex BLAKE3 of b.
+func HashBytes(b []byte) string {
+	h := hashers.Get().(*blake3.Hasher)
+	defer hashers.Put(h)
+	h.Reset()
+	h.Write(b)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return hex.EncodeToString(sum[:])
+}
