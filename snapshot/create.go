@@ -260,6 +260,11 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	res.LockAttempts = stats.Attempts
 	res.LockWaitMs = ms(stats.Waited)
 	locked := lerr == nil
+	var held *resumer
+	if locked {
+		held = holding(ctx, o.Quiescer)
+		defer held.resume()
+	}
 	if lerr != nil {
 		if !errors.Is(lerr, ErrLockTimeout) || !o.AllowInconsistent {
 			return nil, lerr
@@ -290,7 +295,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	crashPoint("create.linked")
 	var rerr error
 	if locked {
-		rerr = o.Quiescer.Resume(context.WithoutCancel(ctx))
+		rerr = held.resume()
 		since := stats.Acquired
 		if !o.LockedSince.IsZero() {
 			since = o.LockedSince

@@ -300,3 +300,25 @@ func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
 		period = period + period/10
 	}
 }
+
+// resumer resumes a quiesced Quiescer exactly once: where the code says
+// so, or, deferred, when the code between panics or returns early, so a
+// bug of ours never leaves the application's writes (or its frozen
+// processes) stopped.
+type resumer struct {
+	ctx  context.Context
+	q    Quiescer
+	done bool
+}
+
+func holding(ctx context.Context, q Quiescer) *resumer {
+	return &resumer{ctx: context.WithoutCancel(ctx), q: q}
+}
+
+func (r *resumer) resume() error {
+	if r == nil || r.done {
+		return nil
+	}
+	r.done = true
+	return r.q.Resume(r.ctx)
+}

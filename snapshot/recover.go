@@ -17,6 +17,9 @@ type RecoverResult struct {
 	Removed []string `json:"removed"`
 	// Restore says what happened to an interrupted restore, if any.
 	Restore string `json:"restore,omitempty"`
+	// Thawed lists processes a killed hotsnap had stopped (the freeze and
+	// signal quiescers) and that were let go again.
+	Thawed []string `json:"thawed,omitempty"`
 }
 
 // Recover brings the data dir back to a clean state after a crash: an
@@ -46,6 +49,9 @@ func (s *session) recoverLocked(ctx context.Context) (*RecoverResult, error) {
 		return nil, err
 	}
 	res.Restore = msg
+	if res.Thawed, err = s.recoverThaws(); err != nil {
+		return nil, err
+	}
 	names, err := s.priv.Names(".")
 	if err != nil {
 		return nil, err

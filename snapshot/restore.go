@@ -196,10 +196,12 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		}
 		return nil, err
 	}
+	held := holding(ctx, o.Quiescer)
+	defer held.resume()
 	swapStart := time.Now()
 	failsafe, serr := s.swap(id, restoring, o)
 	res.SwapMs = ms(time.Since(swapStart))
-	rerr := o.Quiescer.Resume(context.WithoutCancel(ctx))
+	rerr := held.resume()
 	res.LockHeldMs = ms(time.Since(stats.Acquired))
 	if serr != nil {
 		cleanup()

@@ -218,8 +218,10 @@ func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (s
 	if err != nil {
 		return "", fmt.Errorf("revert refused, nothing was changed: the write lock could not be held for the swap: %w", err)
 	}
+	held := holding(ctx, o.Quiescer)
+	defer held.resume()
 	next, serr := s.swap("revert", source, RestoreOptions{Now: o.Now})
-	rerr := o.Quiescer.Resume(context.WithoutCancel(ctx))
+	rerr := held.resume()
 	if serr != nil {
 		return "", serr
 	}

@@ -109,7 +109,7 @@ func runAgent(c *cli.Context) error {
 	cfg := cluster.AgentConfig{
 		Layout: l, NodeID: c.String("node-id"), Cluster: c.String("cluster"),
 		NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
-			q, closeQ, _ := quiescerFromFlags(c, l.DataDir, force) // the flags were checked below
+			q, closeQ, _ := quiescerFromFlags(c, l, force) // the flags were checked below
 			return q, closeQ
 		},
 		Lock:       snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
@@ -123,7 +123,7 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	// Check the quiesce flags once, up front.
-	if _, closeQ, err := quiescerFromFlags(c, l.DataDir, false); err != nil {
+	if _, closeQ, err := quiescerFromFlags(c, l, false); err != nil {
 		return err
 	} else {
 		closeQ()

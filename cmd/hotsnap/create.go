@@ -11,11 +11,15 @@ import (
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 
 func quiesceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "quiesce", Value: "flock", EnvVars: []string{"HOTSNAP_QUIESCE"}, Usage: "how writes are stopped: flock (the write-gate protocol), exec, http, or none"},
+		&cli.StringFlag{Name: "quiesce", Value: "flock", EnvVars: []string{"HOTSNAP_QUIESCE"}, Usage: "how writes are stopped: flock (the write-gate protocol), freeze (a cgroup), signal (SIGSTOP a process tree), exec, http, or none"},
+		&cli.StringFlag{Name: "cgroup", EnvVars: []string{"HOTSNAP_CGROUP"}, Usage: "with --quiesce freeze: the application's cgroup (a directory in the cgroup mount, or a path as /proc/PID/cgroup shows it)"},
+		&cli.StringFlag{Name: "unit", EnvVars: []string{"HOTSNAP_UNIT"}, Usage: "with --quiesce freeze: a systemd unit whose cgroup is frozen"},
+		&cli.StringFlag{Name: "pid-file", EnvVars: []string{"HOTSNAP_PID_FILE"}, Usage: "with --quiesce signal: pid file of the application's main process (it and its descendants get SIGSTOP)"},
 		&cli.StringFlag{Name: "lock-url", EnvVars: []string{"HOTSNAP_LOCK_URL"}, Usage: "with --quiesce http: URL to POST to stop writes (200 ok; 409, 423, 503 retry)"},
 		&cli.StringFlag{Name: "unlock-url", EnvVars: []string{"HOTSNAP_UNLOCK_URL"}, Usage: "with --quiesce http: URL to POST to resume writes"},
 		&cli.StringFlag{Name: "lock-token-file", EnvVars: []string{"HOTSNAP_LOCK_TOKEN_FILE"}, Usage: "with --quiesce http: file holding a bearer token for the lock URLs"},
@@ -30,9 +34,39 @@ func quiesceFlags() []cli.Flag {
 
 // quiescerFromFlags builds the Quiescer the flags ask for; force (or
 // --force) asks the application to abort long write transactions.
-func quiescerFromFlags(c *cli.Context, dataDir string, force bool) (snapshot.Quiescer, func(), error) {
+func quiescerFromFlags(c *cli.Context, l *snapshot.Layout, force bool) (snapshot.Quiescer, func(), error) {
 	force = force || c.Bool("force")
-	switch c.String("quiesce") {
+	dataDir := l.DataDir
+	mode := c.String("quiesce")
+	if (c.IsSet("cgroup") || c.IsSet("unit")) && mode != "freeze" {
+		return nil, nil, usageError{errors.New("--cgroup and --unit need --quiesce freeze")}
+	}
+	if c.IsSet("pid-file") && mode != "signal" {
+		return nil, nil, usageError{errors.New("--pid-file needs --quiesce signal")}
+	}
+	switch mode {
+	case "freeze":
+		var cg freezer.Cgroup
+		var err error
+		switch {
+		case c.String("cgroup") != "" && c.String("unit") != "":
+			return nil, nil, usageError{errors.New("give --cgroup or --unit, not both")}
+		case c.String("cgroup") != "":
+			cg, err = freezer.Find(c.String("cgroup"))
+		case c.String("unit") != "":
+			cg, err = freezer.FromUnit(c.Context, c.String("unit"))
+		default:
+			return nil, nil, usageError{errors.New("--quiesce freeze needs --cgroup PATH or --unit NAME")}
+		}
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--quiesce freeze: %w", err)}
+		}
+		return &snapshot.FreezeQuiescer{Layout: l, Cgroup: cg}, func() {}, nil
+	case "signal":
+		if c.String("pid-file") == "" {
+			return nil, nil, usageError{errors.New("--quiesce signal needs --pid-file FILE")}
+		}
+		return &snapshot.SignalQuiescer{Layout: l, PidFile: c.String("pid-file")}, func() {}, nil
 	case "flock":
 		if c.IsSet("lock-cmd") || c.IsSet("unlock-cmd") {
 			return nil, nil, usageError{errors.New("--lock-cmd and --unlock-cmd need --quiesce exec")}
@@ -60,7 +94,7 @@ func quiescerFromFlags(c *cli.Context, dataDir string, force bool) (snapshot.Qui
 	case "none":
 		return snapshot.NoQuiescer{}, func() {}, nil
 	}
-	return nil, nil, usageError{fmt.Errorf("--quiesce %q: want flock, exec, http or none", c.String("quiesce"))}
+	return nil, nil, usageError{fmt.Errorf("--quiesce %q: want flock, freeze, signal, exec, http or none", mode)}
 }
 
 func createCommand() *cli.Command {
@@ -81,7 +115,7 @@ func createCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			q, closeQ, err := quiescerFromFlags(c, l.DataDir, false)
+			q, closeQ, err := quiescerFromFlags(c, l, false)
 			if err != nil {
 				return err
 			}

@@ -132,8 +132,11 @@ func recoverCommand() *cli.Command {
 				return err
 			}
 			e.result(res, func(w io.Writer) {
-				if len(res.Removed) == 0 && res.Restore == "" {
+				if len(res.Removed) == 0 && res.Restore == "" && len(res.Thawed) == 0 {
 					fmt.Fprintln(w, "nothing to recover")
+				}
+				for _, t := range res.Thawed {
+					fmt.Fprintf(w, "resumed processes a killed hotsnap had stopped: %s\n", t)
 				}
 				for _, p := range res.Removed {
 					fmt.Fprintf(w, "removed %s\n", p)

@@ -30,7 +30,7 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			q, closeQ, err := quiescerFromFlags(c, l.DataDir, false)
+			q, closeQ, err := quiescerFromFlags(c, l, false)
 			if err != nil {
 				return err
 			}

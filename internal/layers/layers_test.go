@@ -17,7 +17,7 @@ var layers = [][]string{
 	{"errs", "defaults"},
 	{"internal/par", "internal/crash"},
 	{"fsutil", "retention"},
-	{"manifest", "snapshot/writegate", "archive/store"},
+	{"manifest", "snapshot/writegate", "snapshot/freezer", "archive/store"},
 	{"tree", "hardlink", "archive/store/fs", "archive/store/s3", "archive/store/storetest"},
 	{"snapshot", "archive"},
 	{"archive/remote"},

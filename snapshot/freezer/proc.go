@@ -1,0 +1,250 @@
+package freezer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Ident names one process for good: its pid and its start time (field 22
+// of /proc/PID/stat, in clock ticks since boot), so a pid the kernel has
+// given to another process is never signalled.
+type Ident struct {
+	Pid   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+// Proc is a process held by a pidfd: signals sent through it reach that
+// process or none, never one that reused its pid.
+type Proc struct {
+	Ident
+	fd int
+}
+
+type procStat struct {
+	ppid  int
+	state byte
+	start uint64
+}
+
+// readStat parses /proc/PID/stat: "pid (comm) state ppid ... starttime".
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+2:]) // f[0] is field 3 (state)
+	if len(f) < 20 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return procStat{ppid: ppid, state: f[0][0], start: start}, nil
+}
+
+// OpenProc opens the process pid; with start > 0 it must be the process
+// that started then (else the error wraps os.ErrNotExist).
+func OpenProc(pid int, start uint64) (*Proc, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("process %d: %w", pid, os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("process %d: pidfd_open: %w", pid, err)
+	}
+	// Read the start time after the pidfd is open: if it is the one
+	// expected, the pidfd holds that process.
+	st, err := readStat(pid)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("process %d: %w", pid, os.ErrNotExist)
+	}
+	if start != 0 && st.start != start {
+		unix.Close(fd)
+		return nil, fmt.Errorf("process %d: another process now has its pid: %w", pid, os.ErrNotExist)
+	}
+	return &Proc{Ident: Ident{Pid: pid, Start: st.start}, fd: fd}, nil
+}
+
+// Signal sends sig to the process; a process that has exited is not an error.
+func (p *Proc) Signal(sig unix.Signal) error {
+	err := unix.PidfdSendSignal(p.fd, sig, nil, 0)
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signal %v to process %d: %w", sig, p.Pid, err)
+	}
+	return nil
+}
+
+// Close closes the pidfd.
+func (p *Proc) Close() {
+	if p.fd >= 0 {
+		unix.Close(p.fd)
+		p.fd = -1
+	}
+}
+
+// stopped reports whether the process has stopped (or is gone).
+func (p *Proc) stopped() bool {
+	st, err := readStat(p.Pid)
+	if err != nil || st.start != p.Start {
+		return true // gone
+	}
+	switch st.state {
+	case 'T', 't', 'Z', 'X', 'x':
+		return true
+	}
+	return false
+}
+
+// children maps every process to its children, from /proc.
+func children() (map[int][]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int][]int)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readStat(pid)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		m[st.ppid] = append(m[st.ppid], pid)
+	}
+	return m, nil
+}
+
+// Tree stops a process and all its descendants with SIGSTOP and resumes
+// them with SIGCONT, for hosts without a cgroup freezer.
+type Tree struct {
+	Root  int
+	procs []*Proc
+	seen  map[int]bool
+}
+
+// Stopped lists the processes Stop stopped.
+func (t *Tree) Stopped() []Ident {
+	ids := make([]Ident, len(t.procs))
+	for i, p := range t.procs {
+		ids[i] = p.Ident
+	}
+	return ids
+}
+
+// Stop sends SIGSTOP to the root, then to its descendants, scanning again
+// until a scan finds none it has not stopped (a process can fork until
+// its parent is stopped), and waits until every one has stopped. Before
+// it signals new processes it calls record with all it is about to have
+// stopped, so that a crash leaves a record of them. Past deadline it
+// resumes them all and returns ErrTimeout.
+func (t *Tree) Stop(ctx context.Context, deadline time.Time, record func([]Ident) error) (err error) {
+	defer func() {
+		if err != nil {
+			t.Cont()
+		}
+	}()
+	t.seen = map[int]bool{}
+	root, err := OpenProc(t.Root, 0)
+	if err != nil {
+		return err
+	}
+	pending := []*Proc{root}
+	for len(pending) > 0 {
+		t.procs = append(t.procs, pending...)
+		for _, p := range pending {
+			t.seen[p.Pid] = true
+		}
+		if err := record(t.Stopped()); err != nil {
+			return err
+		}
+		for _, p := range pending {
+			if err := p.Signal(unix.SIGSTOP); err != nil {
+				return err
+			}
+		}
+		// Wait for them to stop: only a stopped parent cannot fork.
+		if err := t.wait(ctx, deadline, pending); err != nil {
+			return err
+		}
+		if pending, err = t.newDescendants(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tree) wait(ctx context.Context, deadline time.Time, ps []*Proc) error {
+	pause := 50 * time.Microsecond
+	for _, p := range ps {
+		for !p.stopped() {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !time.Now().Before(deadline) {
+				return ErrTimeout
+			}
+			time.Sleep(min(pause, time.Until(deadline)))
+			pause = min(2*pause, 2*time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// newDescendants opens the descendants of the stopped processes not yet seen.
+func (t *Tree) newDescendants() ([]*Proc, error) {
+	kids, err := children()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Proc
+	queue := make([]int, 0, len(t.procs))
+	for _, p := range t.procs {
+		queue = append(queue, p.Pid)
+	}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, c := range kids[pid] {
+			if t.seen[c] {
+				continue
+			}
+			t.seen[c] = true
+			queue = append(queue, c)
+			p, err := OpenProc(c, 0)
+			if err != nil {
+				continue // exited
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Cont sends SIGCONT to every stopped process, children first, and
+// closes their pidfds.
+func (t *Tree) Cont() error {
+	var errs []error
+	for i := len(t.procs) - 1; i >= 0; i-- {
+		errs = append(errs, t.procs[i].Signal(unix.SIGCONT))
+		t.procs[i].Close()
+	}
+	t.procs = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,196 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hotsnap/hotsnap/snapshot/freezer"
+)
+
+// FreezeQuiescer stops every process of a cgroup at once with the
+// kernel's freezer, for applications that know nothing of hotsnap: the
+// snapshot is then exactly what a power cut at that instant would have
+// left, which is what crash-safe storage engines recover from. Before it
+// freezes it writes a thaw record (see thaw.go) that `hotsnap recover`
+// uses should hotsnap be killed while the cgroup is frozen.
+type FreezeQuiescer struct {
+	Layout *Layout
+	Cgroup freezer.Cgroup
+
+	log *thawLog
+}
+
+var _ Quiescer = (*FreezeQuiescer)(nil)
+
+// Quiesce implements Quiescer.
+func (q *FreezeQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+	t, err := openThawLog(q.Layout)
+	if err != nil {
+		return fmt.Errorf("%w: thaw record: %v", ErrLockFailed, err)
+	}
+	if err := t.write(ThawRecord{Kind: q.Cgroup.Kind(), Path: q.Cgroup.Dir}); err != nil {
+		t.done()
+		return fmt.Errorf("%w: thaw record: %v", ErrLockFailed, err)
+	}
+	err = q.Cgroup.Freeze(ctx, time.Now().Add(wait))
+	if err != nil {
+		t.done()
+		if errors.Is(err, freezer.ErrTimeout) {
+			return ErrLockTimeout
+		}
+		return fmt.Errorf("%w: %v", ErrLockFailed, err)
+	}
+	q.log = t
+	return nil
+}
+
+// Resume implements Quiescer.
+func (q *FreezeQuiescer) Resume(context.Context) error {
+	if err := q.Cgroup.Thaw(); err != nil {
+		return fmt.Errorf("%w: %v (run `hotsnap recover` to try again)", ErrLockFailed, err)
+	}
+	err := q.log.done()
+	q.log = nil
+	return err
+}
+
+// SignalQuiescer stops a process and its descendants with SIGSTOP and
+// resumes them with SIGCONT, for hosts without a cgroup freezer. The
+// process is named by a pid file. As root, hotsnap only signals a process
+// owned by the pid file's owner (or any, when root owns the pid file), so
+// a pid file the application's user can write cannot aim it at another
+// user's processes; never pid 1 and never hotsnap or its ancestors. A
+// process that forks a daemon which leaves the tree (a double fork) is
+// not followed: prefer the freeze quiescer where there is a cgroup.
+type SignalQuiescer struct {
+	Layout  *Layout
+	PidFile string
+
+	tree *freezer.Tree
+	log  *thawLog
+}
+
+var _ Quiescer = (*SignalQuiescer)(nil)
+
+// ReadPidFile reads a pid file and checks that the process may be stopped
+// (see SignalQuiescer).
+func ReadPidFile(path string) (int, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, fmt.Errorf("pid file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("pid file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("pid file %s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64))
+	if err != nil {
+		return 0, fmt.Errorf("pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pid file %s does not hold a pid (%q)", path, strings.TrimSpace(string(b)))
+	}
+	if pid == 1 {
+		return 0, fmt.Errorf("pid file %s names pid 1 (init): refusing to stop it", path)
+	}
+	for p := os.Getpid(); p > 1; {
+		if p == pid {
+			return 0, fmt.Errorf("pid file %s names hotsnap itself or one of its ancestors (pid %d): refusing to stop it", path, pid)
+		}
+		if p, err = parentPid(p); err != nil {
+			break
+		}
+	}
+	owner := fi.Sys().(*syscall.Stat_t).Uid
+	uid, err := procUID(pid)
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s names pid %d, which is not running", path, pid)
+	}
+	if owner != 0 && uid != owner {
+		return 0, fmt.Errorf("%w: pid file %s is owned by uid %d but names pid %d of uid %d: refusing to stop another user's process", ErrUntrusted, path, owner, pid, uid)
+	}
+	return pid, nil
+}
+
+func parentPid(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if i < 0 || len(f) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return strconv.Atoi(f[1])
+}
+
+func procUID(pid int) (uint32, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				u, err := strconv.ParseUint(f[0], 10, 32)
+				return uint32(u), err
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no Uid line", pid)
+}
+
+// Quiesce implements Quiescer. The pid file is read again at every
+// attempt: a restarted application has a new pid.
+func (q *SignalQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+	pid, err := ReadPidFile(q.PidFile)
+	if err != nil {
+		if errors.Is(err, ErrUntrusted) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrLockFailed, err)
+	}
+	t, err := openThawLog(q.Layout)
+	if err != nil {
+		return fmt.Errorf("%w: thaw record: %v", ErrLockFailed, err)
+	}
+	tree := &freezer.Tree{Root: pid}
+	err = tree.Stop(ctx, time.Now().Add(wait), func(ids []freezer.Ident) error {
+		return t.write(ThawRecord{Kind: "signal", Procs: ids})
+	})
+	if err != nil {
+		t.done() // Stop resumed whatever it had stopped
+		if errors.Is(err, freezer.ErrTimeout) {
+			return ErrLockTimeout
+		}
+		return fmt.Errorf("%w: %v", ErrLockFailed, err)
+	}
+	q.tree, q.log = tree, t
+	return nil
+}
+
+// Resume implements Quiescer.
+func (q *SignalQuiescer) Resume(context.Context) error {
+	err := q.tree.Cont()
+	if err != nil {
+		return fmt.Errorf("%w: %v (run `hotsnap recover` to try again)", ErrLockFailed, err)
+	}
+	err = q.log.done()
+	q.tree, q.log = nil, nil
+	return err
+}
