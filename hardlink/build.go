@@ -45,6 +45,10 @@ type Options struct {
 	// reflink modes, cloned) instead of linked: for files the application
 	// rewrites in place.
 	Copy func(rel string) bool
+	// CopyInode, when set, reports whether the regular file of that device
+	// and inode is copied (or cloned) instead of linked, whatever its name:
+	// for files the stopped application holds open for writing.
+	CopyInode func(dev, ino uint64) bool
 	// LinkMode is LinkModeLink (default), LinkModeReflink or LinkModeAuto.
 	LinkMode string
 	// Workers bounds parallel tasks; 0 means defaults.Workers.

@@ -45,7 +45,7 @@ func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, err
 }
 
 func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, bool, error) {
-	private := b.opts.Copy != nil && b.opts.Copy(rel)
+	private := (b.opts.Copy != nil && b.opts.Copy(rel)) || (b.opts.CopyInode != nil && b.opts.CopyInode(sst.Dev, sst.Ino))
 	clone := b.opts.LinkMode == LinkModeReflink || (b.opts.LinkMode == LinkModeAuto && !b.cloneUnsupported())
 	if !private && !clone {
 		lst, skip, err := b.linkAt(sfd, dfd, rel, name)

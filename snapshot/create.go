@@ -17,6 +17,7 @@ import (
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/freezer"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 	treepkg "github.com/hotsnap/hotsnap/tree"
 )
@@ -275,6 +276,17 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		res.Warnings = append(res.Warnings, msg)
 	}
 	crashPoint("create.locked")
+	var copyInode func(dev, ino uint64) bool
+	if wf, ok := o.Quiescer.(WriterFiles); ok && locked {
+		files, err := wf.WritableFiles()
+		if err != nil {
+			return nil, fmt.Errorf("list the files the stopped processes can write: %w", err)
+		}
+		if len(files) > 0 {
+			log.Info("files the stopped application can write are captured as copies", "files", len(files))
+			copyInode = func(dev, ino uint64) bool { return files[freezer.FileID{Dev: dev, Ino: ino}] }
+		}
+	}
 	foreign, warning := foreignLinks(s.data)
 	if warning != "" {
 		log.Warn(warning)
@@ -288,9 +300,10 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 			}
 			return excludeGlobs.match(rel)
 		},
-		Copy:     func(rel string) bool { return copyGlobs.match(rel) },
-		LinkMode: o.LinkMode,
-		Workers:  o.Workers,
+		Copy:      func(rel string) bool { return copyGlobs.match(rel) },
+		CopyInode: copyInode,
+		LinkMode:  o.LinkMode,
+		Workers:   o.Workers,
 	})
 	crashPoint("create.linked")
 	var rerr error

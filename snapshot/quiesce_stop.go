@@ -14,6 +14,18 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 
+// WriterFiles is a Quiescer that stops the application's processes and,
+// while they are stopped, can tell which files they can write to: those
+// they hold open for writing or have mapped shared and writable (a WAL,
+// an SST being flushed, SQLite's database and -shm). Capture copies (or,
+// in reflink and auto modes, clones) those instead of linking them,
+// whatever their names: the processes will go on writing to them in place
+// once resumed, and a hard link would follow those writes.
+type WriterFiles interface {
+	Quiescer
+	WritableFiles() (map[freezer.FileID]bool, error)
+}
+
 // FreezeQuiescer stops every process of a cgroup at once with the
 // kernel's freezer, for applications that know nothing of hotsnap: the
 // snapshot is then exactly what a power cut at that instant would have
@@ -27,7 +39,7 @@ type FreezeQuiescer struct {
 	log *thawLog
 }
 
-var _ Quiescer = (*FreezeQuiescer)(nil)
+var _ WriterFiles = (*FreezeQuiescer)(nil)
 
 // Quiesce implements Quiescer.
 func (q *FreezeQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
@@ -49,6 +61,15 @@ func (q *FreezeQuiescer) Quiesce(ctx context.Context, wait time.Duration) error 
 	}
 	q.log = t
 	return nil
+}
+
+// WritableFiles implements WriterFiles; call it while frozen.
+func (q *FreezeQuiescer) WritableFiles() (map[freezer.FileID]bool, error) {
+	pids, err := q.Cgroup.Pids()
+	if err != nil {
+		return nil, err
+	}
+	return freezer.WritableFiles(pids)
 }
 
 // Resume implements Quiescer.
@@ -77,7 +98,7 @@ type SignalQuiescer struct {
 	log  *thawLog
 }
 
-var _ Quiescer = (*SignalQuiescer)(nil)
+var _ WriterFiles = (*SignalQuiescer)(nil)
 
 // ReadPidFile reads a pid file and checks that the process may be stopped
 // (see SignalQuiescer).
@@ -182,6 +203,16 @@ func (q *SignalQuiescer) Quiesce(ctx context.Context, wait time.Duration) error 
 	}
 	q.tree, q.log = tree, t
 	return nil
+}
+
+// WritableFiles implements WriterFiles; call it while stopped.
+func (q *SignalQuiescer) WritableFiles() (map[freezer.FileID]bool, error) {
+	ids := q.tree.Stopped()
+	pids := make([]int, len(ids))
+	for i, id := range ids {
+		pids[i] = id.Pid
+	}
+	return freezer.WritableFiles(pids)
 }
 
 // Resume implements Quiescer.
