@@ -27,6 +27,13 @@ func Mount(t testing.TB, size int64) string {
 		need(t, "need root to mount a loop device")
 	}
 	mkfs, err := exec.LookPath("mkfs.xfs")
+	for _, p := range []string{"/usr/sbin/mkfs.xfs", "/sbin/mkfs.xfs"} {
+		if err != nil {
+			if _, serr := os.Stat(p); serr == nil {
+				mkfs, err = p, nil
+			}
+		}
+	}
 	if err != nil {
 		need(t, "mkfs.xfs is not installed")
 	}
