@@ -25,7 +25,7 @@ func remoteFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-region", EnvVars: []string{"HOTSNAP_S3_REGION"}, Usage: "S3 region"},
 		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"HOTSNAP_S3_INSECURE"}, Usage: "plain HTTP to the S3 endpoint"},
 		&cli.StringFlag{Name: "remote-config", EnvVars: []string{"HOTSNAP_REMOTE_CONFIG"}, Usage: "JSON file of named remotes (for NAME:bucket/prefix)"},
-		&cli.StringFlag{Name: "encryption-key-file", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_FILE"}, Usage: "the archive's key (from `hotsnap archive keygen`); required for an encrypted archive"},
+		&cli.StringFlag{Name: "encryption-key-file", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_FILE"}, Usage: "file holding the archive's key (made by hotsnap archive keygen); required for an encrypted archive"},
 	}
 }
 
