@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ type VerifyOptions struct {
 	// dir of its own): files are opened once, without first proving that
 	// the name is a regular file.
 	Trusted bool
+	// Skip, when set, leaves out the entry at rel (with its subtree): the
+	// live data dir's .hotsnap and backups, which no manifest holds.
+	Skip func(rel string) bool
 }
 
 // VerifyResult is what VerifyTree found.
@@ -174,6 +178,12 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 		add(Problem{string(e.Path), ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type)})
 	}
 	walkErr := root.Walk(gctx, func(rel string, st fsutil.Stat) error {
+		if opts.Skip != nil && opts.Skip(rel) {
+			if st.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
 		for merr == nil && string(cur.Path) < rel {
 			missing(cur)
 			next()

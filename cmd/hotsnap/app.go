@@ -65,7 +65,7 @@ func newApp() *cli.App {
 		HideHelpCommand:           true,
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
-			createCommand(), listCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
+			createCommand(), listCommand(), lsCommand(), diffCommand(), catCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
 			usageCommand(), pruneCommand(), uploadCommand(), downloadCommand(), archiveCommand(),
 			agentCommand(), clusterCommand(),
 		},

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+// ls, diff and cat: looking into snapshots, local or archived, from their
+// manifests, without restoring or downloading them.
+
+// entryStream is a manifest read as a stream, local or archived.
+type entryStream interface {
+	Header() *manifest.Manifest
+	Next() (*manifest.Entry, error)
+}
+
+// remoteSide opens --remote once, under a shared archive lock (gc waits),
+// with its index loaded.
+type remoteSide struct {
+	c    *cli.Context
+	repo *archive.Repo
+	idx  *archive.Index
+	lock *archive.ArchiveLock
+}
+
+func (r *remoteSide) open() error {
+	if r.repo != nil {
+		return nil
+	}
+	if r.c.String("remote") == "" {
+		return usageError{errors.New("an archived snapshot needs --remote")}
+	}
+	repo, err := openRemote(r.c, false)
+	if err != nil {
+		return err
+	}
+	lock, err := repo.Lock(r.c.Context, archive.LockShared, "browse")
+	if err != nil {
+		return err
+	}
+	idx, _, err := repo.LoadIndex(r.c.Context, false)
+	if err != nil {
+		lock.Release()
+		return err
+	}
+	r.repo, r.idx, r.lock = repo, idx, lock
+	return nil
+}
+
+func (r *remoteSide) close() {
+	if r.lock != nil {
+		r.lock.Release()
+	}
+}
+
+// openEntries opens the manifest of ref: "local:ID", "remote:ID", or an
+// ID, looked up locally first, then in --remote when one is given.
+func openEntries(c *cli.Context, l *snapshot.Layout, rs *remoteSide, ref string) (entryStream, func(), string, error) {
+	where, id := "", ref
+	if w, rest, ok := strings.Cut(ref, ":"); ok && (w == "local" || w == "remote") {
+		where, id = w, rest
+	}
+	if where != "remote" {
+		mf, err := l.OpenManifest(id)
+		if err == nil {
+			r, err := mf.Reader()
+			if err != nil {
+				mf.Close()
+				return nil, nil, "", err
+			}
+			return r, func() { mf.Close() }, "local", nil
+		}
+		if where == "local" || !errors.Is(err, snapshot.ErrNotFound) || c.String("remote") == "" {
+			return nil, nil, "", err
+		}
+	}
+	if err := rs.open(); err != nil {
+		return nil, nil, "", err
+	}
+	ms, err := rs.repo.OpenManifest(c.Context, rs.idx, id, c.String("node-id"))
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return ms, ms.Close, "remote", nil
+}
+
+func nodeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "with --remote: whose piece of the snapshot"}
+}
+
+// modeString is ls -l's mode column: type, then rwx with s, S, t, T.
+func modeString(e *manifest.Entry) string {
+	b := []byte("----------")
+	switch e.Type {
+	case manifest.TypeDir:
+		b[0] = 'd'
+	case manifest.TypeSymlink:
+		b[0] = 'l'
+	}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		if e.Mode&(1<<(8-i)) != 0 {
+			b[i+1] = rwx[i]
+		}
+	}
+	special := func(bit uint32, at int, set, unset byte) {
+		if e.Mode&bit != 0 {
+			if b[at] == '-' {
+				b[at] = unset
+			} else {
+				b[at] = set
+			}
+		}
+	}
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
+}
+
+// lsEntry is one line of `ls --json`.
+type lsEntry struct {
+	Path    string `json:"path"`
+	Type    string `json:"type"`
+	Mode    string `json:"mode"` // octal permission bits, setuid, setgid and sticky included
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+	Size    int64  `json:"size"`
+	MtimeNs int64  `json:"mtimeNs"`
+	BLAKE3  string `json:"blake3,omitempty"`
+	Target  string `json:"target,omitempty"`
+}
+
+// underAny reports whether p is one of the prefixes or lies below one.
+func underAny(p string, prefixes []string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, q := range prefixes {
+		if p == q || strings.HasPrefix(p, q+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func cleanPaths(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		p := path.Clean("/" + a)[1:]
+		if p == "" {
+			return nil, nil // the whole tree
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func lsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list a snapshot's entries (local, or archived with --remote) from its manifest, reading no data",
+		ArgsUsage: "[PATH...]",
+		Flags:     withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag()}, remoteFlags()...)...),
+		Action: func(c *cli.Context) error {
+			e := getEnv(c)
+			id, err := requireID(c)
+			if err != nil {
+				return err
+			}
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			prefixes, _ := cleanPaths(c.Args().Slice())
+			rs := &remoteSide{c: c}
+			defer rs.close()
+			ref := id
+			if c.IsSet("remote") && !strings.Contains(id, ":") {
+				ref = "remote:" + id
+			}
+			es, closeES, _, err := openEntries(c, l, rs, ref)
+			if err != nil {
+				return err
+			}
+			defer closeES()
+			w := bufio.NewWriterSize(e.stdout, 256<<10)
+			defer w.Flush()
+			for {
+				m, err := es.Next()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					w.Flush()
+					return fmt.Errorf("%w (the listing above is not to be trusted)", err)
+				}
+				if !underAny(string(m.Path), prefixes) {
+					continue
+				}
+				switch {
+				case e.json:
+					b, _ := jsonLine(lsEntry{Path: string(m.Path), Type: m.Type, Mode: fmt.Sprintf("%04o", m.Mode), UID: m.UID, GID: m.GID,
+						Size: m.Size, MtimeNs: m.MtimeNs, BLAKE3: m.BLAKE3, Target: string(m.Target)})
+					w.Write(b)
+				case !e.quiet:
+					name := string(m.Path)
+					if m.Type == manifest.TypeSymlink {
+						name += " -> " + string(m.Target)
+					}
+					fmt.Fprintf(w, "%s %5d:%-5d %12d %s %s\n", modeString(m), m.UID, m.GID, m.Size,
+						time.Unix(0, m.MtimeNs).UTC().Format("2006-01-02 15:04:05"), name)
+				}
+			}
+		},
+	}
+}
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "what changed between two snapshots (local or archived), or a snapshot and the live data (--live), from manifests alone",
+		ArgsUsage: "FROM TO | --live ID   (an id, or local:ID or remote:ID)",
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), nodeFlag(),
+			&cli.BoolFlag{Name: "live", Usage: "compare the snapshot with the live data dir (stat only: content means size or mtime moved)"},
+			&cli.BoolFlag{Name: "hash", Usage: "with --live: also re-hash files of equal size and mtime"},
+		}, remoteFlags()...)...),
+		Action: func(c *cli.Context) error {
+			e := getEnv(c)
+			args := c.Args().Slice()
+			live := c.Bool("live")
+			switch {
+			case live && len(args) != 1:
+				return usageError{errors.New("diff --live takes one snapshot id")}
+			case !live && len(args) != 2:
+				return usageError{errors.New("diff takes two snapshot ids (FROM TO), or --live ID")}
+			case c.Bool("hash") && !live:
+				return usageError{errors.New("--hash goes with --live (two snapshots are compared by their recorded hashes)")}
+			}
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriterSize(e.stdout, 256<<10)
+			defer w.Flush()
+			emit := func(ch manifest.Change) error {
+				switch {
+				case e.json:
+					b, _ := jsonLine(ch)
+					w.Write(b)
+				case !e.quiet:
+					mark := map[string]string{manifest.Added: "+", manifest.Removed: "-", manifest.Modified: "M"}[ch.Kind]
+					what := ""
+					if len(ch.What) > 0 {
+						what = " (" + strings.Join(ch.What, ", ") + ")"
+					}
+					fmt.Fprintf(w, "%s %-7s %s%s\n", mark, ch.Type, ch.Path, what)
+				}
+				return nil
+			}
+			var n manifest.DiffCounts
+			from, to := args[0], "live"
+			if live {
+				if strings.HasPrefix(from, "remote:") {
+					return usageError{errors.New("diff --live compares a local snapshot with the live data dir")}
+				}
+				n, err = snapshot.LiveDiff(c.Context, l, strings.TrimPrefix(from, "local:"), c.Bool("hash"), emit)
+			} else {
+				to = args[1]
+				rs := &remoteSide{c: c}
+				defer rs.close()
+				a, closeA, _, err := openEntries(c, l, rs, from)
+				if err != nil {
+					return err
+				}
+				defer closeA()
+				b, closeB, _, err := openEntries(c, l, rs, to)
+				if err != nil {
+					return err
+				}
+				defer closeB()
+				n, err = manifest.Diff(c.Context, a, b, emit)
+				if err != nil {
+					w.Flush()
+					return fmt.Errorf("%w (the changes above are not to be trusted)", err)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if e.json {
+				b, _ := jsonLine(struct {
+					Kind string `json:"kind"`
+					From string `json:"from"`
+					To   string `json:"to"`
+					manifest.DiffCounts
+				}{"summary", from, to, n})
+				w.Write(b)
+			} else if !e.quiet {
+				fmt.Fprintf(w, "%s -> %s: %d added, %d removed, %d modified\n", from, to, n.Added, n.Removed, n.Modified)
+			}
+			return nil
+		},
+	}
+}
+
+func catCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "cat",
+		Usage:     "write one file of a snapshot (local, or archived with --remote) to stdout, checked against its recorded BLAKE3",
+		ArgsUsage: "PATH",
+		Flags:     withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag()}, remoteFlags()...)...),
+		Action: func(c *cli.Context) error {
+			e := getEnv(c)
+			id, err := requireID(c)
+			if err != nil {
+				return err
+			}
+			if c.Args().Len() != 1 {
+				return usageError{errors.New("cat takes one PATH, relative to the data dir")}
+			}
+			p := path.Clean("/" + c.Args().First())[1:]
+			if p == "" {
+				return usageError{errors.New("cat needs a file's path, not the data dir")}
+			}
+			l, err := layout(c)
+			if err != nil {
+				return err
+			}
+			if c.String("remote") == "" {
+				_, err = snapshot.Cat(c.Context, l, id, p, e.stdout)
+				return err
+			}
+			rs := &remoteSide{c: c}
+			defer rs.close()
+			if err := rs.open(); err != nil {
+				return err
+			}
+			_, err = rs.repo.Cat(c.Context, rs.idx, id, c.String("node-id"), p, e.stdout)
+			return err
+		},
+	}
+}
+
+// jsonLine is v as one line of JSON.
+func jsonLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(b, '\n'), err
+}

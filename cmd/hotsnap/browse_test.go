@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func writeReplace(t *testing.T, p, content string) {
+	t.Helper()
+	tmp := p + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func createLabelled(t *testing.T, dir, label string) string {
+	t.Helper()
+	code, out, errb := hs(t, "create", "--data-dir", dir, "--quiesce", "none", "--label", label, "--json")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errb)
+	}
+	var r struct{ ID string }
+	json.Unmarshal([]byte(out), &r)
+	return r.ID
+}
+
+// changesOf runs diff --json and returns "kind path what" lines and the summary.
+func changesOf(t *testing.T, args ...string) ([]string, map[string]any) {
+	t.Helper()
+	code, out, errb := hs(t, append([]string{"diff", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("diff %v: exit %d: %s", args, code, errb)
+	}
+	var lines []string
+	var summary map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("diff --json line %q: %v", l, err)
+		}
+		if m["kind"] == "summary" {
+			summary = m
+			continue
+		}
+		what := ""
+		if w, ok := m["what"].([]any); ok {
+			for _, x := range w {
+				what += x.(string) + ","
+			}
+		}
+		lines = append(lines, m["kind"].(string)+" "+m["path"].(string)+" "+what)
+	}
+	sort.Strings(lines)
+	return lines, summary
+}
+
+// TestCLI_LsDiffCat: ls, diff and cat of local snapshots, of archived
+// ones (a file:// archive) and across the two, from manifests alone.
+func TestCLI_LsDiffCat(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, d := range []string{"db", "logs", "keep"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "db", "a.sst"), []byte("alpha"), 0o644)
+	os.WriteFile(filepath.Join(dir, "db", "CURRENT"), []byte("MANIFEST-1"), 0o644)
+	os.WriteFile(filepath.Join(dir, "logs", "old.log"), []byte("old"), 0o644)
+	os.WriteFile(filepath.Join(dir, "keep", "same"), []byte("same"), 0o644)
+	os.Symlink("db/CURRENT", filepath.Join(dir, "cur"))
+	one := createLabelled(t, dir, "one")
+
+	writeReplace(t, filepath.Join(dir, "db", "CURRENT"), "MANIFEST-2") // content
+	os.Remove(filepath.Join(dir, "logs", "old.log"))                  // removed
+	os.WriteFile(filepath.Join(dir, "db", "b.sst"), []byte("beta"), 0o644)
+	os.Chmod(filepath.Join(dir, "db", "a.sst"), 0o600) // mode
+	os.Chown(filepath.Join(dir, "keep", "same"), 12345, 12345)
+	os.Remove(filepath.Join(dir, "cur"))
+	os.Symlink("db/a.sst", filepath.Join(dir, "cur")) // target
+	two := createLabelled(t, dir, "two")
+
+	want := []string{
+		"added db/b.sst ",
+		"modified cur target,",
+		"modified db/CURRENT content,",
+		"modified db/a.sst mode,",
+		"modified keep/same owner,",
+		"removed logs/old.log ",
+	}
+	sort.Strings(want)
+	got, sum := changesOf(t, "--data-dir", dir, one, two)
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("diff:\n got %q\nwant %q", got, want)
+	}
+	if sum["added"] != 1.0 || sum["removed"] != 1.0 || sum["modified"] != 4.0 {
+		t.Fatalf("summary %v", sum)
+	}
+	if got, _ := changesOf(t, "--data-dir", dir, two, two); len(got) != 0 {
+		t.Fatalf("a snapshot differs from itself: %q", got)
+	}
+
+	// ls: everything, and below paths.
+	code, out, _ := hs(t, "ls", "--data-dir", dir, "--id", two)
+	if code != 0 || !strings.Contains(out, "lrwxrwxrwx") || !strings.Contains(out, "cur -> db/a.sst") || !strings.Contains(out, "-rw------- ") {
+		t.Fatalf("ls: %d\n%s", code, out)
+	}
+	code, out, _ = hs(t, "ls", "--data-dir", dir, "--id", two, "--json", "db", "./keep/")
+	var paths []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e lsEntry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, e.Path)
+		if e.Path == "db/CURRENT" && (e.Size != 10 || len(e.BLAKE3) != 64 || e.Mode != "0644") {
+			t.Fatalf("ls entry %+v", e)
+		}
+	}
+	if strings.Join(paths, " ") != "db db/CURRENT db/a.sst db/b.sst keep keep/same" {
+		t.Fatalf("ls db keep: %v", paths)
+	}
+
+	// cat: the file, verified; not a file; not there; a damaged snapshot.
+	code, out, _ = hs(t, "cat", "--data-dir", dir, "--id", one, "db/CURRENT")
+	if code != 0 || out != "MANIFEST-1" {
+		t.Fatalf("cat: %d %q", code, out)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+	}{{"db", 2}, {"nope", 6}, {"cur", 2}} {
+		if code, _, errb := hs(t, "cat", "--data-dir", dir, "--id", one, tc.path); code != tc.code {
+			t.Errorf("cat %s: exit %d, want %d: %s", tc.path, code, tc.code, errb)
+		}
+	}
+	if code, _, _ := hs(t, "ls", "--data-dir", dir, "--id", "2020-01-01T00.00.00Z_nope"); code != 6 {
+		t.Errorf("ls of an unknown id: exit %d, want 6", code)
+	}
+
+	// The archive: ls, cat and diff of archived snapshots, and across.
+	remote := "file://" + filepath.Join(t.TempDir(), "archive")
+	for _, id := range []string{one, two} {
+		if code, _, errb := hs(t, "upload", "--data-dir", dir, "--id", id, "--remote", remote, "-q"); code != 0 {
+			t.Fatalf("upload: %s", errb)
+		}
+	}
+	code, local, _ := hs(t, "ls", "--data-dir", dir, "--id", two, "--json")
+	code2, archived, _ := hs(t, "ls", "--data-dir", dir, "--id", two, "--remote", remote, "--json")
+	if code != 0 || code2 != 0 || local != archived {
+		t.Fatalf("ls of the archived snapshot differs from the local one:\n%s\n%s", local, archived)
+	}
+	code, out, _ = hs(t, "cat", "--data-dir", dir, "--id", one, "--remote", remote, "db/CURRENT")
+	if code != 0 || out != "MANIFEST-1" {
+		t.Fatalf("cat --remote: %d %q", code, out)
+	}
+	if got, _ := changesOf(t, "--data-dir", dir, "--remote", remote, "local:"+two, "remote:"+two); len(got) != 0 {
+		t.Fatalf("local and archived copies differ: %q", got)
+	}
+	if got, _ := changesOf(t, "--data-dir", dir, "--remote", remote, "remote:"+one, "local:"+two); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("diff archived one, local two: %q", got)
+	}
+	// Not local: found in the archive when --remote is given.
+	if code, _, errb := hs(t, "delete", "--data-dir", dir, "--id", one); code != 0 {
+		t.Fatal(errb)
+	}
+	if got, _ := changesOf(t, "--data-dir", dir, "--remote", remote, one, two); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("diff with one only archived: %q", got)
+	}
+
+	// --live: the live data against the newest snapshot.
+	writeReplace(t, filepath.Join(dir, "db", "b.sst"), "beta2")
+	os.WriteFile(filepath.Join(dir, "db", "c.sst"), []byte("gamma"), 0o644)
+	got, _ = changesOf(t, "--data-dir", dir, "--live", two)
+	if strings.Join(got, "|") != "added db/c.sst |modified db/b.sst content," {
+		t.Fatalf("diff --live: %q", got)
+	}
+
+	// A snapshot file changed behind hotsnap's back: cat refuses (exit 4).
+	os.WriteFile(filepath.Join(dir, "backups", two, "data", "db", "b.sst"), []byte("BETA"), 0o644)
+	if code, _, errb := hs(t, "cat", "--data-dir", dir, "--id", two, "db/b.sst"); code != 4 || !strings.Contains(errb, "hash") {
+		t.Fatalf("cat of a damaged file: exit %d: %s", code, errb)
+	}
+	// Usage errors.
+	for _, args := range [][]string{{"diff", "--data-dir", dir, two}, {"diff", "--data-dir", dir, "--live", one, two}, {"diff", "--data-dir", dir, "--hash", one, two}, {"cat", "--data-dir", dir, "--id", two}} {
+		if code, _, _ := hs(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
