@@ -76,7 +76,7 @@ func TestCLI_LsDiffCat(t *testing.T) {
 	one := createLabelled(t, dir, "one")
 
 	writeReplace(t, filepath.Join(dir, "db", "CURRENT"), "MANIFEST-2") // content
-	os.Remove(filepath.Join(dir, "logs", "old.log"))                  // removed
+	os.Remove(filepath.Join(dir, "logs", "old.log"))                   // removed
 	os.WriteFile(filepath.Join(dir, "db", "b.sst"), []byte("beta"), 0o644)
 	os.Chmod(filepath.Join(dir, "db", "a.sst"), 0o600) // mode
 	os.Chown(filepath.Join(dir, "keep", "same"), 12345, 12345)
