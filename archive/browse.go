@@ -4,9 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/tree"
 )
 
 // Browsing an archived snapshot without downloading it: its manifest as a
@@ -92,4 +100,170 @@ func (r *Repo) Cat(ctx context.Context, idx *Index, id, node, path string, w io.
 		}
 		return e, nil
 	}
+}
+
+// ExtractResult reports an Extract. The JSON form is `download --target`'s.
+type ExtractResult struct {
+	ID            string  `json:"id"`
+	Node          string  `json:"node"`
+	Target        string  `json:"target"`
+	Files         int64   `json:"files"`
+	Dirs          int64   `json:"dirs"`
+	Symlinks      int64   `json:"symlinks"`
+	Bytes         int64   `json:"bytes"`
+	ChunksFetched int64   `json:"chunksFetched"`
+	DurationMs    float64 `json:"durationMs"`
+}
+
+// Extract writes the entries of an archived snapshot that include selects
+// (tree.Selector rules; none: everything) into target, a directory that
+// must not exist yet, fetching only the chunks of the selected files, each
+// checked against its id and each file against its BLAKE3. It does not
+// make a local snapshot, and it takes no lock of the data dir. The tree is
+// built in a hidden directory beside target and renamed to target only
+// when whole and the manifest's seal is proven.
+func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string, include []string) (*ExtractResult, error) {
+	start := time.Now()
+	sel, err := tree.NewSelector(include)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(abs); err == nil {
+		return nil, fmt.Errorf("%w: target %s exists: give a path that does not (hotsnap creates it)", errs.ErrConflict, abs)
+	}
+	parent, err := fsutil.OpenDir(filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("target's parent: %w", err)
+	}
+	defer parent.Close()
+	s, err := r.readSnapshot(ctx, id, node)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.openPiece(ctx, idx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	tmp := fmt.Sprintf(".%s.hotsnap-tmp-%08x", filepath.Base(abs), fsutil.RandUint32())
+	if err := parent.Mkdir(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			parent.RemoveAll(tmp)
+		}
+	}()
+	dst, err := parent.OpenDir(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close()
+	res := &ExtractResult{ID: id, Node: node, Target: abs}
+	var dirs []manifest.Entry
+	var owned []string
+	mkdir := func(e *manifest.Entry) error {
+		if err := tree.MakeDirOrSymlink(dst, e); err != nil {
+			return err
+		}
+		dirs = append(dirs, *e)
+		owned = append(owned, string(e.Path))
+		res.Dirs++
+		return nil
+	}
+	for {
+		e, ids, err := p.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		parents, selected := sel.Next(e)
+		if !selected {
+			continue
+		}
+		for i := range parents {
+			if err := mkdir(&parents[i]); err != nil {
+				return nil, err
+			}
+		}
+		switch e.Type {
+		case manifest.TypeDir:
+			if err := mkdir(e); err != nil {
+				return nil, err
+			}
+			continue
+		case manifest.TypeSymlink:
+			if err := tree.MakeDirOrSymlink(dst, e); err != nil {
+				return nil, err
+			}
+			res.Symlinks++
+			continue
+		}
+		if err := r.writeFile(ctx, idx, dst, e, ids); err != nil {
+			return nil, err
+		}
+		owned = append(owned, string(e.Path))
+		res.Files++
+		res.Bytes += e.Size
+		res.ChunksFetched += int64(len(ids))
+	}
+	if res.Files+res.Dirs+res.Symlinks == 0 {
+		return nil, fmt.Errorf("%w: no entry of snapshot %s (node %s) matches --include %s", ErrNotFound, id, node, strings.Join(include, " "))
+	}
+	if err := tree.FinishDirs(dst, dirs); err != nil {
+		return nil, err
+	}
+	if err := tree.Sync(ctx, dst, owned, 0); err != nil {
+		return nil, err
+	}
+	if err := unix.Fchmod(dst.Fd(), 0o755); err != nil {
+		return nil, err
+	}
+	if err := parent.Rename(tmp, parent, filepath.Base(abs), true); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", abs, err)
+	}
+	done = true
+	if err := parent.Sync(); err != nil {
+		return nil, err
+	}
+	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	return res, nil
+}
+
+// writeFile makes e below dst from its chunks, hashing as it writes, with
+// the entry's attributes; a file that does not hash to the manifest's
+// BLAKE3 is removed and an error wrapping ErrCorrupt returned.
+func (r *Repo) writeFile(ctx context.Context, idx *Index, dst *fsutil.Dir, e *manifest.Entry, ids []ID) (err error) {
+	f, err := dst.Create(string(e.Path), 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		f.Close()
+		if err != nil {
+			dst.Remove(string(e.Path))
+		}
+	}()
+	h := manifest.NewHasher()
+	w := io.MultiWriter(f, h)
+	for _, cid := range ids {
+		b, err := r.fetchChunk(ctx, idx, cid)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	if sum := h.Sum(); sum != e.BLAKE3 {
+		return fmt.Errorf("%w: %s: the chunks make a file hashing to %s, the manifest says %s", ErrCorrupt, e.Path, sum, e.BLAKE3)
+	}
+	return tree.SetAttrs(f, e)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // globSet matches slash paths relative to the data dir. A pattern without
@@ -24,17 +26,4 @@ func newGlobSet(what string, patterns []string) (globSet, error) {
 	return globSet(patterns), nil
 }
 
-func (g globSet) match(rel string) bool {
-	for _, p := range g {
-		if strings.Contains(p, "/") {
-			if ok, _ := path.Match(strings.TrimPrefix(p, "/"), rel); ok {
-				return true
-			}
-			continue
-		}
-		if ok, _ := path.Match(p, path.Base(rel)); ok {
-			return true
-		}
-	}
-	return false
-}
+func (g globSet) match(rel string) bool { return treepkg.MatchAny(g, rel) }

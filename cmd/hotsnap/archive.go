@@ -111,8 +111,38 @@ func downloadCommand() *cli.Command {
 		Usage: "bring a snapshot back from the archive into the backups dir, verifying every chunk and file",
 		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "whose piece of the snapshot"},
-			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"}}, remoteFlags()...)...),
+			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"},
+			&cli.StringFlag{Name: "target", Usage: "write the snapshot's files (or the --include ones) into this new directory instead of making a local snapshot"},
+			&cli.StringSliceFlag{Name: "include", Usage: "with --target: glob of the entries to fetch (the --copy rules; a directory brings its subtree; repeatable)"},
+		}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
+			if c.IsSet("include") && !c.IsSet("target") {
+				return usageError{errors.New("--include needs --target DIR: a downloaded snapshot is always whole")}
+			}
+			if c.IsSet("target") { // no data dir needed
+				e := getEnv(c)
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				id, err := requireID(c)
+				if err != nil {
+					return err
+				}
+				rs := &remoteSide{c: c}
+				defer rs.close()
+				if err := rs.open(); err != nil {
+					return err
+				}
+				res, err := rs.repo.Extract(c.Context, rs.idx, id, c.String("node-id"), c.String("target"), c.StringSlice("include"))
+				if err != nil {
+					return err
+				}
+				e.result(res, func(w io.Writer) {
+					fmt.Fprintf(w, "wrote %d files, %d dirs, %d symlinks (%s) of %s (node %s) into %s: %d chunks fetched, every file checked; took %.0f ms\n",
+						res.Files, res.Dirs, res.Symlinks, humanBytes(res.Bytes), res.ID, res.Node, res.Target, res.ChunksFetched, res.DurationMs)
+				})
+				return nil
+			}
 			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err

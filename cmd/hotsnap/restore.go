@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -24,11 +25,32 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "fast-verify", Usage: "check the snapshot's files by stat only instead of re-hashing them"},
 			&cli.BoolFlag{Name: "no-failsafe", Usage: "do not keep the previous state in .hotsnap/failsafe/"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
+			&cli.StringFlag{Name: "target", Usage: "copy the snapshot (or the --include entries) into this new directory instead; the data dir and the application are left alone"},
+			&cli.StringSliceFlag{Name: "include", Usage: "with --target: glob of the entries to restore (the --copy rules; a directory brings its subtree; repeatable)"},
 		}, quiesceFlags()...)...),
 		Action: func(c *cli.Context) error {
 			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
+			}
+			if c.IsSet("include") && !c.IsSet("target") {
+				return usageError{errors.New("--include needs --target DIR: a partial restore into the live data dir is not supported (restore the entries into a new directory, then move them)")}
+			}
+			if c.IsSet("target") {
+				for _, f := range []string{"dry-run", "stop-cmd", "start-cmd", "no-failsafe", "fast-verify", "quiesce"} {
+					if c.IsSet(f) {
+						return usageError{fmt.Errorf("--%s does not go with --target (no lock, no swap: every file is copied and re-hashed)", f)}
+					}
+				}
+				res, err := snapshot.Extract(c.Context, l, id, c.String("target"), snapshot.ExtractOptions{Include: c.StringSlice("include")})
+				if err != nil {
+					return err
+				}
+				e.result(res, func(w io.Writer) {
+					fmt.Fprintf(w, "restored %d files, %d dirs, %d symlinks (%s) of %s into %s, every file re-hashed; took %.0f ms\n",
+						res.Files, res.Dirs, res.Symlinks, humanBytes(res.Bytes), res.ID, res.Target, res.DurationMs)
+				})
+				return nil
 			}
 			q, closeQ, err := quiescerFromFlags(c, l, false)
 			if err != nil {
