@@ -60,7 +60,12 @@ type Config struct {
 // EncryptionInfo is the clear part of an encrypted archive's config.
 type EncryptionInfo struct {
 	Algorithm string `json:"algorithm"`
-	KeyID     string `json:"keyId"`
+	// KeyID is the data key's id: the first key file's own id in archives
+	// of hotsnap 0.2, whose first key file is the data key (Wrapped unset).
+	KeyID string `json:"keyId"`
+	// Wrapped: the data key is random, and only key files wrapping it
+	// (keys/<id>) open the archive (archive/keys.go).
+	Wrapped bool `json:"wrapped,omitempty"`
 }
 
 // encryptedConfig is the whole stored form of an encrypted config: nothing
@@ -114,6 +119,8 @@ type Repo struct {
 	cfg  Config
 	gear [256]uint64
 	enc  *crypter // nil: unencrypted
+	dek  Key      // the data key (encrypted archives)
+	raw  []byte   // the config object as read or written
 }
 
 // KeyID is the archive key's id, or "" when the archive is not encrypted.
@@ -150,8 +157,11 @@ type InitOptions struct {
 	// Smaller packs (at least 1 MiB) make more objects.
 	PackSize int
 	// Key, when set, encrypts the archive: every object but the config's
-	// clear header is sealed, chunk ids are keyed.
+	// clear header is sealed, chunk ids are keyed. The data key is random;
+	// Key wraps it (archive/keys.go).
 	Key *Key
+	// directKey makes Key the data key itself, as hotsnap 0.2 did (tests).
+	directKey bool
 }
 
 // Init writes a new config to an empty remote.
@@ -176,18 +186,47 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	var enc *crypter
+	var dek Key
 	var stored any = cfg
 	if o.Key != nil {
-		enc = newCrypter(*o.Key)
+		// A random data key, wrapped under the key file (archive/keys.go).
+		dek = GenerateKey()
+		if o.directKey {
+			dek = *o.Key // as hotsnap 0.2 made archives (tests of the old format)
+		}
+		enc = newCrypter(dek)
 		inner, _ := json.Marshal(sealedConfig{ID: cfg.ID, Chunker: cfg.Chunker, Compression: cfg.Compression, PackSize: cfg.PackSize})
-		stored = encryptedConfig{Format: cfg.Format, ID: cfg.ID, Encryption: &EncryptionInfo{Algorithm: Algorithm, KeyID: enc.keyID},
+		cfg.Encryption = &EncryptionInfo{Algorithm: Algorithm, KeyID: enc.keyID, Wrapped: !o.directKey}
+		stored = encryptedConfig{Format: cfg.Format, ID: cfg.ID, Encryption: cfg.Encryption,
 			Sealed: base64.StdEncoding.EncodeToString(enc.seal(nil, inner))}
+		if !o.directKey {
+			if err := st.Put(ctx, keysPrefix+o.Key.ID(), wrapKey(cfg.ID, *o.Key, dek)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	b, _ := json.MarshalIndent(stored, "", "  ")
 	if err := st.Put(ctx, "config", b); err != nil {
 		return nil, err
 	}
-	return newRepo(st, cfg, enc), nil
+	r := newRepo(st, cfg, enc)
+	r.dek, r.raw = dek, b
+	return r, nil
+}
+
+// checkConfig fails when the config object is no longer the one this
+// repo was opened with: two commands initialised an empty remote at the
+// same moment and the other one's config won. A commit is refused then,
+// rather than leave a snapshot that the archive's key cannot read.
+func (r *Repo) checkConfig(ctx context.Context) error {
+	b, err := r.st.Get(ctx, "config", maxConfigObject)
+	if err != nil {
+		return fmt.Errorf("re-read config: %w", err)
+	}
+	if !bytes.Equal(b, r.raw) {
+		return fmt.Errorf("%w: the archive's config changed while this command ran (another command initialised the archive at the same moment?): run it again", ErrCorrupt)
+	}
+	return nil
 }
 
 // Open reads the config of an initialised remote. An encrypted archive needs
@@ -209,6 +248,7 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 		return nil, fmt.Errorf("%s: %w: it is format %d, this hotsnap reads format %d (format 1 was written by hotsnap 0.1, before manifests and indexes became streams): initialise a new archive and upload again", st, ErrFormat, cfg.Format, FormatVersion)
 	}
 	var enc *crypter
+	var dek Key
 	switch {
 	case cfg.Encryption == nil && key != nil:
 		return nil, fmt.Errorf("%s is not encrypted, but an encryption key was given (drop --encryption-key-file, or use a new archive)", st)
@@ -225,10 +265,14 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 		if key == nil {
 			return nil, fmt.Errorf("%s: %w (key id %s): give --encryption-key-file", st, ErrKeyRequired, cfg.Encryption.KeyID)
 		}
-		if key.ID() != cfg.Encryption.KeyID {
-			return nil, fmt.Errorf("%s: %w: the key file's id is %s, the archive's key id is %s", st, ErrWrongKey, key.ID(), cfg.Encryption.KeyID)
+		if cfg.Encryption.Wrapped && key.ID() == cfg.Encryption.KeyID {
+			return nil, fmt.Errorf("%w: the config's data key id is a key file's id", ErrCorrupt)
 		}
-		enc = newCrypter(*key)
+		dek, err = dataKey(ctx, st, cfg.ID, cfg.Encryption.KeyID, *key)
+		if err != nil {
+			return nil, err
+		}
+		enc = newCrypter(dek)
 		// Strict: the unused bits of a last base64 digit must be zero, so
 		// even a flip that would decode to the same bytes is refused.
 		sealed, err := base64.StdEncoding.Strict().DecodeString(cfg.Sealed)
@@ -248,7 +292,9 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	return newRepo(st, cfg, enc), nil
+	r := newRepo(st, cfg, enc)
+	r.dek, r.raw = dek, b
+	return r, nil
 }
 
 // OpenOrInit opens the repository, initialising an empty remote first

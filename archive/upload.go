@@ -169,6 +169,9 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	if err := lock.Check(ctx); err != nil {
 		return res, err
 	}
+	if err := r.checkConfig(ctx); err != nil {
+		return res, err
+	}
 	obj := &snapshotObject{ID: id, Node: hdr.Node.ID, CreatedAt: hdr.CreatedAt, Files: hdr.Totals.Files, Bytes: hdr.Totals.Bytes,
 		PotentiallyInconsistent: hdr.PotentiallyInconsistent, Manifest: mdesc, Content: content}
 	b, err := r.encodeSnapshot(obj)

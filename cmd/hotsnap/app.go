@@ -73,10 +73,14 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	var all []*cli.Command
-	for _, cmd := range app.Commands {
-		all = append(all, cmd)
-		all = append(all, cmd.Subcommands...)
+	var walk func(cmds []*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			all = append(all, cmd)
+			walk(cmd.Subcommands)
+		}
 	}
+	walk(app.Commands)
 	for _, cmd := range all {
 		cmd.OnUsageError = app.OnUsageError
 		if cmd.Action == nil {

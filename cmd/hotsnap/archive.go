@@ -165,11 +165,117 @@ func downloadCommand() *cli.Command {
 	}
 }
 
+// readKeyFile reads a key file named by flag.
+func readKeyFile(c *cli.Context, flag string) (archive.Key, error) {
+	f := c.String(flag)
+	if f == "" {
+		return archive.Key{}, usageError{fmt.Errorf("--%s FILE is required", flag)}
+	}
+	b, err := fsutil.ReadSecretFile(f, "key file")
+	if err != nil {
+		return archive.Key{}, err
+	}
+	k, err := archive.ParseKey(b)
+	if err != nil {
+		return archive.Key{}, usageError{fmt.Errorf("key file %s: %w", f, err)}
+	}
+	return k, nil
+}
+
+// keyCommand: archive key add|list|remove (key rotation).
+func keyCommand() *cli.Command {
+	open := func(c *cli.Context) (*env, *archive.Repo, error) {
+		if err := noArgs(c); err != nil {
+			return nil, nil, err
+		}
+		if c.String("encryption-key-file") == "" {
+			return nil, nil, usageError{errors.New("--encryption-key-file (a key file that opens the archive now) is required")}
+		}
+		r, err := openRemote(c, false)
+		return getEnv(c), r, err
+	}
+	return &cli.Command{
+		Name:  "key",
+		Usage: "the key files that open an encrypted archive: add, list, remove (rotation without re-encrypting)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "add",
+				Usage: "let another key file open the archive (made with archive keygen): --new-key-file F",
+				Flags: withOutput(append([]cli.Flag{&cli.StringFlag{Name: "new-key-file", Usage: "the key file to add"}}, remoteFlags()...)...),
+				Action: func(c *cli.Context) error {
+					e, r, err := open(c)
+					if err != nil {
+						return err
+					}
+					k, err := readKeyFile(c, "new-key-file")
+					if err != nil {
+						return err
+					}
+					if err := r.AddKeyFile(c.Context, k); err != nil {
+						return err
+					}
+					e.result(map[string]string{"added": k.ID()}, func(w io.Writer) {
+						fmt.Fprintf(w, "key file %s now opens the archive too\n", k.ID())
+					})
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the ids of the key files that open the archive",
+				Flags: withOutput(remoteFlags()...),
+				Action: func(c *cli.Context) error {
+					e, r, err := open(c)
+					if err != nil {
+						return err
+					}
+					ids, legacy, err := r.KeyFiles(c.Context)
+					if err != nil {
+						return err
+					}
+					e.result(map[string]any{"keyFiles": append([]string{}, ids...), "dataKeyFile": legacy}, func(w io.Writer) {
+						for _, id := range ids {
+							fmt.Fprintln(w, id)
+						}
+						if legacy != "" {
+							fmt.Fprintf(w, "%s (the data key itself: an archive of hotsnap 0.2; cannot be removed)\n", legacy)
+						}
+					})
+					return nil
+				},
+			},
+			{
+				Name:  "remove",
+				Usage: "revoke a key file: it no longer opens the archive (--key-id ID, from archive key list)",
+				Flags: withOutput(append([]cli.Flag{&cli.StringFlag{Name: "key-id", Usage: "the id of the key file to revoke"}}, remoteFlags()...)...),
+				Action: func(c *cli.Context) error {
+					e, r, err := open(c)
+					if err != nil {
+						return err
+					}
+					id := c.String("key-id")
+					if id == "" {
+						return usageError{errors.New("--key-id is required (archive key list shows them)")}
+					}
+					if err := r.RemoveKeyFile(c.Context, id); err != nil {
+						return err
+					}
+					e.result(map[string]string{"removed": id}, func(w io.Writer) {
+						fmt.Fprintf(w, "key file %s no longer opens the archive\n", id)
+					})
+					return nil
+				},
+			},
+		},
+	}
+}
+
 func archiveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "archive",
-		Usage: "manage the archive: keygen, init, ls, check, forget, gc",
+		Usage: "manage the archive: keygen, key, init, ls, check, forget, gc",
 		Subcommands: []*cli.Command{
+			keyCommand(),
 			{
 				Name:  "keygen",
 				Usage: "write a new random archive key (64 hex digits) to a new file, mode 0600: hotsnap archive keygen --output archive.key",
@@ -223,11 +329,15 @@ func archiveCommand() *cli.Command {
 						return err
 					}
 					cfg := r.Config()
-					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker, "keyId": r.KeyID()},
+					keyFile := ""
+					if o.Key != nil {
+						keyFile = o.Key.ID()
+					}
+					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker, "keyId": r.KeyID(), "keyFile": keyFile},
 						func(w io.Writer) {
 							fmt.Fprintf(w, "initialised archive %s at %s\n", cfg.ID, st)
-							if r.KeyID() != "" {
-								fmt.Fprintf(w, "  encrypted (%s), key id %s: keep the key file safe, the data cannot be read without it\n", archive.Algorithm, r.KeyID())
+							if keyFile != "" {
+								fmt.Fprintf(w, "  encrypted (%s) with a random data key, opened by key file %s: keep a key file safe (add a second one with archive key add), the data cannot be read without one\n", archive.Algorithm, keyFile)
 							}
 						})
 					return nil

@@ -304,3 +304,61 @@ func TestCLI_PartialRestore(t *testing.T) {
 		t.Fatalf("download --include without --target: exit %d", code)
 	}
 }
+
+// TestCLI_KeyRotation: archive key add/list/remove on an encrypted
+// file:// archive, end to end: the archive made with k1 gains k2, k1 is
+// revoked (with k2), k1 no longer opens it, k2 reads the data, and the
+// last key file cannot be removed.
+func TestCLI_KeyRotation(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("secret data"), 0o644)
+	id := createLabelled(t, dir, "k")
+	keyIDs := map[string]string{}
+	k1, k2 := filepath.Join(tmp, "k1"), filepath.Join(tmp, "k2")
+	for _, k := range []string{k1, k2} {
+		code, out, errb := hs(t, "archive", "keygen", "--output", k, "--json")
+		var r struct{ KeyID string }
+		json.Unmarshal([]byte(out), &r)
+		if code != 0 || r.KeyID == "" {
+			t.Fatal(errb, out)
+		}
+		keyIDs[k] = r.KeyID
+	}
+	remote := "file://" + filepath.Join(tmp, "archive")
+	if code, _, errb := hs(t, "upload", "--data-dir", dir, "--id", id, "--remote", remote, "--encryption-key-file", k1, "-q"); code != 0 {
+		t.Fatalf("upload: %s", errb)
+	}
+	if code, _, errb := hs(t, "archive", "key", "add", "--remote", remote, "--encryption-key-file", k1, "--new-key-file", k2); code != 0 {
+		t.Fatalf("key add: %s", errb)
+	}
+	code, out, _ := hs(t, "archive", "key", "list", "--remote", remote, "--encryption-key-file", k2, "--json")
+	var list struct{ KeyFiles []string }
+	json.Unmarshal([]byte(out), &list)
+	if code != 0 || strings.Join(list.KeyFiles, ",") != strings.Join(sortedPair(keyIDs[k1], keyIDs[k2]), ",") {
+		t.Fatalf("key list: %d %s", code, out)
+	}
+	if code, _, errb := hs(t, "archive", "key", "remove", "--remote", remote, "--encryption-key-file", k2, "--key-id", keyIDs[k1]); code != 0 {
+		t.Fatalf("key remove: %s", errb)
+	}
+	if code, _, errb := hs(t, "archive", "ls", "--remote", remote, "--encryption-key-file", k1); code != 5 || !strings.Contains(errb, "wrong encryption key") {
+		t.Fatalf("the revoked key file: exit %d: %s", code, errb)
+	}
+	if code, out, errb := hs(t, "cat", "--data-dir", dir, "--id", id, "--remote", remote, "--encryption-key-file", k2, "f"); code != 0 || out != "secret data" {
+		t.Fatalf("cat with the remaining key file: %s", errb)
+	}
+	if code, _, errb := hs(t, "archive", "key", "remove", "--remote", remote, "--encryption-key-file", k2, "--key-id", keyIDs[k2]); code != 2 || !strings.Contains(errb, "last") {
+		t.Fatalf("removing the last key file: exit %d: %s", code, errb)
+	}
+	if code, _, _ := hs(t, "archive", "key", "add", "--remote", remote, "--new-key-file", k1); code != 2 {
+		t.Fatalf("key add without a key file that opens the archive: exit %d", code)
+	}
+}
+
+func sortedPair(a, b string) []string {
+	if a > b {
+		a, b = b, a
+	}
+	return []string{a, b}
+}
