@@ -15,20 +15,21 @@ import (
 // KeepPolicy is a set of retention rules. A snapshot kept by any rule stays
 // (the rules combine as a union); the newest snapshot always stays.
 type KeepPolicy struct {
-	Last   int           // the N newest
-	Within time.Duration // every snapshot newer than now - Within
-	Hourly int           // the newest of each of the last N hours that have snapshots
-	Daily  int           // ... days (UTC)
-	Weekly int           // ... ISO weeks
+	Last    int           // the N newest
+	Within  time.Duration // every snapshot newer than now - Within
+	Hourly  int           // the newest of each of the last N hours that have snapshots
+	Daily   int           // ... days (UTC)
+	Weekly  int           // ... ISO weeks
+	Monthly int           // ... months (UTC)
 }
 
 // Check refuses an empty policy (it would keep nothing) and negative counts.
 func (p KeepPolicy) Check() error {
-	if p.Last < 0 || p.Within < 0 || p.Hourly < 0 || p.Daily < 0 || p.Weekly < 0 {
+	if p.Last < 0 || p.Within < 0 || p.Hourly < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
 		return fmt.Errorf("%w: keep counts and durations must not be negative", errs.ErrInvalid)
 	}
 	if p == (KeepPolicy{}) {
-		return fmt.Errorf("%w: no keep rule given (--keep-last, --keep-within, --keep-hourly, --keep-daily, --keep-weekly): refusing to remove every snapshot", errs.ErrInvalid)
+		return fmt.Errorf("%w: no keep rule given (--keep-last, --keep-within, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly): refusing to remove every snapshot", errs.ErrInvalid)
 	}
 	return nil
 }
@@ -81,6 +82,7 @@ func (p KeepPolicy) Apply(items []Dated, now time.Time) (keep, remove []Decision
 	bucketRule("hourly", p.Hourly, func(t time.Time) string { return t.Format("2006-01-02T15") })
 	bucketRule("daily", p.Daily, func(t time.Time) string { return t.Format("2006-01-02") })
 	bucketRule("weekly", p.Weekly, func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprintf("%d-W%02d", y, w) })
+	bucketRule("monthly", p.Monthly, func(t time.Time) string { return t.Format("2006-01") })
 	if len(sorted) > 0 && len(reasons[0]) == 0 {
 		reasons[0] = []string{"newest"}
 	}

@@ -53,3 +53,23 @@ func TestKeepPolicy_Apply(t *testing.T) {
 		t.Fatal("a negative count must be refused")
 	}
 }
+
+func TestKeepPolicy_Monthly(t *testing.T) {
+	var items []Dated
+	// One snapshot every 10 days from 2026-08-01 to 2026-11-19: 12 of them.
+	for i := 0; i < 12; i++ {
+		items = append(items, Dated{ID: strconv.Itoa(i), CreatedAt: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 10*i)})
+	}
+	keep, _ := KeepPolicy{Monthly: 3}.Apply(items, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	var got []string
+	for _, d := range keep {
+		got = append(got, d.ID+"="+d.CreatedAt.Format("01-02"))
+	}
+	// The newest of November (11-19), October (10-30) and September (09-30).
+	if strings.Join(got, " ") != "11=11-19 9=10-30 6=09-30" {
+		t.Fatalf("monthly 3 kept %v", got)
+	}
+	if err := (KeepPolicy{Monthly: -1}).Check(); err == nil {
+		t.Fatal("a negative count must be refused")
+	}
+}

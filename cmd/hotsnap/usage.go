@@ -58,13 +58,14 @@ func keepFlags() []cli.Flag {
 		&cli.IntFlag{Name: "keep-hourly", Usage: "keep the newest of each of the last N hours"},
 		&cli.IntFlag{Name: "keep-daily", Usage: "keep the newest of each of the last N days (UTC)"},
 		&cli.IntFlag{Name: "keep-weekly", Usage: "keep the newest of each of the last N ISO weeks"},
+		&cli.IntFlag{Name: "keep-monthly", Usage: "keep the newest of each of the last N months (UTC)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "say what would be removed; remove nothing"},
 	}
 }
 
 func keepPolicy(c *cli.Context) retention.KeepPolicy {
 	return retention.KeepPolicy{Last: c.Int("keep-last"), Within: c.Duration("keep-within"),
-		Hourly: c.Int("keep-hourly"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly")}
+		Hourly: c.Int("keep-hourly"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly"), Monthly: c.Int("keep-monthly")}
 }
 
 func printPrune(w io.Writer, res *snapshot.PruneResult) {

@@ -20,7 +20,7 @@ var layers = [][]string{
 	{"manifest", "snapshot/writegate", "snapshot/freezer", "archive/store"},
 	{"tree", "hardlink", "archive/store/fs", "archive/store/s3", "archive/store/storetest"},
 	{"snapshot", "archive"},
-	{"archive/remote"},
+	{"archive/remote", "policy"},
 	{"cluster"},
 	{"cmd/hotsnap"},
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/remote"
+	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run a backup policy: create, upload, prune local and forget remote snapshots by keep rules, gc; one JSON result",
+		Flags: withOutput(append(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(),
+			&cli.StringFlag{Name: "policy", EnvVars: []string{"HOTSNAP_POLICY"}, Usage: "the policy file (JSON: label, remote, keepLocal, keepRemote, gc)"},
+			&cli.StringSliceFlag{Name: "copy", Usage: "as for create (repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create (repeatable)"},
+			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create"},
+			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "as for create"},
+			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "as for create"},
+			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "as for create"},
+		}, quiesceFlags()...), remoteFlags()...)...),
+		Action: func(c *cli.Context) error {
+			e, l, _, err := prologue(c, false)
+			if err != nil {
+				return err
+			}
+			if c.String("policy") == "" {
+				return usageError{errors.New("--policy FILE is required (see the README, Policies)")}
+			}
+			p, err := policy.Load(c.String("policy"))
+			if err != nil {
+				return err
+			}
+			if p.Remote == "" {
+				p.Remote = c.String("remote")
+			}
+			if err := p.Check(); err != nil {
+				return err
+			}
+			q, closeQ, err := quiescerFromFlags(c, l, false)
+			if err != nil {
+				return err
+			}
+			defer closeQ()
+			res, err := policy.Run(c.Context, l, p, policy.Options{
+				Create: snapshot.CreateOptions{Quiescer: q,
+					Lock:              snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
+					AllowInconsistent: c.Bool("allow-inconsistent"),
+					Copy:              c.StringSlice("copy"), Exclude: c.StringSlice("exclude"),
+					LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"),
+					EncryptionKeyID: c.String("encryption-key-id"), NodeID: c.String("node-id")},
+				OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {
+					o, err := remoteOptions(c)
+					if err != nil {
+						return nil, err
+					}
+					return remote.Open(ctx, spec, o, true)
+				},
+				Logger: e.log,
+			})
+			if res != nil {
+				e.result(res, func(w io.Writer) {
+					for _, s := range res.Steps {
+						status := "ok"
+						if !s.OK {
+							status = "FAILED: " + s.Error
+						}
+						detail := s.ID
+						if len(s.Removed) > 0 {
+							detail = "removed " + strings.Join(s.Removed, ", ")
+						}
+						fmt.Fprintf(w, "%-7s %-6s %.0f ms %s\n", s.Step, status, s.DurationMs, detail)
+					}
+				})
+			}
+			return err
+		},
+	}
+}

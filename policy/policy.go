@@ -1,0 +1,242 @@
+// Package policy runs a backup policy in one go (docs/DESIGN.md,
+// "Policies"): take a snapshot, upload it, prune the local snapshots and
+// forget archived ones by keep rules, optionally gc the archive. Each step
+// runs only if the one before succeeded, so a failed step leaves
+// everything earlier intact (a snapshot taken stays, whether or not it was
+// uploaded), and the result names the step that failed.
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/retention"
+	"github.com/hotsnap/hotsnap/snapshot"
+)
+
+// Keep is a keep rule set as written in a policy file.
+type Keep struct {
+	Last    int    `json:"last,omitempty"`
+	Within  string `json:"within,omitempty"` // a Go duration: "24h"
+	Hourly  int    `json:"hourly,omitempty"`
+	Daily   int    `json:"daily,omitempty"`
+	Weekly  int    `json:"weekly,omitempty"`
+	Monthly int    `json:"monthly,omitempty"`
+}
+
+// Policy is a policy file.
+type Policy struct {
+	// Label is the snapshots' id suffix; empty: a random UUID each time.
+	Label string `json:"label,omitempty"`
+	// Remote is the archive to upload to; empty: no upload (the caller's
+	// --remote, when given, fills it).
+	Remote string `json:"remote,omitempty"`
+	// KeepLocal prunes local snapshots; nil: no pruning.
+	KeepLocal *Keep `json:"keepLocal,omitempty"`
+	// KeepRemote forgets archived snapshots; nil: none forgotten.
+	KeepRemote *Keep `json:"keepRemote,omitempty"`
+	// GC runs archive gc after forgetting.
+	GC bool `json:"gc,omitempty"`
+}
+
+// KeepPolicy converts k.
+func (k *Keep) KeepPolicy() (retention.KeepPolicy, error) {
+	p := retention.KeepPolicy{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly}
+	if k.Within != "" {
+		d, err := time.ParseDuration(k.Within)
+		if err != nil {
+			return p, fmt.Errorf("%w: within %q: %v", errs.ErrInvalid, k.Within, err)
+		}
+		p.Within = d
+	}
+	return p, p.Check()
+}
+
+// Load reads and checks a policy file: strict JSON (an unknown field is
+// an error, not a rule silently ignored), keep rules that keep something.
+func Load(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy: %v", errs.ErrInvalid, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p Policy
+	if err := dec.Decode(&p); err != nil || dec.More() {
+		if err == nil {
+			err = fmt.Errorf("more than one JSON value")
+		}
+		return nil, fmt.Errorf("%w: policy %s: %v", errs.ErrInvalid, path, err)
+	}
+	return &p, p.Check()
+}
+
+// Check refuses keep rules that keep nothing, and forget or gc without a
+// remote.
+func (p *Policy) Check() error {
+	for _, k := range []*Keep{p.KeepLocal, p.KeepRemote} {
+		if k != nil {
+			if _, err := k.KeepPolicy(); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Remote == "" && (p.KeepRemote != nil || p.GC) {
+		return fmt.Errorf("%w: policy: keepRemote and gc need a remote", errs.ErrInvalid)
+	}
+	return nil
+}
+
+// Step is one step's outcome.
+type Step struct {
+	Step       string   `json:"step"` // create, upload, prune, forget, gc
+	OK         bool     `json:"ok"`
+	Error      string   `json:"error,omitempty"`
+	DurationMs float64  `json:"durationMs"`
+	ID         string   `json:"id,omitempty"`      // create, upload
+	Bytes      int64    `json:"bytes,omitempty"`   // create: snapshot bytes; upload: bytes sent; gc: bytes freed
+	Removed    []string `json:"removed,omitempty"` // prune, forget
+}
+
+// Result is a run's outcome. The JSON form is `hotsnap run`'s.
+type Result struct {
+	OK         bool      `json:"ok"`
+	FailedStep string    `json:"failedStep,omitempty"`
+	ID         string    `json:"id,omitempty"`
+	Steps      []Step    `json:"steps"`
+	StartedAt  time.Time `json:"startedAt"`
+	DurationMs float64   `json:"durationMs"`
+}
+
+// Options say how to run the steps.
+type Options struct {
+	// Create has the snapshot's options (quiescer, lock policy, globs...);
+	// the policy's label replaces its Label.
+	Create snapshot.CreateOptions
+	// OpenRemote opens the policy's remote (only called when it has one).
+	OpenRemote func(ctx context.Context, remote string) (*archive.Repo, error)
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Run runs p on the data dir of l. The error is the failed step's (its
+// kind gives the exit code); res says which step failed and what the
+// steps before it did.
+func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result, error) {
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	res := &Result{StartedAt: o.Now().UTC(), Steps: []Step{}}
+	start := time.Now()
+	step := func(name string, fn func(s *Step) error) error {
+		s := Step{Step: name}
+		t := time.Now()
+		err := fn(&s)
+		s.DurationMs = ms(time.Since(t))
+		s.OK = err == nil
+		if err != nil {
+			s.Error = err.Error()
+			res.FailedStep = name
+		}
+		res.Steps = append(res.Steps, s)
+		return err
+	}
+	finish := func(err error) (*Result, error) {
+		res.OK = err == nil
+		res.DurationMs = ms(time.Since(start))
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", res.FailedStep, err)
+		}
+		return res, nil
+	}
+	co := o.Create
+	co.Label = p.Label
+	if co.Logger == nil {
+		co.Logger = o.Logger
+	}
+	err := step("create", func(s *Step) error {
+		cr, err := snapshot.Create(ctx, l, co)
+		if err == nil {
+			s.ID, s.Bytes, res.ID = cr.ID, cr.Bytes, cr.ID
+		}
+		return err
+	})
+	if err != nil {
+		return finish(err)
+	}
+	var repo *archive.Repo
+	if p.Remote != "" {
+		err = step("upload", func(s *Step) error {
+			var err error
+			if repo, err = o.OpenRemote(ctx, p.Remote); err != nil {
+				return err
+			}
+			ur, err := archive.Upload(ctx, repo, l, res.ID, archive.UploadOptions{Logger: o.Logger})
+			if err == nil {
+				s.ID, s.Bytes = ur.ID, ur.BytesSent
+			}
+			return err
+		})
+		if err != nil {
+			return finish(err)
+		}
+	}
+	if p.KeepLocal != nil {
+		kp, _ := p.KeepLocal.KeepPolicy()
+		err = step("prune", func(s *Step) error {
+			pr, err := snapshot.Prune(ctx, l, kp, false, o.Now(), o.Logger)
+			if err == nil {
+				for _, d := range pr.Remove {
+					s.Removed = append(s.Removed, d.ID)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return finish(err)
+		}
+	}
+	if p.KeepRemote != nil {
+		kp, _ := p.KeepRemote.KeepPolicy()
+		err = step("forget", func(s *Step) error {
+			fr, err := repo.Forget(ctx, kp, false, o.Now())
+			if err == nil {
+				for _, d := range fr.Remove {
+					s.Removed = append(s.Removed, d.ID)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return finish(err)
+		}
+	}
+	if p.GC {
+		err = step("gc", func(s *Step) error {
+			gr, err := repo.GC(ctx, false, nil)
+			if err == nil {
+				s.Bytes = gr.BytesBefore - gr.BytesAfter
+			}
+			return err
+		})
+	}
+	return finish(err)
+}
