@@ -360,35 +360,6 @@ func (u *uploader) send(puts <-chan *packWriter) error {
 // their index object (a variable for tests).
 var indexFlushBlobs = maxIndexBlobs
 
-// flushIndex writes index objects for packs already stored (only while
-// the lock is still ours), then moves their chunks from the claimed set
-// into idx. An upload that fails later leaves indexed packs no snapshot
-// uses: the next upload dedups against them, gc removes what stays unused.
-func (u *uploader) flushIndex(ctx context.Context, packs []packEntry) error {
-	if len(packs) == 0 {
-		return nil
-	}
-	if err := u.lock.Check(ctx); err != nil {
-		return err
-	}
-	keys, err := u.r.writeIndex(ctx, packs)
-	if err != nil {
-		return fmt.Errorf("write index: %w", err)
-	}
-	for _, p := range packs {
-		u.idx.addPack(p.ID, p.Size, p.Blobs)
-	}
-	u.mu.Lock()
-	u.indexKeys = append(u.indexKeys, keys...)
-	for _, p := range packs {
-		for _, b := range p.Blobs {
-			delete(u.claimed, b.ID)
-		}
-	}
-	u.mu.Unlock()
-	return nil
-}
-
 // finish waits for every pack to be stored and fills in the result.
 func (u *uploader) finish() error {
 	close(u.blobs)
@@ -398,32 +369,6 @@ func (u *uploader) finish() error {
 	res.ChunksNew, res.ChunksReused = u.newCh.Load(), u.reusedCh.Load()
 	res.PacksWritten, res.BytesSent = u.packs.Load(), u.sent.Load()
 	return err
-}
-
-// storeStream chunks a byte stream into the pipeline and describes it.
-func (u *uploader) storeStream(rd io.Reader) (streamDesc, error) {
-	c := newChunker(rd, &u.r.gear, u.r.cfg.Chunker, chunkBufs.Get().([]byte))
-	defer chunkBufs.Put(c.buf)
-	h := blake3.New()
-	d := streamDesc{Chunks: []string{}}
-	for {
-		chunk, err := c.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return d, err
-		}
-		h.Write(chunk)
-		d.Size += int64(len(chunk))
-		cid, err := u.add(chunk)
-		if err != nil {
-			return d, err
-		}
-		d.Chunks = append(d.Chunks, cid.String())
-	}
-	d.BLAKE3 = hex.EncodeToString(h.Sum(nil))
-	return d, nil
 }
 
 // chunkFile reads one file of a snapshot, cutting it into chunks handed to

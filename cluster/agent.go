@@ -13,6 +13,7 @@ import (
 	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/policy"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -51,6 +52,9 @@ type AgentConfig struct {
 	// Remote options and key for upload and download jobs: the agent's own
 	// credentials; requests only name the remote.
 	Remote remote.Options
+	// Policy, when set, is this node's own backup policy (RunPolicy,
+	// RunPolicyEvery).
+	Policy *policy.Policy
 	Logger *slog.Logger
 }
 

@@ -24,6 +24,7 @@ type metrics struct {
 	moved                          *prometheus.CounterVec // direction: upload, download
 	jobs                           *prometheus.CounterVec // type, status
 	snapshots                      atomic.Int64           // the last count listed
+	policy                         *policyMetrics
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -51,6 +52,7 @@ func newMetrics(a *Agent) *metrics {
 		moved:        vec("hotsnap_bytes_moved_total", "Bytes sent to and fetched from archives.", "direction"),
 		jobs:         vec("hotsnap_jobs_total", "Finished jobs by type and status.", "type", "status"),
 	}
+	m.policy = newPolicyMetrics(m.reg, labels)
 	for _, r := range []string{"ok", "timeout", "error"} {
 		m.lockAttempts.WithLabelValues(r)
 	}

@@ -134,6 +134,50 @@ type Options struct {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// Runner records the steps of a run: each step's outcome and time, the
+// first failure. The cluster's policy run uses it too.
+type Runner struct {
+	res   *Result
+	start time.Time
+}
+
+// NewRunner starts a run at now.
+func NewRunner(now time.Time) *Runner {
+	return &Runner{res: &Result{StartedAt: now.UTC(), Steps: []Step{}}, start: time.Now()}
+}
+
+// Step runs fn as the step name and records it; it returns fn's error.
+func (r *Runner) Step(name string, fn func(s *Step) error) error {
+	s := Step{Step: name}
+	t := time.Now()
+	err := fn(&s)
+	s.DurationMs = ms(time.Since(t))
+	s.OK = err == nil
+	if err != nil {
+		s.Error = err.Error()
+		r.res.FailedStep = name
+	}
+	if s.Step == "create" && err == nil {
+		r.res.ID = s.ID
+	}
+	r.res.Steps = append(r.res.Steps, s)
+	return err
+}
+
+// Finish ends the run: the result, and err (the failed step's) wrapped
+// with the step's name.
+func (r *Runner) Finish(err error) (*Result, error) {
+	r.res.OK = err == nil
+	r.res.DurationMs = ms(time.Since(r.start))
+	if err != nil {
+		return r.res, fmt.Errorf("%s: %w", r.res.FailedStep, err)
+	}
+	return r.res, nil
+}
+
+// ID is the id of the snapshot the run's create step took ("" before).
+func (r *Runner) ID() string { return r.res.ID }
+
 // Run runs p on the data dir of l. The error is the failed step's (its
 // kind gives the exit code); res says which step failed and what the
 // steps before it did.
@@ -144,64 +188,42 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	res := &Result{StartedAt: o.Now().UTC(), Steps: []Step{}}
-	start := time.Now()
-	step := func(name string, fn func(s *Step) error) error {
-		s := Step{Step: name}
-		t := time.Now()
-		err := fn(&s)
-		s.DurationMs = ms(time.Since(t))
-		s.OK = err == nil
-		if err != nil {
-			s.Error = err.Error()
-			res.FailedStep = name
-		}
-		res.Steps = append(res.Steps, s)
-		return err
-	}
-	finish := func(err error) (*Result, error) {
-		res.OK = err == nil
-		res.DurationMs = ms(time.Since(start))
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", res.FailedStep, err)
-		}
-		return res, nil
-	}
+	run := NewRunner(o.Now())
 	co := o.Create
 	co.Label = p.Label
 	if co.Logger == nil {
 		co.Logger = o.Logger
 	}
-	err := step("create", func(s *Step) error {
+	err := run.Step("create", func(s *Step) error {
 		cr, err := snapshot.Create(ctx, l, co)
 		if err == nil {
-			s.ID, s.Bytes, res.ID = cr.ID, cr.Bytes, cr.ID
+			s.ID, s.Bytes = cr.ID, cr.Bytes
 		}
 		return err
 	})
 	if err != nil {
-		return finish(err)
+		return run.Finish(err)
 	}
 	var repo *archive.Repo
 	if p.Remote != "" {
-		err = step("upload", func(s *Step) error {
+		err = run.Step("upload", func(s *Step) error {
 			var err error
 			if repo, err = o.OpenRemote(ctx, p.Remote); err != nil {
 				return err
 			}
-			ur, err := archive.Upload(ctx, repo, l, res.ID, archive.UploadOptions{Logger: o.Logger})
+			ur, err := archive.Upload(ctx, repo, l, run.ID(), archive.UploadOptions{Logger: o.Logger})
 			if err == nil {
 				s.ID, s.Bytes = ur.ID, ur.BytesSent
 			}
 			return err
 		})
 		if err != nil {
-			return finish(err)
+			return run.Finish(err)
 		}
 	}
 	if p.KeepLocal != nil {
 		kp, _ := p.KeepLocal.KeepPolicy()
-		err = step("prune", func(s *Step) error {
+		err = run.Step("prune", func(s *Step) error {
 			pr, err := snapshot.Prune(ctx, l, kp, false, o.Now(), o.Logger)
 			if err == nil {
 				for _, d := range pr.Remove {
@@ -211,13 +233,19 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 			return err
 		})
 		if err != nil {
-			return finish(err)
+			return run.Finish(err)
 		}
 	}
+	return run.Finish(ArchiveSteps(ctx, run, p, repo, o.Now))
+}
+
+// ArchiveSteps runs the forget and gc steps of p on repo (nothing when p
+// has no keepRemote and no gc).
+func ArchiveSteps(ctx context.Context, run *Runner, p *Policy, repo *archive.Repo, now func() time.Time) error {
 	if p.KeepRemote != nil {
 		kp, _ := p.KeepRemote.KeepPolicy()
-		err = step("forget", func(s *Step) error {
-			fr, err := repo.Forget(ctx, kp, false, o.Now())
+		err := run.Step("forget", func(s *Step) error {
+			fr, err := repo.Forget(ctx, kp, false, now())
 			if err == nil {
 				for _, d := range fr.Remove {
 					s.Removed = append(s.Removed, d.ID)
@@ -226,11 +254,11 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 			return err
 		})
 		if err != nil {
-			return finish(err)
+			return err
 		}
 	}
 	if p.GC {
-		err = step("gc", func(s *Step) error {
+		return run.Step("gc", func(s *Step) error {
 			gr, err := repo.GC(ctx, false, nil)
 			if err == nil {
 				s.Bytes = gr.BytesBefore - gr.BytesAfter
@@ -238,5 +266,5 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 			return err
 		})
 	}
-	return finish(err)
+	return nil
 }

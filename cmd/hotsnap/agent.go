@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/policy"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -31,6 +32,8 @@ func agentCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-jobs-per-client", Value: defaults.AgentMaxJobsPerClient, Usage: "jobs one client may have running at once"},
 			&cli.DurationFlag{Name: "member-ttl", Value: defaults.MemberTTL, Usage: "lease of the agent's registration in etcd: a dead agent drops out after it"},
 			&cli.DurationFlag{Name: "max-lock-lease", Value: defaults.MaxLockLease, Usage: "longest lock lease a coordinator may ask for"},
+			&cli.StringFlag{Name: "policy", EnvVars: []string{"HOTSNAP_POLICY"}, Usage: "this node's own backup policy (as for hotsnap run; its remote in the file), run every --policy-every"},
+			&cli.DurationFlag{Name: "policy-every", Value: time.Hour, Usage: "with --policy: the interval between runs (the first one interval after the start)"},
 			&cli.StringSliceFlag{Name: "copy", Usage: "as for create: glob of files captured as copies (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create: glob of entries left out (repeatable)"},
 			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create: link, reflink or auto"},
@@ -122,6 +125,14 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if f := c.String("policy"); f != "" {
+		if cfg.Policy, err = policy.Load(f); err != nil {
+			return err
+		}
+		if c.Duration("policy-every") < time.Second {
+			return usageError{errors.New("--policy-every must be at least 1s")}
+		}
+	}
 	// Check the quiesce flags once, up front.
 	if _, closeQ, err := quiescerFromFlags(c, l, false); err != nil {
 		return err
@@ -167,6 +178,9 @@ func runAgent(c *cli.Context) error {
 		served <- ag.Serve(ln, tp.certificate(), cluster.ServerLimits{MaxConns: c.Int("max-conns")}, srvc)
 	}()
 	srv := <-srvc
+	if cfg.Policy != nil {
+		go ag.RunPolicyEvery(c.Context, c.Duration("policy-every"))
+	}
 	ready := map[string]any{"type": "ready", "node": c.String("node-id"), "cluster": c.String("cluster"), "url": url, "pid": os.Getpid()}
 	if e.json {
 		writeJSON(e.stdout, ready)

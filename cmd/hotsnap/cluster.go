@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/policy"
 )
 
 // coordinator builds a coordinator from the cluster flags.
@@ -72,26 +76,62 @@ func clusterCmd(name, usage string, flags []cli.Flag, action func(c *cli.Context
 	}
 }
 
+func clusterCreateFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "max-wait-for-lock", Value: defaults.MaxWaitForLock, Usage: "total time to try locking all nodes at once"},
+		&cli.DurationFlag{Name: "lock-period", Value: defaults.LockPeriod, Usage: "first attempt's period; each retry is 10% longer"},
+		&cli.DurationFlag{Name: "lock-lease", Value: defaults.LockLease, Usage: "how long a node keeps writes stopped without hearing from this coordinator"},
+		&cli.DurationFlag{Name: "max-wait-for-agency", Usage: "how long to wait for another cluster backup to end (default --max-wait-for-lock)"},
+		&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout (or a plan change) take the snapshot anyway, flagged potentiallyInconsistent"},
+		&cli.BoolFlag{Name: "force", Usage: "ask every node's application to abort long write transactions while the lock waits"},
+	}
+}
+
+func clusterCreateOptions(c *cli.Context) cluster.CreateOptions {
+	return cluster.CreateOptions{MaxWait: c.Duration("max-wait-for-lock"),
+		InitialPeriod: c.Duration("lock-period"), Lease: c.Duration("lock-lease"), AgencyWait: c.Duration("max-wait-for-agency"),
+		AllowInconsistent: c.Bool("allow-inconsistent"), Force: c.Bool("force")}
+}
+
 func clusterCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cluster",
 		Usage: "consistent snapshots of every node at once, through the agents (etcd as the agency)",
 		Subcommands: []*cli.Command{
 			caCommand(),
-			clusterCmd("create", "lock every node at the same instant and snapshot them all with one id",
-				[]cli.Flag{
-					&cli.StringFlag{Name: "label", Usage: "id suffix (default: a random UUID)"},
-					&cli.DurationFlag{Name: "max-wait-for-lock", Value: defaults.MaxWaitForLock, Usage: "total time to try locking all nodes at once"},
-					&cli.DurationFlag{Name: "lock-period", Value: defaults.LockPeriod, Usage: "first attempt's period; each retry is 10% longer"},
-					&cli.DurationFlag{Name: "lock-lease", Value: defaults.LockLease, Usage: "how long a node keeps writes stopped without hearing from this coordinator"},
-					&cli.DurationFlag{Name: "max-wait-for-agency", Usage: "how long to wait for another cluster backup to end (default --max-wait-for-lock)"},
-					&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout (or a plan change) take the snapshot anyway, flagged potentiallyInconsistent"},
-					&cli.BoolFlag{Name: "force", Usage: "ask every node's application to abort long write transactions while the lock waits"},
-				},
+			clusterCmd("run", "run a backup policy cluster-wide: cluster create, upload on every node, prune, forget and gc; one JSON result",
+				append(append([]cli.Flag{
+					&cli.StringFlag{Name: "policy", EnvVars: []string{"HOTSNAP_POLICY"}, Usage: "the policy file (as for hotsnap run)"},
+				}, clusterCreateFlags()...), remoteFlags()...),
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
-					res, err := co.Create(c.Context, cluster.CreateOptions{Label: c.String("label"), MaxWait: c.Duration("max-wait-for-lock"),
-						InitialPeriod: c.Duration("lock-period"), Lease: c.Duration("lock-lease"), AgencyWait: c.Duration("max-wait-for-agency"),
-						AllowInconsistent: c.Bool("allow-inconsistent"), Force: c.Bool("force")})
+					if c.String("policy") == "" {
+						return usageError{errors.New("--policy FILE is required")}
+					}
+					p, err := policy.Load(c.String("policy"))
+					if err != nil {
+						return err
+					}
+					if p.Remote == "" {
+						p.Remote = c.String("remote")
+					}
+					res, err := co.RunPolicy(c.Context, p, clusterCreateOptions(c), func(ctx context.Context, spec string) (*archive.Repo, error) {
+						o, err := remoteOptions(c)
+						if err != nil {
+							return nil, err
+						}
+						return remote.Open(ctx, spec, o, false)
+					})
+					if res != nil {
+						e.result(res, func(w io.Writer) { printPolicy(w, res) })
+					}
+					return err
+				}),
+			clusterCmd("create", "lock every node at the same instant and snapshot them all with one id",
+				append([]cli.Flag{&cli.StringFlag{Name: "label", Usage: "id suffix (default: a random UUID)"}}, clusterCreateFlags()...),
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					o := clusterCreateOptions(c)
+					o.Label = c.String("label")
+					res, err := co.Create(c.Context, o)
 					if err != nil {
 						return err
 					}

@@ -68,21 +68,23 @@ func runCommand() *cli.Command {
 				Logger: e.log,
 			})
 			if res != nil {
-				e.result(res, func(w io.Writer) {
-					for _, s := range res.Steps {
-						status := "ok"
-						if !s.OK {
-							status = "FAILED: " + s.Error
-						}
-						detail := s.ID
-						if len(s.Removed) > 0 {
-							detail = "removed " + strings.Join(s.Removed, ", ")
-						}
-						fmt.Fprintf(w, "%-7s %-6s %.0f ms %s\n", s.Step, status, s.DurationMs, detail)
-					}
-				})
+				e.result(res, func(w io.Writer) { printPolicy(w, res) })
 			}
 			return err
 		},
+	}
+}
+
+func printPolicy(w io.Writer, res *policy.Result) {
+	for _, s := range res.Steps {
+		status := "ok"
+		if !s.OK {
+			status = "FAILED: " + s.Error
+		}
+		detail := s.ID
+		if len(s.Removed) > 0 {
+			detail = "removed " + strings.Join(s.Removed, ", ")
+		}
+		fmt.Fprintf(w, "%-7s %-6s %.0f ms %s\n", s.Step, status, s.DurationMs, detail)
 	}
 }
