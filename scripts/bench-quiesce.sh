@@ -34,7 +34,7 @@ CG2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 [ -n "$CG2" ] || { echo "bench-quiesce: no cgroup2 mount" >&2; exit 1; }
 
 stats() { # prints "median max" of the numbers on stdin
-  sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f", m, a[NR]}'
+  sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f %.2f\n", m, a[NR]}'
 }
 pauses() { # data-dir flags... : RUNS creates, prints the lockHeldMs of each
   local d=$1; shift
