@@ -105,9 +105,11 @@ func setupEnv(c *cli.Context) error {
 	e := getEnv(c)
 	e.json = c.Bool("json")
 	e.quiet = c.Bool("quiet")
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
+	level := slog.LevelWarn // commands without the output flags
+	if c.String("log-level") != "" || c.IsSet("log-level") {
+		if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+			return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
+		}
 	}
 	if e.quiet {
 		level = slog.LevelError
