@@ -283,6 +283,7 @@ func (r *Repo) markPiece(ctx context.Context, idx *Index, key string, used *idSe
 type idSet struct {
 	ids    []ID
 	sorted int
+	table  prefixTable // of ids[:sorted]
 }
 
 func (s *idSet) add(id ID) {
@@ -296,9 +297,12 @@ func (s *idSet) compact() {
 	slices.SortFunc(s.ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	s.ids = slices.Compact(s.ids)
 	s.sorted = len(s.ids)
+	s.table = buildPrefixTable(s.sorted, func(i int) *ID { return &s.ids[i] })
 }
 
 // index is id's position in a compacted set.
 func (s *idSet) index(id ID) (int, bool) {
-	return slices.BinarySearchFunc(s.ids[:s.sorted], id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	lo, hi := s.table.span(&id, s.sorted)
+	i, ok := slices.BinarySearchFunc(s.ids[lo:hi], id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	return lo + i, ok
 }

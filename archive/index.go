@@ -47,6 +47,7 @@ type Index struct {
 	packOf map[ID]uint32
 	ents   []indexEnt
 	sorted bool
+	table  prefixTable // of ents, once sorted
 }
 
 func newIndex() *Index { return &Index{packOf: map[ID]uint32{}} }
@@ -77,6 +78,7 @@ func (x *Index) seal() {
 	}
 	slices.SortStableFunc(x.ents, func(a, b indexEnt) int { return bytes.Compare(a.id[:], b.id[:]) })
 	x.ents = slices.CompactFunc(x.ents, func(a, b indexEnt) bool { return a.id == b.id })
+	x.table = buildPrefixTable(len(x.ents), func(i int) *ID { return &x.ents[i].id })
 	x.sorted = true
 }
 
@@ -94,7 +96,9 @@ func (x *Index) rlock() {
 func (x *Index) Lookup(id ID) (Location, bool) {
 	x.rlock()
 	defer x.mu.RUnlock()
-	i, ok := slices.BinarySearchFunc(x.ents, id, func(e indexEnt, id ID) int { return bytes.Compare(e.id[:], id[:]) })
+	lo, hi := x.table.span(&id, len(x.ents))
+	i, ok := slices.BinarySearchFunc(x.ents[lo:hi], id, func(e indexEnt, id ID) int { return bytes.Compare(e.id[:], id[:]) })
+	i += lo
 	if !ok {
 		return Location{}, false
 	}
