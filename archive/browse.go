@@ -5,11 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -124,22 +120,11 @@ type ExtractResult struct {
 // when whole and the manifest's seal is proven.
 func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string, include []string) (*ExtractResult, error) {
 	start := time.Now()
-	sel, err := tree.NewSelector(include)
+	x, err := tree.NewExtraction(target, include)
 	if err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(target)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Lstat(abs); err == nil {
-		return nil, fmt.Errorf("%w: target %s exists: give a path that does not (hotsnap creates it)", errs.ErrConflict, abs)
-	}
-	parent, err := fsutil.OpenDir(filepath.Dir(abs))
-	if err != nil {
-		return nil, fmt.Errorf("target's parent: %w", err)
-	}
-	defer parent.Close()
+	defer x.Close()
 	s, err := r.readSnapshot(ctx, id, node)
 	if err != nil {
 		return nil, err
@@ -149,33 +134,7 @@ func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string,
 		return nil, err
 	}
 	defer p.Close()
-	tmp := fmt.Sprintf(".%s.hotsnap-tmp-%08x", filepath.Base(abs), fsutil.RandUint32())
-	if err := parent.Mkdir(tmp, 0o700); err != nil {
-		return nil, err
-	}
-	done := false
-	defer func() {
-		if !done {
-			parent.RemoveAll(tmp)
-		}
-	}()
-	dst, err := parent.OpenDir(tmp)
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close()
-	res := &ExtractResult{ID: id, Node: node, Target: abs}
-	var dirs []manifest.Entry
-	var owned []string
-	mkdir := func(e *manifest.Entry) error {
-		if err := tree.MakeDirOrSymlink(dst, e); err != nil {
-			return err
-		}
-		dirs = append(dirs, *e)
-		owned = append(owned, string(e.Path))
-		res.Dirs++
-		return nil
-	}
+	var chunks int64
 	for {
 		e, ids, err := p.next()
 		if err == io.EOF {
@@ -184,57 +143,19 @@ func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string,
 		if err != nil {
 			return nil, err
 		}
-		parents, selected := sel.Next(e)
-		if !selected {
-			continue
-		}
-		for i := range parents {
-			if err := mkdir(&parents[i]); err != nil {
-				return nil, err
-			}
-		}
-		switch e.Type {
-		case manifest.TypeDir:
-			if err := mkdir(e); err != nil {
-				return nil, err
-			}
-			continue
-		case manifest.TypeSymlink:
-			if err := tree.MakeDirOrSymlink(dst, e); err != nil {
-				return nil, err
-			}
-			res.Symlinks++
-			continue
-		}
-		if err := r.writeFile(ctx, idx, dst, e, ids); err != nil {
+		err = x.Add(e, func(dst *fsutil.Dir, e *manifest.Entry) error {
+			chunks += int64(len(ids))
+			return r.writeFile(ctx, idx, dst, e, ids)
+		})
+		if err != nil {
 			return nil, err
 		}
-		owned = append(owned, string(e.Path))
-		res.Files++
-		res.Bytes += e.Size
-		res.ChunksFetched += int64(len(ids))
 	}
-	if res.Files+res.Dirs+res.Symlinks == 0 {
-		return nil, fmt.Errorf("%w: no entry of snapshot %s (node %s) matches --include %s", ErrNotFound, id, node, strings.Join(include, " "))
+	if err := x.Publish(ctx, uint32(os.Geteuid()), uint32(os.Getegid()), 0o755); err != nil {
+		return nil, fmt.Errorf("snapshot %s (node %s): %w", id, node, err)
 	}
-	if err := tree.FinishDirs(dst, dirs); err != nil {
-		return nil, err
-	}
-	if err := tree.Sync(ctx, dst, owned, 0); err != nil {
-		return nil, err
-	}
-	if err := unix.Fchmod(dst.Fd(), 0o755); err != nil {
-		return nil, err
-	}
-	if err := parent.Rename(tmp, parent, filepath.Base(abs), true); err != nil {
-		return nil, fmt.Errorf("publish %s: %w", abs, err)
-	}
-	done = true
-	if err := parent.Sync(); err != nil {
-		return nil, err
-	}
-	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
-	return res, nil
+	return &ExtractResult{ID: id, Node: node, Target: x.Target, Files: x.Files, Dirs: x.Dirs, Symlinks: x.Symlinks,
+		Bytes: x.Bytes, ChunksFetched: chunks, DurationMs: float64(time.Since(start).Microseconds()) / 1000}, nil
 }
 
 // writeFile makes e below dst from its chunks, hashing as it writes, with

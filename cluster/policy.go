@@ -161,13 +161,5 @@ func (c *Coordinator) RunPolicy(ctx context.Context, p *policy.Policy, co Create
 			return run.Finish(err)
 		}
 	}
-	if p.KeepRemote == nil && !p.GC {
-		return run.Finish(nil)
-	}
-	repo, err := openRemote(ctx, p.Remote)
-	if err != nil {
-		run.Step("forget", func(*policy.Step) error { return err })
-		return run.Finish(err)
-	}
-	return run.Finish(policy.ArchiveSteps(ctx, run, p, repo, now))
+	return run.Finish(policy.ArchiveSteps(ctx, run, p, func() (*archive.Repo, error) { return openRemote(ctx, p.Remote) }, now))
 }

@@ -34,6 +34,9 @@ type Problem struct {
 	Path   string `json:"path"`
 	Kind   string `json:"kind"`
 	Detail string `json:"detail"`
+	// Type is the entry's type: the manifest's, or the tree's for an
+	// extra entry ("" when unknown: an entry that could not be read).
+	Type string `json:"type,omitempty"`
 }
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Path, p.Kind, p.Detail) }
@@ -125,9 +128,9 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 					}
 					switch {
 					case err != nil:
-						add(Problem{j.path, ProblemRead, err.Error()})
+						add(Problem{j.path, ProblemRead, err.Error(), TypeFile})
 					case sum != j.want:
-						add(Problem{j.path, ProblemHash, fmt.Sprintf("blake3 %s, manifest says %s", sum, j.want)})
+						add(Problem{j.path, ProblemHash, fmt.Sprintf("blake3 %s, manifest says %s", sum, j.want), TypeFile})
 					}
 				}
 				return nil
@@ -141,28 +144,28 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	compare := func(e *Entry, st fsutil.Stat) error {
 		p := string(e.Path)
 		if got := st.TypeName(); got != e.Type {
-			add(Problem{p, ProblemType, fmt.Sprintf("manifest says %s, tree has %s", e.Type, got)})
+			add(Problem{p, ProblemType, fmt.Sprintf("manifest says %s, tree has %s", e.Type, got), got})
 			return nil
 		}
 		if st.Perm() != e.Mode && e.Type != TypeSymlink {
-			add(Problem{p, ProblemMode, fmt.Sprintf("mode %04o, manifest says %04o", st.Perm(), e.Mode)})
+			add(Problem{p, ProblemMode, fmt.Sprintf("mode %04o, manifest says %04o", st.Perm(), e.Mode), e.Type})
 		}
 		if st.UID != e.UID || st.GID != e.GID {
-			add(Problem{p, ProblemOwner, fmt.Sprintf("owner %d:%d, manifest says %d:%d", st.UID, st.GID, e.UID, e.GID)})
+			add(Problem{p, ProblemOwner, fmt.Sprintf("owner %d:%d, manifest says %d:%d", st.UID, st.GID, e.UID, e.GID), e.Type})
 		}
 		switch e.Type {
 		case TypeSymlink:
 			target, err := root.Readlink(p)
 			if err != nil {
-				add(Problem{p, ProblemRead, err.Error()})
+				add(Problem{p, ProblemRead, err.Error(), e.Type})
 			} else if Name(target) != e.Target {
-				add(Problem{p, ProblemTarget, fmt.Sprintf("points to %q, manifest says %q", target, string(e.Target))})
+				add(Problem{p, ProblemTarget, fmt.Sprintf("points to %q, manifest says %q", target, string(e.Target)), e.Type})
 			}
 		case TypeFile:
 			if st.Size != e.Size {
-				add(Problem{p, ProblemSize, fmt.Sprintf("%d bytes, manifest says %d", st.Size, e.Size)})
+				add(Problem{p, ProblemSize, fmt.Sprintf("%d bytes, manifest says %d", st.Size, e.Size), e.Type})
 			} else if st.MtimeNs != e.MtimeNs {
-				add(Problem{p, ProblemModified, fmt.Sprintf("mtime %d, manifest says %d: modified in place", st.MtimeNs, e.MtimeNs)})
+				add(Problem{p, ProblemModified, fmt.Sprintf("mtime %d, manifest says %d: modified in place", st.MtimeNs, e.MtimeNs), e.Type})
 			}
 			if !opts.Fast {
 				select {
@@ -175,7 +178,7 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 		return nil
 	}
 	missing := func(e *Entry) {
-		add(Problem{string(e.Path), ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type)})
+		add(Problem{string(e.Path), ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type), e.Type})
 	}
 	walkErr := root.Walk(gctx, func(rel string, st fsutil.Stat) error {
 		if opts.Skip != nil && opts.Skip(rel) {
@@ -196,7 +199,7 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			next()
 			return err
 		}
-		add(Problem{rel, ProblemExtra, fmt.Sprintf("%s is in the tree but not in the manifest", st.TypeName())})
+		add(Problem{rel, ProblemExtra, fmt.Sprintf("%s is in the tree but not in the manifest", st.TypeName()), st.TypeName()})
 		return nil
 	}, func(rel string, err error) error {
 		add(Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})

@@ -236,15 +236,29 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 			return run.Finish(err)
 		}
 	}
-	return run.Finish(ArchiveSteps(ctx, run, p, repo, o.Now))
+	return run.Finish(ArchiveSteps(ctx, run, p, func() (*archive.Repo, error) { return repo, nil }, o.Now))
 }
 
-// ArchiveSteps runs the forget and gc steps of p on repo (nothing when p
-// has no keepRemote and no gc).
-func ArchiveSteps(ctx context.Context, run *Runner, p *Policy, repo *archive.Repo, now func() time.Time) error {
+// ArchiveSteps runs the forget and gc steps of p (nothing when p has no
+// keepRemote and no gc) on the archive open gives, which is called (by the
+// first of them) inside the step, so a remote that cannot be opened fails
+// the step that needed it.
+func ArchiveSteps(ctx context.Context, run *Runner, p *Policy, open func() (*archive.Repo, error), now func() time.Time) error {
+	var repo *archive.Repo
+	get := func() (*archive.Repo, error) {
+		var err error
+		if repo == nil {
+			repo, err = open()
+		}
+		return repo, err
+	}
 	if p.KeepRemote != nil {
 		kp, _ := p.KeepRemote.KeepPolicy()
 		err := run.Step("forget", func(s *Step) error {
+			repo, err := get()
+			if err != nil {
+				return err
+			}
 			fr, err := repo.Forget(ctx, kp, false, now())
 			if err == nil {
 				for _, d := range fr.Remove {
@@ -259,6 +273,10 @@ func ArchiveSteps(ctx context.Context, run *Runner, p *Policy, repo *archive.Rep
 	}
 	if p.GC {
 		return run.Step("gc", func(s *Step) error {
+			repo, err := get()
+			if err != nil {
+				return err
+			}
 			gr, err := repo.GC(ctx, false, nil)
 			if err == nil {
 				s.Bytes = gr.BytesBefore - gr.BytesAfter

@@ -21,17 +21,7 @@ go build -o bin/hotsnap ./cmd/hotsnap
 go build -o bin/gendata ./scripts/gendata
 HS="$PWD/bin/hotsnap"
 WORK=$(mktemp -d "${SCALE_WORK:-/tmp}/hotsnap-scale.XXXXXX")
-MINIO_PID=
-cleanup() { [ -n "$MINIO_PID" ] && kill "$MINIO_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export AWS_ACCESS_KEY_ID=bench-user AWS_SECRET_ACCESS_KEY=bench-secret-key
-MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
-  "$MINIO" server --quiet --address "127.0.0.1:$PORT" --console-address "127.0.0.1:0" "$WORK/minio" >"$WORK/minio.log" 2>&1 &
-MINIO_PID=$!
-export HOTSNAP_S3_ENDPOINT="127.0.0.1:$PORT" HOTSNAP_S3_INSECURE=1
-for i in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null && break; sleep 0.3; done
+source scripts/lib-minio.sh
 export RESTIC_PASSWORD=bench
 
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), restic $("$RESTIC" version | cut -d' ' -f2); MinIO on 127.0.0.1:$PORT"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
@@ -118,8 +117,8 @@ func LiveDiff(ctx context.Context, l *Layout, id string, hash bool, fn func(mani
 			default:
 				c.What = appendOnce(c.What, k)
 			}
-			if t := typeIn(res.Problems[j].Detail); t != "" && c.Type == "" {
-				c.Type = t
+			if c.Type == "" {
+				c.Type = res.Problems[j].Type
 			}
 		}
 		i = j
@@ -148,15 +147,4 @@ func appendOnce(s []string, v string) []string {
 		}
 	}
 	return append(s, v)
-}
-
-// typeIn reads the entry type from a missing or extra problem's detail
-// ("file is in the tree but not in the manifest").
-func typeIn(detail string) string {
-	t, _, _ := strings.Cut(detail, " ")
-	switch t {
-	case manifest.TypeFile, manifest.TypeDir, manifest.TypeSymlink:
-		return t
-	}
-	return ""
 }

@@ -130,12 +130,12 @@ func ReadPidFile(path string) (int, error) {
 		if p == pid {
 			return 0, fmt.Errorf("pid file %s names hotsnap itself or one of its ancestors (pid %d): refusing to stop it", path, pid)
 		}
-		if p, err = parentPid(p); err != nil {
+		if p, err = freezer.Parent(p); err != nil {
 			break
 		}
 	}
 	owner := fi.Sys().(*syscall.Stat_t).Uid
-	uid, err := procUID(pid)
+	uid, err := freezer.UID(pid)
 	if err != nil {
 		return 0, fmt.Errorf("pid file %s names pid %d, which is not running", path, pid)
 	}
@@ -143,37 +143,6 @@ func ReadPidFile(path string) (int, error) {
 		return 0, fmt.Errorf("%w: pid file %s is owned by uid %d but names pid %d of uid %d: refusing to stop another user's process", ErrUntrusted, path, owner, pid, uid)
 	}
 	return pid, nil
-}
-
-func parentPid(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	if i < 0 || len(f) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	return strconv.Atoi(f[1])
-}
-
-func procUID(pid int) (uint32, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				u, err := strconv.ParseUint(f[0], 10, 32)
-				return uint32(u), err
-			}
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no Uid line", pid)
 }
 
 // Quiesce implements Quiescer. The pid file is read again at every

@@ -156,16 +156,27 @@ func underAny(p string, prefixes []string) bool {
 	return false
 }
 
-func cleanPaths(args []string) ([]string, error) {
+// relPath is a PATH argument as a clean path relative to the data dir
+// ("" for the data dir itself).
+func relPath(arg string) string { return path.Clean("/" + arg)[1:] }
+
+// cleanPaths are ls's PATH arguments; nil (everything) when one of them
+// is the data dir itself.
+func cleanPaths(args []string) []string {
 	var out []string
 	for _, a := range args {
-		p := path.Clean("/" + a)[1:]
+		p := relPath(a)
 		if p == "" {
-			return nil, nil // the whole tree
+			return nil
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out
+}
+
+// browseFlags are ls's and cat's: a snapshot, local or archived.
+func browseFlags() []cli.Flag {
+	return withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag()}, remoteFlags()...)...)
 }
 
 func lsCommand() *cli.Command {
@@ -173,7 +184,7 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list a snapshot's entries (local, or archived with --remote) from its manifest, reading no data",
 		ArgsUsage: "[PATH...]",
-		Flags:     withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag()}, remoteFlags()...)...),
+		Flags:     browseFlags(),
 		Action: func(c *cli.Context) error {
 			e := getEnv(c)
 			id, err := requireID(c)
@@ -184,7 +195,7 @@ func lsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			prefixes, _ := cleanPaths(c.Args().Slice())
+			prefixes := cleanPaths(c.Args().Slice())
 			rs := &remoteSide{c: c}
 			defer rs.close()
 			ref := id
@@ -321,7 +332,7 @@ func catCommand() *cli.Command {
 		Name:      "cat",
 		Usage:     "write one file of a snapshot (local, or archived with --remote) to stdout, checked against its recorded BLAKE3",
 		ArgsUsage: "PATH",
-		Flags:     withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag()}, remoteFlags()...)...),
+		Flags:     browseFlags(),
 		Action: func(c *cli.Context) error {
 			e := getEnv(c)
 			id, err := requireID(c)
@@ -331,7 +342,7 @@ func catCommand() *cli.Command {
 			if c.Args().Len() != 1 {
 				return usageError{errors.New("cat takes one PATH, relative to the data dir")}
 			}
-			p := path.Clean("/" + c.Args().First())[1:]
+			p := relPath(c.Args().First())
 			if p == "" {
 				return usageError{errors.New("cat needs a file's path, not the data dir")}
 			}

@@ -75,6 +75,18 @@ func snapshotWhileRunning(t *testing.T, bin, dir string, n int, flags ...string)
 	return ids
 }
 
+// restoreEach restores each snapshot in turn into dir (the engine is
+// stopped) and runs the engine's own check on it, which must say ok.
+func restoreEach(t *testing.T, bin, dir string, ids []string, engine, check string, args ...string) {
+	t.Helper()
+	for _, id := range ids {
+		mustRun(t, bin, "restore", "--data-dir", dir, "--id", id, "--quiesce", "none", "--no-failsafe")
+		if out := mustRun(t, check, args...); !strings.Contains(out, `"ok":true`) {
+			t.Fatalf("snapshot %s, reopened by %s: %s", id, engine, out)
+		}
+	}
+}
+
 // stopEngine ends the engine (SIGTERM; it closes its store) and waits.
 func stopEngine(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
@@ -108,13 +120,7 @@ func TestEngine_PebbleFreeze(t *testing.T) {
 	if len(ssts) == 0 {
 		t.Fatal("the engine never wrote an SST: the test did not exercise the LSM")
 	}
-	for _, id := range ids {
-		mustRun(t, bin, "restore", "--data-dir", dir, "--id", id, "--quiesce", "none", "--no-failsafe")
-		out := mustRun(t, pb, "check", "--dir", db, "--accounts", "200")
-		if !strings.Contains(out, `"ok":true`) {
-			t.Fatalf("snapshot %s, reopened by Pebble: %s", id, out)
-		}
-	}
+	restoreEach(t, bin, dir, ids, "Pebble", pb, "check", "--dir", db, "--accounts", "200")
 }
 
 // TestEngine_SQLiteReflinkFreeze: SQLite in WAL mode rewrites its
@@ -139,13 +145,7 @@ func TestEngine_SQLiteReflinkFreeze(t *testing.T) {
 				mustRun(t, bin, "verify", "--data-dir", dir, "--id", id)
 			}
 			stopEngine(t, engine)
-			for _, id := range ids {
-				mustRun(t, bin, "restore", "--data-dir", dir, "--id", id, "--quiesce", "none", "--no-failsafe")
-				out := mustRun(t, sq, "check", "--db", dbf, "--accounts", "100")
-				if !strings.Contains(out, `"ok":true`) {
-					t.Fatalf("snapshot %s, reopened by SQLite: %s", id, out)
-				}
-			}
+			restoreEach(t, bin, dir, ids, "SQLite", sq, "check", "--db", dbf, "--accounts", "100")
 		})
 	}
 }
@@ -216,11 +216,5 @@ func TestEngine_SQLiteLink(t *testing.T) {
 	}
 
 	stopEngine(t, engine)
-	for _, id := range ids {
-		mustRun(t, bin, "restore", "--data-dir", dir, "--id", id, "--quiesce", "none", "--no-failsafe")
-		out := mustRun(t, sq, "check", "--db", dbf, "--accounts", "100")
-		if !strings.Contains(out, `"ok":true`) {
-			t.Fatalf("snapshot %s, reopened by SQLite: %s", id, out)
-		}
-	}
+	restoreEach(t, bin, dir, ids, "SQLite", sq, "check", "--db", dbf, "--accounts", "100")
 }

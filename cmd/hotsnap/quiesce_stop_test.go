@@ -17,44 +17,6 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 
-// busy is a process tree (a shell, two loops and a subshell with a loop)
-// that rewrites a counter in each of four files all the time.
-const busy = `loop() { i=0; while :; do i=$((i+1)); echo $i > "$1"; done; }
-loop "$0.a" & ( loop "$0.b" & loop "$0.c" ) & loop "$0"`
-
-func busyFiles(f string) []string { return []string{f, f + ".a", f + ".b", f + ".c"} }
-
-func readTrim(f string) string {
-	b, _ := os.ReadFile(f)
-	return strings.TrimSpace(string(b))
-}
-
-// waitAdvancing waits, with no upper bound, until every file changes.
-func waitAdvancing(t *testing.T, files []string) {
-	t.Helper()
-	for _, f := range files {
-		was := readTrim(f)
-		for readTrim(f) == was {
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
-// staysStill checks that no file changes for a while: the writers are stopped.
-func staysStill(t *testing.T, files []string) {
-	t.Helper()
-	before := make([]string, len(files))
-	for i, f := range files {
-		before[i] = readTrim(f)
-	}
-	time.Sleep(150 * time.Millisecond)
-	for i, f := range files {
-		if now := readTrim(f); now != before[i] {
-			t.Fatalf("%s changed (%s -> %s): its writer was not stopped", f, before[i], now)
-		}
-	}
-}
-
 // thawRecords lists the thaw records in the data dir's private state.
 func thawRecords(t *testing.T, dir string) []string {
 	t.Helper()
@@ -104,9 +66,9 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 		t.Run(map[bool]string{false: "v2", true: "v1"}[v1], func(t *testing.T) {
 			cg := testcgroup.New(t, v1)
 			f := filepath.Join(t.TempDir(), "n")
-			testcgroup.Start(t, cg, "sh", "-c", busy, f)
-			files := busyFiles(f)
-			waitAdvancing(t, files)
+			testcgroup.Start(t, cg, "sh", "-c", testcgroup.Busy, f)
+			files := testcgroup.BusyFiles(f)
+			testcgroup.WaitAdvancing(t, files...)
 			dir := testtree.New(t)
 			args := func(label string) []string {
 				return []string{"create", "--data-dir", dir, "--quiesce", "freeze", "--cgroup", cg.Dir, "--label", label, "--json"}
@@ -131,7 +93,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if res.LockAttempts != 1 || frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after create: %s; frozen %v; records %v", out, frozen(), thawRecords(t, dir))
 			}
-			waitAdvancing(t, files)
+			testcgroup.WaitAdvancing(t, files...)
 			t.Logf("writes paused %.2f ms", res.LockHeldMs)
 
 			// SIGINT while frozen: the command fails, the cgroup is thawed.
@@ -139,7 +101,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if !frozen() || len(thawRecords(t, dir)) != 1 {
 				t.Fatalf("while hotsnap holds the lock: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
-			staysStill(t, files)
+			testcgroup.StaysStill(t, files...)
 			cmd.Process.Signal(os.Interrupt)
 			if code := procExit(cmd.Wait()); code != 130 {
 				t.Fatalf("create interrupted: exit %d, want 130", code)
@@ -147,7 +109,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after SIGINT: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
-			waitAdvancing(t, files)
+			testcgroup.WaitAdvancing(t, files...)
 
 			// A panic while frozen (a bug of ours): thawed on the way out.
 			cmd = exec.Command(bin, args("panic")...)
@@ -173,7 +135,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after recover: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
-			waitAdvancing(t, files)
+			testcgroup.WaitAdvancing(t, files...)
 			if out, err := exec.Command(bin, "list", "--data-dir", dir, "--json").Output(); err != nil || strings.Count(string(out), `"id"`) != 1 {
 				t.Fatalf("list: want the one good snapshot: %v %s", err, out)
 			}
@@ -231,7 +193,7 @@ func startTree(t *testing.T) (pid int, pidFile string, files []string) {
 	t.Helper()
 	tmp := t.TempDir()
 	f := filepath.Join(tmp, "n")
-	cmd := exec.Command("sh", "-c", busy, f)
+	cmd := exec.Command("sh", "-c", testcgroup.Busy, f)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -244,8 +206,8 @@ func startTree(t *testing.T) (pid int, pidFile string, files []string) {
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files = busyFiles(f)
-	waitAdvancing(t, files)
+	files = testcgroup.BusyFiles(f)
+	testcgroup.WaitAdvancing(t, files...)
 	return cmd.Process.Pid, pidFile, files
 }
 
@@ -261,15 +223,15 @@ func TestCLI_QuiesceSignal(t *testing.T) {
 	if out, err := exec.Command(bin, args("ok")...).Output(); err != nil {
 		t.Fatalf("create: %v %s", err, out)
 	}
-	waitAdvancing(t, files)
+	testcgroup.WaitAdvancing(t, files...)
 
 	cmd := hangAt(t, bin, "create.locked", args("sigint")...)
-	staysStill(t, files)
+	testcgroup.StaysStill(t, files...)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := procExit(cmd.Wait()); code == 0 {
 		t.Fatal("an interrupted create succeeded")
 	}
-	waitAdvancing(t, files)
+	testcgroup.WaitAdvancing(t, files...)
 	if r := thawRecords(t, dir); len(r) != 0 {
 		t.Fatalf("records left: %v", r)
 	}
@@ -277,12 +239,12 @@ func TestCLI_QuiesceSignal(t *testing.T) {
 	cmd = exec.Command(bin, args("killed")...)
 	cmd.Env = append(os.Environ(), "HOTSNAP_CRASH_AT=create.locked")
 	cmd.Run()
-	staysStill(t, files)
+	testcgroup.StaysStill(t, files...)
 	out, err := exec.Command(bin, "recover", "--data-dir", dir, "--json").Output()
 	if err != nil || !strings.Contains(string(out), "SIGCONT") {
 		t.Fatalf("recover: %v %s", err, out)
 	}
-	waitAdvancing(t, files)
+	testcgroup.WaitAdvancing(t, files...)
 	if r := thawRecords(t, dir); len(r) != 0 {
 		t.Fatalf("records left: %v", r)
 	}
@@ -308,7 +270,7 @@ func TestSecurity_SignalPidFile(t *testing.T) {
 	if code != 4 || !strings.Contains(stderr, "another user's process") {
 		t.Fatalf("a user's pid file naming root's process: exit %d, %q; want 4", code, stderr)
 	}
-	waitAdvancing(t, files) // never stopped
+	testcgroup.WaitAdvancing(t, files...) // never stopped
 	for _, tc := range []struct{ content, want string }{
 		{"1", "pid 1"},
 		{strconv.Itoa(os.Getpid()), "hotsnap itself"},

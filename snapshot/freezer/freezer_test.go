@@ -16,65 +16,25 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 
-// counter is a shell writing an ever-growing number to file, with two
-// children and a grandchild doing the same to their own files: a process
-// tree that writes all the time.
-const counter = `loop() { i=0; while :; do i=$((i+1)); echo $i > "$1"; done; }
-loop "$0.a" & ( loop "$0.b" & loop "$0.c" ) & loop "$0"`
-
-func read(t *testing.T, f string) string {
-	t.Helper()
-	b, _ := os.ReadFile(f)
-	return strings.TrimSpace(string(b))
-}
-
-// advancing waits (without an upper bound) until every file changes.
-func advancing(t *testing.T, files ...string) {
-	t.Helper()
-	for _, f := range files {
-		was := read(t, f)
-		for read(t, f) == was {
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
-// still checks that none of the files changes over a while: the writers
-// are stopped (a frozen writer can only make this pass, never fail it
-// spuriously).
-func still(t *testing.T, files ...string) {
-	t.Helper()
-	before := make([]string, len(files))
-	for i, f := range files {
-		before[i] = read(t, f)
-	}
-	time.Sleep(150 * time.Millisecond)
-	for i, f := range files {
-		if now := read(t, f); now != before[i] {
-			t.Fatalf("%s went on changing (%s -> %s) while stopped", f, before[i], now)
-		}
-	}
-}
-
 func TestCgroupFreezeThaw(t *testing.T) {
 	for _, v1 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "v2", true: "v1"}[v1], func(t *testing.T) {
 			cg := testcgroup.New(t, v1)
 			f := filepath.Join(t.TempDir(), "n")
-			testcgroup.Start(t, cg, "sh", "-c", counter, f)
-			files := []string{f, f + ".a", f + ".b", f + ".c"}
-			advancing(t, files...)
+			testcgroup.Start(t, cg, "sh", "-c", testcgroup.Busy, f)
+			files := testcgroup.BusyFiles(f)
+			testcgroup.WaitAdvancing(t, files...)
 			if err := cg.Freeze(context.Background(), time.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			if fr, err := cg.Frozen(); err != nil || !fr {
 				t.Fatalf("frozen %v, %v", fr, err)
 			}
-			still(t, files...)
+			testcgroup.StaysStill(t, files...)
 			if err := cg.Thaw(); err != nil {
 				t.Fatal(err)
 			}
-			advancing(t, files...)
+			testcgroup.WaitAdvancing(t, files...)
 			// Found by its path in the mount, and by its path from the root.
 			got, err := freezer.Find(cg.Dir)
 			if err != nil || got != cg {
@@ -133,12 +93,10 @@ func TestFindRefuses(t *testing.T) {
 	}
 }
 
+// TestTreeStopCont needs no root: a process may stop its own children.
 func TestTreeStopCont(t *testing.T) {
-	if os.Geteuid() != 0 && os.Getenv("CI") == "" {
-		t.Skip("needs root")
-	}
 	f := filepath.Join(t.TempDir(), "n")
-	cmd := exec.Command("sh", "-c", counter, f)
+	cmd := exec.Command("sh", "-c", testcgroup.Busy, f)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -147,8 +105,8 @@ func TestTreeStopCont(t *testing.T) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 	}()
-	files := []string{f, f + ".a", f + ".b", f + ".c"}
-	advancing(t, files...)
+	files := testcgroup.BusyFiles(f)
+	testcgroup.WaitAdvancing(t, files...)
 	tree := &freezer.Tree{Root: cmd.Process.Pid}
 	var recorded [][]freezer.Ident
 	err := tree.Stop(context.Background(), time.Now().Add(time.Minute), func(ids []freezer.Ident) error {
@@ -174,11 +132,11 @@ func TestTreeStopCont(t *testing.T) {
 			t.Errorf("process %d is in state %s, want T (stopped)", id.Pid, st)
 		}
 	}
-	still(t, files...)
+	testcgroup.StaysStill(t, files...)
 	if err := tree.Cont(); err != nil {
 		t.Fatal(err)
 	}
-	advancing(t, files...)
+	testcgroup.WaitAdvancing(t, files...)
 
 	// A pid held by another process than the one recorded is never signalled.
 	if _, err := freezer.OpenProc(cmd.Process.Pid, stopped[0].Start+1); !errors.Is(err, os.ErrNotExist) {

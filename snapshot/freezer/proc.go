@@ -248,3 +248,26 @@ func (t *Tree) Cont() error {
 	t.procs = nil
 	return errors.Join(errs...)
 }
+
+// Parent is the pid of pid's parent.
+func Parent(pid int) (int, error) {
+	st, err := readStat(pid)
+	return st.ppid, err
+}
+
+// UID is the real uid of process pid (the Uid line of /proc/PID/status).
+func UID(pid int) (uint32, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				u, err := strconv.ParseUint(f[0], 10, 32)
+				return uint32(u), err
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no Uid line", pid)
+}
