@@ -14,13 +14,24 @@ import (
 // (the --copy rules: a pattern without '/' matches a name at any depth, one
 // with '/' the whole path; path.Match syntax), everything below a matching
 // directory, and, so the selected entries have somewhere to be, the
-// directories above them. No patterns select everything. Memory is one
-// directory entry per level of depth.
+// directories above them. No patterns select everything.
+//
+// Path order is byte order of whole paths, so a directory's subtree does
+// not always follow it at once: "a", "a-b", "a/c" is in order ('-' sorts
+// before '/'). A directory stays on the stack until the entries can no
+// longer be below it; memory is one frame per pending directory, at most a
+// few per level of depth.
 type Selector struct {
 	patterns []string
-	stack    []manifest.Entry // the directories above the current entry
-	made     map[string]bool
-	inMatch  string // a selected directory: its subtree is selected
+	stack    []frame
+	top      bool
+}
+
+// frame is a directory whose subtree may still come.
+type frame struct {
+	e        manifest.Entry
+	selected bool // its subtree is selected
+	made     bool // returned as a parent or selected itself
 }
 
 // NewSelector checks the patterns.
@@ -33,7 +44,7 @@ func NewSelector(patterns []string) (*Selector, error) {
 			return nil, fmt.Errorf("%w: bad --include pattern %q: %v", errs.ErrInvalid, p, err)
 		}
 	}
-	return &Selector{patterns: patterns, made: map[string]bool{}}, nil
+	return &Selector{patterns: patterns}, nil
 }
 
 // MatchAny reports whether rel (a slash path relative to the data dir)
@@ -61,29 +72,39 @@ func (s *Selector) match(rel string) bool { return MatchAny(s.patterns, rel) }
 // (to be made before it, in order).
 func (s *Selector) Next(e *manifest.Entry) (parents []manifest.Entry, selected bool) {
 	p := string(e.Path)
-	for len(s.stack) > 0 && !strings.HasPrefix(p, string(s.stack[len(s.stack)-1].Path)+"/") {
-		s.stack = s.stack[:len(s.stack)-1]
+	// Drop the directories whose subtrees are behind: p sorts after every
+	// path below them.
+	for n := len(s.stack); n > 0; n = len(s.stack) {
+		d := string(s.stack[n-1].e.Path) + "/"
+		if strings.HasPrefix(p, d) || p < d {
+			break
+		}
+		s.stack = s.stack[:n-1]
 	}
-	if s.inMatch != "" && !strings.HasPrefix(p, s.inMatch+"/") {
-		s.inMatch = ""
+	underSelected := false
+	for i := range s.stack {
+		if strings.HasPrefix(p, string(s.stack[i].e.Path)+"/") && s.stack[i].selected {
+			underSelected = true
+		}
 	}
-	selected = len(s.patterns) == 0 || s.inMatch != "" || s.match(p)
+	selected = len(s.patterns) == 0 || underSelected || s.match(p)
+	s.top = selected && !underSelected
 	if selected {
-		for _, d := range s.stack {
-			if !s.made[string(d.Path)] {
-				s.made[string(d.Path)] = true
-				parents = append(parents, d)
+		for i := range s.stack {
+			f := &s.stack[i]
+			if !f.made && strings.HasPrefix(p, string(f.e.Path)+"/") {
+				f.made = true
+				parents = append(parents, f.e)
 			}
 		}
 	}
 	if e.Type == manifest.TypeDir {
-		s.stack = append(s.stack, *e)
-		if selected {
-			s.made[p] = true
-			if s.inMatch == "" {
-				s.inMatch = p
-			}
-		}
+		s.stack = append(s.stack, frame{e: *e, selected: selected, made: selected})
 	}
 	return parents, selected
 }
+
+// Top reports whether the entry Next last selected is the top of what is
+// selected there: not below a selected directory. A partial restore swaps
+// each top in whole.
+func (s *Selector) Top() bool { return s.top }
