@@ -57,6 +57,10 @@ type VerifyOptions struct {
 	// Skip, when set, leaves out the entry at rel (with its subtree): the
 	// live data dir's .hotsnap and backups, which no manifest holds.
 	Skip func(rel string) bool
+	// Only, when set, checks just the entries it accepts, on both sides;
+	// a directory it refuses must have nothing it accepts below it (a
+	// partial restore checks what it puts back).
+	Only func(rel string) bool
 }
 
 // VerifyResult is what VerifyTree found.
@@ -178,10 +182,13 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 		return nil
 	}
 	missing := func(e *Entry) {
+		if opts.Only != nil && !opts.Only(string(e.Path)) {
+			return
+		}
 		add(Problem{string(e.Path), ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type), e.Type})
 	}
 	walkErr := root.Walk(gctx, func(rel string, st fsutil.Stat) error {
-		if opts.Skip != nil && opts.Skip(rel) {
+		if (opts.Skip != nil && opts.Skip(rel)) || (opts.Only != nil && !opts.Only(rel)) {
 			if st.IsDir() {
 				return fs.SkipDir
 			}

@@ -25,6 +25,10 @@ var (
 	// written to in place after it was captured: the snapshot would not hold
 	// the bytes it recorded. It wraps manifest.ErrVerifyFailed.
 	ErrModifiedInPlace = errors.New("file modified in place")
+	// ErrConflict is returned when the live data dir's state stands in the
+	// way (a partial restore would have to replace a file above the
+	// entries asked for).
+	ErrConflict = errs.ErrConflict
 	// ErrBusy is returned when another hotsnap command holds the data dir's
 	// operation lock for longer than the caller waits.
 	ErrBusy = errs.New(errs.Conflict, "another hotsnap command is running on this data dir")

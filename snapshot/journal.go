@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 const (
@@ -28,7 +32,10 @@ const (
 //	moved out:                       failsafe/N,        not data/N (unless moved in)
 //	new name M, moved in:            data/M,            not source/M
 //
-// All moves out happen before any move in. The journal lives in the
+// All moves out happen before any move in. A partial restore's journal
+// names relative paths instead of top-level names (its units, none below
+// another); their parents exist in the data dir, and are made in the
+// failsafe as the moves need them. The journal lives in the
 // private state dir; every name in it is still checked on reading
 // (checkJournal): single path components, in hotsnap's own places only.
 type journal struct {
@@ -42,6 +49,8 @@ type journal struct {
 	Source  string   `json:"source"`
 	MoveOut []string `json:"moveOut"` // top-level names of the old state
 	MoveIn  []string `json:"moveIn"`  // top-level names of the restored state
+	// Partial marks a partial restore: the names are relative paths.
+	Partial bool `json:"partial,omitempty"`
 	// OutDone is set (journal rewritten) once every old entry is in the
 	// failsafe: from then on a name in the data dir can only be a new entry.
 	OutDone bool `json:"outDone"`
@@ -120,16 +129,43 @@ func (s *session) checkJournal(j *journal) error {
 	for _, list := range [][]string{j.MoveOut, j.MoveIn} {
 		seen := make(map[string]bool, len(list))
 		for _, n := range list {
-			if err := validName(n); err != nil {
+			if err := s.checkJournalName(j, n); err != nil {
 				return err
 			}
-			if reserved[n] {
+			top, _, _ := strings.Cut(n, "/")
+			if reserved[top] {
 				return fmt.Errorf("it names %q, which is hotsnap's own", n)
 			}
 			if seen[n] {
 				return fmt.Errorf("it names %q twice", n)
 			}
 			seen[n] = true
+		}
+		// A partial restore's units are disjoint: in path order, a path
+		// below another would follow it (or its siblings sorting before '/').
+		for n := range seen {
+			for d := path.Dir(n); d != "."; d = path.Dir(d) {
+				if seen[d] {
+					return fmt.Errorf("it names %q below %q", n, d)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkJournalName accepts a top-level name, or for a partial restore a
+// clean relative path of such names.
+func (s *session) checkJournalName(j *journal, n string) error {
+	if !j.Partial {
+		return validName(n)
+	}
+	if err := fsutil.ValidRelPath(n); err != nil {
+		return err
+	}
+	for _, c := range strings.Split(n, "/") {
+		if err := validName(c); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -157,12 +193,15 @@ func (s *session) rollForward(j *journal) error {
 			if s.priv.Exists(dst) || !s.data.Exists(n) {
 				continue
 			}
+			if err := s.mkdirsPriv(j.failsafe(), path.Dir(n)); err != nil {
+				return err
+			}
 			if err := s.data.Rename(n, s.priv, dst, true); err != nil {
 				return fmt.Errorf("move %s to the failsafe: %w", n, err)
 			}
 			crashPoint(fmt.Sprintf("restore.out.%d", i))
 		}
-		if err := s.syncPrivDirs(j.failsafe()); err != nil {
+		if err := s.syncMoved(j.failsafe(), j.MoveOut); err != nil {
 			return err
 		}
 		j.OutDone = true
@@ -181,7 +220,7 @@ func (s *session) rollForward(j *journal) error {
 		}
 		crashPoint(fmt.Sprintf("restore.in.%d", i))
 	}
-	return s.syncPrivDirs(j.Source)
+	return s.syncMoved(j.Source, j.MoveIn)
 }
 
 // rollBack undoes the swap: new entries go back to the source, old ones
@@ -196,7 +235,7 @@ func (s *session) rollBack(j *journal) error {
 			return fmt.Errorf("move %s back out of the data dir: %w", n, err)
 		}
 	}
-	if err := s.syncPrivDirs(j.Source); err != nil {
+	if err := s.syncMoved(j.Source, j.MoveIn); err != nil {
 		return err
 	}
 	for _, n := range j.MoveOut {
@@ -208,24 +247,54 @@ func (s *session) rollBack(j *journal) error {
 			return fmt.Errorf("move %s back from the failsafe: %w", n, err)
 		}
 	}
-	return s.syncPrivDirs(j.failsafe())
+	return s.syncMoved(j.failsafe(), j.MoveOut)
 }
 
-// syncPrivDirs fsyncs the data dir and the given folder of the private
-// state dir (a missing one is fine: nothing moved there).
-func (s *session) syncPrivDirs(rel string) error {
-	if err := s.data.Sync(); err != nil {
-		return err
+// syncMoved fsyncs the directories that moving names between the data dir
+// and rel (a folder of the private state dir) changed: the data dir and
+// rel, and for a partial restore the parents of its paths on both sides
+// (a missing one is fine: nothing moved there).
+func (s *session) syncMoved(rel string, names []string) error {
+	dirs := parentDirs(names)
+	if !slices.Contains(dirs, ".") {
+		dirs = append([]string{"."}, dirs...)
 	}
-	d, err := s.priv.OpenDir(rel)
-	if err != nil {
-		if isNotExist(err) {
-			return nil
+	for _, d := range dirs {
+		for _, side := range []struct {
+			root *fsutil.Dir
+			dir  string
+		}{{s.data, d}, {s.priv, path.Join(rel, d)}} {
+			dd, err := side.root.OpenDir(side.dir)
+			if err != nil {
+				if isNotExist(err) {
+					continue
+				}
+				return err
+			}
+			err = dd.Sync()
+			dd.Close()
+			if err != nil {
+				return err
+			}
 		}
-		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	return nil
+}
+
+// mkdirsPriv makes rel/dir and the folders between them in the private
+// state dir (a partial restore's failsafe mirrors the paths it holds).
+func (s *session) mkdirsPriv(rel, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	p := rel
+	for _, c := range strings.Split(dir, "/") {
+		p += "/" + c
+		if err := mkdirSync(s.priv, p, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recoverJournal settles an interrupted restore: forward when the restored

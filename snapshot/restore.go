@@ -24,6 +24,10 @@ type RestoreOptions struct {
 	// Nodes is the target topology; empty means just NodeID (default DefaultNodeID).
 	NodeID string
 	Nodes  []string
+	// Include, when set, makes a partial restore: only the entries these
+	// globs select (the --copy rules; a directory brings its subtree) are
+	// put back, each replacing the live entry at its path whole.
+	Include []string
 	// IgnoreVersion skips the version rule (and says so in the result).
 	IgnoreVersion bool
 	// FastVerify checks the snapshot's tree by stat only instead of re-hashing.
@@ -63,6 +67,7 @@ type RestoreResult struct {
 	Verified                string       `json:"verified"` // "full" (re-hashed) or "fast" (stat)
 	IgnoredVersion          bool         `json:"ignoredVersion"`
 	PotentiallyInconsistent bool         `json:"potentiallyInconsistent"`
+	Include                 []string     `json:"include,omitempty"` // a partial restore's patterns
 	Files                   int64        `json:"files"`
 	Bytes                   int64        `json:"bytes"`
 	Failsafe                string       `json:"failsafe,omitempty"`
@@ -142,14 +147,27 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	if m.PotentiallyInconsistent {
 		res.Warnings = append(res.Warnings, "the snapshot is flagged potentiallyInconsistent: writes were not stopped when it was taken")
 	}
-	vr, err := manifest.VerifyTree(ctx, snap, r, manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups})
+	var sel *selection
+	if len(o.Include) > 0 {
+		if sel, err = selectTops(ctx, mf, o.Include); err != nil {
+			return nil, err
+		}
+		res.Include, res.Files, res.Bytes = o.Include, sel.files, sel.bytes
+	}
+	vo := manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups}
+	if sel != nil {
+		// A partial restore proves what it puts back (the manifest's seal
+		// was proven by selectTops' pass).
+		vo.Only = func(rel string) bool { return sel.scope(rel) != scopeOut }
+	}
+	vr, err := manifest.VerifyTree(ctx, snap, r, vo)
 	if err != nil {
 		return nil, err
 	}
 	if !vr.OK() {
 		return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, vr.Err())
 	}
-	plan, err := s.planRestore(ctx, mf)
+	plan, err := s.planRestore(ctx, mf, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +190,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 			log.Warn("could not remove the restore tree; the next command will", "path", s.priv.Join(restoring), "err", err)
 		}
 	}
-	if err := s.buildRestoreTree(ctx, snap, restoring, mf, o.Workers); err != nil {
+	if err := s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("build restore tree: %w", err)
 	}
@@ -199,7 +217,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	held := holding(ctx, o.Quiescer)
 	defer held.resume()
 	swapStart := time.Now()
-	failsafe, serr := s.swap(id, restoring, o)
+	failsafe, serr := s.swap(id, restoring, sel, o)
 	res.SwapMs = ms(time.Since(swapStart))
 	rerr := held.resume()
 	res.LockHeldMs = ms(time.Since(stats.Acquired))
@@ -259,25 +277,36 @@ func reservedTop(reserved map[string]bool, e *manifest.Entry) error {
 // planRestore compares the live data dir with the manifest: the live tree
 // is walked in the manifest's order and merged with it, so nothing grows
 // with the number of entries but the lists of paths reported.
-func (s *session) planRestore(ctx context.Context, mf *ManifestFile) (*RestorePlan, error) {
+//
+// A partial restore (sel not nil) compares only what it replaces: the
+// entries at or below its tops, and the directories above them, which are
+// added when missing and otherwise kept; the rest of the live tree is not
+// walked.
+func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *selection) (*RestorePlan, error) {
 	plan := &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
 	reserved := s.l.reservedNames()
 	r, err := mf.Reader()
 	if err != nil {
 		return nil, err
 	}
-	cur, merr := r.Next()
+	var cur *manifest.Entry
+	var merr error
 	next := func() error {
-		cur, merr = r.Next()
-		if merr == nil {
-			return reservedTop(reserved, cur)
+		for {
+			cur, merr = r.Next()
+			if merr != nil {
+				return nil
+			}
+			if err := reservedTop(reserved, cur); err != nil {
+				return err
+			}
+			if sel.scope(string(cur.Path)) != scopeOut {
+				return nil
+			}
 		}
-		return nil
 	}
-	if merr == nil {
-		if err := reservedTop(reserved, cur); err != nil {
-			return nil, err
-		}
+	if err := next(); err != nil {
+		return nil, err
 	}
 	added := func(e *manifest.Entry) {
 		plan.Added = append(plan.Added, string(e.Path))
@@ -294,11 +323,16 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile) (*RestorePl
 	// The application may still be writing (the plan is made before the
 	// lock): entries that vanish during the walk are simply not counted.
 	err = s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
-		if reserved[rel] {
+		sc := sel.scope(rel)
+		if reserved[rel] || sc == scopeOut {
 			if st.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
+		}
+		if sc == scopeAbove && !st.IsDir() {
+			return fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory above the entries to restore; include %s itself to replace it; nothing was changed",
+				ErrConflict, rel, st.TypeName(), rel)
 		}
 		for merr == nil && string(cur.Path) < rel {
 			added(cur)
@@ -314,6 +348,9 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile) (*RestorePl
 			return nil
 		}
 		e := cur
+		if sc == scopeAbove {
+			return next() // a directory kept as it is
+		}
 		changed := st.TypeName() != e.Type
 		if !changed {
 			switch e.Type {

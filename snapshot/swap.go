@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,29 +19,23 @@ import (
 
 // swap runs the journaled swap; the caller holds the write lock. source is
 // the folder of the private state dir holding the new entries. It returns
-// the failsafe dir holding the previous state.
-func (s *session) swap(id, source string, o RestoreOptions) (string, error) {
-	reserved := s.l.reservedNames()
-	names, err := s.data.Names(".")
+// the failsafe dir holding the previous state. A partial restore (sel not
+// nil) moves its units (partialUnits) instead of every top-level entry.
+func (s *session) swap(id, source string, sel *selection, o RestoreOptions) (string, error) {
+	out, in, err := s.swapNames(source, sel)
 	if err != nil {
 		return "", err
 	}
-	out := []string{}
-	for _, n := range names {
-		if !reserved[n] {
-			out = append(out, n)
-		}
-	}
-	in, err := s.priv.Names(source)
-	if err != nil {
-		return "", err
+	partial := ""
+	if sel != nil {
+		partial = partialMarker
 	}
 	if err := s.mkdirPriv(failsafeName); err != nil {
 		return "", err
 	}
 	var fs string
 	for i := 0; ; i++ {
-		fs = fmt.Sprintf("%s_before_%s_%08x", o.Now().UTC().Format(IDTimeLayout), id, fsutil.RandUint32())
+		fs = fmt.Sprintf("%s%s_before_%s_%08x", o.Now().UTC().Format(IDTimeLayout), partial, id, fsutil.RandUint32())
 		err := s.priv.Mkdir(failsafeName+"/"+fs, 0o700)
 		if err == nil {
 			break
@@ -49,7 +44,7 @@ func (s *session) swap(id, source string, o RestoreOptions) (string, error) {
 			return "", fmt.Errorf("create failsafe: %w", err)
 		}
 	}
-	j := &journal{ID: id, Failsafe: fs, Source: source, MoveOut: out, MoveIn: in, StartCmd: o.StartCmd}
+	j := &journal{ID: id, Failsafe: fs, Source: source, MoveOut: out, MoveIn: in, Partial: sel != nil, StartCmd: o.StartCmd}
 	if err := s.writeJournal(j); err != nil {
 		s.priv.Remove(j.failsafe())
 		return "", fmt.Errorf("write restore journal: %w", err)
@@ -81,13 +76,40 @@ func (s *session) swap(id, source string, o RestoreOptions) (string, error) {
 	return s.priv.Join(j.failsafe()), nil
 }
 
+// swapNames lists what a swap moves out of the data dir and in from source:
+// every top-level entry but hotsnap's own, or a partial restore's units.
+func (s *session) swapNames(source string, sel *selection) (out, in []string, err error) {
+	if sel != nil {
+		return s.partialUnits(sel)
+	}
+	reserved := s.l.reservedNames()
+	names, err := s.data.Names(".")
+	if err != nil {
+		return nil, nil, err
+	}
+	out = []string{}
+	for _, n := range names {
+		if !reserved[n] {
+			out = append(out, n)
+		}
+	}
+	in, err = s.priv.Names(source)
+	return out, in, err
+}
+
 // buildRestoreTree recreates the snapshot's tree (snap) at dstRel in the
 // private state dir, streaming its manifest: linked entries are linked (the
 // snapshot's inode, as at create), copied and reflinked entries are copied
 // afresh, link groups are kept, then owners, modes and mtimes are set.
 // Symlinks are created, never followed. Each file is opened once, checked
-// against its entry, and linked or copied from that open file.
-func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, workers int) error {
+// against its entry, and linked or copied from that open file. With
+// include, only the entries it selects are built, with the directories
+// above them.
+func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int) error {
+	sel, err := treepkg.NewSelector(include)
+	if err != nil {
+		return err
+	}
 	if err := s.priv.Mkdir(dstRel, 0o700); err != nil {
 		return err
 	}
@@ -102,6 +124,17 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 	_, err = mf.Each(func(e *manifest.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		parents, selected := sel.Next(e)
+		if !selected {
+			return nil
+		}
+		for i := range parents {
+			if err := dst.Mkdir(string(parents[i].Path), 0o700); err != nil {
+				return err
+			}
+			dirs = append(dirs, parents[i])
+			owned = append(owned, string(parents[i].Path))
 		}
 		p := string(e.Path)
 		if err := treepkg.MakeDirOrSymlink(dst, e); err != nil {
@@ -205,6 +238,9 @@ func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (s
 	if err := validName(name); err != nil {
 		return "", fmt.Errorf("%w: failsafe %v", ErrInvalid, err)
 	}
+	if len(name) > len(IDTimeLayout) && strings.HasPrefix(name[len(IDTimeLayout):], partialMarker+"_") {
+		return "", fmt.Errorf("%w: failsafe %s is a partial restore's: it holds only the entries that restore replaced, so it cannot be swapped in as the data dir; move them back by hand", ErrInvalid, name)
+	}
 	s, err := l.openSession(ctx, log, true)
 	if err != nil {
 		return "", err
@@ -220,7 +256,7 @@ func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (s
 	}
 	held := holding(ctx, o.Quiescer)
 	defer held.resume()
-	next, serr := s.swap("revert", source, RestoreOptions{Now: o.Now})
+	next, serr := s.swap("revert", source, nil, RestoreOptions{Now: o.Now})
 	rerr := held.resume()
 	if serr != nil {
 		return "", serr

@@ -256,7 +256,8 @@ func TestCLI_PartialRestore(t *testing.T) {
 	}{
 		{[]string{"--target", t1}, 1}, // exists
 		{[]string{"--target", filepath.Join(out, "n"), "--include", "zzz"}, 6},
-		{[]string{"--include", "db"}, 2}, // into the data dir: not supported
+		{[]string{"--include", "zzz"}, 6}, // into the data dir, matching nothing
+		{[]string{"--include", "[bad"}, 2},
 		{[]string{"--target", filepath.Join(out, "n"), "--dry-run"}, 2},
 		{[]string{"--target", filepath.Join(dir, "inside")}, 2},
 		{[]string{"--target", filepath.Join(out, "n"), "--include", "[bad"}, 2},
@@ -302,6 +303,38 @@ func TestCLI_PartialRestore(t *testing.T) {
 	}
 	if code, _, _ := hs(t, "download", "--data-dir", dir, "--id", id, "--remote", remote, "--include", "db"); code != 2 {
 		t.Fatalf("download --include without --target: exit %d", code)
+	}
+
+	// Into the live data dir: db comes back whole (its new file goes to the
+	// failsafe), logs and keep are left as they are.
+	writeReplace(t, filepath.Join(dir, "db", "a.sst"), "ALPHA-2")
+	os.WriteFile(filepath.Join(dir, "db", "b.sst"), []byte("beta"), 0o644)
+	os.WriteFile(filepath.Join(dir, "logs", "y.log"), []byte("newer log"), 0o644)
+	code, js, errb = hs(t, "restore", "--data-dir", dir, "--id", id, "--include", "db", "--json")
+	if code != 0 {
+		t.Fatalf("restore --include db: exit %d %s %s", code, errb, js)
+	}
+	var rr struct {
+		Include  []string
+		Files    int64
+		Failsafe string
+		Plan     struct{ Removed, Changed []string }
+	}
+	json.Unmarshal([]byte(js), &rr)
+	if strings.Join(rr.Include, ",") != "db" || rr.Files != 2 || strings.Join(rr.Plan.Removed, ",") != "db/b.sst" || strings.Join(rr.Plan.Changed, ",") != "db/a.sst" {
+		t.Fatalf("restore --include db --json: %s", js)
+	}
+	if got := strings.Join(files(filepath.Join(dir, "db")), " "); got != "CURRENT a.sst" {
+		t.Fatalf("db after the partial restore: %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "db", "a.sst")); string(b) != "alpha" {
+		t.Fatalf("db/a.sst %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "logs", "y.log")); string(b) != "newer log" {
+		t.Fatal("a partial restore of db touched logs")
+	}
+	if got := strings.Join(files(rr.Failsafe), " "); got != "db db/CURRENT db/a.sst db/b.sst" {
+		t.Fatalf("failsafe holds %q", got)
 	}
 }
 

@@ -156,12 +156,7 @@ func TestCrash_Restore(t *testing.T) {
 	outcomes := map[string]int{}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
-			dir := testtree.New(t)
-			out, err := exec.Command(bin, "create", "--data-dir", dir, "--label", "base", "--copy", "CURRENT", "--json").Output()
-			if err != nil {
-				t.Fatal(err)
-			}
-			id := jsonField(t, out, "id")
+			dir, id := createBase(t, bin)
 			restored := testtree.Snapshot(t, filepath.Join(dir, "backups", id, "data"))
 			// The live data moves on (new, changed and removed entries at the top level too).
 			os.Remove(filepath.Join(dir, "a.txt"))
@@ -170,37 +165,7 @@ func TestCrash_Restore(t *testing.T) {
 			os.RemoveAll(filepath.Join(dir, "private"))
 			old := testtree.Snapshot(t, dir, "backups", ".hotsnap")
 
-			cmd := exec.Command(bin, "restore", "--data-dir", dir, "--id", id)
-			cmd.Env = append(os.Environ(), "HOTSNAP_CRASH_AT="+step)
-			err = cmd.Run()
-			killed := false
-			if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
-				killed = true
-				outcomes["killed"]++
-			} else if err != nil {
-				t.Fatalf("restore failed without being killed: %v", err)
-			}
-			if out, err := exec.Command(bin, "recover", "--data-dir", dir).CombinedOutput(); err != nil {
-				t.Fatalf("recover: %v %s", err, out)
-			}
-			got := testtree.Snapshot(t, dir, "backups", ".hotsnap")
-			dOld, dNew := testtree.Diff(old, got), testtree.Diff(restored, got)
-			switch {
-			case dNew == "":
-				outcomes["restored"]++
-			case dOld == "":
-				outcomes["old"]++
-			default:
-				t.Fatalf("after a kill at %s (killed=%v) and recover, the data dir is a mix:\nvs old:\n%s\nvs restored:\n%s", step, killed, dOld, dNew)
-			}
-			for _, d := range []string{"restoring", "staging"} {
-				if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "private", d)); len(ents) != 0 {
-					t.Fatalf("%s left after recover: %v", d, ents)
-				}
-			}
-			if _, err := os.Stat(filepath.Join(dir, ".hotsnap", "private", "restore.journal")); err == nil {
-				t.Fatal("journal left after recover")
-			}
+			killRestoreAndRecover(t, bin, dir, step, old, restored, outcomes, "--id", id)
 			if out, err := exec.Command(bin, "verify", "--data-dir", dir, "--id", id).CombinedOutput(); err != nil {
 				t.Fatalf("snapshot damaged by the crash: %s", out)
 			}
@@ -212,6 +177,92 @@ func TestCrash_Restore(t *testing.T) {
 	// done: 1+1+8+1+9+1+1 = 22 kills.
 	if outcomes["killed"] != 22 || outcomes["old"] == 0 || outcomes["restored"] == 0 {
 		t.Fatalf("expected kills both before the journal (old state) and after it (restored): %v", outcomes)
+	}
+}
+
+// TestCrash_PartialRestore kills a real `hotsnap restore --include` at
+// every step of its swap, whose units are nested paths (one replacing a
+// live file, one a live dir, two the live data dir lacks), runs `hotsnap
+// recover`, and requires the data dir to be exactly the old state or
+// exactly the old state with those entries replaced.
+func TestCrash_PartialRestore(t *testing.T) {
+	bin := buildTestBinary(t)
+	steps := []string{"restore.built", "restore.journal", "restore.out.0", "restore.out.1", "restore.out.2", "restore.out.done"}
+	for i := 0; i < 5; i++ {
+		steps = append(steps, "restore.in."+itoa(i))
+	}
+	steps = append(steps, "restore.swapped", "restore.done")
+	outcomes := map[string]int{}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			dir, id := createBase(t, bin)
+			os.RemoveAll(filepath.Join(dir, "db", "nested"))
+			os.WriteFile(filepath.Join(dir, "db", "CURRENT"), []byte("MANIFEST-000002\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "db", "000003.sst"), []byte("newer"), 0o644)
+			os.WriteFile(filepath.Join(dir, "private", "extra"), []byte("x"), 0o600)
+			os.Remove(filepath.Join(dir, "readonly-dir"))
+			old := testtree.Snapshot(t, dir, "backups", ".hotsnap")
+			restored := testtree.Replace(old, testtree.Snapshot(t, filepath.Join(dir, "backups", id, "data")),
+				"db/nested", "db/CURRENT", "private", "readonly-dir")
+
+			killRestoreAndRecover(t, bin, dir, step, old, restored, outcomes, "--id", id,
+				"--include", "db/nested", "--include", "CURRENT", "--include", "private", "--include", "readonly-dir")
+		})
+	}
+	t.Logf("outcomes over %d kill points: %v", len(steps), outcomes)
+	// built, journal, out.0..1 (db/CURRENT and private exist live),
+	// out.done, in.0..3, swapped, done: 11 kills.
+	if outcomes["killed"] != 11 || outcomes["old"] == 0 || outcomes["restored"] == 0 {
+		t.Fatalf("expected kills both before the journal (old state) and after it (restored): %v", outcomes)
+	}
+}
+
+// createBase makes a fixture data dir and its snapshot (CURRENT copied).
+func createBase(t *testing.T, bin string) (dir, id string) {
+	t.Helper()
+	dir = testtree.New(t)
+	out, err := exec.Command(bin, "create", "--data-dir", dir, "--label", "base", "--copy", "CURRENT", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, jsonField(t, out, "id")
+}
+
+// killRestoreAndRecover runs `hotsnap restore` with args, killed at step,
+// then `hotsnap recover`, and requires the data dir to be exactly old or
+// exactly restored, with no restoring tree and no journal left.
+func killRestoreAndRecover(t *testing.T, bin, dir, step string, old, restored map[string]testtree.Entry, outcomes map[string]int, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"restore", "--data-dir", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "HOTSNAP_CRASH_AT="+step)
+	out, err := cmd.CombinedOutput()
+	killed := false
+	if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+		killed = true
+		outcomes["killed"]++
+	} else if err != nil {
+		t.Fatalf("restore failed without being killed: %v %s", err, out)
+	}
+	if out, err := exec.Command(bin, "recover", "--data-dir", dir).CombinedOutput(); err != nil {
+		t.Fatalf("recover: %v %s", err, out)
+	}
+	got := testtree.Snapshot(t, dir, "backups", ".hotsnap")
+	dOld, dNew := testtree.Diff(old, got), testtree.Diff(restored, got)
+	switch {
+	case dNew == "":
+		outcomes["restored"]++
+	case dOld == "":
+		outcomes["old"]++
+	default:
+		t.Fatalf("after a kill at %s (killed=%v) and recover, the data dir is a mix:\nvs old:\n%s\nvs restored:\n%s", step, killed, dOld, dNew)
+	}
+	for _, d := range []string{"restoring", "staging"} {
+		if ents, _ := os.ReadDir(filepath.Join(dir, ".hotsnap", "private", d)); len(ents) != 0 {
+			t.Fatalf("%s left after recover: %v", d, ents)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".hotsnap", "private", "restore.journal")); err == nil {
+		t.Fatal("journal left after recover")
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -26,15 +25,12 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-failsafe", Usage: "do not keep the previous state in .hotsnap/failsafe/"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
 			&cli.StringFlag{Name: "target", Usage: "copy the snapshot (or the --include entries) into this new directory instead; the data dir and the application are left alone"},
-			&cli.StringSliceFlag{Name: "include", Usage: "with --target: glob of the entries to restore (the --copy rules; a directory brings its subtree; repeatable)"},
+			&cli.StringSliceFlag{Name: "include", Usage: "glob of the entries to restore (the --copy rules; a directory brings its subtree; repeatable): each replaces the live entry at its path, the rest of the data dir is left alone"},
 		}, quiesceFlags()...)...),
 		Action: func(c *cli.Context) error {
 			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
-			}
-			if c.IsSet("include") && !c.IsSet("target") {
-				return usageError{errors.New("--include needs --target DIR: a partial restore into the live data dir is not supported (restore the entries into a new directory, then move them)")}
 			}
 			if c.IsSet("target") {
 				for _, f := range []string{"dry-run", "stop-cmd", "start-cmd", "no-failsafe", "fast-verify", "quiesce"} {
@@ -59,7 +55,7 @@ func restoreCommand() *cli.Command {
 			defer closeQ()
 			res, err := snapshot.Restore(c.Context, l, id, snapshot.RestoreOptions{
 				AppVersion: c.String("app-version"), EncryptionKeyID: c.String("encryption-key-id"),
-				NodeID: c.String("node-id"), IgnoreVersion: c.Bool("ignore-version"),
+				NodeID: c.String("node-id"), IgnoreVersion: c.Bool("ignore-version"), Include: c.StringSlice("include"),
 				FastVerify: c.Bool("fast-verify"), NoFailsafe: c.Bool("no-failsafe"), DryRun: c.Bool("dry-run"),
 				Quiescer: q, Lock: snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
 				StopCmd: c.String("stop-cmd"), StartCmd: c.String("start-cmd"), HookTimeout: c.Duration("hook-timeout"),

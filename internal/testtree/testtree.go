@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -146,6 +147,31 @@ func Snapshot(t testing.TB, root string, skip ...string) map[string]Entry {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// Replace is old with the entries at and below each of tops replaced by
+// those of from: what a partial restore of tops makes of old.
+func Replace(old, from map[string]Entry, tops ...string) map[string]Entry {
+	under := func(p string) bool {
+		for _, t := range tops {
+			if p == t || strings.HasPrefix(p, t+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	out := map[string]Entry{}
+	for p, e := range old {
+		if !under(p) {
+			out[p] = e
+		}
+	}
+	for p, e := range from {
+		if under(p) {
+			out[p] = e
+		}
 	}
 	return out
 }
