@@ -107,3 +107,29 @@ func TestDiff_Streams(t *testing.T) {
 		t.Fatalf("a broken seal was not noticed: %v", err)
 	}
 }
+
+// BenchmarkRead1M: one pass over a manifest of a million files (page
+// cache), as every command that streams a manifest makes.
+func BenchmarkRead1M(b *testing.B) {
+	a := filepath.Join(b.TempDir(), "a.json")
+	writeBig(b, a, 1000, 1000, false)
+	b.ResetTimer()
+	for range b.N {
+		r, done := openBig(b, a)
+		n := 0
+		for {
+			_, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		done()
+		if n != 1001000 {
+			b.Fatalf("%d entries", n)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -239,6 +240,15 @@ func FuzzDecode(f *testing.F) {
 		m, err := Decode(data)
 		if err != nil {
 			return
+		}
+		// What the hand-written scanner accepts is JSON, and reads as
+		// encoding/json reads it.
+		var ref Manifest
+		if err := json.Unmarshal(data, &ref); err != nil {
+			t.Fatalf("accepted a manifest encoding/json refuses: %v", err)
+		}
+		if len(ref.Entries) != len(m.Entries) || (len(m.Entries) > 0 && !reflect.DeepEqual(ref.Entries, m.Entries)) {
+			t.Fatalf("entries differ from encoding/json's:\n%+v\n%+v", m.Entries, ref.Entries)
 		}
 		b, err := m.Encode()
 		if err != nil {

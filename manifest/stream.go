@@ -86,11 +86,12 @@ func (w *Writer) Add(e *Entry) error {
 		w.err = fmt.Errorf("write manifest: %w", w.chk.err(w.hdr.ID))
 		return w.err
 	}
-	b, err := json.Marshal(e)
+	b, err := appendEntry(w.buf[:0], e)
 	if err != nil {
 		w.err = err
 		return err
 	}
+	w.buf = b
 	if w.n > 0 {
 		w.h.Write([]byte{','})
 		w.w.WriteString(",\n")
@@ -142,6 +143,9 @@ type Reader struct {
 	done   bool
 	err    error
 	digest string
+	br     *bufio.Reader // the stream after "entries": (scan.go)
+	raw    []byte        // the entry being decoded
+	buf    []byte        // its canonical encoding
 }
 
 // NewReader reads a manifest's header from r.
@@ -256,6 +260,7 @@ func (r *Reader) readHeader() error {
 	default:
 		return fmt.Errorf("%w: \"entries\" is not a list", ErrCorrupt)
 	}
+	r.startEntries()
 	return nil
 }
 
@@ -288,10 +293,13 @@ func (r *Reader) Next() (*Entry, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	r.src.allow(int64(MaxLine)) // before More, which may read ahead
-	if !r.done && r.dec.More() {
+	more, err := r.more()
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	if more {
 		var e Entry
-		if err := r.dec.Decode(&e); err != nil {
+		if err := r.decode(&e); err != nil {
 			return nil, r.fail(err)
 		}
 		if err := r.hash(&e); err != nil {
@@ -311,10 +319,11 @@ func (r *Reader) Next() (*Entry, error) {
 }
 
 func (r *Reader) hash(e *Entry) error {
-	b, err := json.Marshal(e)
+	b, err := appendEntry(r.buf[:0], e)
 	if err != nil {
 		return fmt.Errorf("%w: entry %d: %v", ErrCorrupt, r.n, err)
 	}
+	r.buf = b
 	if r.n > 0 {
 		r.h.Write([]byte{','})
 	}
@@ -326,9 +335,13 @@ func (r *Reader) hash(e *Entry) error {
 // drain reads the rest after a problem was found, to list more of them
 // and to put a broken seal first.
 func (r *Reader) drain() error {
-	for r.src.allow(int64(MaxLine)); !r.done && r.dec.More(); r.src.allow(int64(MaxLine)) {
+	for {
+		more, err := r.more()
+		if err != nil || !more {
+			break
+		}
 		var e Entry
-		if err := r.dec.Decode(&e); err != nil {
+		if err := r.decode(&e); err != nil {
 			return r.chk.err(r.hdr.ID)
 		}
 		if r.hash(&e) != nil {
@@ -345,34 +358,8 @@ func (r *Reader) drain() error {
 // finish reads the end of the entries and the digest, proves the seal and
 // the totals, and requires nothing after the object.
 func (r *Reader) finish() error {
-	r.src.allow(int64(MaxLine))
-	if !r.done {
-		if err := r.delim(']'); err != nil {
-			return err
-		}
-		r.done = true
-	}
-	key, err := r.key()
-	if err != nil {
+	if err := r.tail(); err != nil {
 		return err
-	}
-	if key != "digest" {
-		return fmt.Errorf("%w: field %q after the entries (only \"digest\" may follow them)", ErrCorrupt, key)
-	}
-	if err := r.dec.Decode(&r.digest); err != nil {
-		return err
-	}
-	if err := r.delim('}'); err != nil {
-		return err
-	}
-	if _, err := r.dec.Token(); err != io.EOF {
-		if err != nil && !isJSONFieldError(err) {
-			var syn *json.SyntaxError
-			if !errors.As(err, &syn) {
-				return err // the source failed (a stream that does not hash to its descriptor)
-			}
-		}
-		return fmt.Errorf("%w: trailing data after the manifest object", ErrCorrupt)
 	}
 	if err := r.src.end(); err != nil {
 		return err
