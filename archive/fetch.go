@@ -14,6 +14,7 @@ import (
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/tree"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,7 +113,12 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 			return &packError{rg.pack, err}
 		}
 		fetched.Add(int64(len(data)))
-		for _, nb := range rg.blobs {
+		// A range of small files holds thousands of them: they are made by
+		// o.Workers goroutines, each taking a contiguous share (files of
+		// one directory stay together), so creating files, which is most of
+		// a download of small files, uses every core.
+		return stripes(ctx, len(rg.blobs), o.Workers, func(i int) error {
+			nb := rg.blobs[i]
 			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
 			chunk, err := decodeBlob(r.enc, b, nb.id, nb.loc.Raw)
 			if err != nil {
@@ -132,8 +138,8 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 					return err
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fetched.Load(), reqs.Load(), err
@@ -212,6 +218,46 @@ func writeWhole(root *fsutil.Dir, e *manifest.Entry, chunk []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// stripes calls fn for 0..n-1 in up to workers goroutines, each taking a
+// contiguous share; the first error stops the others' next calls.
+func stripes(ctx context.Context, n, workers int, fn func(i int) error) error {
+	if workers < 1 {
+		workers = 1
+	}
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for w := range workers {
+		lo, hi := w*n/workers, (w+1)*n/workers
+		g.Go(func() error {
+			return par.Safely(func() error {
+				for i := lo; i < hi; i++ {
+					if err := gctx.Err(); err != nil {
+						return err
+					}
+					if err := fn(i); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	}
+	return g.Wait()
 }
 
 // filesUsingPack lists the batch's files with a chunk in pack.

@@ -64,7 +64,7 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 			s.priv.RemoveAll(stage)
 		}
 	}()
-	mf, err := s.importManifest(ctx, stage, id, src)
+	mf, dirs, err := s.importManifest(ctx, stage, id, src)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 		return err
 	}
 	crashPoint("import.filled")
-	if err := finishImported(ctx, tree, mf); err != nil {
+	if err := finishImported(tree, dirs); err != nil {
 		return err
 	}
 	if err := writeNew(s.priv, stage+"/"+originName, origin); err != nil {
@@ -94,12 +94,14 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 	return s.publish(stage, id)
 }
 
-// importManifest writes the manifest into staging and proves it.
-func (s *session) importManifest(ctx context.Context, stage, id string, src ImportSource) (*ManifestFile, error) {
+// importManifest writes the manifest into staging and proves it; the
+// proving pass also collects the directory entries, whose attributes are
+// set once the tree is filled.
+func (s *session) importManifest(ctx context.Context, stage, id string, src ImportSource) (*ManifestFile, []manifest.Entry, error) {
 	rel := stage + "/" + manifestName
 	f, err := s.priv.Create(rel, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	err = src.WriteManifest(ctx, f)
 	if err == nil {
@@ -109,35 +111,32 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g, st, err := s.priv.OpenRegular(rel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mf := manifest.NewFile(g, st.Size, id)
-	if _, err := mf.Each(nil); err != nil {
-		mf.Close()
-		return nil, err
-	}
-	return mf, nil
-}
-
-// finishImported gives the tree's directories their attributes, then makes
-// everything durable with one syncfs of the filesystem: every file was
-// written here (nothing is shared with live data), and one call costs less
-// than an fsync per file by orders of magnitude for small files.
-func finishImported(ctx context.Context, tree *fsutil.Dir, mf *ManifestFile) error {
 	var dirs []manifest.Entry
-	_, err := mf.Each(func(e *manifest.Entry) error {
+	_, err = mf.Each(func(e *manifest.Entry) error {
 		if e.Type == manifest.TypeDir {
 			dirs = append(dirs, *e)
 		}
 		return ctx.Err()
 	})
 	if err != nil {
-		return err
+		mf.Close()
+		return nil, nil, err
 	}
+	return mf, dirs, nil
+}
+
+// finishImported gives the tree's directories their attributes, then makes
+// everything durable with one syncfs of the filesystem: every file was
+// written here (nothing is shared with live data), and one call costs less
+// than an fsync per file by orders of magnitude for small files.
+func finishImported(tree *fsutil.Dir, dirs []manifest.Entry) error {
 	if err := treepkg.FinishDirs(tree, dirs); err != nil {
 		return err
 	}
