@@ -99,7 +99,11 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 	// files are most files of a large tree; this saves an open and a read
 	// of each.
 	whole := make([]bool, len(jobs))
-	err := par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
+	mk, err := fsutil.NewMaker(root)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
 		rg := ranges[k]
 		data, err := r.st.GetRange(ctx, packKey(rg.pack), rg.start, rg.end-rg.start)
 		reqs.Add(1)
@@ -127,7 +131,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 			for _, t := range nb.targets {
 				j := &jobs[t.file]
 				if len(j.ids) == 1 {
-					if err := writeWhole(root, &j.e, chunk); err != nil {
+					if err := writeWhole(mk, &j.e, chunk); err != nil {
 						return err
 					}
 					whole[t.file] = true
@@ -201,23 +205,11 @@ func writeAt(root *fsutil.Dir, rel string, b []byte, off int64) error {
 // writeWhole makes e, a file of one chunk, from that chunk: checked
 // against the manifest's hash and size first, then written with its
 // attributes.
-func writeWhole(root *fsutil.Dir, e *manifest.Entry, chunk []byte) error {
+func writeWhole(mk *fsutil.Maker, e *manifest.Entry, chunk []byte) error {
 	if int64(len(chunk)) != e.Size || manifest.HashBytes(chunk) != e.BLAKE3 {
 		return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, e.BLAKE3, e.Size)
 	}
-	f, err := root.OpenFile(string(e.Path), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(chunk); err != nil {
-		f.Close()
-		return err
-	}
-	if err := tree.SetAttrs(f, e); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return mk.Write(string(e.Path), chunk, e.UID, e.GID, e.Mode, e.MtimeNs)
 }
 
 // stripes calls fn for 0..n-1 in up to workers goroutines, each taking a
