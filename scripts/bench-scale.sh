@@ -54,8 +54,9 @@ fresh_fs() { # N -> sets D
 }
 drop_fs() {
   if [ -n "$MNT" ]; then umount "$MNT" && rm -f "$WORK/fs$N.img"; else rm -rf "$D"; fi
+  MNT=
 }
-trap 'drop_fs 2>/dev/null; cleanup' EXIT
+trap 'drop_fs 2>/dev/null || true; cleanup' EXIT
 for N in $SIZES; do
   fresh_fs "$N"; DATA="$D/data"; FRESH="$D/fresh"; mkdir -p "$FRESH"
   bin/gendata -dir "$DATA" -files "$N" -dirs 1000 -filesize 1KiB >/dev/null
