@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -92,7 +93,11 @@ func printRestore(w io.Writer, res *snapshot.RestoreResult) {
 		list("~", p.Changed)
 		return
 	}
-	fmt.Fprintf(w, "restored %s (verified: %s): %d files, %s\n", res.ID, res.Verified, res.Files, humanBytes(res.Bytes))
+	what := res.ID
+	if len(res.Include) > 0 {
+		what = fmt.Sprintf("the entries of %s matching %s", res.ID, strings.Join(res.Include, " "))
+	}
+	fmt.Fprintf(w, "restored %s (verified: %s): %d files, %s\n", what, res.Verified, res.Files, humanBytes(res.Bytes))
 	fmt.Fprintf(w, "  %d added, %d removed, %d changed; swap %.1f ms, writes held %.1f ms, took %.0f ms\n",
 		len(p.Added), len(p.Removed), len(p.Changed), res.SwapMs, res.LockHeldMs, res.DurationMs)
 	if res.Failsafe != "" {
