@@ -27,6 +27,9 @@ const (
 	ProblemOwner    = "owner"    // uid or gid differ
 	ProblemTarget   = "target"   // symlink target differs
 	ProblemRead     = "read"     // could not be read
+	// ProblemUnproven: changed (its ctime moved) since a proof said the
+	// tree was whole; see VerifyOptions.ProvenBefore.
+	ProblemUnproven = "unproven"
 )
 
 // Problem is one difference between a tree and its manifest.
@@ -61,6 +64,13 @@ type VerifyOptions struct {
 	// a directory it refuses must have nothing it accepts below it (a
 	// partial restore checks what it puts back).
 	Only func(rel string) bool
+	// ProvenBefore, when set (a ctime in ns), trusts the content of every
+	// entry whose ctime is below it, because a proof recorded that the
+	// tree was whole when the kernel's clock read that: such entries are
+	// checked by stat (as Fast), and every other entry is reported
+	// ProblemUnproven. Any change to an entry (content, owner, mode,
+	// links, times) moves its ctime to the time of the change.
+	ProvenBefore int64
 }
 
 // VerifyResult is what VerifyTree found.
@@ -147,6 +157,10 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	}
 	compare := func(e *Entry, st fsutil.Stat) error {
 		p := string(e.Path)
+		if opts.ProvenBefore != 0 && st.CtimeNs >= opts.ProvenBefore {
+			add(Problem{p, ProblemUnproven, fmt.Sprintf("changed (ctime %d) since the proof (%d)", st.CtimeNs, opts.ProvenBefore), e.Type})
+			return nil
+		}
 		if got := st.TypeName(); got != e.Type {
 			add(Problem{p, ProblemType, fmt.Sprintf("manifest says %s, tree has %s", e.Type, got), got})
 			return nil
@@ -171,7 +185,7 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			} else if st.MtimeNs != e.MtimeNs {
 				add(Problem{p, ProblemModified, fmt.Sprintf("mtime %d, manifest says %d: modified in place", st.MtimeNs, e.MtimeNs), e.Type})
 			}
-			if !opts.Fast {
+			if !opts.Fast && opts.ProvenBefore == 0 {
 				select {
 				case jobs <- job{p, e.BLAKE3}:
 				case <-gctx.Done():

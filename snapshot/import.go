@@ -88,6 +88,9 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 	if err := writeNew(s.priv, stage+"/"+originName, origin); err != nil {
 		return err
 	}
+	if err := s.writeProof(stage, id); err != nil {
+		return err
+	}
 	if s.op, err = lockOp(ctx, s.priv, DefaultOpLockWait); err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ type RestoreResult struct {
 	ID                      string       `json:"id"`
 	DryRun                  bool         `json:"dryRun"`
 	Restored                bool         `json:"restored"`
-	Verified                string       `json:"verified"` // "full" (re-hashed) or "fast" (stat)
+	Verified                string       `json:"verified"` // "full" (re-hashed), "fast" (stat) or "proof" (stat, under a download's fresh proof)
 	IgnoredVersion          bool         `json:"ignoredVersion"`
 	PotentiallyInconsistent bool         `json:"potentiallyInconsistent"`
 	Include                 []string     `json:"include,omitempty"` // a partial restore's patterns
@@ -160,10 +160,11 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		// was proven by selectTops' pass).
 		vo.Only = func(rel string) bool { return sel.scope(rel) != scopeOut }
 	}
-	vr, err := manifest.VerifyTree(ctx, snap, r, vo)
+	vr, how, err := s.verifyForRestore(ctx, snap, mf, id, vo, o.Now())
 	if err != nil {
 		return nil, err
 	}
+	res.Verified = how
 	if !vr.OK() {
 		return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, vr.Err())
 	}

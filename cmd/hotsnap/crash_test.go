@@ -336,6 +336,10 @@ func TestCrash_UploadResumes(t *testing.T) {
 	if out, err := run("", "verify", "--data-dir", dir, "--id", id); err != nil {
 		t.Fatalf("verify: %v %s", err, out)
 	}
+	// The download's proof spares the restore's re-hash.
+	if out, err := run("", "restore", "--data-dir", dir, "--id", id, "--dry-run", "--json"); err != nil || !strings.Contains(string(out), `"verified":"proof"`) {
+		t.Fatalf("restore after the download: %v %s", err, out)
+	}
 }
 
 // TestPanic_IsAnInternalError: a bug (a panic) in a command, on the main

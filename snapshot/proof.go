@@ -1,0 +1,160 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/manifest"
+)
+
+// A downloaded snapshot was proven file by file as it was written (every
+// chunk against its id, every file against its BLAKE3). Its proof records
+// that, so the restore that usually follows need not read all of it again
+// (docs/DESIGN.md, Proof of a download): proof.json holds a ctime mark
+// taken once the tree was whole and durable, and a restore trusts the
+// content of every entry whose ctime is still below the mark, checking it
+// by stat. Any change to an entry moves its ctime past the mark, and then
+// the restore re-hashes, as it does without a proof, when the proof is
+// older than proofMaxAge, and when others may write the backups dir.
+
+const (
+	proofName    = "proof.json"
+	proofVersion = 1
+	proofMaxAge  = 24 * time.Hour
+	maxProof     = 4 << 10
+)
+
+type proof struct {
+	Version  int       `json:"version"`
+	ID       string    `json:"id"`
+	ProvenAt time.Time `json:"provenAt"`
+	// CtimeMarkNs is above the ctime of every entry of the proven tree and
+	// at or below the ctime any later change gives.
+	CtimeMarkNs int64 `json:"ctimeMarkNs"`
+}
+
+// ctimeMark returns a ctime above that of every change made before the
+// call, and at or below that of every change made after it. The kernel
+// stamps ctimes from a coarse clock (a tick of some milliseconds), so a
+// probe file in dir is touched until its ctime moves past the one it got
+// when created: then the tick of every earlier change is behind.
+func ctimeMark(dir *fsutil.Dir) (int64, error) {
+	name := fmt.Sprintf(".ctime-probe-%08x", fsutil.RandUint32())
+	f, err := dir.Create(name, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer dir.Remove(name)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, err
+	}
+	first := st.Ctim.Nano()
+	for range 2000 {
+		time.Sleep(time.Millisecond)
+		if err := fsutil.SetMtimeFd(int(f.Fd()), time.Now().UnixNano()); err != nil {
+			return 0, err
+		}
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			return 0, err
+		}
+		if c := st.Ctim.Nano(); c > first {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("the kernel's ctime clock did not move in 2 s")
+}
+
+// writeProof records, in the staging dir stage, that its tree is whole
+// (called once it is filled, proven and synced, before the publish).
+func (s *session) writeProof(stage, id string) error {
+	d, err := s.priv.OpenDir(stage)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	mark, err := ctimeMark(d)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(proof{Version: proofVersion, ID: id, ProvenAt: time.Now().UTC(), CtimeMarkNs: mark})
+	if err != nil {
+		return err
+	}
+	return writeNew(s.priv, stage+"/"+proofName, b)
+}
+
+// freshProof returns the ctime mark of snapshot id's proof when it can be
+// trusted: written by hotsnap's user into a backups dir nobody else
+// writes, for this id, at most proofMaxAge ago by a clock that has not
+// gone back since. Anything else is no proof (0, false), never an error:
+// the restore then re-hashes.
+func (s *session) freshProof(id string, now time.Time) (int64, bool) {
+	if s.l.AllowSharedBackups {
+		return 0, false
+	}
+	f, st, err := s.backups.OpenRegular(id + "/" + proofName)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	if checkTrusted(st, "proof", f.Name()) != nil || st.Nlink != 1 {
+		return 0, false
+	}
+	b, err := readSmall(f, maxProof)
+	if err != nil {
+		return 0, false
+	}
+	var p proof
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&p) != nil || p.Version != proofVersion || p.ID != id || p.CtimeMarkNs <= 0 {
+		return 0, false
+	}
+	if age := now.Sub(p.ProvenAt); age < 0 || age > proofMaxAge {
+		return 0, false
+	}
+	return p.CtimeMarkNs, true
+}
+
+// verifyForRestore proves the snapshot's tree for a restore: by stat where
+// a fresh proof covers it ("proof"), else as asked ("full" re-hashes,
+// "fast" stats).
+func (s *session) verifyForRestore(ctx context.Context, snap *fsutil.Dir, mf *ManifestFile, id string, vo manifest.VerifyOptions, now time.Time) (*manifest.VerifyResult, string, error) {
+	how := "full"
+	if vo.Fast {
+		how = "fast"
+	} else if mark, ok := s.freshProof(id, now); ok {
+		pv := vo
+		pv.ProvenBefore = mark
+		r, err := mf.Reader()
+		if err != nil {
+			return nil, "", err
+		}
+		vr, err := manifest.VerifyTree(ctx, snap, r, pv)
+		if err != nil {
+			return nil, "", err
+		}
+		unproven := false
+		for _, p := range vr.Problems {
+			unproven = unproven || p.Kind == manifest.ProblemUnproven
+		}
+		if !unproven {
+			return vr, "proof", nil
+		}
+		s.log.Info("the download's proof no longer covers the snapshot: re-hashing it", "id", id)
+	}
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, "", err
+	}
+	vr, err := manifest.VerifyTree(ctx, snap, r, vo)
+	return vr, how, err
+}
