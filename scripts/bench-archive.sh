@@ -67,13 +67,19 @@ timed restic_up2 "$RESTIC" backup -q --exclude "$DATA/.hotsnap" "$DATA"
 timed kopia_up2 "$KOPIA" snapshot create "$DATA"
 HS_READ2=$(( $(field hs_create2 hashedBytes) + $(field hs_up2 bytesRead) ))
 
-# 3. Download and restore the latest snapshot into an empty place.
+# 3. Download and restore the latest snapshot into an empty place; every
+# contender ends with sync (hotsnap syncs before it publishes; the peers
+# do not). The write floor: the same tree copied by a tar pipe from the
+# page cache, then sync.
 NEW="$WORK/restore-hs"; mkdir -p "$NEW"
+WITHSYNC=(sh -c '"$@" && sync' sh)
 timed hs_down "$HS" download -d "$NEW" --id "$ID2" --remote s3://hotsnap/repo --json
-timed hs_restore "$HS" restore -d "$NEW" --id "$ID2" --json
-timed restic_restore "$RESTIC" restore latest --target "$WORK/restore-restic"
+timed hs_restore "${WITHSYNC[@]}" "$HS" restore -d "$NEW" --id "$ID2" --json
+timed restic_restore "${WITHSYNC[@]}" "$RESTIC" restore latest --target "$WORK/restore-restic"
 KOBJ=$("$KOPIA" snapshot list "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["rootEntry"]["obj"])')
-timed kopia_restore "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
+timed kopia_restore "${WITHSYNC[@]}" "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
+mkdir -p "$WORK/floor"; tar -C "$DATA" --exclude=./.hotsnap -cf - . >/dev/null
+timed floor sh -c 'tar -C "$1" --exclude=./.hotsnap -cf - . | tar -C "$2" -xf - && sync' sh "$DATA" "$WORK/floor"
 diff -r -q -x .hotsnap -x backups "$DATA" "$NEW" && echo "# hotsnap's restored tree equals the data"
 
 size() { du -sb "$WORK/minio/$1" | cut -f1; }
@@ -88,6 +94,7 @@ printf '%-44s %10s %10s %10s %14s %14s\n' "upload after 1% changed, s (create+up
 printf '%-44s %10s %10s %10s %14s %14s\n' "download + restore, s" "$HS_DR" "${T[restic_restore]}" "${T[kopia_restore]}" "$(r $HS_DR ${T[restic_restore]})" "$(r $HS_DR ${T[kopia_restore]})"
 printf '%-44s %10s %10s %10s %14s %14s\n' "archive size, MiB (2 snapshots)" "$((S_HS>>20))" "$((S_RE>>20))" "$((S_KO>>20))" "$(r $S_HS $S_RE)" "$(r $S_HS $S_KO)"
 printf '%-44s %10s\n' "  hotsnap download alone, restore alone, s" "${T[hs_down]} ${T[hs_restore]}"
+printf '%-44s %10s %10s\n' "write floor (tar pipe + sync), s; hotsnap/floor" "${T[floor]}" "$(r $HS_DR ${T[floor]})"
 printf '%-44s %10s %10s %10s\n' "peak RSS first upload, MiB" "$((R[hs_up1]>>10))" "$((R[restic_up1]>>10))" "$((R[kopia_up1]>>10))"
 printf '%-44s %10s %10s %10s\n' "peak RSS download/restore, MiB" "$((R[hs_down]>>10))" "$((R[restic_restore]>>10))" "$((R[kopia_restore]>>10))"
 echo "hotsnap bytes read for the 1% upload: $HS_READ2 of $BYTES ($(python3 -c "print(f'{100*$HS_READ2/$BYTES:.2f}')") %)"
