@@ -43,10 +43,9 @@ func (r *Repo) OpenManifest(ctx context.Context, idx *Index, id, node string) (*
 		ms.Close()
 		return nil, fmt.Errorf("%s: %w", s.key, err)
 	}
-	h := mr.Header()
-	if h.ID != s.ID || h.Node.ID != s.Node || h.Totals.Files != s.obj.Files || h.Totals.Bytes != s.obj.Bytes {
+	if err := s.describes(mr.Header()); err != nil {
 		ms.Close()
-		return nil, fmt.Errorf("%w: %s describes %s/%s, its manifest is %s/%s", ErrCorrupt, s.key, s.ID, s.Node, h.ID, h.Node.ID)
+		return nil, err
 	}
 	return &ManifestStream{Reader: mr, s: ms}, nil
 }

@@ -168,15 +168,19 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifes
 	if err != nil {
 		return err
 	}
-	if h.ID != d.rs.ID || h.Node.ID != d.rs.Node || h.Totals.Files != d.rs.Files || h.Totals.Bytes != d.rs.Bytes {
-		return fmt.Errorf("%w: %s describes %s/%s, its manifest stream holds %s/%s", ErrCorrupt, d.rs.key, d.rs.ID, d.rs.Node, h.ID, h.Node.ID)
+	if err := d.rs.describes(h); err != nil {
+		return err
 	}
 	records, err := d.fetchRecords(ctx, root, mf)
 	if err != nil {
 		return err
 	}
 	defer records.Close()
-	f := &filler{d: d, root: root, groups: map[int]string{}}
+	mk, err := fsutil.NewMaker(root)
+	if err != nil {
+		return err
+	}
+	f := &filler{d: d, root: root, mk: mk, groups: map[int]string{}}
 	if d.localMF != nil {
 		if f.localR, err = d.localMF.Reader(); err != nil {
 			f.localR = nil

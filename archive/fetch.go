@@ -14,7 +14,6 @@ import (
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/tree"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +53,7 @@ type fetchRange struct {
 // in every file that holds it; then each file is hashed whole against its
 // manifest BLAKE3 and given its attributes. It returns bytes fetched and
 // requests made.
-func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
+func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, mk *fsutil.Maker, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
 	byBlob := map[ID]*neededBlob{}
 	for i := range jobs {
 		// Files are created by their first chunk's write, in the fetch
@@ -99,11 +98,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 	// files are most files of a large tree; this saves an open and a read
 	// of each.
 	whole := make([]bool, len(jobs))
-	mk, err := fsutil.NewMaker(root)
-	if err != nil {
-		return 0, 0, err
-	}
-	err = par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
+	err := par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
 		rg := ranges[k]
 		data, err := r.st.GetRange(ctx, packKey(rg.pack), rg.start, rg.end-rg.start)
 		reqs.Add(1)
@@ -121,7 +116,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 		// o.Workers goroutines, each taking a contiguous share (files of
 		// one directory stay together), so creating files, which is most of
 		// a download of small files, uses every core.
-		return stripes(ctx, len(rg.blobs), o.Workers, func(i int) error {
+		return par.Stripes(ctx, len(rg.blobs), o.Workers, func(ctx context.Context, i int) error {
 			nb := rg.blobs[i]
 			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
 			chunk, err := decodeBlob(r.enc, b, nb.id, nb.loc.Raw)
@@ -210,46 +205,6 @@ func writeWhole(mk *fsutil.Maker, e *manifest.Entry, chunk []byte) error {
 		return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, e.BLAKE3, e.Size)
 	}
 	return mk.Write(string(e.Path), chunk, e.UID, e.GID, e.Mode, e.MtimeNs)
-}
-
-// stripes calls fn for 0..n-1 in up to workers goroutines, each taking a
-// contiguous share; the first error stops the others' next calls.
-func stripes(ctx context.Context, n, workers int, fn func(i int) error) error {
-	if workers < 1 {
-		workers = 1
-	}
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 {
-		for i := range n {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	for w := range workers {
-		lo, hi := w*n/workers, (w+1)*n/workers
-		g.Go(func() error {
-			return par.Safely(func() error {
-				for i := lo; i < hi; i++ {
-					if err := gctx.Err(); err != nil {
-						return err
-					}
-					if err := fn(i); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		})
-	}
-	return g.Wait()
 }
 
 // filesUsingPack lists the batch's files with a chunk in pack.

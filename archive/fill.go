@@ -21,6 +21,7 @@ const (
 type filler struct {
 	d      *downloadSource
 	root   *fsutil.Dir
+	mk     *fsutil.Maker // makes the files of one chunk below root
 	batch  []fileJob
 	bytes  int64
 	links  [][2]string      // link group members to link once their first is made
@@ -75,7 +76,7 @@ func (f *filler) takeLocal(e *manifest.Entry) bool {
 // flush fetches the batch, then makes the links waiting for its files.
 func (f *filler) flush(ctx context.Context) error {
 	if len(f.batch) > 0 {
-		n, reqs, err := f.d.r.fetchContents(ctx, f.d.idx, f.root, f.batch, f.d.o)
+		n, reqs, err := f.d.r.fetchContents(ctx, f.d.idx, f.root, f.mk, f.batch, f.d.o)
 		f.d.bytes.Add(n)
 		f.d.reqs.Add(reqs)
 		if err != nil {

@@ -231,14 +231,22 @@ func (r *Repo) openPiece(ctx context.Context, idx *Index, s *RemoteSnapshot) (*p
 		p.Close()
 		return nil, fmt.Errorf("%s: %w", s.key, err)
 	}
-	h := mr.Header()
-	if h.ID != s.ID || h.Node.ID != s.Node || h.Totals.Files != s.obj.Files || h.Totals.Bytes != s.obj.Bytes {
+	if err := s.describes(mr.Header()); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("%w: %s describes %s/%s, its manifest is %s/%s", ErrCorrupt, s.key, s.ID, s.Node, h.ID, h.Node.ID)
+		return nil, err
 	}
 	p.mr = mr
 	p.rr = newRecordReader(p.cs, r.cfg.Chunker.Min)
 	return p, nil
+}
+
+// describes requires the manifest header h to be the one the snapshot
+// object describes: its id, node and totals.
+func (s *RemoteSnapshot) describes(h *manifest.Manifest) error {
+	if h.ID != s.ID || h.Node.ID != s.Node || h.Totals.Files != s.obj.Files || h.Totals.Bytes != s.obj.Bytes {
+		return fmt.Errorf("%w: %s describes %s/%s, its manifest is %s/%s", ErrCorrupt, s.key, s.ID, s.Node, h.ID, h.Node.ID)
+	}
+	return nil
 }
 
 // Header is the manifest's header.

@@ -108,6 +108,22 @@ func TestDiff_Streams(t *testing.T) {
 	}
 }
 
+// countEntries reads r to its proven end and counts its entries.
+func countEntries(tb testing.TB, r *Reader) int {
+	tb.Helper()
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n++
+	}
+}
+
 // BenchmarkRead1M: one pass over a manifest of a million files (page
 // cache), as every command that streams a manifest makes.
 func BenchmarkRead1M(b *testing.B) {
@@ -116,17 +132,7 @@ func BenchmarkRead1M(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		r, done := openBig(b, a)
-		n := 0
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
+		n := countEntries(b, r)
 		done()
 		if n != 1001000 {
 			b.Fatalf("%d entries", n)

@@ -128,10 +128,6 @@ func (p *entryParser) lit(s string) bool {
 	return true
 }
 
-func (p *entryParser) peek(s string) bool {
-	return len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s
-}
-
 // str reads a string without escapes or control bytes (the stream was
 // already proven UTF-8 and valid JSON).
 func (p *entryParser) str() (string, bool) {
@@ -241,8 +237,7 @@ func (p *entryParser) entry(e *Entry) bool {
 			return false
 		}
 	}
-	if p.peek(`,"target":`) {
-		p.i += len(`,"target":`)
+	if p.lit(`,"target":`) {
 		if s, ok = p.str(); !ok {
 			return false
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -322,17 +321,7 @@ func TestReader_Streams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+	n := countEntries(t, r)
 	if n != 5 || r.Header().Digest == "" {
 		t.Fatalf("%d entries, digest %q", n, r.Header().Digest)
 	}

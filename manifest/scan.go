@@ -165,10 +165,8 @@ func (r *Reader) expect(c byte, what string) error {
 // tail reads what follows the entries: ,"digest":"<hex>"} and the end of
 // the stream, with nothing after the object.
 func (r *Reader) tail() error {
-	if more, err := r.more(); err != nil {
-		return err
-	} else if more {
-		return fmt.Errorf("%w: entries after the end", ErrCorrupt)
+	if !r.done {
+		return fmt.Errorf("%w: the entries do not end", ErrCorrupt)
 	}
 	if err := r.expect(',', `"digest" after the entries`); err != nil {
 		return err

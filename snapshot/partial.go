@@ -100,10 +100,14 @@ func (s *selection) scope(rel string) int {
 // and that was not asked.
 func (s *session) partialUnits(sel *selection) (out, in []string, err error) {
 	seen := map[string]bool{}
+	isDir := map[string]bool{} // live directories above tops, each stat-ed once
 	for _, top := range sel.list {
 		parts := strings.Split(top, "/")
 		for i := range parts {
 			p := strings.Join(parts[:i+1], "/")
+			if p != top && isDir[p] {
+				continue
+			}
 			st, lerr := s.data.Lstat(p)
 			if lerr != nil {
 				if !isNotExist(lerr) {
@@ -127,6 +131,7 @@ func (s *session) partialUnits(sel *selection) (out, in []string, err error) {
 				return nil, nil, fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory holding %s; include %s itself to replace it; nothing was changed",
 					ErrConflict, p, st.TypeName(), top, p)
 			}
+			isDir[p] = true
 		}
 	}
 	sort.Strings(in)

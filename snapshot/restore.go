@@ -125,16 +125,12 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	defer snap.Close()
 	defer mf.Close()
-	r, err := mf.Reader()
+	m, err := mf.Header()
 	if err != nil {
 		return nil, err
 	}
-	m := r.Header()
-	res := &RestoreResult{ID: id, DryRun: o.DryRun, Verified: "full", IgnoredVersion: o.IgnoreVersion,
+	res := &RestoreResult{ID: id, DryRun: o.DryRun, IgnoredVersion: o.IgnoreVersion,
 		PotentiallyInconsistent: m.PotentiallyInconsistent, Files: m.Totals.Files, Bytes: m.Totals.Bytes, Warnings: []string{}}
-	if o.FastVerify {
-		res.Verified = "fast"
-	}
 	target := manifest.Target{AppVersion: o.AppVersion, Nodes: o.Nodes, EncryptionKeyID: o.EncryptionKeyID}
 	if err := manifest.CheckCompatible(m, target, o.IgnoreVersion); err != nil {
 		return nil, fmt.Errorf("restore %s refused, nothing was changed: %w", id, err)

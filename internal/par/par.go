@@ -51,6 +51,38 @@ func ForEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i
 	return g.Wait()
 }
 
+// Stripes is ForEach with each worker taking a contiguous share of [0, n)
+// instead of one index at a time from a feeder: for many small items
+// whose neighbours belong together (the files of one directory), and
+// whose hand-off would cost more than the item.
+func Stripes(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	if workers <= 0 {
+		workers = defaults.Workers()
+	}
+	workers = min(workers, n)
+	if n == 0 {
+		return ctx.Err()
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for w := range workers {
+		lo, hi := w*n/workers, (w+1)*n/workers
+		g.Go(func() error {
+			return Safely(func() error {
+				for i := lo; i < hi; i++ {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					if err := fn(ctx, i); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	}
+	return g.Wait()
+}
+
 // PanicError is a panic caught in a goroutine hotsnap started: a bug,
 // reported as an error ("internal error") instead of crashing the process
 // with a stack trace and exit code 2, the usage code.
