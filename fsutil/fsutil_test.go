@@ -2,7 +2,10 @@ package fsutil
 
 import (
 	"context"
+	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,4 +68,28 @@ func TestLockFile_ConflictsInOneProcess(t *testing.T) {
 	if err := b.LockUntil(context.Background(), true, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCleanRel: the fast check agrees with path.Clean on every relative
+// path over a small alphabet, up to six bytes (and, stricter, refuses a
+// ".." component, which Clean keeps at the front).
+func TestCleanRel(t *testing.T) {
+	alphabet := []byte{'a', '.', '/'}
+	var walk func(p []byte)
+	walk = func(p []byte) {
+		if len(p) > 0 && p[0] != '/' {
+			s := string(p)
+			dotdot := slices.Contains(strings.Split(s, "/"), "..")
+			if got, want := cleanRel(s), path.Clean(s) == s && s != "." && !dotdot; got != want {
+				t.Fatalf("cleanRel(%q) = %v, path.Clean says %v", s, got, want)
+			}
+		}
+		if len(p) == 6 {
+			return
+		}
+		for _, c := range alphabet {
+			walk(append(p, c))
+		}
+	}
+	walk(nil)
 }

@@ -20,10 +20,29 @@ func ValidRelPath(rel string) error {
 		return fmt.Errorf("path %q names no entry", rel)
 	case strings.HasPrefix(rel, "../") || strings.Contains(rel, "/../") || strings.HasSuffix(rel, "/.."):
 		return fmt.Errorf("path %q climbs out with ..", rel)
-	case path.Clean(rel) != rel:
+	case !cleanRel(rel) && path.Clean(rel) != rel:
 		return fmt.Errorf("path %q is not clean (want %q)", rel, path.Clean(rel))
 	}
 	return nil
+}
+
+// cleanRel reports whether the relative path rel has no empty, "." or
+// ".." component: then path.Clean(rel) == rel, found without Clean's
+// byte-by-byte rewrite (a manifest of a million entries checks a million
+// paths).
+func cleanRel(rel string) bool {
+	start := 0
+	for i := 0; i <= len(rel); i++ {
+		if i < len(rel) && rel[i] != '/' {
+			continue
+		}
+		switch rel[start:i] {
+		case "", ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // Within reports whether p is root or lies lexically below it. Both must be clean absolute paths.

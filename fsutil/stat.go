@@ -98,3 +98,30 @@ func SameFilesystem(a, b string) error {
 	}
 	return nil
 }
+
+// CtimeFloor returns a ctime at or below that of every change made to any
+// inode of d's filesystem from now on: a probe file is created in d, its
+// ctime read, and the probe removed. The kernel stamps ctimes from a
+// clock that does not go back between inodes: the coarse clock (a tick of
+// a few ms), and since Linux 6.13 (multigrain timestamps) the larger of it
+// and the finest value handed out so far. A change made after the probe
+// is stamped at or above it; one made in the same tick before it may be
+// too (callers treat "at or above" as "maybe after", which is safe). A
+// clock set back defeats it (docs/DESIGN.md, Create).
+func CtimeFloor(d *Dir) (int64, error) {
+	name := fmt.Sprintf(".ctime-floor-%08x", RandUint32())
+	f, err := d.Create(name, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(int(f.Fd()), &st)
+	f.Close()
+	if rerr := d.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return st.Ctim.Nano(), nil
+}

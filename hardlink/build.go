@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,7 @@ const (
 // directories are split so both cores work on them.
 const batchSize = 128
 
-// Options tune Build.
+// Options tune Build and Pre.
 type Options struct {
 	// Skip reports whether the entry at rel (slash path) is left out, with
 	// its subtree when it is a directory.
@@ -47,7 +46,8 @@ type Options struct {
 	Copy func(rel string) bool
 	// CopyInode, when set, reports whether the regular file of that device
 	// and inode is copied (or cloned) instead of linked, whatever its name:
-	// for files the stopped application holds open for writing.
+	// for files the stopped application holds open for writing. Only the
+	// locked pass uses it (Build passes it to Finish; Pre ignores it).
 	CopyInode func(dev, ino uint64) bool
 	// LinkMode is LinkModeLink (default), LinkModeReflink or LinkModeAuto.
 	LinkMode string
@@ -73,6 +73,10 @@ type Item struct {
 	// copy carries the source's permission bits and owner.
 	Mode     uint32
 	UID, GID uint32
+	// SrcIno is the source's inode (Ino itself for links and symlinks; a
+	// copy's source for copies): the locked pass knows by it whether a name
+	// still holds what the first pass captured.
+	SrcIno uint64
 	// SrcNlink is the source's link count before the capture (a link
 	// group needs several links).
 	SrcNlink uint32
@@ -87,7 +91,7 @@ func (it Item) Perm() uint32    { return it.Mode & 0o7777 }
 // item makes the Item of rel captured as st (the source's own stat src).
 func item(rel string, st, src fsutil.Stat, capture, target string) Item {
 	return Item{Rel: rel, Target: target, Dev: st.Dev, Ino: st.Ino, Size: st.Size, MtimeNs: st.MtimeNs,
-		Mode: st.Mode&unix.S_IFMT | src.Perm(), UID: src.UID, GID: src.GID,
+		Mode: st.Mode&unix.S_IFMT | src.Perm(), UID: src.UID, GID: src.GID, SrcIno: src.Ino,
 		SrcNlink: uint32(min(src.Nlink, 1<<32-1)), Capture: capture}
 }
 
@@ -101,6 +105,11 @@ type Warning struct {
 type Result struct {
 	Items    []Item
 	Warnings []Warning
+	Stats    FinishStats
+	// LockFloor is a ctime read at the end of Finish (under the write lock,
+	// when there is one): a file whose ctime is below it has not changed
+	// since, so its stat then is its stat at the lock.
+	LockFloor int64
 }
 
 type inodeKey struct{ dev, ino uint64 }
@@ -127,46 +136,57 @@ type builder struct {
 	err      error
 	copies   map[inodeKey]*copyOnce
 	noClone  bool // auto mode found FICLONE unsupported
+
+	// pre is set in the first pass of a two-pass capture (pass.go): files
+	// chosen for copying by name are not copied yet but listed in deferred,
+	// for the locked pass.
+	pre      bool
+	deferred []string
 }
 
 // Build captures the tree below src into dst, an existing empty directory
-// on the same filesystem (for hard links). Every directory of src is
-// opened through its parent with no symlink followed, and every entry is
-// captured as what it is when it is reached: a directory swapped for a
-// symlink, or a file swapped for anything but a regular file, is left out
-// with a warning, never followed. On error dst may hold a partial tree:
-// the caller removes it.
+// on the same filesystem (for hard links), in one pass: Pre, then Finish
+// and Result at once. Every directory of src is opened through its parent
+// with no symlink followed, and every entry is captured as what it is when
+// it is reached: a directory swapped for a symlink, or a file swapped for
+// anything but a regular file, is left out with a warning, never followed.
+// On error dst may hold a partial tree: the caller removes it.
 func Build(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Result, error) {
+	p, err := Pre(ctx, src, dst, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Finish(ctx, opts.CopyInode); err != nil {
+		return nil, err
+	}
+	return p.Result(), nil
+}
+
+// checkOptions fills in the defaults of opts and refuses a bad link mode.
+func checkOptions(opts Options) (Options, error) {
 	if opts.LinkMode == "" {
 		opts.LinkMode = LinkModeLink
 	}
 	switch opts.LinkMode {
 	case LinkModeLink, LinkModeReflink, LinkModeAuto:
 	default:
-		return nil, fmt.Errorf("unknown link mode %q (want link, reflink or auto)", opts.LinkMode)
+		return opts, fmt.Errorf("unknown link mode %q (want link, reflink or auto)", opts.LinkMode)
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = defaults.Workers()
 	}
-	if names, err := dst.Names("."); err != nil || len(names) > 0 {
-		if err == nil {
-			err = fmt.Errorf("%s is not empty", dst.Path())
-		}
-		return nil, err
-	}
-	rootSt, err := src.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := &builder{ctx: ctx, src: src, dst: dst, dev: rootSt.Dev, opts: opts,
-		sem: make(chan struct{}, opts.Workers), copies: map[inodeKey]*copyOnce{}}
-	b.spawnDir("")
+	return opts, nil
+}
+
+// run waits for every task, then hands over the items recorded since the
+// last run, sorted by path, and the warnings.
+func (b *builder) run() ([]Item, []Warning, error) {
 	b.wg.Wait()
 	if b.err != nil {
-		return nil, b.err
+		return nil, nil, b.err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if err := b.ctx.Err(); err != nil {
+		return nil, nil, err
 	}
 	n := 0
 	for _, bt := range b.batches {
@@ -177,9 +197,15 @@ func Build(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Result, er
 		items = append(items, bt...)
 		b.batches[i] = nil
 	}
+	b.batches = nil
+	sortItems(items)
+	warnings := b.warnings
+	b.warnings = nil
+	return items, warnings, nil
+}
+
+func sortItems(items []Item) {
 	slices.SortFunc(items, func(x, y Item) int { return strings.Compare(x.Rel, y.Rel) })
-	sort.Slice(b.warnings, func(i, j int) bool { return b.warnings[i].Rel < b.warnings[j].Rel })
-	return &Result{Items: items, Warnings: b.warnings}, nil
 }
 
 func (b *builder) fail(err error) {
@@ -400,6 +426,10 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 			items = append(items, item(r, sst, sst, "", target))
 		case sst.IsRegular() && sst.Nlink > 1 && b.opts.ForeignLinksOf != nil && sst.UID != *b.opts.ForeignLinksOf:
 			b.warn(r, fmt.Sprintf("left out: a file of uid %d with %d links, in a data dir of uid %d, on a system that lets users hard-link files they cannot read (fs.protected_hardlinks=0)", sst.UID, sst.Nlink, *b.opts.ForeignLinksOf))
+		case sst.IsRegular() && b.pre && b.opts.Copy != nil && b.opts.Copy(r):
+			b.mu.Lock()
+			b.deferred = append(b.deferred, r)
+			b.mu.Unlock()
 		case sst.IsRegular():
 			it, skip, err := b.file(sfd, dfd, r, name, sst)
 			if err != nil {

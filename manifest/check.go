@@ -3,8 +3,8 @@ package manifest
 import (
 	"bytes"
 	"fmt"
-	"path"
 	"regexp"
+	"strings"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 )
@@ -78,7 +78,10 @@ func (c *checker) entry(e *Entry) {
 		return
 	}
 	c.prev = e.Path
-	if dir := path.Dir(string(e.Path)); dir != "." {
+	// The path is clean (checked above): its parent is what precedes its
+	// last slash.
+	if j := strings.LastIndexByte(string(e.Path), '/'); j >= 0 {
+		dir := string(e.Path)[:j]
 		if _, ok := c.dirs[Name(dir)]; !ok {
 			if _, sym := c.symlinks[Name(dir)]; sym {
 				c.add("entry %s: parent %q is a symlink, not a dir (an entry under a symlink is refused)", e.Path, dir)
@@ -213,9 +216,16 @@ func isHexHash(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		if !lowerHex[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
@@ -76,6 +77,9 @@ type CreateResult struct {
 	LockHeldMs              float64  `json:"lockHeldMs"`
 	LockWaitMs              float64  `json:"lockWaitMs"`
 	LockAttempts            int      `json:"lockAttempts"`
+	FirstPassMs             float64  `json:"firstPassMs"`
+	RescannedDirs           int      `json:"rescannedDirs"`
+	RecapturedEntries       int      `json:"recapturedEntries"`
 	PotentiallyInconsistent bool     `json:"potentiallyInconsistent"`
 	HashedFiles             int64    `json:"hashedFiles"`
 	HashedBytes             int64    `json:"hashedBytes"`
@@ -114,6 +118,10 @@ type Pending struct {
 	s                       *session
 	prev                    *ManifestFile // the newest snapshot's, for hash reuse (nil: none)
 	stage                   string        // staging/<id>, in the private state dir
+	tree                    *fsutil.Dir   // stage/data, open
+	pass                    *hardlink.Pass
+	firstPass               time.Duration
+	warnings                []string // found while preparing
 	start                   time.Time
 	log                     *slog.Logger
 	mu                      sync.Mutex
@@ -145,6 +153,9 @@ func (p *Pending) Abort() {
 }
 
 func (p *Pending) cleanup() {
+	if p.tree != nil {
+		p.tree.Close()
+	}
 	if err := p.s.priv.RemoveAll(p.stage); err != nil {
 		p.log.Warn("could not remove staging; the next command will", "path", p.s.priv.Join(p.stage), "err", err)
 	}
@@ -212,8 +223,58 @@ func Prepare(ctx context.Context, l *Layout, o CreateOptions) (p *Pending, err e
 	if err := s.priv.Mkdir(stage, 0o700); err != nil {
 		return nil, fmt.Errorf("create staging: %w", err)
 	}
-	return &Pending{l: l, o: o, id: id, label: label, createdAt: createdAt, topo: topo,
-		copyGlobs: copyGlobs, excludeGlobs: excludeGlobs, s: s, prev: prev, stage: stage, start: start, log: log}, nil
+	p = &Pending{l: l, o: o, id: id, label: label, createdAt: createdAt, topo: topo,
+		copyGlobs: copyGlobs, excludeGlobs: excludeGlobs, s: s, prev: prev, stage: stage, start: start, log: log}
+	if err := p.firstPassCapture(ctx); err != nil {
+		p.cleanup()
+		s = nil // closed by cleanup
+		return nil, err
+	}
+	return p, nil
+}
+
+// firstPassCapture builds the link tree in staging while writes go on
+// (docs/DESIGN.md, Create): the locked pass in Capture then only brings
+// up to date what changed since.
+func (p *Pending) firstPassCapture(ctx context.Context) error {
+	l, s := p.l, p.s
+	treeRel := p.stage + "/" + dataName
+	if err := s.priv.Mkdir(treeRel, 0o700); err != nil {
+		return err
+	}
+	tree, err := s.priv.OpenDir(treeRel)
+	if err != nil {
+		return err
+	}
+	p.tree = tree
+	backupsTop := ""
+	if filepath.Dir(l.BackupsDir) == l.DataDir {
+		backupsTop = filepath.Base(l.BackupsDir)
+	}
+	foreign, warning := foreignLinks(s.data)
+	if warning != "" {
+		p.log.Warn(warning)
+		p.warnings = append(p.warnings, warning)
+	}
+	start := time.Now()
+	p.pass, err = hardlink.Pre(ctx, s.data, tree, hardlink.Options{
+		ForeignLinksOf: foreign,
+		Skip: func(rel string, isDir bool) bool {
+			if rel == writegate.StateDirName || (backupsTop != "" && rel == backupsTop) {
+				return true
+			}
+			return p.excludeGlobs.match(rel)
+		},
+		Copy:     func(rel string) bool { return p.copyGlobs.match(rel) },
+		LinkMode: p.o.LinkMode,
+		Workers:  p.o.Workers,
+	})
+	if err != nil {
+		return fmt.Errorf("capture tree: %w", err)
+	}
+	p.firstPass = time.Since(start)
+	crashPoint("create.prelinked")
+	return nil
 }
 
 // Capture stops writes (with co), builds the link tree, resumes writes,
@@ -231,28 +292,14 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	defer p.cleanup() // after a publish, staging is gone: only the op lock is released
 	l, o, id, log := p.l, p.o, p.id, p.log
 	stage, prev, start, createdAt, label, topo := p.stage, p.prev, p.start, p.createdAt, p.label, p.topo
-	copyGlobs, excludeGlobs := p.copyGlobs, p.excludeGlobs
 	s := p.s
 	o.Quiescer, o.Lock, o.AllowInconsistent, o.LockedSince = co.Quiescer, co.Lock, co.AllowInconsistent, co.LockedSince
 	if o.Quiescer == nil {
 		o.Quiescer = NoQuiescer{}
 	}
-	treeRel := stage + "/" + dataName
-	if err := s.priv.Mkdir(treeRel, 0o700); err != nil {
-		return nil, err
-	}
-	tree, err := s.priv.OpenDir(treeRel)
-	if err != nil {
-		return nil, err
-	}
-	defer tree.Close()
-	backupsTop := ""
-	if filepath.Dir(l.BackupsDir) == l.DataDir {
-		backupsTop = filepath.Base(l.BackupsDir)
-	}
-
+	tree := p.tree
 	// --- Quiesce: writes stop here. ---
-	res = &CreateResult{ID: id, Path: l.SnapshotDir(id), Warnings: []string{}}
+	res = &CreateResult{ID: id, Path: l.SnapshotDir(id), Warnings: append([]string{}, p.warnings...), FirstPassMs: ms(p.firstPass)}
 	stats, lerr := Acquire(ctx, o.Quiescer, o.Lock)
 	res.LockAttempts = stats.Attempts
 	res.LockWaitMs = ms(stats.Waited)
@@ -283,24 +330,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 			copyInode = func(dev, ino uint64) bool { return files[freezer.FileID{Dev: dev, Ino: ino}] }
 		}
 	}
-	foreign, warning := foreignLinks(s.data)
-	if warning != "" {
-		log.Warn(warning)
-		res.Warnings = append(res.Warnings, warning)
-	}
-	built, berr := hardlink.Build(ctx, s.data, tree, hardlink.Options{
-		ForeignLinksOf: foreign,
-		Skip: func(rel string, isDir bool) bool {
-			if rel == writegate.StateDirName || (backupsTop != "" && rel == backupsTop) {
-				return true
-			}
-			return excludeGlobs.match(rel)
-		},
-		Copy:      func(rel string) bool { return copyGlobs.match(rel) },
-		CopyInode: copyInode,
-		LinkMode:  o.LinkMode,
-		Workers:   o.Workers,
-	})
+	berr := p.pass.Finish(ctx, copyInode)
 	crashPoint("create.linked")
 	var rerr error
 	if locked {
@@ -319,6 +349,8 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		return nil, fmt.Errorf("resume writes: %w (the snapshot was discarded)", rerr)
 	}
 	crashPoint("create.resumed")
+	built := p.pass.Result()
+	res.RescannedDirs, res.RecapturedEntries = built.Stats.Rescanned, built.Stats.Recaptured
 	for _, w := range built.Warnings {
 		msg := fmt.Sprintf("%s: %s", w.Rel, w.Reason)
 		log.Info("entry not captured", "path", w.Rel, "reason", w.Reason)
@@ -332,33 +364,37 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		PotentiallyInconsistent: res.PotentiallyInconsistent,
 		LockHeldMs:              res.LockHeldMs,
 	}
+	phase := time.Now()
+	step := func(name string) { // phase times, for --log-level debug
+		log.Debug("create phase", "phase", name, "ms", ms(time.Since(phase)))
+		phase = time.Now()
+	}
 	rec := newRecord(built.Items)
 	// The snapshot's own directories get the captured owners, modes and
 	// mtimes (after the lock: they are never shared with live data).
 	if err := treepkg.FinishDirs(tree, rec.dirs()); err != nil {
 		return nil, err
 	}
-	if err := rec.hash(ctx, tree, prev, o.Workers, res); err != nil {
+	step("record and dirs")
+	if err := rec.hashAndSettle(ctx, tree, prev, built.LockFloor, o.Workers, res); err != nil {
 		return nil, err
 	}
+	step("hash and settle")
 	crashPoint("create.hashed")
-	// The bytes were captured under the lock; a linked file whose size or
-	// mtime moved since then was written in place, and the snapshot no
-	// longer holds what it recorded.
-	if err := rec.checkUnmodified(tree); err != nil {
-		return nil, err
-	}
 	totals, err := rec.write(s.priv, stage+"/"+manifestName, hdr)
 	if err != nil {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
+	step("manifest")
 	crashPoint("create.manifest")
 	if err := treepkg.Sync(ctx, tree, rec.owned(), o.Workers); err != nil {
 		return nil, err
 	}
+	step("sync")
 	if err := s.publish(stage, id); err != nil {
 		return nil, err
 	}
+	step("publish")
 	t := totals
 	res.Files, res.Dirs, res.Symlinks, res.Bytes = t.Files, t.Dirs, t.Symlinks, t.Bytes
 	res.DurationMs = ms(time.Since(start))

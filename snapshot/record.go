@@ -1,18 +1,13 @@
 package snapshot
 
 import (
-	"context"
 	"encoding/hex"
-	"fmt"
-	"io"
-	"sort"
-	"strings"
-	"sync/atomic"
+	"os"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
-	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
+	"golang.org/x/sys/unix"
 )
 
 // record turns a captured tree (the items of hardlink.Build, sorted by
@@ -99,129 +94,6 @@ func (r *record) owned() []string {
 	return out
 }
 
-// hash fills in every file's BLAKE3: reused from the previous snapshot's
-// manifest (prev, read as a stream beside the sorted items) where the path
-// holds the same inode with the same size and mtime (prev's link pins the
-// inode, so its number cannot have been reused), read and hashed otherwise,
-// once per link group, in parallel.
-func (r *record) hash(ctx context.Context, tree *fsutil.Dir, prev *ManifestFile, workers int, res *CreateResult) error {
-	have := make([]bool, len(r.items))
-	reused := r.reuse(prev, have)
-	res.ReusedHashes = int64(reused)
-	var todo []int
-	first := map[int]int{} // link group -> the member that is hashed
-	for i := range r.items {
-		it := &r.items[i]
-		if it.Capture == "" || have[i] {
-			continue
-		}
-		if g := r.group[i]; g != 0 {
-			if _, ok := first[g]; ok {
-				continue
-			}
-			first[g] = i
-		}
-		todo = append(todo, i)
-	}
-	var files, bytes atomic.Int64
-	err := par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
-		i := todo[k]
-		sum, n, err := manifest.HashOwnFileAt(tree, r.items[i].Rel)
-		if err != nil {
-			return fmt.Errorf("hash %s: %w", r.items[i].Rel, err)
-		}
-		if _, err := hex.Decode(r.hashes[i][:], []byte(sum)); err != nil {
-			return err
-		}
-		files.Add(1)
-		bytes.Add(n)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := range r.items {
-		if g := r.group[i]; g != 0 && !have[i] {
-			r.hashes[i] = r.hashes[first[g]]
-		}
-	}
-	res.HashedFiles, res.HashedBytes = files.Load(), bytes.Load()
-	return nil
-}
-
-// reuse takes hashes from prev for the linked files whose path, inode,
-// size and mtime are unchanged, marking them in have. If prev turns out
-// unreadable or its seal broken, nothing is reused.
-func (r *record) reuse(prev *ManifestFile, have []bool) int {
-	if prev == nil {
-		return 0
-	}
-	mr, err := prev.Reader()
-	if err != nil {
-		return 0
-	}
-	n := 0
-	cur, merr := mr.Next()
-	for i := range r.items {
-		it := &r.items[i]
-		if it.Capture != hardlink.CaptureLink {
-			continue
-		}
-		for merr == nil && string(cur.Path) < it.Rel {
-			cur, merr = mr.Next()
-		}
-		if merr != nil {
-			break
-		}
-		if string(cur.Path) == it.Rel && cur.Type == manifest.TypeFile && cur.Capture == manifest.CaptureLink &&
-			cur.Inode == (manifest.Inode{Dev: it.Dev, Ino: it.Ino}) && cur.Size == it.Size && cur.MtimeNs == it.MtimeNs {
-			if _, err := hex.Decode(r.hashes[i][:], []byte(cur.BLAKE3)); err == nil {
-				have[i] = true
-				n++
-			}
-		}
-	}
-	for merr == nil {
-		_, merr = mr.Next()
-	}
-	if merr != io.EOF { // the previous manifest is damaged: trust none of it
-		for i := range have {
-			have[i] = false
-		}
-		return 0
-	}
-	return n
-}
-
-// checkUnmodified re-stats every linked file of the tree and fails naming
-// those whose size or mtime differ from what was captured under the lock.
-func (r *record) checkUnmodified(tree *fsutil.Dir) error {
-	var bad []string
-	for i := range r.items {
-		it := &r.items[i]
-		if it.Capture != hardlink.CaptureLink {
-			continue
-		}
-		st, err := tree.Lstat(it.Rel)
-		if err != nil {
-			return err
-		}
-		if st.Size != it.Size || st.MtimeNs != it.MtimeNs {
-			bad = append(bad, it.Rel)
-		}
-	}
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(bad)
-	shown := bad
-	if len(shown) > 10 {
-		shown = shown[:10]
-	}
-	return fmt.Errorf("%w: %w: %d hard-linked file(s) changed after they were captured: %s; the application rewrites them in place, so a hard link cannot hold their old bytes: capture them as copies with --copy (e.g. --copy %q); the snapshot was discarded",
-		ErrModifiedInPlace, manifest.ErrVerifyFailed, len(bad), strings.Join(shown, ", "), suggestGlob(bad[0]))
-}
-
 // totals counts the entries as the manifest will (a link group's bytes once).
 func (r *record) totals() manifest.Totals {
 	var t manifest.Totals
@@ -256,7 +128,7 @@ func (r *record) write(dir *fsutil.Dir, rel string, hdr *manifest.Manifest) (man
 		return hdr.Totals, err
 	}
 	err = func() error {
-		w, err := manifest.NewWriter(f, hdr)
+		w, err := manifest.NewWriter(&writeBehind{f: f}, hdr)
 		if err != nil {
 			return err
 		}
@@ -278,4 +150,22 @@ func (r *record) write(dir *fsutil.Dir, rel string, hdr *manifest.Manifest) (man
 		dir.Remove(rel)
 	}
 	return hdr.Totals, err
+}
+
+// writeBehind starts the writeback of every 8 MiB written
+// (sync_file_range, not waiting for it), so that the final fsync of a
+// manifest of tens of MiB has little left to wait for.
+type writeBehind struct {
+	f            *os.File
+	off, started int64
+}
+
+func (w *writeBehind) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.started >= 8<<20 {
+		unix.SyncFileRange(int(w.f.Fd()), w.started, w.off-w.started, unix.SYNC_FILE_RANGE_WRITE) // a hint: the fsync still decides
+		w.started = w.off
+	}
+	return n, err
 }

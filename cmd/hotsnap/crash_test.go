@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 // command removes what staging held.
 func TestCrash_Create(t *testing.T) {
 	bin := buildTestBinary(t)
-	steps := []string{"create.locked", "create.linked", "create.resumed", "create.hashed", "create.manifest"}
+	steps := []string{"create.prelinked", "create.locked", "create.linked", "create.resumed", "create.hashed", "create.manifest"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			dir := testtree.New(t)

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // Fixture is the standard sample tree, described as Go values.
@@ -200,4 +203,32 @@ func Diff(a, b map[string]Entry) string {
 		}
 	}
 	return out.String()
+}
+
+// Settle waits until the kernel's ctime clock is past the newest ctime
+// under root, so that a ctime floor read after it (fsutil.CtimeFloor) is
+// above every change made so far: a capture's first pass begun after it
+// finds every entry unchanged, and a locked pass ended after it knows that
+// nothing changed since. It waits on the clock; nothing is asserted about
+// how long that takes.
+func Settle(t testing.TB, root string) {
+	t.Helper()
+	var newest int64
+	filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if st, err := fsutil.Lstat(p); err == nil {
+			newest = max(newest, st.CtimeNs)
+		}
+		return nil
+	})
+	probe := filepath.Join(filepath.Dir(root), ".settle")
+	for range 5000 {
+		os.WriteFile(probe, nil, 0o600)
+		st, err := fsutil.Lstat(probe)
+		os.Remove(probe)
+		if err == nil && st.CtimeNs > newest {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the ctime clock did not move in 5 s")
 }
