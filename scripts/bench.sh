@@ -11,3 +11,5 @@ go test -run '^$' -bench 'BenchmarkGC' -benchtime 1x ./archive
 echo "# side by side with restic and kopia on MinIO: bash scripts/bench-archive.sh"
 go test -run '^$' -bench 'BenchmarkClusterCreate' -benchtime 20x ./cluster
 bash scripts/bench-cluster.sh
+# Capture against cp -al at 10k and 200k files (fresh ext4 images; root).
+if [ "$(id -u)" = 0 ]; then bash scripts/bench-capture.sh; CAPTURE_CACHE=warm bash scripts/bench-capture.sh; else echo "# bench-capture.sh skipped: needs root"; fi
