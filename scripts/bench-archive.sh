@@ -71,15 +71,19 @@ HS_READ2=$(( $(field hs_create2 hashedBytes) + $(field hs_up2 bytesRead) ))
 # contender ends with sync (hotsnap syncs before it publishes; the peers
 # do not). The write floor: the same tree copied by a tar pipe from the
 # page cache, then sync.
+# Each contender starts with nothing dirty left by the one before (a sync
+# outside the timing): a final sync or syncfs flushes the whole filesystem,
+# MinIO's and the other contenders' writes too, and the first one timed
+# after the uploads would otherwise pay for theirs.
 NEW="$WORK/restore-hs"; mkdir -p "$NEW"
 WITHSYNC=(sh -c '"$@" && sync' sh)
-timed hs_down "$HS" download -d "$NEW" --id "$ID2" --remote s3://hotsnap/repo --json
+sync; timed hs_down "$HS" download -d "$NEW" --id "$ID2" --remote s3://hotsnap/repo --json
 timed hs_restore "${WITHSYNC[@]}" "$HS" restore -d "$NEW" --id "$ID2" --json
-timed restic_restore "${WITHSYNC[@]}" "$RESTIC" restore latest --target "$WORK/restore-restic"
+sync; timed restic_restore "${WITHSYNC[@]}" "$RESTIC" restore latest --target "$WORK/restore-restic"
 KOBJ=$("$KOPIA" snapshot list "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["rootEntry"]["obj"])')
-timed kopia_restore "${WITHSYNC[@]}" "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
+sync; timed kopia_restore "${WITHSYNC[@]}" "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
 mkdir -p "$WORK/floor"; tar -C "$DATA" --exclude=./.hotsnap -cf - . >/dev/null
-timed floor sh -c 'tar -C "$1" --exclude=./.hotsnap -cf - . | tar -C "$2" -xf - && sync' sh "$DATA" "$WORK/floor"
+sync; timed floor sh -c 'tar -C "$1" --exclude=./.hotsnap -cf - . | tar -C "$2" -xf - && sync' sh "$DATA" "$WORK/floor"
 diff -r -q -x .hotsnap -x backups "$DATA" "$NEW" && echo "# hotsnap's restored tree equals the data"
 
 size() { du -sb "$WORK/minio/$1" | cut -f1; }
