@@ -28,11 +28,21 @@ type inodeKey struct{ dev, ino uint64 }
 // that share an inode (only a source with several links can).
 func newRecord(items []hardlink.Item) *record {
 	r := &record{items: items, hashes: make([][32]byte, len(items)), group: map[int]int{}}
+	// Inodes some name of which had several links; then every name of
+	// them (one linked in the first pass before a second link was made in
+	// the window, under the lock, still says one link).
 	count := map[inodeKey]int{}
 	for i := range items {
-		it := &items[i]
-		if it.Capture != "" && it.SrcNlink > 1 {
-			count[inodeKey{it.Dev, it.Ino}]++
+		if it := &items[i]; it.Capture != "" && it.SrcNlink > 1 {
+			count[inodeKey{it.Dev, it.Ino}] = 0
+		}
+	}
+	if len(count) > 0 {
+		for i := range items {
+			it := &items[i]
+			if _, ok := count[inodeKey{it.Dev, it.Ino}]; ok && it.Capture != "" {
+				count[inodeKey{it.Dev, it.Ino}]++
+			}
 		}
 	}
 	numbers := map[inodeKey]int{}

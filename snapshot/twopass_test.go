@@ -30,6 +30,7 @@ func (q *atLock) Resume(context.Context) error { return nil }
 // data dir exactly as it was when writes stopped.
 func TestCreate_WindowBetweenPasses(t *testing.T) {
 	dir := testtree.New(t)
+	testtree.Settle(t, dir) // only the changes below count as changes
 	l := newLayout(t, dir)
 	p, err := Prepare(context.Background(), l, CreateOptions{Label: "window", Copy: []string{"db/CURRENT"}})
 	if err != nil {
@@ -48,6 +49,8 @@ func TestCreate_WindowBetweenPasses(t *testing.T) {
 	must(os.WriteFile(filepath.Join(dir, "db/CURRENT"), []byte("MANIFEST-000009\n"), 0o644))
 	must(os.MkdirAll(filepath.Join(dir, "wal/2"), 0o755))
 	must(os.WriteFile(filepath.Join(dir, "wal/2/log"), []byte("log"), 0o644))
+	// A second name for a file the first pass linked, in a dir that stood.
+	must(os.Link(filepath.Join(dir, "db/nested/deeper/leaf.log"), filepath.Join(dir, "wal/2/linked.log")))
 	q := &atLock{t: t, dir: dir}
 	res, err := p.Capture(context.Background(), CaptureOptions{Quiescer: q})
 	if err != nil {
@@ -62,6 +65,19 @@ func TestCreate_WindowBetweenPasses(t *testing.T) {
 	}
 	if vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{}); err != nil || !vr.OK() {
 		t.Fatalf("verify: %v %v", err, vr.Problems)
+	}
+	// The two names of one inode are one link group, though the first pass
+	// saw one link.
+	m, err := ReadManifest(l, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string]int{}
+	for _, e := range m.Entries {
+		groups[string(e.Path)] = e.LinkGroup
+	}
+	if g := groups["db/nested/deeper/leaf.log"]; g == 0 || groups["wal/2/linked.log"] != g {
+		t.Fatalf("link groups: %d and %d, want one group", g, groups["wal/2/linked.log"])
 	}
 	assertClean(t, l)
 }
