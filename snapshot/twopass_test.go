@@ -2,13 +2,16 @@ package snapshot
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hotsnap/hotsnap/internal/bank"
 	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testuser"
 )
 
 // atLock is a quiescer that records the data dir as it is when writes
@@ -164,5 +167,51 @@ func TestBank_WritersInTheWindow(t *testing.T) {
 	}
 	if rescanned == 0 {
 		t.Fatal("no directory was listed again: the window saw no change")
+	}
+}
+
+// TestSecurity_SwapInTheWindow: between the passes, the data dir's owner
+// (a throwaway unprivileged user) swaps a directory the first pass linked
+// for a symlink to a root-only tree, and a file for a symlink to a
+// root-only secret. The locked pass finds both changed and captures the
+// symlinks as symlinks: nothing outside the data dir is read, linked or
+// changed.
+func TestSecurity_SwapInTheWindow(t *testing.T) {
+	testuser.RequireRoot(t)
+	dir := testuser.DataDir(t)
+	victim := testuser.NewVictim(t)
+	testtree.Settle(t, dir)
+	l := newLayout(t, dir)
+	p, err := Prepare(context.Background(), l, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("cd %s && rm -rf db/sub && ln -s %s/dir db/sub && rm a.txt && ln -s %s/secret a.txt", dir, victim.Dir, victim.Dir)
+	if out, err := testuser.Sh(script); err != nil {
+		t.Fatalf("as uid %d: %v\n%s", testuser.UID, err, out)
+	}
+	res, err := p.Capture(context.Background(), CaptureOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadManifest(l, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]string{}
+	for _, e := range m.Entries {
+		types[string(e.Path)] = string(e.Type)
+		if strings.HasPrefix(string(e.Path), "db/sub/") {
+			t.Fatalf("the snapshot holds %s, below the symlink db/sub", e.Path)
+		}
+	}
+	if types["db/sub"] != "symlink" || types["a.txt"] != "symlink" {
+		t.Fatalf("want db/sub and a.txt captured as symlinks: %v", types)
+	}
+	victim.NoSecretIn(t, filepath.Join(dir, "backups"))
+	victim.NoSecretIn(t, filepath.Join(dir, ".hotsnap"))
+	victim.Check(t)
+	if vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{}); err != nil || !vr.OK() {
+		t.Fatalf("verify: %v %v", err, vr.Problems)
 	}
 }
