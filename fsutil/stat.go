@@ -3,6 +3,7 @@ package fsutil
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -109,19 +110,57 @@ func SameFilesystem(a, b string) error {
 // too (callers treat "at or above" as "maybe after", which is safe). A
 // clock set back defeats it (docs/DESIGN.md, Create).
 func CtimeFloor(d *Dir) (int64, error) {
-	name := fmt.Sprintf(".ctime-floor-%08x", RandUint32())
+	var floor int64
+	err := withProbe(d, func(fd int) error {
+		var st unix.Stat_t
+		err := unix.Fstat(fd, &st)
+		floor = st.Ctim.Nano()
+		return err
+	})
+	return floor, err
+}
+
+// CtimeMark returns a ctime above that of every change made before the
+// call, and at or below that of every change made after it: a probe file
+// in d is touched until its ctime moves past the one it got when created,
+// so the tick of every earlier change is behind.
+func CtimeMark(d *Dir) (int64, error) {
+	var mark int64
+	err := withProbe(d, func(fd int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		first := st.Ctim.Nano()
+		for range 2000 {
+			time.Sleep(time.Millisecond)
+			if err := SetMtimeFd(fd, time.Now().UnixNano()); err != nil {
+				return err
+			}
+			if err := unix.Fstat(fd, &st); err != nil {
+				return err
+			}
+			if c := st.Ctim.Nano(); c > first {
+				mark = c
+				return nil
+			}
+		}
+		return fmt.Errorf("the kernel's ctime clock did not move in 2 s")
+	})
+	return mark, err
+}
+
+// withProbe runs fn on a new probe file in d, then removes it.
+func withProbe(d *Dir, fn func(fd int) error) error {
+	name := fmt.Sprintf(".ctime-probe-%08x", RandUint32())
 	f, err := d.Create(name, 0o600)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var st unix.Stat_t
-	err = unix.Fstat(int(f.Fd()), &st)
+	err = fn(int(f.Fd()))
 	f.Close()
 	if rerr := d.Remove(name); err == nil {
 		err = rerr
 	}
-	if err != nil {
-		return 0, err
-	}
-	return st.Ctim.Nano(), nil
+	return err
 }

@@ -314,49 +314,20 @@ func vanished(err error) bool {
 // readDir opens one source directory (through the root, no symlink in any
 // component), records it, and schedules its entries in batches.
 func (b *builder) readDir(rel string) error {
-	dot := rel
-	if dot == "" {
-		dot = "."
-	}
-	sd, err := b.src.OpenDir(dot)
+	pair, st, names, err := b.openPair(rel, true)
 	if err != nil {
 		if rel != "" && vanished(err) {
-			// Swapped for a symlink or removed since it was listed: not
-			// followed, not captured.
-			b.warn(rel, "directory vanished or was replaced while the tree was captured (never followed)")
-			b.dst.Remove(rel)
+			b.dirVanished(rel)
 			return nil
 		}
-		return fmt.Errorf("open dir %s: %w", b.src.Join(rel), err)
-	}
-	st, err := sd.Stat()
-	if err != nil {
-		sd.Close()
 		return err
-	}
-	if st.Dev != b.dev {
-		sd.Close()
-		return fmt.Errorf("%s is a mount point (another filesystem inside the data dir): hard links cannot cross it; leave it out with --exclude %q", b.src.Join(rel), rel)
-	}
-	dd, err := b.dst.OpenDir(dot)
-	if err != nil {
-		sd.Close()
-		return fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
 	}
 	if rel != "" {
 		b.record(item(rel, st, st, "", ""))
 	}
-	names, err := sd.Names(".")
-	if err != nil {
-		sd.Close()
-		dd.Close()
-		return fmt.Errorf("read dir %s: %w", b.src.Join(rel), err)
-	}
 	// The pair owns the two descriptors from here on.
-	pair := &dirPair{sfd: sd.Detach(), dfd: dd.Detach()}
 	nb := (len(names) + batchSize - 1) / batchSize
 	if nb == 0 {
-		pair.refs.Store(1)
 		pair.release()
 		return nil
 	}
@@ -375,6 +346,50 @@ func (b *builder) readDir(rel string) error {
 		})
 	}
 	return nil
+}
+
+// openPair opens the directory rel on both sides (through the roots, no
+// symlink followed), with one reference, and lists the source side when
+// list is set. A mount point is refused: hard links cannot cross it.
+func (b *builder) openPair(rel string, list bool) (*dirPair, fsutil.Stat, []string, error) {
+	dot := rel
+	if dot == "" {
+		dot = "."
+	}
+	sd, err := b.src.OpenDir(dot)
+	if err != nil {
+		return nil, fsutil.Stat{}, nil, fmt.Errorf("open dir %s: %w", b.src.Join(rel), err)
+	}
+	st, err := sd.Stat()
+	if err == nil && st.Dev != b.dev {
+		err = fmt.Errorf("%s is a mount point (another filesystem inside the data dir): hard links cannot cross it; leave it out with --exclude %q", b.src.Join(rel), rel)
+	}
+	var names []string
+	if err == nil && list {
+		if names, err = sd.Names("."); err != nil {
+			err = fmt.Errorf("read dir %s: %w", b.src.Join(rel), err)
+		}
+	}
+	if err != nil {
+		sd.Close()
+		return nil, fsutil.Stat{}, nil, err
+	}
+	dd, err := b.dst.OpenDir(dot)
+	if err != nil {
+		sd.Close()
+		return nil, fsutil.Stat{}, nil, fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
+	}
+	pair := &dirPair{sfd: sd.Detach(), dfd: dd.Detach()}
+	pair.refs.Store(1)
+	return pair, st, names, nil
+}
+
+// dirVanished leaves out the directory rel, swapped for a symlink or
+// removed since it was listed (never followed), with what was captured
+// of it.
+func (b *builder) dirVanished(rel string) {
+	b.warn(rel, "directory vanished or was replaced while the tree was captured (never followed)")
+	b.dst.RemoveAll(rel)
 }
 
 // batch captures some entries of one directory through its descriptors,

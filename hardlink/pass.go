@@ -39,6 +39,8 @@ type Pass struct {
 	root     fsutil.Stat // the source root, when the first pass began
 	floor    int64       // ctime floor read before the first pass began
 	items    []Item      // the first pass's, sorted by path
+	dirs     []int       // indexes of its directories, -1 first for the root
+	clones   []int       // indexes of its private copies (reflink clones)
 	warnings []Warning   // the first pass's
 	deferred []string    // files chosen for copying, left for the locked pass
 
@@ -82,7 +84,18 @@ func Pre(ctx context.Context, src, dst *fsutil.Dir, opts Options) (*Pass, error)
 		return nil, err
 	}
 	slices.Sort(b.deferred)
-	return &Pass{b: b, root: rootSt, floor: floor, items: items, warnings: warnings, deferred: b.deferred}, nil
+	p := &Pass{b: b, root: rootSt, floor: floor, items: items, warnings: warnings, deferred: b.deferred, dirs: []int{-1}}
+	// Indexed here, with writes going on, so that Finish does not scan
+	// every item under the lock.
+	for i := range items {
+		switch {
+		case items[i].IsDir():
+			p.dirs = append(p.dirs, i)
+		case items[i].Capture != "" && items[i].Capture != CaptureLink:
+			p.clones = append(p.clones, i)
+		}
+	}
+	return p, nil
 }
 
 // Dir states found by Finish's stat of every directory.
@@ -106,13 +119,8 @@ func (p *Pass) Finish(ctx context.Context, copyInode func(dev, ino uint64) bool)
 	b.copies = map[inodeKey]*copyOnce{} // pass-1 clones are not shared with new captures
 	p.rescanned, p.dropped = map[string]bool{}, map[string]bool{}
 
-	// 1. Stat every directory; index -1 is the root.
-	dirs := []int{-1}
-	for i := range p.items {
-		if p.items[i].IsDir() {
-			dirs = append(dirs, i)
-		}
-	}
+	// 1. Stat every directory.
+	dirs := p.dirs
 	state := make([]uint8, len(dirs))
 	err := par.Stripes(ctx, len(dirs), b.opts.Workers, func(_ context.Context, k int) error {
 		if dirs[k] < 0 {
@@ -141,21 +149,25 @@ func (p *Pass) Finish(ctx context.Context, copyInode func(dev, ino uint64) bool)
 		return err
 	}
 	p.stats.Dirs = len(dirs)
-	at := make(map[string]int, len(dirs)) // dir path -> index in dirs
+	var at map[string]int // dir path -> index in dirs, made if a dir was replaced
 	for k, i := range dirs {
-		if i >= 0 {
-			at[p.items[i].Rel] = k
-		} else {
-			at[""] = k
+		if state[k] != dirReplaced {
+			continue
 		}
-	}
-	for k, i := range dirs {
-		if state[k] == dirReplaced {
-			rel := p.items[i].Rel
-			p.dropped[rel] = true
-			if pk, ok := at[parentOf(rel)]; ok && state[pk] == dirClean {
-				state[pk] = dirChanged // its ctime says so too, unless the clock was set back
+		if at == nil {
+			at = make(map[string]int, len(dirs))
+			for dk, di := range dirs {
+				if di >= 0 {
+					at[p.items[di].Rel] = dk
+				} else {
+					at[""] = dk
+				}
 			}
+		}
+		rel := p.items[i].Rel
+		p.dropped[rel] = true
+		if pk, ok := at[parentOf(rel)]; ok && state[pk] == dirClean {
+			state[pk] = dirChanged // its ctime says so too, unless the clock was set back
 		}
 	}
 
@@ -271,42 +283,6 @@ func (p *Pass) unstage(dfd int, rel, name string, isDir bool) error {
 	return nil
 }
 
-// openPair opens the directory rel on both sides, for batch, and lists
-// the source side when list is set.
-func (p *Pass) openPair(rel string, list bool) (*dirPair, fsutil.Stat, []string, error) {
-	b := p.b
-	dot := rel
-	if dot == "" {
-		dot = "."
-	}
-	sd, err := b.src.OpenDir(dot)
-	if err != nil {
-		return nil, fsutil.Stat{}, nil, err
-	}
-	st, err := sd.Stat()
-	if err == nil && st.Dev != b.dev {
-		err = fmt.Errorf("%s is a mount point (another filesystem inside the data dir): hard links cannot cross it; leave it out with --exclude %q", b.src.Join(rel), rel)
-	}
-	var names []string
-	if err == nil && list {
-		if names, err = sd.Names("."); err != nil {
-			err = fmt.Errorf("read dir %s: %w", b.src.Join(rel), err)
-		}
-	}
-	if err != nil {
-		sd.Close()
-		return nil, fsutil.Stat{}, nil, err
-	}
-	dd, err := b.dst.OpenDir(dot)
-	if err != nil {
-		sd.Close()
-		return nil, fsutil.Stat{}, nil, fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
-	}
-	pair := &dirPair{sfd: sd.Detach(), dfd: dd.Detach()}
-	pair.refs.Store(1)
-	return pair, st, names, nil
-}
-
 func baseOf(rel string) string { return rel[strings.LastIndexByte(rel, '/')+1:] }
 
 // rescan lists the changed directory rel (item i; -1 for the root) again
@@ -315,15 +291,14 @@ func baseOf(rel string) string { return rel[strings.LastIndexByte(rel, '/')+1:] 
 // and the items of those kept (and of rel itself) take their stat now.
 func (p *Pass) rescan(rel string, i int) error {
 	b := p.b
-	pair, st, names, err := p.openPair(rel, true)
+	pair, st, names, err := b.openPair(rel, true)
 	if err != nil {
 		if rel != "" && vanished(err) { // only without the lock
 			p.dropped[rel] = true
-			b.dst.RemoveAll(rel)
-			b.warn(rel, "directory vanished or was replaced while the tree was captured (never followed)")
+			b.dirVanished(rel)
 			return nil
 		}
-		return fmt.Errorf("open dir %s: %w", b.src.Join(rel), err)
+		return err
 	}
 	defer pair.release()
 	p.rescanned[rel] = true

@@ -39,12 +39,11 @@ func (p *Pass) recapture() error {
 	}
 	// Clones in kept directories: a stat each, grouped by directory.
 	clones := map[string][]int{}
-	for k := range p.items {
-		it := &p.items[k]
-		if it.Capture == "" || it.Capture == CaptureLink || p.rescanned[parentOf(it.Rel)] || p.isDropped(it.Rel) {
-			continue
+	for _, k := range p.clones {
+		dir := parentOf(p.items[k].Rel)
+		if !p.rescanned[dir] && !p.isDropped(p.items[k].Rel) {
+			clones[dir] = append(clones[dir], k)
 		}
-		clones[parentOf(it.Rel)] = append(clones[parentOf(it.Rel)], k)
 	}
 	for dir, ks := range clones {
 		if err := p.statClones(dir, ks, add); err != nil {
@@ -60,9 +59,9 @@ func (p *Pass) recapture() error {
 		}
 	}
 	for dir, t := range byDir {
-		pair, _, _, err := p.openPair(dir, false)
+		pair, _, _, err := b.openPair(dir, false)
 		if err != nil {
-			return fmt.Errorf("open dir %s: %w", b.src.Join(dir), err)
+			return err
 		}
 		err = func() error {
 			defer pair.release()

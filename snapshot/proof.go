@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -39,39 +36,6 @@ type proof struct {
 	CtimeMarkNs int64 `json:"ctimeMarkNs"`
 }
 
-// ctimeMark returns a ctime above that of every change made before the
-// call, and at or below that of every change made after it. The kernel
-// stamps ctimes from a coarse clock (a tick of some milliseconds), so a
-// probe file in dir is touched until its ctime moves past the one it got
-// when created: then the tick of every earlier change is behind.
-func ctimeMark(dir *fsutil.Dir) (int64, error) {
-	name := fmt.Sprintf(".ctime-probe-%08x", fsutil.RandUint32())
-	f, err := dir.Create(name, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer dir.Remove(name)
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return 0, err
-	}
-	first := st.Ctim.Nano()
-	for range 2000 {
-		time.Sleep(time.Millisecond)
-		if err := fsutil.SetMtimeFd(int(f.Fd()), time.Now().UnixNano()); err != nil {
-			return 0, err
-		}
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-			return 0, err
-		}
-		if c := st.Ctim.Nano(); c > first {
-			return c, nil
-		}
-	}
-	return 0, fmt.Errorf("the kernel's ctime clock did not move in 2 s")
-}
-
 // writeProof records, in the staging dir stage, that its tree is whole
 // (called once it is filled, proven and synced, before the publish).
 func (s *session) writeProof(stage, id string) error {
@@ -80,7 +44,7 @@ func (s *session) writeProof(stage, id string) error {
 		return err
 	}
 	defer d.Close()
-	mark, err := ctimeMark(d)
+	mark, err := fsutil.CtimeMark(d)
 	if err != nil {
 		return err
 	}

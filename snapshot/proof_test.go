@@ -111,7 +111,7 @@ func TestCtimeMark(t *testing.T) {
 	for i := range 20 {
 		p := filepath.Join(dir, "f")
 		os.WriteFile(p, []byte{byte(i)}, 0o644)
-		mark, err := ctimeMark(d)
+		mark, err := fsutil.CtimeMark(d)
 		if err != nil {
 			t.Fatal(err)
 		}

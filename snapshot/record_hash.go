@@ -36,8 +36,7 @@ import (
 // bytes, and the create fails naming it.
 func (r *record) hashAndSettle(ctx context.Context, tree *fsutil.Dir, prev *ManifestFile, floor int64, workers int, res *CreateResult) error {
 	have := make([]bool, len(r.items))
-	settledAll := false
-	if prev != nil {
+	if prev != nil { // every linked file is stat-ed beside the reuse
 		var pre *settled
 		var perr error
 		done := make(chan struct{})
@@ -63,14 +62,13 @@ func (r *record) hashAndSettle(ctx context.Context, tree *fsutil.Dir, prev *Mani
 			}
 		}
 		res.ReusedHashes = int64(reused)
-		settledAll = true
 	}
 	hashed, err := r.hashMissing(ctx, tree, have, workers, res)
 	if err != nil {
 		return err
 	}
-	var only []int // the linked files read by the hash (nil: all of them)
-	if settledAll {
+	var only []int // the linked files read by the hash (nil: all of them, none stat-ed yet)
+	if prev != nil {
 		for _, i := range hashed {
 			if r.items[i].Capture == hardlink.CaptureLink {
 				only = append(only, i)

@@ -144,15 +144,7 @@ func onlyStateDir(d string) bool {
 // old state or exactly the restored one.
 func TestCrash_Restore(t *testing.T) {
 	bin := buildTestBinary(t)
-	steps := []string{"restore.built", "restore.journal"}
-	for i := 0; i < 12; i++ {
-		steps = append(steps, "restore.out."+itoa(i))
-	}
-	steps = append(steps, "restore.out.done")
-	for i := 0; i < 12; i++ {
-		steps = append(steps, "restore.in."+itoa(i))
-	}
-	steps = append(steps, "restore.swapped", "restore.done")
+	steps := swapSteps(12, 12)
 	outcomes := map[string]int{}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
@@ -180,6 +172,21 @@ func TestCrash_Restore(t *testing.T) {
 	}
 }
 
+// swapSteps names a restore's crash points in order: outs moves of live
+// entries out, ins moves of the snapshot's in (points past the real
+// number of moves are never reached).
+func swapSteps(outs, ins int) []string {
+	steps := []string{"restore.built", "restore.journal"}
+	for i := range outs {
+		steps = append(steps, "restore.out."+itoa(i))
+	}
+	steps = append(steps, "restore.out.done")
+	for i := range ins {
+		steps = append(steps, "restore.in."+itoa(i))
+	}
+	return append(steps, "restore.swapped", "restore.done")
+}
+
 // TestCrash_PartialRestore kills a real `hotsnap restore --include` at
 // every step of its swap, whose units are nested paths (one replacing a
 // live file, one a live dir, two the live data dir lacks), runs `hotsnap
@@ -187,11 +194,7 @@ func TestCrash_Restore(t *testing.T) {
 // exactly the old state with those entries replaced.
 func TestCrash_PartialRestore(t *testing.T) {
 	bin := buildTestBinary(t)
-	steps := []string{"restore.built", "restore.journal", "restore.out.0", "restore.out.1", "restore.out.2", "restore.out.done"}
-	for i := 0; i < 5; i++ {
-		steps = append(steps, "restore.in."+itoa(i))
-	}
-	steps = append(steps, "restore.swapped", "restore.done")
+	steps := swapSteps(3, 5)
 	outcomes := map[string]int{}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
