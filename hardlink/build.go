@@ -216,6 +216,15 @@ func (b *builder) fail(err error) {
 	b.mu.Unlock()
 }
 
+// stop fails the build with err and waits for the tasks already spawned
+// (they see the failure and end): nobody may use the directories they
+// work in, or close them, before they are done.
+func (b *builder) stop(err error) error {
+	b.fail(err)
+	b.wg.Wait()
+	return err
+}
+
 func (b *builder) failed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

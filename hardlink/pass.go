@@ -185,14 +185,14 @@ func (p *Pass) Finish(ctx context.Context, copyInode func(dev, ino uint64) bool)
 			continue
 		}
 		if err := p.rescan(rel, i); err != nil {
-			return err
+			return b.stop(err)
 		}
 	}
 
 	// 3. Files in the directories kept as they were that need more than a
 	// link, then the new captures' tasks.
 	if err := p.recapture(); err != nil {
-		return err
+		return b.stop(err)
 	}
 	b.wg.Wait()
 	if b.err != nil {
