@@ -15,7 +15,7 @@ const module = "github.com/hotsnap/hotsnap/"
 // packages of earlier rows (siblings on one row may not import each other).
 var layers = [][]string{
 	{"errs", "defaults"},
-	{"internal/par", "internal/crash"},
+	{"internal/par", "internal/crash", "internal/proc"},
 	{"fsutil", "retention"},
 	{"manifest", "snapshot/writegate", "snapshot/freezer", "archive/store"},
 	{"tree", "hardlink", "archive/store/fs", "archive/store/s3", "archive/store/storetest"},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/internal/proc"
 )
 
 // Ident names one process for good: its pid and its start time (field 22
@@ -27,35 +29,6 @@ type Proc struct {
 	fd int
 }
 
-type procStat struct {
-	ppid  int
-	state byte
-	start uint64
-}
-
-// readStat parses /proc/PID/stat: "pid (comm) state ppid ... starttime".
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+2:]) // f[0] is field 3 (state)
-	if len(f) < 20 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	return procStat{ppid: ppid, state: f[0][0], start: start}, nil
-}
-
 // OpenProc opens the process pid; with start > 0 it must be the process
 // that started then (else the error wraps os.ErrNotExist).
 func OpenProc(pid int, start uint64) (*Proc, error) {
@@ -68,16 +41,16 @@ func OpenProc(pid int, start uint64) (*Proc, error) {
 	}
 	// Read the start time after the pidfd is open: if it is the one
 	// expected, the pidfd holds that process.
-	st, err := readStat(pid)
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("process %d: %w", pid, os.ErrNotExist)
 	}
-	if start != 0 && st.start != start {
+	if start != 0 && st.Start != start {
 		unix.Close(fd)
 		return nil, fmt.Errorf("process %d: another process now has its pid: %w", pid, os.ErrNotExist)
 	}
-	return &Proc{Ident: Ident{Pid: pid, Start: st.start}, fd: fd}, nil
+	return &Proc{Ident: Ident{Pid: pid, Start: st.Start}, fd: fd}, nil
 }
 
 // Signal sends sig to the process; a process that has exited is not an error.
@@ -99,11 +72,11 @@ func (p *Proc) Close() {
 
 // stopped reports whether the process has stopped (or is gone).
 func (p *Proc) stopped() bool {
-	st, err := readStat(p.Pid)
-	if err != nil || st.start != p.Start {
+	st, err := proc.ReadStat(p.Pid)
+	if err != nil || st.Start != p.Start {
 		return true // gone
 	}
-	switch st.state {
+	switch st.State {
 	case 'T', 't', 'Z', 'X', 'x':
 		return true
 	}
@@ -122,11 +95,11 @@ func children() (map[int][]int, error) {
 		if err != nil {
 			continue
 		}
-		st, err := readStat(pid)
+		st, err := proc.ReadStat(pid)
 		if err != nil {
 			continue // exited meanwhile
 		}
-		m[st.ppid] = append(m[st.ppid], pid)
+		m[st.PPid] = append(m[st.PPid], pid)
 	}
 	return m, nil
 }
@@ -251,8 +224,8 @@ func (t *Tree) Cont() error {
 
 // Parent is the pid of pid's parent.
 func Parent(pid int) (int, error) {
-	st, err := readStat(pid)
-	return st.ppid, err
+	st, err := proc.ReadStat(pid)
+	return st.PPid, err
 }
 
 // UID is the real uid of process pid (the Uid line of /proc/PID/status).
