@@ -306,6 +306,62 @@ func TestAcquire_PeriodsGrowByTenPercent(t *testing.T) {
 	})
 }
 
+// refusingQuiescer says "not now" at once, as a lock command that exits
+// 75 without waiting.
+type refusingQuiescer struct{ attempts int }
+
+func (r *refusingQuiescer) Quiesce(context.Context, time.Duration) error {
+	r.attempts++
+	return ErrLockTimeout
+}
+func (r *refusingQuiescer) Resume(context.Context) error { return nil }
+
+// TestAcquire_RefusedAtOnce: attempts refused at once still come one per
+// period, on synctest's clock: as many as the periods that fit in the
+// max wait, never a spin.
+func TestAcquire_RefusedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &refusingQuiescer{}
+		start := time.Now()
+		maxWait, first := 3*time.Second, 100*time.Millisecond
+		st, err := Acquire(context.Background(), r, LockPolicy{MaxWait: maxWait, InitialPeriod: first})
+		if !errors.Is(err, ErrLockTimeout) || time.Since(start) != maxWait {
+			t.Fatalf("gave up after %s with %v, want %s and a lock timeout", time.Since(start), err, maxWait)
+		}
+		n := 0
+		for p, spent := first, time.Duration(0); spent < maxWait; p += p / 10 {
+			spent += min(p, maxWait-spent)
+			n++
+		}
+		if r.attempts != n || st.Attempts != n {
+			t.Fatalf("%d attempts (stats %d), want one per period: %d", r.attempts, st.Attempts, n)
+		}
+		// Cancelled while waiting out a period: it ends at once.
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(150*time.Millisecond, cancel)
+		start = time.Now()
+		if _, err := Acquire(ctx, r, LockPolicy{MaxWait: maxWait, InitialPeriod: first}); !errors.Is(err, context.Canceled) || time.Since(start) != 150*time.Millisecond {
+			t.Fatalf("cancelled: %v after %s", err, time.Since(start))
+		}
+	})
+}
+
+// TestExecQuiescer_RefusesAtOnce: a real lock command that exits 75 at
+// once is run at most once per period: 8 periods of 100 ms growing by
+// 10 % fill 1 s (a busy machine only makes them fewer).
+func TestExecQuiescer_RefusesAtOnce(t *testing.T) {
+	dir := testtree.New(t)
+	count := filepath.Join(t.TempDir(), "count")
+	q := &ExecQuiescer{LockCmd: `echo x >> ` + count + `; exit 75`, UnlockCmd: "true", DataDir: dir}
+	st, err := Acquire(context.Background(), q, LockPolicy{MaxWait: time.Second, InitialPeriod: 100 * time.Millisecond})
+	b, _ := os.ReadFile(count)
+	ran := strings.Count(string(b), "x")
+	t.Logf("the lock command ran %d times in 1 s", ran)
+	if !errors.Is(err, ErrLockTimeout) || ran != st.Attempts || ran < 1 || ran > 8 {
+		t.Fatalf("ran %d times (%d attempts) in 1 s, want 1 to 8: %v", ran, st.Attempts, err)
+	}
+}
+
 func TestExecQuiescer(t *testing.T) {
 	dir := testtree.New(t)
 	l := newLayout(t, dir)
@@ -315,7 +371,7 @@ func TestExecQuiescer(t *testing.T) {
 	lock := `echo x >> ` + count + `; [ $(wc -l < ` + count + `) -ge 3 ] || exit 75; touch ` + state + `/locked`
 	unlock := `rm -f ` + state + `/locked`
 	q := &ExecQuiescer{LockCmd: lock, UnlockCmd: unlock, DataDir: dir}
-	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: LockPolicy{InitialPeriod: time.Second}})
+	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: LockPolicy{InitialPeriod: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,7 +270,10 @@ type LockStats struct {
 }
 
 // Acquire runs q.Quiesce in periods growing by 10 % until it succeeds or
-// MaxWait is spent (ErrLockTimeout). Hard failures end it at once.
+// MaxWait is spent (ErrLockTimeout). Hard failures end it at once. An
+// attempt refused before its period ended (a lock command that says "not
+// now" at once) waits out the rest of its period before the next, so the
+// attempts in MaxWait are bounded by the periods, never a spin.
 func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
 	p = p.withDefaults()
 	start := time.Now()
@@ -296,6 +299,15 @@ func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
 		}
 		if ctx.Err() != nil {
 			return st, ctx.Err()
+		}
+		if rest := try - time.Since(at); rest > 0 {
+			t := time.NewTimer(rest)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return st, ctx.Err()
+			case <-t.C:
+			}
 		}
 		period = period + period/10
 	}
