@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -111,13 +112,15 @@ func (a *Agency) memberKey(node string) string { return a.prefix + "members/" + 
 
 // Member is an agent's registration.
 type Member struct {
-	NodeID      string    `json:"nodeId"`
-	URL         string    `json:"url"` // the agent's API, http(s)://host:port
-	ToolVersion string    `json:"toolVersion"`
-	AppVersion  string    `json:"appVersion,omitempty"`
-	Host        string    `json:"host,omitempty"`
-	PID         int       `json:"pid,omitempty"`
-	StartedAt   time.Time `json:"startedAt"`
+	NodeID      string `json:"nodeId"`
+	URL         string `json:"url"` // the agent's API, http(s)://host:port
+	ToolVersion string `json:"toolVersion"`
+	AppVersion  string `json:"appVersion,omitempty"`
+	// The agent's process (host, boot, pid namespace, pid, start time):
+	// a registration left by a dead agent of this host is taken over at
+	// once by the next agent of the same node id.
+	proc.Holder
+	StartedAt time.Time `json:"startedAt"`
 }
 
 // Registration keeps an agent's membership alive.
@@ -129,9 +132,16 @@ type Registration struct {
 }
 
 // Register adds m to the cluster's membership under a lease of ttl, kept
-// alive until Close. A node id held by another live agent is refused. If
-// the lease is lost (etcd unreachable for longer than ttl), Register keeps
-// trying to register again, logging each failure.
+// alive until Close. etcd's client renews the lease every ttl/3 in a
+// goroutine of its own, so a renewal may be up to 2/3 of ttl late before
+// the member drops out; the work an agent does never delays it.
+//
+// A node id held by another live agent is refused. One held by a dead
+// agent of this host (its pid gone or reused) is taken over at once, so a
+// restarted agent need not wait out its predecessor's lease. If the
+// client stops hearing renewals (etcd slow or unreachable), Register
+// keeps the lease if etcd still has it, and otherwise registers again,
+// logging each failure, until Close.
 func (a *Agency) Register(ctx context.Context, m Member, ttl time.Duration, log *slog.Logger) (*Registration, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -140,57 +150,38 @@ func (a *Agency) Register(ctx context.Context, m Member, ttl time.Duration, log 
 	if ttlSec < 2 {
 		ttlSec = 2
 	}
+	m.Holder = proc.Self()
 	b, _ := json.Marshal(m)
 	key := a.memberKey(m.NodeID)
 	r := &Registration{a: a, done: make(chan struct{})}
-	grant := func(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
-		l, err := a.cli.Grant(ctx, ttlSec)
-		if err != nil {
-			return nil, fmt.Errorf("etcd lease: %w", err)
-		}
-		resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(b), clientv3.WithLease(l.ID))).
-			Else(clientv3.OpGet(key)).Commit()
-		if err != nil {
-			a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
-			return nil, fmt.Errorf("etcd register: %w", err)
-		}
-		if !resp.Succeeded {
-			a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
-			var other Member
-			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-				json.Unmarshal(kvs[0].Value, &other)
-			}
-			return nil, fmt.Errorf("%w: node id %q is already registered in cluster %s by a live agent at %s (pid %d on %s)",
-				snapshot.ErrInvalid, m.NodeID, a.cluster, other.URL, other.PID, other.Host)
-		}
-		r.lease.Store(int64(l.ID))
-		return a.cli.KeepAlive(ctx, l.ID)
-	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
-	ch, err := grant(rctx)
+	ch, err := a.register(rctx, key, string(b), clientv3.LeaseID(r.lease.Load()), ttlSec, log)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
+	r.lease.Store(int64(ch.lease))
 	go func() {
 		defer close(r.done)
 		for {
-			for range ch { // drain keep-alive answers until the lease is gone
+			for range ch.c { // drain keep-alive answers until the client gives the lease up
 			}
 			if rctx.Err() != nil {
 				return
 			}
-			log.Warn("agent lost its etcd lease; registering again", "node", m.NodeID)
+			log.Warn("agent stopped hearing its etcd lease's renewals; registering again", "node", m.NodeID)
 			for {
 				select {
 				case <-rctx.Done():
 					return
 				case <-time.After(time.Second):
 				}
-				if ch, err = grant(rctx); err == nil {
-					log.Info("agent registered again", "node", m.NodeID)
+				next, err := a.register(rctx, key, string(b), clientv3.LeaseID(r.lease.Load()), ttlSec, log)
+				if err == nil {
+					ch = next
+					r.lease.Store(int64(ch.lease))
+					log.Info("agent registered again", "node", m.NodeID, "sameLease", next.kept)
 					break
 				}
 				log.Warn("agent registration failed", "node", m.NodeID, "err", err)
@@ -198,6 +189,68 @@ func (a *Agency) Register(ctx context.Context, m Member, ttl time.Duration, log 
 		}
 	}()
 	return r, nil
+}
+
+// keepAlive is a registration's lease and its renewals.
+type keepAlive struct {
+	c     <-chan *clientv3.LeaseKeepAliveResponse
+	lease clientv3.LeaseID
+	kept  bool // the previous lease, still alive in etcd, kept
+}
+
+// register puts the member key under a lease and keeps it alive. prev,
+// when not 0, is the lease the key was under: if etcd still has it and
+// the key is still under it, it is kept (no gap in the membership).
+func (a *Agency) register(ctx context.Context, key, val string, prev clientv3.LeaseID, ttlSec int64, log *slog.Logger) (keepAlive, error) {
+	if prev != 0 {
+		if ttl, err := a.cli.TimeToLive(ctx, prev); err == nil && ttl.TTL > 0 {
+			if g, err := a.cli.Get(ctx, key); err == nil && len(g.Kvs) == 1 && clientv3.LeaseID(g.Kvs[0].Lease) == prev {
+				c, err := a.cli.KeepAlive(ctx, prev)
+				return keepAlive{c: c, lease: prev, kept: true}, err
+			}
+		}
+	}
+	l, err := a.cli.Grant(ctx, ttlSec)
+	if err != nil {
+		return keepAlive{}, fmt.Errorf("etcd lease: %w", err)
+	}
+	put := func(cmp clientv3.Cmp) (*clientv3.TxnResponse, error) {
+		return a.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.ID))).Else(clientv3.OpGet(key)).Commit()
+	}
+	resp, err := put(clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	if err == nil && !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		var other Member
+		if len(kvs) == 1 && json.Unmarshal(kvs[0].Value, &other) == nil && other.Dead() {
+			// Its agent is gone: take the key over, unless it changed since read.
+			log.Warn("taking over the registration of a dead agent", "node", other.NodeID, "pid", other.Pid, "host", other.Host)
+			a.cli.Revoke(ctx, clientv3.LeaseID(kvs[0].Lease))
+			resp, err = put(clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		}
+	}
+	if err != nil {
+		a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
+		return keepAlive{}, fmt.Errorf("etcd register: %w", err)
+	}
+	if !resp.Succeeded {
+		a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
+		var other Member
+		ends := ""
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			json.Unmarshal(kvs[0].Value, &other)
+			if ttl, err := a.cli.TimeToLive(ctx, clientv3.LeaseID(kvs[0].Lease)); err == nil && ttl.TTL > 0 {
+				ends = fmt.Sprintf("; its lease ends in %ds unless that agent renews it", ttl.TTL)
+			}
+		}
+		return keepAlive{}, fmt.Errorf("%w: node id %q is already registered in cluster %s by a live agent at %s (pid %d on %s)%s",
+			snapshot.ErrInvalid, key[len(a.memberKey("")):], a.cluster, other.URL, other.Pid, other.Host, ends)
+	}
+	c, err := a.cli.KeepAlive(ctx, l.ID)
+	if err != nil {
+		a.cli.Revoke(context.WithoutCancel(ctx), l.ID)
+		return keepAlive{}, fmt.Errorf("etcd keep-alive: %w", err)
+	}
+	return keepAlive{c: c, lease: l.ID}, nil
 }
 
 // Close ends the registration and removes the member key.
@@ -314,9 +367,8 @@ func (a *Agency) SetPlan(ctx context.Context, user json.RawMessage) error {
 
 // RunningBackup says who runs a cluster backup.
 type RunningBackup struct {
-	ID        string    `json:"id"`
-	Host      string    `json:"host"`
-	PID       int       `json:"pid"`
+	ID string `json:"id"`
+	proc.Holder
 	StartedAt time.Time `json:"startedAt"`
 }
 
@@ -326,11 +378,19 @@ var ErrBackupRunning = errs.New(errs.LockTimeout, "another cluster backup is run
 
 // LockBackups takes the cluster's backup mutex in etcd, waiting at most
 // wait. The mutex lives under a session lease of ttl: if the holder dies,
-// etcd frees it after ttl. The returned function releases it.
+// etcd frees it after ttl, and at once if the holder ran on this host and
+// its process is gone. The returned function releases it.
 func (a *Agency) LockBackups(ctx context.Context, info RunningBackup, wait, ttl time.Duration) (func(), error) {
 	ttlSec := int(ttl / time.Second)
 	if ttlSec < 2 {
 		ttlSec = 2
+	}
+	if r, err := a.cli.Get(ctx, a.prefix+"backup-running"); err == nil && len(r.Kvs) == 1 {
+		var who RunningBackup
+		if json.Unmarshal(r.Kvs[0].Value, &who) == nil && who.Dead() {
+			// Its coordinator is gone: end its session, which frees the mutex.
+			a.cli.Revoke(ctx, clientv3.LeaseID(r.Kvs[0].Lease))
+		}
 	}
 	s, err := concurrency.NewSession(a.cli, concurrency.WithTTL(ttlSec), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
@@ -349,7 +409,7 @@ func (a *Agency) LockBackups(ctx context.Context, info RunningBackup, wait, ttl 
 			json.Unmarshal(r.Kvs[0].Value, &who)
 		}
 		return nil, fmt.Errorf("%w (%w): backup %s by pid %d on %s since %s holds the agency lock of cluster %s; waited %s",
-			ErrBackupRunning, snapshot.ErrLockTimeout, who.ID, who.PID, who.Host, who.StartedAt.Format(time.RFC3339), a.cluster, wait)
+			ErrBackupRunning, snapshot.ErrLockTimeout, who.ID, who.Pid, who.Host, who.StartedAt.Format(time.RFC3339), a.cluster, wait)
 	}
 	b, _ := json.Marshal(info)
 	if _, err := a.cli.Put(ctx, a.prefix+"backup-running", string(b), clientv3.WithLease(s.Lease())); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/testetcd"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -131,7 +132,7 @@ func TestAuth_ForgedRegistration(t *testing.T) {
 	}
 	// Registered in etcd, the impostor makes a cluster create fail before
 	// any node is locked, and is sent nothing.
-	reg, err := tc.agency.Register(ctx, Member{NodeID: "evil", URL: impostor.URL}, 2*time.Second, nil)
+	reg, err := tc.agency.Register(ctx, Member{NodeID: "evil", URL: impostor.URL}, defaults.MemberTTL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,19 +8,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/zeebo/blake3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/internal/testetcd"
+	"github.com/hotsnap/hotsnap/internal/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
@@ -142,7 +151,7 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 	t.Cleanup(nd.srv.Close)
 	t.Cleanup(nd.agent.Close)
 	m := Member{NodeID: id, URL: nd.srv.URL, ToolVersion: snapshot.ToolVersion, StartedAt: time.Now()}
-	nd.reg, err = tc.agency.Register(context.Background(), m, 2*time.Second, nil)
+	nd.reg, err = tc.agency.Register(context.Background(), m, defaults.MemberTTL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,13 +222,14 @@ func TestLockLease(t *testing.T) {
 	tc := startCluster(t, 1)
 	n := tc.nodes[0]
 	ctx := context.Background()
-	// Held while renewed, past several leases.
-	if _, err := n.client.Lock(ctx, "l1", time.Second, time.Second, false); err != nil {
+	// Held while renewed (that it lasts exactly its lease from the last
+	// renewal is TestLease_EndsExactly's, on synctest's clock): a lease of
+	// a minute, so a busy machine never lets it end between two calls.
+	if _, err := n.client.Lock(ctx, "l1", time.Second, time.Minute, false); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 8; i++ {
-		time.Sleep(250 * time.Millisecond)
-		if err := n.client.Renew(ctx, "l1", time.Second); err != nil {
+	for i := 0; i < 3; i++ {
+		if err := n.client.Renew(ctx, "l1", time.Minute); err != nil {
 			t.Fatalf("renew %d: %v", i, err)
 		}
 		if canWrite(t, n.dir) {
@@ -230,8 +240,11 @@ func TestLockLease(t *testing.T) {
 	if _, err := n.client.Lock(ctx, "l2", 100*time.Millisecond, time.Second, false); !errors.Is(err, snapshot.ErrLockTimeout) {
 		t.Fatalf("second lock: %v", err)
 	}
-	// Not renewed: the agent releases it by itself (exactly when:
-	// TestLease_EndsExactly).
+	// Renewed with a short lease and then left: the agent releases it by
+	// itself when that lease ends.
+	if err := n.client.Renew(ctx, "l1", time.Second); err != nil {
+		t.Fatal(err)
+	}
 	took := eventually(func() bool { return canWrite(t, n.dir) })
 	t.Logf("writes resumed %v after the last renewal (lease 1s)", took)
 	u, err := n.client.Unlock(ctx, "l1")
@@ -355,7 +368,7 @@ func TestCreateListDelete(t *testing.T) {
 func TestAgencyLock(t *testing.T) {
 	tc := startCluster(t, 2)
 	ctx := context.Background()
-	release, err := tc.agency.LockBackups(ctx, RunningBackup{ID: "manual", Host: "test", PID: 42}, time.Second, 5*time.Second)
+	release, err := tc.agency.LockBackups(ctx, RunningBackup{ID: "manual", Holder: proc.Holder{Host: "elsewhere", Pid: 42}}, time.Second, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,6 +448,21 @@ func TestPlanChangeDuringCreate(t *testing.T) {
 	m, _ := snapshot.ReadManifest(tc.nodes[2].layout, res.ID)
 	if !strings.Contains(string(m.Topology.Plan), `"user":{"shards":5}`) {
 		t.Fatalf("plan in manifest: %s", m.Topology.Plan)
+	}
+	// A member that drops out in the middle of a create fails it clearly,
+	// and no node keeps a piece or a staging folder of it.
+	before := pieces(t, tc.nodes)
+	tc.nodes[1].onQuiesce = func() { tc.nodes[2].reg.Close() }
+	if _, err := tc.co.Create(ctx, CreateOptions{}); !errors.Is(err, ErrPlanChanged) || !strings.Contains(err.Error(), "n3") {
+		t.Fatalf("create across a member's leaving: %v", err)
+	}
+	if after := pieces(t, tc.nodes); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("pieces after a member left: %v, before %v", after, before)
+	}
+	for _, n := range tc.nodes {
+		if ents, _ := os.ReadDir(filepath.Join(n.dir, ".hotsnap", "private", "staging")); len(ents) != 0 {
+			t.Fatalf("node %s keeps staging: %v", n.id, ents)
+		}
 	}
 }
 
@@ -581,7 +609,7 @@ func TestMembership(t *testing.T) {
 	tc := startCluster(t, 2)
 	ctx := context.Background()
 	// A node id held by a live agent is refused.
-	_, err := tc.agency.Register(ctx, Member{NodeID: "n1", URL: "http://127.0.0.1:1"}, 2*time.Second, nil)
+	_, err := tc.agency.Register(ctx, Member{NodeID: "n1", URL: "http://127.0.0.1:1"}, defaults.MemberTTL, nil)
 	if !errors.Is(err, snapshot.ErrInvalid) || !strings.Contains(err.Error(), "already registered") {
 		t.Fatalf("duplicate node id: %v", err)
 	}
@@ -600,17 +628,22 @@ func TestPreparedCreate(t *testing.T) {
 	ctx := context.Background()
 	id := "2026-01-01T00.00.00Z_prep"
 	staging := filepath.Join(n.dir, ".hotsnap", "private", "staging", id)
-	if err := n.client.Prepare(ctx, id, nil, time.Second); err != nil {
+	// Renewed, it stays (exact timing: TestPrepared_ExpiresExactly); a ttl
+	// of a minute, so a busy machine never lets it end between two calls.
+	if err := n.client.Prepare(ctx, id, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 6; i++ {
-		time.Sleep(250 * time.Millisecond)
-		if err := n.client.RenewPrepared(ctx, id, time.Second); err != nil {
+	for i := 0; i < 3; i++ {
+		if err := n.client.RenewPrepared(ctx, id, time.Minute); err != nil {
 			t.Fatalf("renew %d: %v", i, err)
 		}
 	}
 	if _, err := os.Stat(staging); err != nil {
 		t.Fatalf("a renewed prepared create lost its staging: %v", err)
+	}
+	// Renewed with a short ttl and then left: dropped when it ends.
+	if err := n.client.RenewPrepared(ctx, id, time.Second); err != nil {
+		t.Fatal(err)
 	}
 	eventually(func() bool { _, err := os.Stat(staging); return err != nil })
 	// The operation lock is free again: a local create goes through.
@@ -730,4 +763,139 @@ func TestForce(t *testing.T) {
 		t.Fatalf("with force: %+v %v", res, err)
 	}
 	<-aborted
+}
+
+// TestMembership_UnderLoad: agents whose machine is busy (every CPU taken
+// by other processes, and this process hashing on all of its threads)
+// stay members for longer than a member lease: etcd sees no member key
+// deleted. The lease is the default one, renewed by etcd's client in a
+// goroutine of its own.
+func TestMembership_UnderLoad(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start, err := tc.agency.cli.Get(ctx, tc.agency.memberKey(""), clientv3.WithPrefix())
+	if err != nil || len(start.Kvs) != 3 {
+		t.Fatalf("members at the start: %v %v", start, err)
+	}
+	w := tc.agency.cli.Watch(ctx, tc.agency.memberKey(""), clientv3.WithPrefix(), clientv3.WithRev(start.Header.Revision+1))
+	testserver.Hog(t, 2*runtime.NumCPU())
+	var work sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		work.Add(1)
+		go func() {
+			defer work.Done()
+			buf := make([]byte, 1<<20)
+			for ctx.Err() == nil {
+				blake3.Sum256(buf)
+			}
+		}()
+	}
+	// Creates on every node keep the agents working too.
+	go func() {
+		for ctx.Err() == nil {
+			tc.co.Create(ctx, CreateOptions{})
+		}
+	}()
+	window := defaults.MemberTTL + 5*time.Second
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	for done := false; !done; {
+		select {
+		case <-timer.C:
+			done = true
+		case wr := <-w:
+			if err := wr.Err(); err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					t.Fatalf("member %s dropped out under load", ev.Kv.Key)
+				}
+			}
+		}
+	}
+	cancel()
+	work.Wait()
+	p, err := tc.agency.ReadPlan(context.Background())
+	if err != nil || len(p.Nodes) != 3 {
+		t.Fatalf("members after %v under load: %v %v", window, p.NodeIDs(), err)
+	}
+}
+
+// TestRegister_DeadHolder: a registration left by a dead agent of this
+// host (its pid gone) is taken over at once; one of a live agent, or of
+// another host, is refused, saying when its lease ends.
+func TestRegister_DeadHolder(t *testing.T) {
+	tc := startCluster(t, 0)
+	ctx := context.Background()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := proc.ReadStat(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := proc.Self()
+	gone.Pid, gone.Start = cmd.Process.Pid, st.Start
+	cmd.Process.Kill()
+	cmd.Wait()
+	plant := func(id string, h proc.Holder) {
+		t.Helper()
+		l, err := tc.agency.cli.Grant(ctx, 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(Member{NodeID: id, URL: "http://127.0.0.1:1", Holder: h})
+		if _, err := tc.agency.cli.Put(ctx, tc.agency.memberKey(id), string(b), clientv3.WithLease(l.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant("dead", gone)
+	reg, err := tc.agency.Register(ctx, Member{NodeID: "dead", URL: "http://127.0.0.1:2"}, defaults.MemberTTL, nil)
+	if err != nil {
+		t.Fatalf("register over a dead agent's key: %v", err)
+	}
+	defer reg.Close()
+	p, _ := tc.agency.ReadPlan(ctx)
+	if m, ok := p.Node("dead"); !ok || m.URL != "http://127.0.0.1:2" || m.Pid != os.Getpid() {
+		t.Fatalf("after the take-over: %+v", p.Nodes)
+	}
+	// A live holder (this process) and one of another host stay.
+	elsewhere := gone
+	elsewhere.Host = "another-host"
+	plant("far", elsewhere)
+	plant("live", proc.Self())
+	for _, id := range []string{"far", "live"} {
+		_, err := tc.agency.Register(ctx, Member{NodeID: id, URL: "http://127.0.0.1:3"}, defaults.MemberTTL, nil)
+		if !errors.Is(err, snapshot.ErrInvalid) || !strings.Contains(err.Error(), "already registered") || !strings.Contains(err.Error(), "its lease ends in") {
+			t.Fatalf("register over %s: %v", id, err)
+		}
+	}
+}
+
+// TestRegister_KeepsLiveLease: registering again after the client stopped
+// hearing renewals keeps the lease if etcd still has it (no gap in the
+// membership), and takes a new one if it ended.
+func TestRegister_KeepsLiveLease(t *testing.T) {
+	tc := startCluster(t, 0)
+	ctx := context.Background()
+	key, val := tc.agency.memberKey("n9"), `{"nodeId":"n9"}`
+	first, err := tc.agency.register(ctx, key, val, 0, 60, slog.New(slog.DiscardHandler))
+	if err != nil || first.kept {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	again, err := tc.agency.register(ctx, key, val, first.lease, 60, slog.New(slog.DiscardHandler))
+	if err != nil || !again.kept || again.lease != first.lease {
+		t.Fatalf("again with the lease alive: %+v %v", again, err)
+	}
+	if _, err := tc.agency.cli.Revoke(ctx, first.lease); err != nil {
+		t.Fatal(err)
+	}
+	third, err := tc.agency.register(ctx, key, val, first.lease, 60, slog.New(slog.DiscardHandler))
+	if err != nil || third.kept || third.lease == first.lease {
+		t.Fatalf("again after the lease ended: %+v %v", third, err)
+	}
+	tc.agency.cli.Revoke(ctx, third.lease)
 }

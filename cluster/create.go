@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/internal/crash"
+	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -98,7 +98,7 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 		return nil, err
 	}
 	// 1. Agency lock: one cluster backup at a time.
-	unlockAgency, err := c.Agency.LockBackups(ctx, RunningBackup{Host: Hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, o.AgencyWait, o.Lease)
+	unlockAgency, err := c.Agency.LockBackups(ctx, RunningBackup{Holder: proc.Self(), StartedAt: time.Now().UTC()}, o.AgencyWait, defaults.AgencyTTL)
 	if err != nil {
 		return nil, err
 	}

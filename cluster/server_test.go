@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/internal/bank"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -60,7 +61,7 @@ func TestServer_SurvivesAbuse(t *testing.T) {
 	go ag.Serve(ln, tc.cert(t, NodeIdentity("test", "n2")), limits, srvc)
 	srv := <-srvc
 	defer srv.Close()
-	reg, err := tc.agency.Register(ctx, Member{NodeID: "n2", URL: "https://" + ln.Addr().String()}, 2*time.Second, nil)
+	reg, err := tc.agency.Register(ctx, Member{NodeID: "n2", URL: "https://" + ln.Addr().String()}, defaults.MemberTTL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

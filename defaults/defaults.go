@@ -33,8 +33,16 @@ const (
 	MinLockLease = 300 * time.Millisecond
 	MaxLockLease = 60 * time.Second
 	// MemberTTL is the lease of an agent's registration in etcd: a dead
-	// agent drops out after it.
-	MemberTTL = 5 * time.Second
+	// agent drops out after it (a restarted agent of the same host takes
+	// its predecessor's registration over at once). etcd's client renews
+	// it every third of it in a goroutine of its own, so a renewal may be
+	// 10 s late (a loaded machine, a GC pause, a slow etcd) before the
+	// agent drops out. Kubernetes' node leases are 40 s for the same reason.
+	MemberTTL = 15 * time.Second
+	// AgencyTTL is the lease of a coordinator's hold on the agency lock
+	// (one cluster backup at a time): a dead coordinator's hold ends after
+	// it, and at once if it ran on this host. Renewed every third of it.
+	AgencyTTL = 15 * time.Second
 	// EtcdDialTimeout bounds connecting to etcd.
 	EtcdDialTimeout = 5 * time.Second
 	// JobPoll is how often a coordinator polls its agents' jobs.

@@ -167,7 +167,7 @@ func runAgent(c *cli.Context) error {
 		url = scheme + "://" + ln.Addr().String()
 	}
 	reg, err := agency.Register(c.Context, cluster.Member{NodeID: c.String("node-id"), URL: url, ToolVersion: snapshot.ToolVersion,
-		AppVersion: c.String("app-version"), Host: cluster.Hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()}, c.Duration("member-ttl"), e.log)
+		AppVersion: c.String("app-version"), StartedAt: time.Now().UTC()}, c.Duration("member-ttl"), e.log)
 	if err != nil {
 		ln.Close()
 		return err

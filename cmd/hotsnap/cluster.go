@@ -262,7 +262,7 @@ func clusterCommand() *cli.Command {
 					e.result(out, func(w io.Writer) {
 						fmt.Fprintf(w, "cluster %s at etcd revision %d: %d live agent(s)\n", p.Cluster, p.Revision, len(p.Nodes))
 						for _, n := range p.Nodes {
-							fmt.Fprintf(w, "  %s\t%s\t(pid %d on %s, since %s)\n", n.NodeID, n.URL, n.PID, n.Host, n.StartedAt.Format(time.RFC3339))
+							fmt.Fprintf(w, "  %s\t%s\t(pid %d on %s, since %s)\n", n.NodeID, n.URL, n.Pid, n.Host, n.StartedAt.Format(time.RFC3339))
 						}
 						if p.User != nil {
 							fmt.Fprintf(w, "  user plan: %s\n", p.User)

@@ -106,7 +106,7 @@ func (pc *procCluster) startAgent(id, dir string, env []string, extra ...string)
 	t := pc.t
 	t.Helper()
 	args := append([]string{"agent", "--data-dir", dir, "--node-id", id, "--listen", "127.0.0.1:0", "--json",
-		"--member-ttl", "2s", "--max-wait-for-lock", "5s", "--log-level", "info"}, pc.etcdArgs("pt")...)
+		"--max-wait-for-lock", "5s", "--log-level", "info"}, pc.etcdArgs("pt")...)
 	args = append(append(args, "--tls-ca", filepath.Join(pc.caDir, "ca.pem")), pc.issue("--node", id)...)
 	return pc.startProc(id, dir, env, append(args, extra...))
 }
@@ -151,6 +151,33 @@ func (pc *procCluster) startProc(id, dir string, env, args []string) *procAgent 
 	}
 	pc.agents[id] = a
 	return a
+}
+
+// waitLog waits until the agent has logged substr. The deadline only
+// bounds a hang: an event that never comes.
+func (a *procAgent) waitLog(t *testing.T, substr string) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(a.log.String(), substr); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %s has not logged %q in 2 minutes:\n%s", a.id, substr, a.log)
+		}
+	}
+}
+
+// canWrite reports whether a writer gets through dir's gate now.
+func canWrite(t *testing.T, dir string) bool {
+	t.Helper()
+	g, err := writegate.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	tx, err := g.TryBegin()
+	if err != nil {
+		return false
+	}
+	tx.End()
+	return true
 }
 
 // startAgents starts agents n1, n2, ... on dirs.
@@ -269,6 +296,7 @@ func TestCluster_Bank(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { stop() }) // on a failure too: no writer outlives the test's dirs
 	var ids []string
 	for i := 0; i < 6; i++ {
 		code, out, serr := pc.cluster(nil, "create", "--label", fmt.Sprintf("bank%d", i), "--max-wait-for-lock", "60s")
@@ -377,24 +405,20 @@ func TestCluster_LongTransaction(t *testing.T) {
 		}
 		g.Close()
 	}()
-	start := time.Now()
 	code, out, serr := pc.cluster(nil, "create", "--max-wait-for-lock", "3s")
-	took := time.Since(start)
 	if code != exitLockTimeout || !strings.Contains(out, "lock_timeout") || !strings.Contains(out, "n2") {
 		t.Fatalf("create over a long transaction: exit %d %s %s", code, out, serr)
 	}
-	if took > 9*time.Second {
-		t.Fatalf("create took %v: it waited for the transaction", took)
-	}
-	// Periods of 100 ms growing by 10 % fill 3 s in about 15 attempts
-	// (fewer when each attempt's round trips add up).
+	// Periods of 100 ms growing by 10 % fill 3 s in 15 attempts (16 with
+	// periods rounded to the millisecond); round trips on a busy machine
+	// make them fewer. (The exact series is
+	// TestAcquire_PeriodsGrowByTenPercent's, on synctest's clock.)
 	m := regexp.MustCompile(`\((\d+) attempts; last timed out: n2\)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no attempt count in %s", out)
 	}
-	// (Constant periods would give 30, doubling ones 5.)
-	if n, _ := strconv.Atoi(m[1]); n < 7 || n > 16 {
-		t.Fatalf("%d lock attempts in 3 s; periods growing by 10 %% from 100 ms give 15", n)
+	if n, _ := strconv.Atoi(m[1]); n < 2 || n > 16 {
+		t.Fatalf("%d lock attempts in 3 s; periods growing by 10 %% from 100 ms give at most 16", n)
 	}
 	if p := localPieces(t, dirs...); len(p) != 0 {
 		t.Fatalf("a timed-out cluster create left pieces: %+v", p)
@@ -434,44 +458,19 @@ func TestCluster_KillCoordinator(t *testing.T) {
 	pc.startAgents(dirs)
 	const lease = 2 * time.Second
 	code, out, serr := pc.cluster([]string{"HOTSNAP_CRASH_AT=cluster.locked"}, "create", "--lock-lease", lease.String())
-	killed := time.Now()
 	if code != -int(syscall.SIGKILL) {
 		t.Fatalf("coordinator not killed: exit %d %s %s", code, out, serr)
 	}
-	gates := make([]*writegate.Gate, len(dirs))
-	for i, d := range dirs {
-		gates[i], _ = writegate.Open(d)
-		defer gates[i].Close()
-		if tx, err := gates[i].TryBegin(); err == nil {
-			tx.End()
-			t.Fatalf("writes on %s were not stopped when the coordinator died", d)
+	// Every node stopped writes for the dead coordinator and resumes them
+	// by itself when the lease ends (exactly when: TestLease_EndsExactly).
+	for _, a := range pc.agents {
+		a.waitLog(t, "lock lease ended without renewal or release")
+		log := a.log.String()
+		if stopped, ended := strings.Index(log, "writes stopped"), strings.Index(log, "lock lease ended"); stopped < 0 || ended < stopped {
+			t.Fatalf("agent %s: want writes stopped, then the lease's end:\n%s", a.id, log)
 		}
-	}
-	blocked := make([]time.Duration, len(dirs))
-	errs := make(chan error, len(dirs))
-	for i := range dirs {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			tx, err := gates[i].Begin(ctx)
-			if err != nil {
-				errs <- fmt.Errorf("writes on %s stayed blocked 20s after the coordinator died", dirs[i])
-				return
-			}
-			blocked[i] = time.Since(killed)
-			tx.End()
-			errs <- nil
-		}()
-	}
-	for range dirs {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("writes blocked after the coordinator's death: %v (lease %v)", blocked, lease)
-	for _, b := range blocked {
-		if b > lease+time.Second {
-			t.Fatalf("writes stayed blocked %v, lease %v", b, lease)
+		if !canWrite(t, a.dir) {
+			t.Fatalf("writes on %s stay blocked after the lease ended", a.dir)
 		}
 	}
 	if p := localPieces(t, dirs...); len(p) != 0 {
@@ -483,22 +482,21 @@ func TestCluster_KillCoordinator(t *testing.T) {
 	if code != 0 || len(l.Snapshots) != 0 {
 		t.Fatalf("list: %d %s", code, out)
 	}
-	// The dead coordinator's agency lock ends with its session.
-	code, out, serr = pc.cluster(nil, "create", "--max-wait-for-agency", "20s")
+	// The dead coordinator's agency lock is freed at once: it ran on this
+	// host and its pid is gone (otherwise its session's lease would end it).
+	code, out, serr = pc.cluster(nil, "create", "--max-wait-for-agency", "1m")
 	if code != 0 {
 		t.Fatalf("create after the coordinator died: exit %d %s %s", code, out, serr)
 	}
-	for _, a := range pc.agents {
-		if !strings.Contains(a.log.String(), "lock lease ended without renewal or release") {
-			t.Errorf("agent %s did not log the lease end:\n%s", a.id, a.log)
-		}
-	}
+	var res cluster.CreateResult
+	lastJSON(t, out, &res)
+	t.Logf("the next create waited %.0f ms for the agency lock", res.AgencyWaitMs)
 }
 
 // TestCluster_KillAgentMidCreate: an agent killed while capturing makes the
 // cluster create fail; the other pieces are deleted, nothing is available,
-// the dead agent leaves the membership, and a restarted agent cleans its
-// staging.
+// an agent restarted at once takes the dead one's registration over, and
+// the next create cleans its staging.
 func TestCluster_KillAgentMidCreate(t *testing.T) {
 	pc := newProcCluster(t)
 	dirs := bankDirs(t, 3, 5)
@@ -513,25 +511,19 @@ func TestCluster_KillAgentMidCreate(t *testing.T) {
 		t.Fatalf("pieces left on the live nodes: %+v", p)
 	}
 	pc.agents["n2"].cmd.Wait()
-	// The dead agent drops out of the membership when its lease ends.
-	start := time.Now()
-	for { // no deadline of its own: a member that never leaves is a hang for go test's -timeout
-		_, out, _ := pc.cluster(nil, "plan")
-		if !strings.Contains(out, `"nodeId":"n2"`) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("n2 left the membership %v after the failed create", time.Since(start))
 	code, out, _ = pc.cluster(nil, "list")
 	var l cluster.ListResult
 	lastJSON(t, out, &l)
-	if code != 0 || len(l.Snapshots) != 0 || strings.Join(l.Nodes, ",") != "n1,n3" {
+	if code != 0 || len(l.Snapshots) != 0 {
 		t.Fatalf("list: %s", out)
 	}
-	// Back again: the staging of the killed create is cleaned, and a
-	// cluster create works.
+	// Restarted at once, as a supervisor would: the dead agent's
+	// registration (its lease still running) is taken over, and the
+	// staging of the killed create is cleaned by the next create.
 	pc.startAgent("n2", dirs[1], nil)
+	if !strings.Contains(pc.agents["n2"].log.String(), "taking over the registration of a dead agent") {
+		t.Fatalf("the restarted agent did not take over:\n%s", pc.agents["n2"].log)
+	}
 	code, out, serr = pc.cluster(nil, "create")
 	if code != 0 {
 		t.Fatalf("create after the restart: exit %d %s %s", code, out, serr)
@@ -647,7 +639,7 @@ func TestCluster_CLI(t *testing.T) {
 	os.WriteFile(readTok, []byte("proc-read-token-0123456789\n"), 0o600)
 	os.WriteFile(wrong, []byte("another-token-0123456789\n"), 0o600)
 	tdir := bankDirs(t, 1, 3)[0]
-	targs := append([]string{"agent", "--data-dir", tdir, "--node-id", "t1", "--listen", "127.0.0.1:0", "--json", "--member-ttl", "2s",
+	targs := append([]string{"agent", "--data-dir", tdir, "--node-id", "t1", "--listen", "127.0.0.1:0", "--json",
 		"--token-file", tok, "--read-token-file", readTok}, pc.etcdArgs("tk")...)
 	pc.startRaw("t1", tdir, targs)
 	tk := func(file string, args ...string) (int, string) {
@@ -665,5 +657,45 @@ func TestCluster_CLI(t *testing.T) {
 	}
 	if code, out := tk(wrong, "list"); code != exitError || !strings.Contains(out, "no agent answered") || !strings.Contains(out, "node t1: unauthorized") {
 		t.Fatalf("list with a wrong token: exit %d %s", code, out)
+	}
+}
+
+// TestCluster_DeadAgentLeaves: an agent killed with SIGKILL (no chance to
+// revoke its registration) drops out of the membership when its lease
+// ends; one stopped with SIGTERM leaves at once. The waits have deadlines
+// only to bound a hang.
+func TestCluster_DeadAgentLeaves(t *testing.T) {
+	pc := newProcCluster(t)
+	dirs := bankDirs(t, 3, 3)
+	pc.startAgent("n1", dirs[0], nil)
+	pc.startAgent("n2", dirs[1], nil, "--member-ttl", "3s")
+	pc.startAgent("n3", dirs[2], nil)
+	members := func() string {
+		t.Helper()
+		code, out, serr := pc.cluster(nil, "plan")
+		if code != 0 {
+			t.Fatalf("plan: exit %d %s %s", code, out, serr)
+		}
+		var p cluster.Plan
+		lastJSON(t, out, &p)
+		return strings.Join(p.NodeIDs(), ",")
+	}
+	waitMembers := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); members() != want; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("members are %s 2 minutes on, want %s", members(), want)
+			}
+		}
+	}
+	if got := members(); got != "n1,n2,n3" {
+		t.Fatalf("members: %s", got)
+	}
+	pc.agents["n2"].cmd.Process.Kill()
+	pc.agents["n2"].cmd.Wait()
+	waitMembers("n1,n3")
+	pc.agents["n3"].stop()
+	if got := members(); got != "n1" {
+		t.Fatalf("members right after n3's SIGTERM: %s", got)
 	}
 }

@@ -111,7 +111,8 @@ func runWorkers(ctx context.Context, n int, step func(ctx context.Context, r *ra
 			}
 		}(k)
 	}
-	return func() error {
+	// stop may be called twice (once by the test, once by its cleanup).
+	return sync.OnceValue(func() error {
 		cancel()
 		wg.Wait()
 		for _, c := range closers {
@@ -123,7 +124,7 @@ func runWorkers(ctx context.Context, n int, step func(ctx context.Context, r *ra
 		default:
 			return nil
 		}
-	}
+	})
 }
 
 func (w *Writer) transfer(ctx context.Context, g *writegate.Gate, r *rand.Rand, k int) error {

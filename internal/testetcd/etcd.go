@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hotsnap/hotsnap/internal/etcdembed"
 	"github.com/hotsnap/hotsnap/internal/testserver"
@@ -34,6 +35,12 @@ func Start(t testing.TB) *Etcd {
 	}
 	cfg := etcdembed.Config(t.TempDir(), testserver.FreePort(t), testserver.FreePort(t))
 	etcdembed.Secure(cfg, files)
+	// A test's etcd lives for one test in a temp dir: its WAL need not
+	// reach the disk, and root's password is hashed at bcrypt's lowest
+	// cost (the default costs about a second of CPU per login under the
+	// race detector, and every CLI call logs in).
+	cfg.UnsafeNoFsync = true
+	cfg.BcryptCost = uint(bcrypt.MinCost)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
