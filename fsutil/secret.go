@@ -1,9 +1,12 @@
 package fsutil
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/hotsnap/hotsnap/errs"
 	"golang.org/x/sys/unix"
@@ -20,9 +23,33 @@ const maxSecret = 1 << 20
 // credentials), refusing it, as ssh refuses a private key, when anyone but
 // its owner may read or write it, or when its owner is neither the
 // invoking user nor root: a secret others can read is no longer one, and
-// one others can write is theirs. what names it in errors.
+// one others can write is theirs. what names it in errors. The path is
+// held to ReadTrustedFile's rules too.
 func ReadSecretFile(path, what string) ([]byte, error) {
-	f, err := os.Open(path)
+	return readTrusted(path, what, true)
+}
+
+// ReadTrustedFile reads a file whose content hotsnap obeys (a policy),
+// with ssh's StrictModes rules: the file must be a regular file owned by
+// the invoking user or root and writable by no one else; no component of
+// its path may be a symlink (so nobody can point it elsewhere); and every
+// directory above it must be owned by the invoking user or root and
+// writable by no one else, unless it is sticky (like /tmp, where others
+// cannot rename what they do not own). Others may read it. what names it
+// in errors, each of which says the fix.
+func ReadTrustedFile(path, what string) ([]byte, error) {
+	return readTrusted(path, what, false)
+}
+
+func readTrusted(path, what string, secret bool) ([]byte, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	f, err := openNoSymlinks(abs)
+	if errors.Is(err, ErrSymlink) {
+		return nil, fmt.Errorf("%w: %s %s: a component of its path is a symlink; fix: give the real path", ErrInsecureFile, what, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -34,11 +61,30 @@ func ReadSecretFile(path, what string) ([]byte, error) {
 	if !st.IsRegular() {
 		return nil, fmt.Errorf("%s %s is a %s, not a file", what, path, st.TypeName())
 	}
-	if euid := uint32(os.Geteuid()); st.UID != euid && st.UID != 0 {
+	euid := uint32(os.Geteuid())
+	if st.UID != euid && st.UID != 0 {
 		return nil, fmt.Errorf("%w: %s %s is owned by uid %d, not by uid %d (who runs hotsnap) or root; fix: chown %d %s", ErrInsecureFile, what, path, st.UID, euid, euid, path)
 	}
-	if st.Perm()&0o077 != 0 {
+	if secret && st.Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s %s has mode %04o: others may read or write it; fix: chmod 600 %s", ErrInsecureFile, what, path, st.Perm(), path)
+	}
+	if st.Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%w: %s %s has mode %04o: others may write it; fix: chmod go-w %s", ErrInsecureFile, what, path, st.Perm(), path)
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		var ds unix.Stat_t
+		if err := unix.Lstat(dir, &ds); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, &os.PathError{Op: "lstat", Path: dir, Err: err})
+		}
+		if ds.Uid != euid && ds.Uid != 0 {
+			return nil, fmt.Errorf("%w: %s %s: directory %s is owned by uid %d, who may replace the file; fix: keep it in a directory of uid %d or root", ErrInsecureFile, what, path, dir, ds.Uid, euid)
+		}
+		if ds.Mode&0o022 != 0 && ds.Mode&unix.S_ISVTX == 0 {
+			return nil, fmt.Errorf("%w: %s %s: directory %s has mode %04o: others may replace the file; fix: chmod go-w %s", ErrInsecureFile, what, path, dir, ds.Mode&0o7777, dir)
+		}
+		if dir == "/" {
+			break
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
 	if err != nil {
@@ -48,6 +94,23 @@ func ReadSecretFile(path, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, maxSecret)
 	}
 	return b, nil
+}
+
+// openNoSymlinks opens the absolute path abs for reading with no symlink
+// followed in any component (ErrSymlink otherwise), never blocking on a
+// fifo and never opening a device.
+func openNoSymlinks(abs string) (*os.File, error) {
+	root, err := OpenDir("/")
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	rel := strings.TrimLeft(abs, "/")
+	if rel == "" {
+		return nil, fmt.Errorf("%s is a directory", abs)
+	}
+	f, _, err := root.OpenRegular(rel)
+	return f, err
 }
 
 // WriteSecretFile creates path (which must not exist) with data, mode 0600,

@@ -10,14 +10,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -63,14 +63,14 @@ func (k *Keep) KeepPolicy() (retention.KeepPolicy, error) {
 // Load reads and checks a policy file: strict JSON (an unknown field is
 // an error, not a rule silently ignored), keep rules that keep something.
 func Load(path string) (*Policy, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: policy: %v", errs.ErrInvalid, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
+	// The policy says what to prune and forget and where the archive is:
+	// whoever may write it decides that, so it must be the invoking user's
+	// or root's, writable by no one else, reached with no symlink.
+	b, err := fsutil.ReadTrustedFile(path, "policy file")
+	if errors.Is(err, fsutil.ErrInsecureFile) {
 		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: policy: %v", errs.ErrInvalid, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
