@@ -9,10 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
-	"golang.org/x/sync/errgroup"
 )
 
 // Problem kinds reported by VerifyTree.
@@ -42,7 +43,10 @@ type Problem struct {
 	Type string `json:"type,omitempty"`
 }
 
-func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Path, p.Kind, p.Detail) }
+// String is the problem as one line of text, its path quoted (fsutil.Quote).
+func (p Problem) String() string {
+	return fmt.Sprintf("%s: %s: %s", fsutil.Quote(p.Path), p.Kind, fsutil.QuoteText(p.Detail))
+}
 
 // VerifyOptions tune VerifyTree.
 type VerifyOptions struct {

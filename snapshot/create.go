@@ -352,7 +352,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	built := p.pass.Result()
 	res.RescannedDirs, res.RecapturedEntries = built.Stats.Rescanned, built.Stats.Recaptured
 	for _, w := range built.Warnings {
-		msg := fmt.Sprintf("%s: %s", w.Rel, w.Reason)
+		msg := fmt.Sprintf("%s: %s", fsutil.Quote(w.Rel), w.Reason)
 		log.Info("entry not captured", "path", w.Rel, "reason", w.Reason)
 		res.Warnings = append(res.Warnings, msg)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -148,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if e.json {
 			writeJSON(stdout, map[string]any{"error": map[string]any{"message": err.Error(), "code": code, "kind": kind}})
 		} else {
-			fmt.Fprintf(stderr, "hotsnap: %v\n", err)
+			fmt.Fprintf(stderr, "hotsnap: %s\n", fsutil.QuoteText(err.Error()))
 		}
 	}
 	return code

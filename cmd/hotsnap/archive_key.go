@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/urfave/cli/v2"
 )
 
 // archive key add|list|remove: the key files of an encrypted archive.

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -227,9 +228,9 @@ func lsCommand() *cli.Command {
 						Size: m.Size, MtimeNs: m.MtimeNs, BLAKE3: m.BLAKE3, Target: string(m.Target)})
 					w.Write(b)
 				case !e.quiet:
-					name := string(m.Path)
+					name := fsutil.Quote(string(m.Path))
 					if m.Type == manifest.TypeSymlink {
-						name += " -> " + string(m.Target)
+						name += " -> " + fsutil.Quote(string(m.Target))
 					}
 					fmt.Fprintf(w, "%s %5d:%-5d %12d %s %s\n", modeString(m), m.UID, m.GID, m.Size,
 						time.Unix(0, m.MtimeNs).UTC().Format("2006-01-02 15:04:05"), name)
@@ -277,7 +278,7 @@ func diffCommand() *cli.Command {
 					if len(ch.What) > 0 {
 						what = " (" + strings.Join(ch.What, ", ") + ")"
 					}
-					fmt.Fprintf(w, "%s %-7s %s%s\n", mark, ch.Type, ch.Path, what)
+					fmt.Fprintf(w, "%s %-7s %s%s\n", mark, ch.Type, fsutil.Quote(ch.Path), what)
 				}
 				return nil
 			}

@@ -141,7 +141,7 @@ func createCommand() *cli.Command {
 					fmt.Fprintln(w, "  WARNING: potentiallyInconsistent: writes were not stopped")
 				}
 				for _, warn := range res.Warnings {
-					fmt.Fprintf(w, "  warning: %s\n", warn)
+					fmt.Fprintf(w, "  warning: %s\n", fsutil.QuoteText(warn))
 				}
 			})
 			return nil

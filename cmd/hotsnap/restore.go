@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -74,7 +75,7 @@ func restoreCommand() *cli.Command {
 func printRestore(w io.Writer, res *snapshot.RestoreResult) {
 	p := res.Plan
 	for _, warn := range res.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
+		fmt.Fprintf(w, "warning: %s\n", fsutil.QuoteText(warn))
 	}
 	if res.DryRun {
 		fmt.Fprintf(w, "dry run: restoring %s (verified: %s) would add %d, remove %d and change %d entries (+%s, -%s); nothing was changed\n",
@@ -85,7 +86,7 @@ func printRestore(w io.Writer, res *snapshot.RestoreResult) {
 					fmt.Fprintf(w, "  %s ... %d more\n", sign, len(paths)-20)
 					return
 				}
-				fmt.Fprintf(w, "  %s %s\n", sign, path)
+				fmt.Fprintf(w, "  %s %s\n", sign, fsutil.Quote(path))
 			}
 		}
 		list("+", p.Added)

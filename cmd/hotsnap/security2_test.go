@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/hotsnap/hotsnap/internal/testuser"
 )
@@ -61,4 +63,85 @@ func TestSecurity_PolicyFileAppWritable(t *testing.T) {
 	if code, out, errb := hs(t, "run", "--data-dir", dir, "--policy", good, "--quiesce", "none"); code != 0 {
 		t.Fatalf("a trusted policy: exit %d %s %s", code, out, errb)
 	}
+}
+
+// hostileNames are names the application may give its files: each would
+// forge a line of text output, or send the terminal an escape, if printed
+// raw.
+var hostileNames = []string{
+	"x\n-rwsr-xr-x     0:0     4096 2026-01-01 00:00:00 forged-suid",
+	"y\n- file    removed-by-nobody",
+	"esc\x1b[2J\x1b[Hclear",
+	"bad\xff\xfeutf8",
+	"rtl\u202egnp.exe",
+}
+
+// noControl fails the test if any line of out holds a control character
+// or a forged line (one that starts as the names' payloads do).
+func noControl(t *testing.T, what, out string) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		for _, r := range line {
+			if r < 0x20 && r != '\t' || r == 0x7f || r == 0x1b || r == '\u202e' || r == utf8.RuneError {
+				t.Fatalf("%s: a line holds the control character %U: %q", what, r, line)
+			}
+		}
+		if strings.HasPrefix(line, "-rwsr-xr-x") || strings.HasPrefix(line, "- file    removed-by-nobody") {
+			t.Fatalf("%s: a forged line: %q", what, line)
+		}
+	}
+}
+
+// TestSecurity_NamesInTextOutput (security-names-unescaped-in-text-output):
+// names the application chose are quoted in every text output that prints
+// them (ls, diff, diff --live, create's warnings, restore's plan, verify,
+// errors): one line each, no control character.
+func TestSecurity_NamesInTextOutput(t *testing.T) {
+	testuser.RequireRoot(t)
+	dir := testuser.DataDir(t)
+	for _, n := range hostileNames {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Lchown(filepath.Join(dir, n), testuser.UID, testuser.GID)
+	}
+	// A fifo under a hostile name: create leaves it out with a warning.
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo\n  warning: forged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errb := hs(t, "create", "--data-dir", dir, "--quiesce", "none", "--label", "one")
+	if code != 0 || !strings.Contains(out, `fifo\n  warning: forged`) {
+		t.Fatalf("create: exit %d %s %s", code, out, errb)
+	}
+	noControl(t, "create", out+errb)
+	id1 := strings.Fields(strings.SplitN(out, "\n", 2)[0])[1]
+	// The second snapshot lacks one hostile file and has a new one.
+	os.Remove(filepath.Join(dir, hostileNames[1]))
+	os.WriteFile(filepath.Join(dir, "new\nfile"), []byte("n"), 0o644)
+	code, out, errb = hs(t, "create", "--data-dir", dir, "--quiesce", "none", "--label", "two")
+	if code != 0 {
+		t.Fatalf("create: exit %d %s %s", code, out, errb)
+	}
+	id2 := strings.Fields(strings.SplitN(out, "\n", 2)[0])[1]
+	for _, args := range [][]string{
+		{"ls", "--data-dir", dir, "--id", id1},
+		{"diff", "--data-dir", dir, id1, id2},
+		{"diff", "--data-dir", dir, "--live", id1},
+		{"restore", "--data-dir", dir, "--id", id1, "--dry-run"},
+	} {
+		code, out, errb := hs(t, args...)
+		if code != 0 || !strings.Contains(out, `\n`) {
+			t.Fatalf("%s: exit %d %s %s", args[0], code, out, errb)
+		}
+		noControl(t, strings.Join(args[:2], " "), out+errb)
+	}
+	// verify and errors: a snapshot file changed under a hostile name.
+	l := filepath.Join(dir, "backups", id1, "data", hostileNames[0])
+	os.WriteFile(l+".tmp", []byte("changed"), 0o644)
+	os.Rename(l+".tmp", l)
+	code, out, errb = hs(t, "verify", "--data-dir", dir, "--id", id1)
+	if code != exitVerifyFailed || !strings.Contains(out+errb, `forged-suid`) {
+		t.Fatalf("verify of a changed file: exit %d %s %s", code, out, errb)
+	}
+	noControl(t, "verify", out+errb)
 }
