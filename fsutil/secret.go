@@ -100,17 +100,56 @@ func readTrusted(path, what string, secret bool) ([]byte, error) {
 // followed in any component (ErrSymlink otherwise), never blocking on a
 // fifo and never opening a device.
 func openNoSymlinks(abs string) (*os.File, error) {
+	f, _, err := OpenRegularPath(abs)
+	return f, err
+}
+
+// OpenRegularPath opens the regular file at the absolute path abs for
+// reading, with no symlink followed in any component (ErrSymlink
+// otherwise), and returns its stat; anything but a regular file is
+// refused (ErrNotRegular) before it is opened for reading.
+func OpenRegularPath(abs string) (*os.File, Stat, error) {
+	if !filepath.IsAbs(abs) {
+		return nil, Stat{}, fmt.Errorf("%s: not an absolute path", abs)
+	}
 	root, err := OpenDir("/")
 	if err != nil {
-		return nil, err
+		return nil, Stat{}, err
 	}
 	defer root.Close()
-	rel := strings.TrimLeft(abs, "/")
+	rel := strings.TrimLeft(filepath.Clean(abs), "/")
 	if rel == "" {
-		return nil, fmt.Errorf("%s is a directory", abs)
+		return nil, Stat{}, fmt.Errorf("%s is a directory", abs)
 	}
-	f, _, err := root.OpenRegular(rel)
-	return f, err
+	return root.OpenRegular(rel)
+}
+
+// DirsOwner says whose the directories above the absolute path abs are:
+// 0 when each is root's and writable by no one else (or sticky, as /tmp);
+// the uid of the one user who owns some of them (that user may replace
+// what abs names, so anything found there is only as trusted as that
+// user); an error when a directory is writable by others, or owned by two
+// users.
+func DirsOwner(abs string) (uint32, error) {
+	owner := uint32(0)
+	for dir := filepath.Dir(filepath.Clean(abs)); ; dir = filepath.Dir(dir) {
+		var ds unix.Stat_t
+		if err := unix.Lstat(dir, &ds); err != nil {
+			return 0, &os.PathError{Op: "lstat", Path: dir, Err: err}
+		}
+		if ds.Mode&0o022 != 0 && ds.Mode&unix.S_ISVTX == 0 {
+			return 0, fmt.Errorf("%w: directory %s has mode %04o: anyone may replace what is in it", ErrInsecureFile, dir, ds.Mode&0o7777)
+		}
+		if ds.Uid != 0 {
+			if owner != 0 && owner != ds.Uid {
+				return 0, fmt.Errorf("%w: the directories above %s belong to uid %d and uid %d", ErrInsecureFile, abs, owner, ds.Uid)
+			}
+			owner = ds.Uid
+		}
+		if dir == "/" {
+			return owner, nil
+		}
+	}
 }
 
 // WriteSecretFile creates path (which must not exist) with data, mode 0600,

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 
@@ -103,17 +104,31 @@ var _ WriterFiles = (*SignalQuiescer)(nil)
 // ReadPidFile reads a pid file and checks that the process may be stopped
 // (see SignalQuiescer).
 func ReadPidFile(path string) (int, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return 0, fmt.Errorf("pid file: %w", err)
+	}
+	// No symlink in any component: a directory above the file swapped
+	// for a symlink would aim hotsnap at another file.
+	f, st, err := fsutil.OpenRegularPath(abs)
+	if errors.Is(err, fsutil.ErrSymlink) {
+		return 0, fmt.Errorf("%w: pid file %s: a component of its path is a symlink", ErrUntrusted, path)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("pid file: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	// The file is only as trusted as whoever may replace it: its owner,
+	// and the owner of any directory above it.
+	owner := st.UID
+	dirs, err := fsutil.DirsOwner(abs)
 	if err != nil {
-		return 0, fmt.Errorf("pid file: %w", err)
+		return 0, fmt.Errorf("%w: pid file %s: %v", ErrUntrusted, path, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return 0, fmt.Errorf("pid file %s is not a regular file", path)
+	if owner == 0 {
+		owner = dirs
+	} else if dirs != 0 && dirs != owner {
+		return 0, fmt.Errorf("%w: pid file %s is owned by uid %d in a directory of uid %d", ErrUntrusted, path, owner, dirs)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 64))
 	if err != nil {
@@ -134,13 +149,12 @@ func ReadPidFile(path string) (int, error) {
 			break
 		}
 	}
-	owner := fi.Sys().(*syscall.Stat_t).Uid
 	uid, err := freezer.UID(pid)
 	if err != nil {
 		return 0, fmt.Errorf("pid file %s names pid %d, which is not running", path, pid)
 	}
 	if owner != 0 && uid != owner {
-		return 0, fmt.Errorf("%w: pid file %s is owned by uid %d but names pid %d of uid %d: refusing to stop another user's process", ErrUntrusted, path, owner, pid, uid)
+		return 0, fmt.Errorf("%w: pid file %s can be written by uid %d but names pid %d of uid %d: refusing to stop another user's process", ErrUntrusted, path, owner, pid, uid)
 	}
 	return pid, nil
 }

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/hotsnap/hotsnap/internal/testcgroup"
 	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // TestSecurity_PolicyFileAppWritable (security-policy-file-app-writable):
@@ -144,4 +147,39 @@ func TestSecurity_NamesInTextOutput(t *testing.T) {
 		t.Fatalf("verify of a changed file: exit %d %s %s", code, out, errb)
 	}
 	noControl(t, "verify", out+errb)
+}
+
+// TestSecurity_SignalPidFileDirSymlink (security-signal-pidfile-dir-symlink):
+// the application replaces a directory above its pid file with a symlink
+// to a directory holding a root-owned pid file of the same name, which
+// names root's processes; or root's own pid file stands in a directory of
+// the application's. hotsnap (root) refuses both, and root's processes
+// are never stopped.
+func TestSecurity_SignalPidFileDirSymlink(t *testing.T) {
+	testuser.RequireRoot(t)
+	victim, rootPid, files := startTree(t) // root's processes; their pid file is root's, in root's directory
+	dir := testuser.DataDir(t)
+	if _, err := snapshot.ReadPidFile(rootPid); err != nil {
+		t.Fatalf("root's own pid file in root's directory: %v", err)
+	}
+	run := filepath.Join(dir, "run")
+	as(t, fmt.Sprintf("ln -s %s %s", filepath.Dir(rootPid), run))
+	code, _, errb := hs(t, "create", "--data-dir", dir, "--quiesce", "signal", "--pid-file", filepath.Join(run, filepath.Base(rootPid)))
+	if code != exitVerifyFailed || !strings.Contains(errb, "symlink") {
+		t.Fatalf("a pid file under a symlinked directory: exit %d %s", code, errb)
+	}
+	testcgroup.WaitAdvancing(t, files...)
+	// Root's pid file in the application's directory: only as trusted as
+	// the application's user, who may not aim hotsnap at root's process.
+	as(t, fmt.Sprintf("rm %s && mkdir %s", run, run))
+	planted := filepath.Join(run, "app.pid")
+	os.WriteFile(planted, []byte(strconv.Itoa(victim)), 0o644)
+	code, _, errb = hs(t, "create", "--data-dir", dir, "--quiesce", "signal", "--pid-file", planted)
+	if code != exitVerifyFailed || !strings.Contains(errb, "another user's process") {
+		t.Fatalf("root's pid file in the application's directory: exit %d %s", code, errb)
+	}
+	testcgroup.WaitAdvancing(t, files...)
+	if ents, _ := os.ReadDir(filepath.Join(dir, "backups")); len(ents) != 0 {
+		t.Fatalf("a refused create left %v", ents)
+	}
 }

@@ -83,13 +83,15 @@ func (p *Proc) stopped() bool {
 	return false
 }
 
-// children maps every process to its children, from /proc.
-func children() (map[int][]int, error) {
+// children maps every process to its children (each with its start
+// time, so a pid reused after the scan is not taken for the child), from
+// /proc.
+func children() (map[int][]Ident, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[int][]int)
+	m := make(map[int][]Ident)
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -99,17 +101,20 @@ func children() (map[int][]int, error) {
 		if err != nil {
 			continue // exited meanwhile
 		}
-		m[st.PPid] = append(m[st.PPid], pid)
+		m[st.PPid] = append(m[st.PPid], Ident{Pid: pid, Start: st.Start})
 	}
 	return m, nil
 }
 
 // Tree stops a process and all its descendants with SIGSTOP and resumes
-// them with SIGCONT, for hosts without a cgroup freezer.
+// them with SIGCONT, for hosts without a cgroup freezer. Descendants of
+// another user than the root process's (a setuid program it ran) are left
+// running: only the application's own processes are stopped.
 type Tree struct {
 	Root  int
 	procs []*Proc
 	seen  map[int]bool
+	uid   uint32 // the root process's
 }
 
 // Stopped lists the processes Stop stopped.
@@ -137,6 +142,10 @@ func (t *Tree) Stop(ctx context.Context, deadline time.Time, record func([]Ident
 	root, err := OpenProc(t.Root, 0)
 	if err != nil {
 		return err
+	}
+	if t.uid, err = UID(t.Root); err != nil {
+		root.Close()
+		return fmt.Errorf("process %d: %w", t.Root, err)
 	}
 	pending := []*Proc{root}
 	for len(pending) > 0 {
@@ -195,14 +204,18 @@ func (t *Tree) newDescendants() ([]*Proc, error) {
 		pid := queue[0]
 		queue = queue[1:]
 		for _, c := range kids[pid] {
-			if t.seen[c] {
+			if t.seen[c.Pid] {
 				continue
 			}
-			t.seen[c] = true
-			queue = append(queue, c)
-			p, err := OpenProc(c, 0)
+			t.seen[c.Pid] = true
+			queue = append(queue, c.Pid)
+			p, err := OpenProc(c.Pid, c.Start) // the very process the scan saw, or none
 			if err != nil {
 				continue // exited
+			}
+			if !sameUser(c.Pid, t.uid) {
+				p.Close() // another user's (a setuid program), or gone: not ours to stop
+				continue
 			}
 			out = append(out, p)
 		}
@@ -230,17 +243,39 @@ func Parent(pid int) (int, error) {
 
 // UID is the real uid of process pid (the Uid line of /proc/PID/status).
 func UID(pid int) (uint32, error) {
+	ids, err := uids(pid)
+	return ids[0], err
+}
+
+// uids are the real, effective, saved and filesystem uids of process pid.
+func uids(pid int) ([4]uint32, error) {
+	var ids [4]uint32
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, err
+		return ids, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				u, err := strconv.ParseUint(f[0], 10, 32)
-				return uint32(u), err
+			f := strings.Fields(rest)
+			if len(f) != 4 {
+				break
 			}
+			for i := range f {
+				u, err := strconv.ParseUint(f[i], 10, 32)
+				if err != nil {
+					return ids, fmt.Errorf("/proc/%d/status: bad Uid line", pid)
+				}
+				ids[i] = uint32(u)
+			}
+			return ids, nil
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no Uid line", pid)
+	return ids, fmt.Errorf("/proc/%d/status: no Uid line", pid)
+}
+
+// sameUser reports whether every uid of process pid (real, effective,
+// saved, filesystem) is uid: a setuid program the application ran is not.
+func sameUser(pid int, uid uint32) bool {
+	ids, err := uids(pid)
+	return err == nil && ids == [4]uint32{uid, uid, uid, uid}
 }
