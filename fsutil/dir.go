@@ -267,6 +267,31 @@ func OpenRegularAt(dirfd int, name, path string) (*os.File, Stat, error) {
 	return reopenRegular(pfd, path)
 }
 
+// ErrOtherFilesystem is returned for a file on another filesystem than
+// the one it was required on (a mount inside the data dir).
+var ErrOtherFilesystem = errors.New("on another filesystem (a mount inside the data dir)")
+
+// OpenRegularOnDev is OpenRegularAt for a file that must be on the
+// filesystem dev: one on another (a FUSE or bind mount over the name) is
+// refused with ErrOtherFilesystem before it is opened for reading or
+// asked for its attributes, so its owner, mode and bytes are never taken
+// and a FUSE daemon that never answers cannot hold the caller.
+func OpenRegularOnDev(dirfd int, name, path string, dev uint64) (*os.File, Stat, error) {
+	pfd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, Stat{}, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(pfd)
+	st, err := fstatNoSync(pfd)
+	if err != nil {
+		return nil, Stat{}, &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	if st.Dev != dev {
+		return nil, st, &os.PathError{Op: "open", Path: path, Err: ErrOtherFilesystem}
+	}
+	return reopenRegular(pfd, path)
+}
+
 // openOwnRegular is OpenRegular below an Own dir: one open (no symlink
 // followed, non-blocking should a fifo be there after all), then the
 // check that it is a regular file.

@@ -164,3 +164,42 @@ func withProbe(d *Dir, fn func(fd int) error) error {
 	}
 	return err
 }
+
+// LstatAt stats name in the directory dirfd without following a symlink
+// and without asking a network or FUSE filesystem for fresh attributes
+// (statx AT_STATX_DONT_SYNC): a FUSE daemon the application runs on a
+// mount inside the data dir can make a stat that asks it wait forever, and
+// the cached attributes are enough to see that the entry is on another
+// filesystem (its Dev), which is what the capture needs of it. On a local
+// filesystem the result is lstat's.
+func LstatAt(dirfd int, name string) (Stat, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC|unix.AT_NO_AUTOMOUNT, unix.STATX_BASIC_STATS, &sx); err != nil {
+		return Stat{}, err
+	}
+	return fromStatx(&sx), nil
+}
+
+// fstatNoSync is LstatAt of an open descriptor (an O_PATH one included).
+func fstatNoSync(fd int) (Stat, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, unix.STATX_BASIC_STATS, &sx); err != nil {
+		return Stat{}, err
+	}
+	return fromStatx(&sx), nil
+}
+
+func fromStatx(sx *unix.Statx_t) Stat {
+	return Stat{
+		Dev:     unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+		Ino:     sx.Ino,
+		Mode:    uint32(sx.Mode),
+		Nlink:   uint64(sx.Nlink),
+		UID:     sx.Uid,
+		GID:     sx.Gid,
+		Size:    int64(sx.Size),
+		MtimeNs: sx.Mtime.Sec*1e9 + int64(sx.Mtime.Nsec),
+		CtimeNs: sx.Ctime.Sec*1e9 + int64(sx.Ctime.Nsec),
+		Blocks:  int64(sx.Blocks),
+	}
+}

@@ -412,20 +412,23 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 			return b.ctx.Err()
 		}
 		r := rels[k]
-		var st unix.Stat_t
-		if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		// No fresh attributes asked of a FUSE daemon: a mount is seen by
+		// its Dev, and left out below without ever being asked anything.
+		sst, err := fsutil.LstatAt(sfd, name)
+		if err != nil {
 			if err == unix.ENOENT {
 				b.warn(r, "vanished while the tree was captured")
 				continue
 			}
 			return fmt.Errorf("lstat %s: %w", b.src.Join(r), err)
 		}
-		sst := statOf(&st)
 		isDir := sst.IsDir()
 		if b.opts.Skip != nil && b.opts.Skip(r, isDir) {
 			continue
 		}
 		switch {
+		case !isDir && sst.Dev != b.dev:
+			b.warn(r, otherFilesystem)
 		case isDir:
 			if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
 				return fmt.Errorf("mkdir %s: %w", b.dst.Join(r), err)
@@ -448,8 +451,8 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 			// The symlink's own owner, where permitted (it is never followed).
 			unix.Fchownat(dfd, name, int(sst.UID), int(sst.GID), unix.AT_SYMLINK_NOFOLLOW)
 			items = append(items, item(r, sst, sst, "", target))
-		case sst.IsRegular() && sst.Nlink > 1 && b.opts.ForeignLinksOf != nil && sst.UID != *b.opts.ForeignLinksOf:
-			b.warn(r, fmt.Sprintf("left out: a file of uid %d with %d links, in a data dir of uid %d, on a system that lets users hard-link files they cannot read (fs.protected_hardlinks=0)", sst.UID, sst.Nlink, *b.opts.ForeignLinksOf))
+		case sst.IsRegular() && b.foreign(sst, 0) != "":
+			b.warn(r, b.foreign(sst, 0))
 		case sst.IsRegular() && b.pre && b.opts.Copy != nil && b.opts.Copy(r):
 			b.mu.Lock()
 			b.deferred = append(b.deferred, r)

@@ -6,8 +6,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/hotsnap/hotsnap/fsutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // Capturing one regular file: a hard link, or a copy or clone (private
@@ -25,6 +26,10 @@ func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, err
 			return fsutil.Stat{}, true, nil
 		}
 		if err == unix.EXDEV {
+			if st, serr := fsutil.LstatAt(sfd, name); serr == nil && st.Dev != b.dev {
+				b.warn(rel, otherFilesystem) // mounted over since it was listed
+				return fsutil.Stat{}, true, nil
+			}
 			return fsutil.Stat{}, false, fmt.Errorf("link %s: the backups dir is on another filesystem than the data dir", b.src.Join(rel))
 		}
 		return fsutil.Stat{}, false, fmt.Errorf("link %s: %w", b.src.Join(rel), err)
@@ -41,7 +46,31 @@ func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, err
 		b.warn(rel, fmt.Sprintf("replaced by a %s while the tree was captured; left out", lst.TypeName()))
 		return fsutil.Stat{}, true, nil
 	}
+	// The listing's stat said whose the file was; the link is of whatever
+	// stood at the name when it was made. Check the inode linked (the link
+	// just made is one of its links), and drop it if it is another owner's
+	// with links elsewhere: a name swapped in between must not bring a
+	// file from outside the data dir.
+	if reason := b.foreign(lst, 1); reason != "" {
+		unix.Unlinkat(dfd, name, 0)
+		b.warn(rel, reason)
+		return fsutil.Stat{}, true, nil
+	}
 	return lst, false, nil
+}
+
+// otherFilesystem is the warning for an entry on another filesystem.
+const otherFilesystem = "left out: on another filesystem (a FUSE or bind mount inside the data dir): never linked, copied or read"
+
+// foreign says why st, a file with ours extra links of hotsnap's own, is
+// left out: another owner's than the data dir's, with links elsewhere, on
+// a system where users may hard-link files they cannot read. "" when it
+// is not.
+func (b *builder) foreign(st fsutil.Stat, ours uint64) string {
+	if b.opts.ForeignLinksOf == nil || st.UID == *b.opts.ForeignLinksOf || st.Nlink-ours <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("left out: a file of uid %d with %d links, in a data dir of uid %d, on a system that lets users hard-link files they cannot read (fs.protected_hardlinks=0)", st.UID, st.Nlink-ours, *b.opts.ForeignLinksOf)
 }
 
 func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, bool, error) {
@@ -96,8 +125,14 @@ func (b *builder) cloneUnsupported() bool {
 // it is proven a regular file; anything else in its place is left out (an
 // empty capture).
 func (b *builder) copyFile(sfd, dfd int, rel, name string, private bool) (fsutil.Stat, string, error) {
-	inf, _, err := fsutil.OpenRegularAt(sfd, name, b.src.Join(rel))
+	// Opened on the data dir's filesystem only: a mount over the name is
+	// never read, and its owner and mode never taken.
+	inf, _, err := fsutil.OpenRegularOnDev(sfd, name, b.src.Join(rel), b.dev)
 	if err != nil {
+		if errors.Is(err, fsutil.ErrOtherFilesystem) {
+			b.warn(rel, otherFilesystem)
+			return fsutil.Stat{}, "", nil
+		}
 		if errors.Is(err, fsutil.ErrNotRegular) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
 			b.warn(rel, "vanished or was replaced while the tree was captured; left out")
 			return fsutil.Stat{}, "", nil
@@ -152,6 +187,12 @@ func (b *builder) copyFile(sfd, dfd int, rel, name string, private bool) (fsutil
 		return fsutil.Stat{}, "", err
 	}
 	src := statOf(&now)
+	if reason := b.foreign(src, 0); reason != "" {
+		b.warn(rel, reason) // swapped for another owner's file since it was listed
+		outf.Close()
+		unix.Unlinkat(dfd, name, 0)
+		return fsutil.Stat{}, "", nil
+	}
 	if err := fsutil.SetOwnerMode(out, src.UID, src.GID, src.Perm()); err != nil {
 		return fsutil.Stat{}, "", fmt.Errorf("chmod %s: %w", b.dst.Join(rel), err)
 	}

@@ -316,12 +316,10 @@ func (p *Pass) rescan(rel string, i int) error {
 		}
 		delete(old, name)
 		it := &p.items[k]
-		var ust unix.Stat_t
-		serr := unix.Fstatat(pair.sfd, name, &ust, unix.AT_SYMLINK_NOFOLLOW)
+		cur, serr := fsutil.LstatAt(pair.sfd, name)
 		if serr != nil && serr != unix.ENOENT {
 			return fmt.Errorf("lstat %s: %w", b.src.Join(it.Rel), serr)
 		}
-		cur := statOf(&ust)
 		if serr == nil && !p.dropped[it.Rel] && p.holds(it, cur) {
 			if it.Capture == CaptureLink {
 				*it = item(it.Rel, cur, cur, CaptureLink, "")

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // The locked pass's work on single files of directories that stood:
@@ -94,12 +96,11 @@ func (p *Pass) statClones(dir string, ks []int, add func(string, int)) error {
 	defer sd.Close()
 	for _, k := range ks {
 		it := &p.items[k]
-		var ust unix.Stat_t
-		err := unix.Fstatat(sd.Fd(), baseOf(it.Rel), &ust, unix.AT_SYMLINK_NOFOLLOW)
+		cur, err := fsutil.LstatAt(sd.Fd(), baseOf(it.Rel))
 		if err != nil && err != unix.ENOENT {
 			return fmt.Errorf("lstat %s: %w", p.b.src.Join(it.Rel), err)
 		}
-		if err != nil || !p.holds(it, statOf(&ust)) {
+		if err != nil || !p.holds(it, cur) {
 			add(it.Rel, k)
 		}
 	}

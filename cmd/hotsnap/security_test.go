@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/testuser"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -47,6 +49,19 @@ var attackerRoles = map[string]testuser.Role{
 					os.Rename(name+".real", name)
 				}
 			}
+		}
+	},
+	// exchange STOPFILE A B: until STOPFILE exists, swap the names A and B
+	// (renameat2 RENAME_EXCHANGE) as fast as it can.
+	"exchange": func(args []string) error {
+		stop, a, b := args[0], args[1], args[2]
+		for n := 0; ; n++ {
+			if n%64 == 0 {
+				if _, err := os.Lstat(stop); err == nil {
+					return nil
+				}
+			}
+			unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
 		}
 	},
 	// writer DATADIR FILE: one write transaction under the write gate.
