@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,8 +9,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/testcgroup"
 	"github.com/hotsnap/hotsnap/internal/testuser"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -296,5 +299,51 @@ func TestSecurity_CopyCaptureMountedSetuid(t *testing.T) {
 	testuser.NoSetID(t, dir, nil)
 	if b, err := os.ReadFile(target); err == nil {
 		t.Fatalf("the mounted file came back from the snapshot: %q", b)
+	}
+}
+
+// TestSecurity_DownloadProofLiveInode (security-download-proof-live-inode-tamper):
+// a download takes an unchanged file from the newest local snapshot by
+// hard-linking its inode, which is the live file the application writes.
+// The application rewrites it in place (same size, mtime put back) before
+// the proof's mark is taken (here: the mark is taken again after the
+// write, which is what that race gives). The proof does not cover a file
+// of several links, so the restore re-hashes and refuses the tampered
+// bytes (exit 4), never saying "verified": "proof".
+func TestSecurity_DownloadProofLiveInode(t *testing.T) {
+	testuser.RequireRoot(t)
+	dir := testuser.DataDir(t)
+	remote := "file://" + filepath.Join(t.TempDir(), "archive")
+	mustCode(t, 0, "", "archive", "init", "--remote", remote)
+	id1 := createID(t, "--data-dir", dir, "--quiesce", "none", "--label", "one")
+	mustCode(t, 0, "", "upload", "--data-dir", dir, "--id", id1, "--remote", remote)
+	createID(t, "--data-dir", dir, "--quiesce", "none", "--label", "two")
+	mustCode(t, 0, "", "delete", "--data-dir", dir, "--id", id1)
+	mustCode(t, 0, `"filesLocal":4`, "download", "--data-dir", dir, "--id", id1, "--remote", remote, "--json")
+	got := filepath.Join(dir, "backups", id1, "data", "a.txt")
+	var st syscall.Stat_t
+	if err := syscall.Stat(got, &st); err != nil || st.Nlink < 2 {
+		t.Fatalf("the download did not take a.txt from the local snapshot by link (nlink %d, %v): nothing to prove", st.Nlink, err)
+	}
+	// The application writes its live file in place, size and mtime put back.
+	live := filepath.Join(dir, "a.txt")
+	as(t, fmt.Sprintf("t=$(stat -c %%y %[1]s) && printf 'ALPHA\\n' | dd of=%[1]s conv=notrunc 2>/dev/null && touch -d \"$t\" %[1]s", live))
+	if b, _ := os.ReadFile(got); string(b) != "ALPHA\n" {
+		t.Fatalf("the downloaded file is not the live inode: %q", b)
+	}
+	// The proof's mark, taken after that write (the race's outcome).
+	backups, _ := fsutil.OpenDir(filepath.Join(dir, "backups"))
+	mark, err := fsutil.CtimeMark(backups)
+	backups.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(dir, "backups", id1, "proof.json")
+	b, _ := json.Marshal(map[string]any{"version": 1, "id": id1, "provenAt": time.Now().UTC(), "ctimeMarkNs": mark})
+	os.WriteFile(pf+".new", b, 0o644)
+	os.Rename(pf+".new", pf)
+	code, out, errb := hs(t, "restore", "--data-dir", dir, "--id", id1, "--dry-run", "--json")
+	if code != exitVerifyFailed || strings.Contains(out, `"verified":"proof"`) || !strings.Contains(out+errb, "a.txt") {
+		t.Fatalf("restore of a tampered borrowed file: exit %d %s %s", code, out, errb)
 	}
 }
