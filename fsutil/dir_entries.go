@@ -196,3 +196,31 @@ func (d *Dir) Lchown(rel string, uid, gid uint32) error {
 	}
 	return nil
 }
+
+// Xattr reads the extended attribute name of the entry rel beneath d
+// (never through a symlink), or of d itself for "." ; a missing attribute
+// or entry is ("", false).
+func (d *Dir) Xattr(rel, name string) (string, bool) {
+	fd, err := d.openat(rel, unix.O_PATH, 0)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	return FdXattr(fd, name)
+}
+
+// FdXattr reads the extended attribute name of the open descriptor fd
+// (an O_PATH one included, through /proc/self/fd).
+func FdXattr(fd int, name string) (string, bool) {
+	buf := make([]byte, 256)
+	n, err := unix.Getxattr(procFd(fd), name, buf)
+	if err != nil || n <= 0 {
+		return "", false
+	}
+	return string(buf[:n]), true
+}
+
+// SetXattr sets the extended attribute name of the directory d.
+func (d *Dir) SetXattr(name, value string) error {
+	return unix.Setxattr(procFd(d.fd), name, []byte(value), 0)
+}

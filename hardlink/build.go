@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -59,7 +60,17 @@ type Options struct {
 	// files they cannot read (fs.protected_hardlinks=0): such a link in the
 	// data dir may be another user's file brought in from outside.
 	ForeignLinksOf *uint32
+	// Marker, when set, is the extended attribute hotsnap sets on its own
+	// directories (the backups dir, the private state dir). A directory of
+	// the tree that carries it and is the invoking user's or root's means
+	// a directory of hotsnap's was moved inside the data dir: the capture
+	// fails with ErrMarked rather than take old snapshots or hotsnap's
+	// state as the application's data.
+	Marker string
 }
+
+// ErrMarked is returned when the tree holds a directory of hotsnap's own.
+var ErrMarked = errors.New("a directory of hotsnap's own (its backups or state dir) was moved inside the data dir")
 
 // Item is one captured entry, kept compact: a capture of a million files
 // holds a million of them.
@@ -372,6 +383,11 @@ func (b *builder) openPair(rel string, list bool) (*dirPair, fsutil.Stat, []stri
 	st, err := sd.Stat()
 	if err == nil && st.Dev != b.dev {
 		err = fmt.Errorf("%s is a mount point (another filesystem inside the data dir): hard links cannot cross it; leave it out with --exclude %q", b.src.Join(rel), rel)
+	}
+	if err == nil && b.opts.Marker != "" && (st.UID == 0 || st.UID == uint32(os.Geteuid())) {
+		if _, ok := fsutil.FdXattr(sd.Fd(), b.opts.Marker); ok {
+			err = fmt.Errorf("%w: %s is marked %s; move it back where it belongs (or remove it, after checking it); nothing was captured", ErrMarked, b.src.Join(rel), b.opts.Marker)
+		}
 	}
 	var names []string
 	if err == nil && list {

@@ -73,11 +73,15 @@ type VerifyOptions struct {
 	// tree was whole when the kernel's clock read that: such entries are
 	// checked by stat (as Fast), and every other entry is reported
 	// ProblemUnproven. Any change to an entry (content, owner, mode,
-	// links, times) moves its ctime to the time of the change. A file of
-	// more than one link is unproven too: another name (the live data's,
+	// links, times) moves its ctime to the time of the change. A file with
+	// more links than its link group has names in the manifest (one for a
+	// file of no group) is unproven too: another name (the live data's,
 	// for a file a download took from a local snapshot by link) may have
 	// written it before the mark.
 	ProvenBefore int64
+	// LinkGroups, with ProvenBefore, holds the number of names of each
+	// link group of the manifest (LinkGroupSizes).
+	LinkGroups map[int]uint64
 }
 
 // VerifyResult is what VerifyTree found.
@@ -168,7 +172,7 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			add(Problem{p, ProblemUnproven, fmt.Sprintf("changed (ctime %d) since the proof (%d)", st.CtimeNs, opts.ProvenBefore), e.Type})
 			return nil
 		}
-		if opts.ProvenBefore != 0 && e.Type == TypeFile && st.Nlink > 1 {
+		if opts.ProvenBefore != 0 && e.Type == TypeFile && st.Nlink > max(1, opts.LinkGroups[e.LinkGroup]) {
 			// Another name may reach this inode (a file a download took
 			// from a local snapshot by link is the live data's): whoever
 			// writes through it could have changed the bytes before the
@@ -259,4 +263,22 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	res.BytesHashed = hashed.Load()
 	sort.SliceStable(res.Problems, func(a, b int) bool { return res.Problems[a].Path < res.Problems[b].Path })
 	return res, nil
+}
+
+// LinkGroupSizes counts the names of each link group of the manifest r
+// reads (VerifyOptions.LinkGroups).
+func LinkGroupSizes(r *Reader) (map[int]uint64, error) {
+	sizes := map[int]uint64{}
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return sizes, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e.LinkGroup != 0 {
+			sizes[e.LinkGroup]++
+		}
+	}
 }

@@ -268,7 +268,11 @@ func (p *Pending) firstPassCapture(ctx context.Context) error {
 		Copy:     func(rel string) bool { return p.copyGlobs.match(rel) },
 		LinkMode: p.o.LinkMode,
 		Workers:  p.o.Workers,
+		Marker:   markerName,
 	})
+	if errors.Is(err, hardlink.ErrMarked) {
+		return fmt.Errorf("%w: capture tree: %v", ErrUntrusted, err)
+	}
 	if err != nil {
 		return fmt.Errorf("capture tree: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -200,6 +201,9 @@ func (l *Layout) openPrivate(data *fsutil.Dir, create bool) (*fsutil.Dir, error)
 		d.Close()
 		return nil, err
 	}
+	if create {
+		markDir(d, "private state dir")
+	}
 	return d, nil
 }
 
@@ -230,6 +234,9 @@ func (l *Layout) openBackups(data *fsutil.Dir, create bool) (*fsutil.Dir, error)
 		return nil, fmt.Errorf("backups dir: %w", err)
 	}
 	st, err := d.Stat()
+	if err == nil && l.defaultBackups {
+		err = foreignBackups(d, st, l.BackupsDir)
+	}
 	if err == nil && !l.AllowSharedBackups {
 		err = checkTrusted(st, "backups dir", l.BackupsDir)
 	}
@@ -240,7 +247,78 @@ func (l *Layout) openBackups(data *fsutil.Dir, create bool) (*fsutil.Dir, error)
 		d.Close()
 		return nil, err
 	}
+	if create {
+		markDir(d, "backups dir")
+	}
 	return d, nil
+}
+
+// The marker: an extended attribute hotsnap sets on the directories it
+// owns (the backups dir, the private state dir). A capture or a restore
+// that finds a marked directory inside the data dir knows such a directory
+// was moved there, and refuses; a default backups dir without it was not
+// made by hotsnap. As root the attribute is trusted.hotsnap, which only
+// root can set, so the application cannot forge it; as another user it is
+// user.hotsnap, on directories that user owns.
+func markerAttr() string {
+	if os.Geteuid() == 0 {
+		return "trusted.hotsnap"
+	}
+	return "user.hotsnap"
+}
+
+// markerName is the attribute's name as messages show it.
+var markerName = markerAttr()
+
+// marked reports whether the directory rel of data (of stat st) carries
+// hotsnap's marker and is the invoking user's or root's.
+func marked(data *fsutil.Dir, rel string, st fsutil.Stat) bool {
+	if !st.IsDir() || (st.UID != 0 && st.UID != uint32(os.Geteuid())) {
+		return false
+	}
+	_, ok := data.Xattr(rel, markerName)
+	return ok
+}
+
+// markDir marks d, one of hotsnap's directories, unless it is marked. A
+// marker that cannot be set (a filesystem without extended attributes, a
+// shared backups dir of another user's) is not an error: it only helps to
+// tell a moved directory.
+func markDir(d *fsutil.Dir, what string) {
+	if _, ok := d.Xattr(".", markerName); ok {
+		return
+	}
+	d.SetXattr(markerName, what)
+}
+
+// foreignBackups refuses a default backups dir that exists but that
+// hotsnap did not make: no marker, and another owner than the invoking
+// user or root, or entries that are not snapshots. It may be the
+// application's own directory of that name, which hotsnap would otherwise
+// leave out of every snapshot.
+func foreignBackups(d *fsutil.Dir, st fsutil.Stat, path string) error {
+	if _, ok := d.Xattr(".", markerName); ok {
+		return nil
+	}
+	euid := uint32(os.Geteuid())
+	why := ""
+	if st.UID != euid && st.UID != 0 {
+		why = fmt.Sprintf("it is owned by uid %d", st.UID)
+	} else if names, err := d.Names("."); err != nil {
+		return fmt.Errorf("backups dir: %w", err)
+	} else {
+		for _, n := range names {
+			if validID(n) != nil && n != ".stage" && !strings.HasPrefix(n, ".") {
+				why = fmt.Sprintf("it holds %s, which is no snapshot", fsutil.Quote(n))
+				break
+			}
+		}
+	}
+	if why == "" {
+		return nil // an older hotsnap's: adopted (marked by a mutating command)
+	}
+	return fmt.Errorf("%w: %s exists and is not hotsnap's (no attribute %s; %s): it may be the application's own directory, which hotsnap would leave out of every snapshot; give hotsnap another place with --backups-dir, or move it away",
+		ErrInvalid, path, markerName, why)
 }
 
 // mkdirSync makes the directory name in parent unless it exists, and then

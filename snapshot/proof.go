@@ -102,6 +102,12 @@ func (s *session) verifyForRestore(ctx context.Context, snap *fsutil.Dir, mf *Ma
 		if err != nil {
 			return nil, "", err
 		}
+		if pv.LinkGroups, err = manifest.LinkGroupSizes(r); err != nil {
+			return nil, "", err
+		}
+		if r, err = mf.Reader(); err != nil {
+			return nil, "", err
+		}
 		vr, err := manifest.VerifyTree(ctx, snap, r, pv)
 		if err != nil {
 			return nil, "", err

@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/hotsnap/hotsnap/fsutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // Publishing a finished snapshot, and the helpers of create it needs

@@ -8,10 +8,11 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
-	"golang.org/x/sys/unix"
 )
 
 // Quiescer stops an application's writes for the moment a snapshot is taken.

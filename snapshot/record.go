@@ -4,10 +4,11 @@ import (
 	"encoding/hex"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/manifest"
-	"golang.org/x/sys/unix"
 )
 
 // record turns a captured tree (the items of hardlink.Build, sorted by

@@ -327,6 +327,10 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 			}
 			return nil
 		}
+		if st.IsDir() && marked(s.data, rel, st) {
+			return fmt.Errorf("%w: %s: a directory of hotsnap's own (marked %s) was moved inside the data dir; the restore would move it into the failsafe; move it back where it belongs (or remove it, after checking it); nothing was changed",
+				ErrUntrusted, s.data.Join(rel), markerName)
+		}
 		if sc == scopeAbove && !st.IsDir() {
 			return fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory above the entries to restore; include %s itself to replace it; nothing was changed",
 				ErrConflict, rel, st.TypeName(), rel)

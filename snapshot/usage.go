@@ -5,8 +5,9 @@ import (
 	"io/fs"
 	"log/slog"
 
-	"github.com/hotsnap/hotsnap/fsutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // UsageResult says what snapshots cost on disk. Bytes are allocated bytes

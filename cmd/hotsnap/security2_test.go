@@ -347,3 +347,53 @@ func TestSecurity_DownloadProofLiveInode(t *testing.T) {
 		t.Fatalf("restore of a tampered borrowed file: exit %d %s %s", code, out, errb)
 	}
 }
+
+// TestSecurity_LayoutDirsRenamed: in the default layout, backups/ and
+// .hotsnap/ stand in the application's data dir, which its user may
+// rename things in. Renamed away (and a fake put in their place), every
+// outcome fails closed: the fake is refused, a create never captures the
+// real snapshots or hotsnap's state as data, and a restore never moves
+// them into a failsafe.
+func TestSecurity_LayoutDirsRenamed(t *testing.T) {
+	testuser.RequireRoot(t)
+	dir := secureDataDir(t) // .hotsnap is the application's, as with the write gate
+	id := createID(t, "--data-dir", dir, "--quiesce", "none", "--label", "one")
+	backups := func() []string {
+		ents, _ := os.ReadDir(filepath.Join(dir, "backups"))
+		var ids []string
+		for _, e := range ents {
+			ids = append(ids, e.Name())
+		}
+		return ids
+	}
+
+	// backups/ renamed, a fake in its place: refused, as not hotsnap's.
+	as(t, fmt.Sprintf("mv %[1]s/backups %[1]s/stolen && mkdir -p %[1]s/backups/2026-01-01T00.00.00Z_fake/data", dir))
+	mustCode(t, exitUsage, "--backups-dir", "list", "--data-dir", dir)
+	mustCode(t, exitUsage, "--backups-dir", "create", "--data-dir", dir, "--quiesce", "none")
+	// The fake removed: a create makes a new backups dir, finds the real
+	// one inside the data dir, and refuses to take it as data.
+	as(t, fmt.Sprintf("rm -r %s/backups", dir))
+	mustCode(t, exitVerifyFailed, "stolen is marked", "create", "--data-dir", dir, "--quiesce", "none")
+	if got := backups(); len(got) != 0 {
+		t.Fatalf("a refused create published %v", got)
+	}
+	// Moved back (by root, after checking it): all is as before.
+	os.Remove(filepath.Join(dir, "backups"))
+	if err := os.Rename(filepath.Join(dir, "stolen"), filepath.Join(dir, "backups")); err != nil {
+		t.Fatal(err)
+	}
+	mustCode(t, 0, id, "list", "--data-dir", dir)
+
+	// .hotsnap/ renamed (its private dir holds journals, thaw records and
+	// failsafes): neither a create nor a restore takes or moves it.
+	as(t, fmt.Sprintf("mv %[1]s/.hotsnap %[1]s/elsewhere", dir))
+	mustCode(t, exitVerifyFailed, "elsewhere/private is marked", "create", "--data-dir", dir, "--quiesce", "none")
+	mustCode(t, exitVerifyFailed, "would move it into the failsafe", "restore", "--data-dir", dir, "--id", id, "--quiesce", "none")
+	if _, err := os.Stat(filepath.Join(dir, "elsewhere", "private")); err != nil {
+		t.Fatalf("the renamed state dir was moved: %v", err)
+	}
+	if got := backups(); len(got) != 1 || got[0] != id {
+		t.Fatalf("snapshots now: %v", got)
+	}
+}

@@ -337,19 +337,25 @@ func TestSecurity_StateSymlinks(t *testing.T) {
 
 	// The backups dir swapped for a symlink to the victim, or for a dir of
 	// the user's: refused, nothing read or written there.
-	for name, plant := range map[string]string{
-		"backups symlink":     "mv $D/backups $D/backups.root; ln -s $V $D/backups",
-		"backups of the user": "mv $D/backups $D/backups.root; mkdir $D/backups",
+	// (A directory of the user's is not hotsnap's: refused as a usage
+	// error that names --backups-dir.)
+	for name, c := range map[string]struct {
+		plant string
+		code  int
+		says  string
+	}{
+		"backups symlink":     {"mv $D/backups $D/backups.root; ln -s $V $D/backups", exitVerifyFailed, "backups dir"},
+		"backups of the user": {"mv $D/backups $D/backups.root; mkdir $D/backups", exitUsage, "--backups-dir"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			as(t, strings.NewReplacer("$D", dir, "$V", victim.Dir).Replace(plant))
+			as(t, strings.NewReplacer("$D", dir, "$V", victim.Dir).Replace(c.plant))
 			defer func() {
 				os.RemoveAll(filepath.Join(dir, "backups"))
 				os.Rename(filepath.Join(dir, "backups.root"), filepath.Join(dir, "backups"))
 			}()
-			mustCode(t, exitVerifyFailed, "backups dir", "list", "--data-dir", dir)
-			mustCode(t, exitVerifyFailed, "backups dir", "create", "--data-dir", dir)
-			mustCode(t, exitVerifyFailed, "backups dir", "usage", "--data-dir", dir)
+			mustCode(t, c.code, c.says, "list", "--data-dir", dir)
+			mustCode(t, c.code, c.says, "create", "--data-dir", dir)
+			mustCode(t, c.code, c.says, "usage", "--data-dir", dir)
 			victim.Check(t)
 		})
 	}
