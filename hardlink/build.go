@@ -445,6 +445,9 @@ func (b *builder) batch(pair *dirPair, rel string, names []string) error {
 		switch {
 		case !isDir && sst.Dev != b.dev:
 			b.warn(r, otherFilesystem)
+		case isDir && sst.Dev != b.dev:
+			// Never opened: a FUSE daemon could hold the open forever.
+			return fmt.Errorf("%s is a mount point (another filesystem inside the data dir): hard links cannot cross it; leave it out with --exclude %q", b.src.Join(r), r)
 		case isDir:
 			if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
 				return fmt.Errorf("mkdir %s: %w", b.dst.Join(r), err)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/testcgroup"
+	"github.com/hotsnap/hotsnap/internal/testserver"
 	"github.com/hotsnap/hotsnap/internal/testuser"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -396,4 +399,49 @@ func TestSecurity_LayoutDirsRenamed(t *testing.T) {
 	if got := backups(); len(got) != 1 || got[0] != id {
 		t.Fatalf("snapshots now: %v", got)
 	}
+}
+
+// TestSecurity_HungFUSE: the application mounts a FUSE filesystem whose
+// daemon never answers over one of its files and one of its directories;
+// its root claims to be a setuid-root file. A create (with --copy too)
+// neither hangs nor takes the file: it is seen as another filesystem by
+// its cached attributes, asked nothing, and left out (the directory is
+// refused as a mount point, naming --exclude). Run as a process with a
+// deadline, so a hang fails the test instead of holding it.
+func TestSecurity_HungFUSE(t *testing.T) {
+	testuser.RequireRoot(t)
+	bin := buildTestBinary(t)
+	dir := testuser.DataDir(t)
+	as(t, fmt.Sprintf("echo log > %[1]s/db.log && mkdir %[1]s/mnt", dir))
+	testserver.MountHungFUSE(t, filepath.Join(dir, "db.log"), false, 0o4755)
+	run := func(args ...string) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("hotsnap %v hung on the FUSE mount: %s", args, out)
+		}
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return code, string(out)
+	}
+	for _, args := range [][]string{{}, {"--copy", "*.log"}} {
+		code, out := run(append([]string{"create", "--data-dir", dir, "--quiesce", "none"}, args...)...)
+		if code != 0 || !strings.Contains(out, "db.log: left out: on another filesystem") {
+			t.Fatalf("create %v over a hung FUSE file: exit %d %s", args, code, out)
+		}
+	}
+	testserver.MountHungFUSE(t, filepath.Join(dir, "mnt"), true, 0o755)
+	code, out := run("create", "--data-dir", dir, "--quiesce", "none")
+	if code == 0 || !strings.Contains(out, "mnt is a mount point") || !strings.Contains(out, "--exclude") {
+		t.Fatalf("create over a hung FUSE dir: exit %d %s", code, out)
+	}
+	if code, out := run("create", "--data-dir", dir, "--quiesce", "none", "--exclude", "mnt"); code != 0 {
+		t.Fatalf("create with the mount excluded: exit %d %s", code, out)
+	}
+	testuser.NoSetID(t, filepath.Join(dir, "backups"), nil)
 }
