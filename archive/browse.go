@@ -117,7 +117,7 @@ type ExtractResult struct {
 // make a local snapshot, and it takes no lock of the data dir. The tree is
 // built in a hidden directory beside target and renamed to target only
 // when whole and the manifest's seal is proven.
-func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string, include []string) (*ExtractResult, error) {
+func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string, include []string, allowSetID bool) (*ExtractResult, error) {
 	start := time.Now()
 	x, err := tree.NewExtraction(target, include)
 	if err != nil {
@@ -143,6 +143,9 @@ func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string,
 			return nil, err
 		}
 		err = x.Add(e, func(dst *fsutil.Dir, e *manifest.Entry) error {
+			if err := r.gateSetID(id, e, allowSetID); err != nil {
+				return err
+			}
 			chunks += int64(len(ids))
 			return r.writeFile(ctx, idx, dst, e, ids)
 		})

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/tree"
@@ -28,7 +29,19 @@ type DownloadOptions struct {
 	Workers  int // files finished at once; 0 means defaults.DownloadWorkers
 	Progress Progress
 	Logger   *slog.Logger
+	// AllowSetID makes a setuid or setgid file named by a snapshot of an
+	// unencrypted archive as its manifest says. Without it such a download
+	// is refused before anything is written: an unencrypted archive cannot
+	// prove who wrote its manifests, and a root download would make the
+	// setuid file whoever could write the bucket asked for. An encrypted
+	// archive's manifests are authenticated by its key: its setuid files
+	// are made as recorded.
+	AllowSetID bool
 }
+
+// ErrUnauthenticatedSetID is returned for a download of setuid or setgid
+// files from an unencrypted archive without DownloadOptions.AllowSetID.
+var ErrUnauthenticatedSetID = errs.New(errs.VerifyFailed, "setuid or setgid files from an archive that cannot prove who wrote them")
 
 // DownloadResult reports a download. The JSON form is the CLI's contract.
 type DownloadResult struct {
@@ -268,6 +281,9 @@ func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 		if e.Type != manifest.TypeFile {
 			continue
 		}
+		if err := d.r.gateSetID(d.rs.ID, e, d.o.AllowSetID); err != nil {
+			return err
+		}
 		if buf, err = rr.next(e, buf); err != nil {
 			return fmt.Errorf("%s: %w", d.rs.key, err)
 		}
@@ -288,4 +304,15 @@ func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 		return fmt.Errorf("%s: %w", d.rs.key, err)
 	}
 	return nil
+}
+
+// gateSetID refuses a setuid or setgid file e of snapshot id when the
+// archive is not encrypted (so not authenticated) and allow is not set
+// (DownloadOptions.AllowSetID).
+func (r *Repo) gateSetID(id string, e *manifest.Entry, allow bool) error {
+	if allow || r.cfg.Encryption != nil || e.Type != manifest.TypeFile || e.Mode&0o6000 == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s names %s, mode %04o, owner %d: an unencrypted archive cannot prove who wrote its manifests; if only you can write %s, download again with --allow-setid; nothing was written",
+		ErrUnauthenticatedSetID, id, fsutil.Quote(string(e.Path)), e.Mode, e.UID, r.st)
 }

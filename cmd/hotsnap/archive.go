@@ -114,6 +114,7 @@ func downloadCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"},
 			&cli.StringFlag{Name: "target", Usage: "write the snapshot's files (or the --include ones) into this new directory instead of making a local snapshot"},
 			&cli.StringSliceFlag{Name: "include", Usage: "with --target: glob of the entries to fetch (the --copy rules; a directory brings its subtree; repeatable)"},
+			&cli.BoolFlag{Name: "allow-setid", Usage: "make setuid and setgid files of an unencrypted archive as its manifest says (refused without: only an encrypted archive proves who wrote them)"},
 		}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.IsSet("include") && !c.IsSet("target") {
@@ -133,7 +134,7 @@ func downloadCommand() *cli.Command {
 				if err := rs.open(); err != nil {
 					return err
 				}
-				res, err := rs.repo.Extract(c.Context, rs.idx, id, c.String("node-id"), c.String("target"), c.StringSlice("include"))
+				res, err := rs.repo.Extract(c.Context, rs.idx, id, c.String("node-id"), c.String("target"), c.StringSlice("include"), c.Bool("allow-setid"))
 				if err != nil {
 					return err
 				}
@@ -151,7 +152,7 @@ func downloadCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := archive.Download(c.Context, r, l, id, archive.DownloadOptions{Node: c.String("node-id"), Workers: c.Int("workers"), Progress: e.progressFor(), Logger: e.log})
+			res, err := archive.Download(c.Context, r, l, id, archive.DownloadOptions{Node: c.String("node-id"), Workers: c.Int("workers"), Progress: e.progressFor(), Logger: e.log, AllowSetID: c.Bool("allow-setid")})
 			if err != nil {
 				return err
 			}

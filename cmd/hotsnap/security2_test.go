@@ -17,6 +17,7 @@ import (
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/testcgroup"
 	"github.com/hotsnap/hotsnap/internal/testserver"
+	"github.com/hotsnap/hotsnap/internal/testtree"
 	"github.com/hotsnap/hotsnap/internal/testuser"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -444,4 +445,52 @@ func TestSecurity_HungFUSE(t *testing.T) {
 		t.Fatalf("create with the mount excluded: exit %d %s", code, out)
 	}
 	testuser.NoSetID(t, filepath.Join(dir, "backups"), nil)
+}
+
+// TestSecurity_SetIDFromUnauthenticatedArchive: an unencrypted archive
+// cannot prove who wrote its manifests, so whoever can write the bucket
+// could name a setuid-root file. A download as root of a snapshot that
+// names setuid or setgid files is refused before anything is written,
+// into the backups dir or a --target, unless --allow-setid says the
+// archive's storage is trusted; from an encrypted (authenticated) archive
+// they are made as recorded.
+func TestSecurity_SetIDFromUnauthenticatedArchive(t *testing.T) {
+	testuser.RequireRoot(t)
+	dir := testtree.New(t)
+	suid := filepath.Join(dir, "tool")
+	os.WriteFile(suid, []byte("#!/bin/sh\n"), 0o755)
+	if err := syscall.Chmod(suid, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "key")
+	mustCode(t, 0, "", "archive", "keygen", "--output", key)
+	plain := "file://" + filepath.Join(t.TempDir(), "plain")
+	sealed := "file://" + filepath.Join(t.TempDir(), "sealed")
+	mustCode(t, 0, "", "archive", "init", "--remote", plain)
+	mustCode(t, 0, "", "archive", "init", "--remote", sealed, "--encryption-key-file", key)
+	id := createID(t, "--data-dir", dir, "--quiesce", "none")
+	mustCode(t, 0, "", "upload", "--data-dir", dir, "--id", id, "--remote", plain)
+	mustCode(t, 0, "", "upload", "--data-dir", dir, "--id", id, "--remote", sealed, "--encryption-key-file", key)
+	mustCode(t, 0, "", "delete", "--data-dir", dir, "--id", id)
+	target := filepath.Join(t.TempDir(), "out")
+	mustCode(t, exitVerifyFailed, "--allow-setid", "download", "--data-dir", dir, "--id", id, "--remote", plain)
+	mustCode(t, exitVerifyFailed, "--allow-setid", "download", "--id", id, "--remote", plain, "--target", target)
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("a refused download --target left its target")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "backups")); len(ents) != 0 {
+		t.Fatalf("a refused download left %v", ents)
+	}
+	setuid := func(p string) bool {
+		var st syscall.Stat_t
+		return syscall.Stat(p, &st) == nil && st.Mode&syscall.S_ISUID != 0 && st.Uid == 0
+	}
+	mustCode(t, 0, "", "download", "--id", id, "--remote", plain, "--target", target, "--allow-setid")
+	if !setuid(filepath.Join(target, "tool")) {
+		t.Fatal("--allow-setid: the setuid file was not made as recorded")
+	}
+	mustCode(t, 0, "", "download", "--data-dir", dir, "--id", id, "--remote", sealed, "--encryption-key-file", key)
+	if !setuid(filepath.Join(dir, "backups", id, "data", "tool")) {
+		t.Fatal("from an encrypted archive: the setuid file was not made as recorded")
+	}
 }
