@@ -11,7 +11,6 @@ package errs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 )
@@ -128,16 +127,14 @@ type Kinded interface {
 	Kind() Kind
 }
 
-// Of returns the kind of err: Interrupted when a cancelled context is in
-// its chain (the user asked to stop, whatever failed on the way), else the
-// kind of the first error in the chain, depth first, that has one other
-// than Error; Error otherwise, and for nil.
+// Of returns the kind of the first error in err's chain, depth first,
+// that has one other than Error; Error otherwise, and for nil. A cancelled
+// context is not Interrupted by itself: a timeout or a failed part cancels
+// contexts too. Only the caller knows whether a person (a signal, an API
+// abort) asked to stop, and says so with ErrInterrupted.
 func Of(err error) Kind {
 	if err == nil {
 		return Error
-	}
-	if errors.Is(err, context.Canceled) {
-		return Interrupted
 	}
 	return first(err)
 }

@@ -64,7 +64,9 @@ func TestOf(t *testing.T) {
 		{"an Error-kind sentinel does not hide a later kind", fmt.Errorf("%w: %w", errUnkinded, errCorrupt), VerifyFailed},
 		{"first kind wins", fmt.Errorf("%w: %w", ErrInvalid, errCorrupt), Usage},
 		{"joined", errors.Join(errPlain, fmt.Errorf("x: %w", New(NotFound, "no such snapshot"))), NotFound},
-		{"cancelled wins", fmt.Errorf("%w: %w", errCorrupt, context.Canceled), Interrupted},
+		{"a cancelled context is not an interruption", fmt.Errorf("put x: %w", context.Canceled), Error},
+		{"nor does it hide a kind", fmt.Errorf("%w: %w", errCorrupt, context.Canceled), VerifyFailed},
+		{"an interruption is said", fmt.Errorf("%w: %w", ErrInterrupted, errCorrupt), Interrupted},
 		{"Wrap marks the unkinded", Wrap(Usage, errPlain), Usage},
 		{"Wrap keeps a kind", Wrap(Usage, errCorrupt), VerifyFailed},
 	}

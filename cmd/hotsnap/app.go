@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -142,6 +143,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil && strings.HasPrefix(err.Error(), "No help topic for") {
 		err = usageError{fmt.Errorf("unknown command %s (see hotsnap --help)", strings.TrimPrefix(err.Error(), "No help topic for "))}
+	}
+	if err != nil && ctx.Err() != nil {
+		// The root context ends only on SIGINT or SIGTERM: whatever failed
+		// on the way, a person asked to stop.
+		err = fmt.Errorf("%w: %w", errs.ErrInterrupted, err)
 	}
 	code, kind := exitCode(err)
 	var silent silentError
