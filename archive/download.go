@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -110,7 +112,7 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 		}
 		for _, l := range others {
 			if l.Kind == LockExclusive {
-				return nil, fmt.Errorf("%w: %s holds a %s", ErrLocked, r.st, l)
+				return nil, r.conflict(l)
 			}
 		}
 		logger(o.Logger).Warn("downloading without a lock (cannot write one)", "err", err)
@@ -136,12 +138,18 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 		defer localTree.Close()
 		defer localMF.Close()
 	}
+	if err := checkSpace(id, filepath.Dir(l.SnapshotDir(id)), rs.Bytes, localMF); err != nil {
+		return nil, err
+	}
 	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: rs.Files, Bytes: rs.Bytes}
 	o.Progress.Start("download", rs.Files, rs.Bytes)
 	defer o.Progress.Done()
 	origin, _ := json.Marshal(map[string]string{"remote": r.st.String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
 	src := &downloadSource{r: r, idx: idx, rs: rs, localTree: localTree, localMF: localMF, o: o}
 	if err := l.Import(ctx, id, origin, src, o.Logger); err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return nil, fmt.Errorf("download %s into %s: the filesystem is full; nothing was published (the staging was removed): %w", id, filepath.Dir(l.SnapshotDir(id)), err)
+		}
 		return nil, err
 	}
 	res.FilesFetched, res.FilesLocal = src.fetched.Load(), src.localN.Load()
@@ -315,4 +323,33 @@ func (r *Repo) gateSetID(id string, e *manifest.Entry, allow bool) error {
 	}
 	return fmt.Errorf("%w: %s names %s, mode %04o, owner %d: an unencrypted archive cannot prove who wrote its manifests; if only you can write %s, download again with --allow-setid; nothing was written",
 		ErrUnauthenticatedSetID, id, fsutil.Quote(string(e.Path)), e.Mode, e.UID, r.st)
+}
+
+// ErrNoSpace is returned when the target filesystem has less free space
+// than a download or restore will write.
+var ErrNoSpace = errs.New(errs.Error, "not enough free space")
+
+// checkSpace refuses a download of snapshot id (bytes in all) into dir when
+// its filesystem has less free space than the download may write: the
+// snapshot's bytes, less what the newest local snapshot (local, when not
+// nil) could lend by link. Checked before anything is written.
+func checkSpace(id, dir string, bytes int64, local *manifest.File) error {
+	need := bytes
+	if local != nil {
+		if h, err := local.Header(); err == nil {
+			need = max(bytes-h.Totals.Bytes, 0)
+		}
+	}
+	var fs unix.Statfs_t
+	for d := dir; unix.Statfs(d, &fs) != nil; d = filepath.Dir(d) { // the backups dir may not exist yet
+		if d == "/" || d == "." {
+			return nil // cannot tell: the write itself will say
+		}
+	}
+	free := int64(fs.Bavail) * int64(fs.Bsize)
+	if free < need {
+		return fmt.Errorf("%w: download %s needs up to %d bytes in %s (the snapshot's %d, less what the newest local snapshot may lend) and its filesystem has %d free; free space or delete snapshots; nothing was written",
+			ErrNoSpace, id, need, dir, bytes, free)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/retention"
 )
 
@@ -127,6 +128,7 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		return nil, err
 	}
 	defer lock.Release()
+	crash.Point("gc.locked")
 	res.StaleLocks = append(res.StaleLocks, stale...)
 	if ts, ok := store.Unwrap(r.st).(tempSweeper); ok && !dryRun {
 		removed, err := ts.SweepTemp(ctx, time.Now().Add(-tempSweepAge).UnixNano())

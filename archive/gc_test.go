@@ -12,6 +12,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
+	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -103,7 +104,7 @@ func TestGC_Locks(t *testing.T) {
 	// store's clock (the object's modification time, an hour ago), not
 	// what the lock says of itself: it claims to expire in a year.
 	plant := func(key string, age time.Duration, expires time.Time) {
-		b, _ := json.Marshal(LockInfo{Kind: LockExclusive, Op: "gc", Host: "gone", PID: 1, Created: time.Now().Add(-age), Expires: expires})
+		b, _ := json.Marshal(LockInfo{Kind: LockExclusive, Op: "gc", Holder: proc.Holder{Host: "gone", Pid: 1}, Created: time.Now().Add(-age), Expires: expires})
 		must(t, st.Put(ctx, key, b))
 		at := time.Now().Add(-age)
 		must(t, os.Chtimes(filepath.Join(root, key), at, at))

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/internal/proc"
 )
 
 // ErrLocked is returned when the archive holds a live lock that conflicts
@@ -37,10 +38,11 @@ var LockTTL = defaults.ArchiveLockTTL
 // modification time against that of a lock just written), never by
 // comparing one host's clock with another's.
 type LockInfo struct {
-	Kind    string    `json:"kind"`
-	Op      string    `json:"op"`
-	Host    string    `json:"host"`
-	PID     int       `json:"pid"`
+	Kind string `json:"kind"`
+	Op   string `json:"op"`
+	// The holder's process (host, boot, pid namespace, pid, start time):
+	// a lock of this host whose holder no longer runs is stale at once.
+	proc.Holder
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	// age is how old the lock object is, by the store's clock.
@@ -48,9 +50,21 @@ type LockInfo struct {
 }
 
 func (l LockInfo) String() string {
-	return fmt.Sprintf("%s lock of %s by %s pid %d since %s (refreshed %s ago)", l.Kind, l.Op, l.Host, l.PID,
-		l.Created.Format(time.RFC3339), l.age.Round(time.Second))
+	state := fmt.Sprintf("expires in %s unless refreshed", max(LockTTL-l.age, 0).Round(time.Second))
+	switch {
+	case l.Dead():
+		state = "its process is gone: stale"
+	case l.age >= LockTTL:
+		state = "expired: stale"
+	}
+	return fmt.Sprintf("%s lock of %s by pid %d on %s since %s (refreshed %s ago; %s)", l.Kind, l.Op, l.Pid, l.Host,
+		l.Created.Format(time.RFC3339), l.age.Round(time.Second), state)
 }
+
+// stale reports whether the lock's holder is gone: it ran on this host
+// and its process no longer runs, or it has not refreshed the lock for a
+// whole TTL (by the store's clock).
+func (l LockInfo) stale() bool { return l.age >= LockTTL || l.Dead() }
 
 // ArchiveLock is a held lock; Release it when done, Check it before
 // committing anything.
@@ -81,10 +95,9 @@ func (r *Repo) Lock(ctx context.Context, kind, op string) (*ArchiveLock, error) 
 func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*ArchiveLock, []string, error) {
 	var id [8]byte
 	rand.Read(id[:])
-	host, _ := os.Hostname()
 	now := time.Now().UTC()
 	l := &ArchiveLock{r: r, key: "locks/" + hex.EncodeToString(id[:]), now: time.Now,
-		info: LockInfo{Kind: kind, Op: op, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(LockTTL)}}
+		info: LockInfo{Kind: kind, Op: op, Holder: proc.Self(), Created: now, Expires: now.Add(LockTTL)}}
 	if err := l.write(ctx); err != nil {
 		return nil, nil, fmt.Errorf("write lock: %w", err)
 	}
@@ -101,8 +114,10 @@ func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*Arc
 		if k == l.key {
 			continue
 		}
-		if o.age >= LockTTL {
-			if breakStale {
+		if o.stale() {
+			// A dead holder of this host is removed by anyone; an expired
+			// lock of another host only by gc (breakStale) or unlock.
+			if breakStale || o.Dead() {
 				if err := r.st.Delete(ctx, k); err != nil {
 					return fail(err)
 				}
@@ -111,7 +126,7 @@ func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*Arc
 			continue
 		}
 		if kind == LockExclusive || o.Kind == LockExclusive {
-			return fail(fmt.Errorf("%w: %s holds a %s", ErrLocked, r.st, o))
+			return fail(r.conflict(o))
 		}
 	}
 	l.stop = make(chan struct{})
@@ -170,14 +185,49 @@ func (l *ArchiveLock) Check(ctx context.Context) error {
 	return nil
 }
 
-// Release removes the lock.
+// Release removes the lock, spending at most defaults.ReleaseTimeout on
+// it: against a dead endpoint the lock stays behind, stale at once for
+// commands of this host (its process is gone) and expiring for others.
 func (l *ArchiveLock) Release() error {
 	if l == nil {
 		return nil
 	}
 	close(l.stop)
 	l.wg.Wait()
-	return l.r.st.Delete(context.Background(), l.key)
+	ctx, cancel := context.WithTimeout(context.Background(), defaults.ReleaseTimeout)
+	defer cancel()
+	return l.r.st.Delete(ctx, l.key)
+}
+
+// conflict is the error for a live lock o that a lock of ours conflicts
+// with: who holds it, since when, when it expires, and how to clear it.
+func (r *Repo) conflict(o LockInfo) error {
+	return fmt.Errorf("%w: %s holds a %s; if that holder is gone, `hotsnap archive unlock --remote %s` removes stale locks (with --force, any lock)",
+		ErrLocked, r.st, o, r.st)
+}
+
+// Unlock removes the archive's stale locks (their holder of this host is
+// gone, or they expired) or, with force, every lock, and describes each
+// one removed; the live ones kept are described in kept.
+func (r *Repo) Unlock(ctx context.Context, force bool) (removed, kept []string, err error) {
+	all, err := r.locks(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	removed, kept = []string{}, []string{}
+	for k, o := range all {
+		if !force && !o.stale() {
+			kept = append(kept, o.String())
+			continue
+		}
+		if err := r.st.Delete(ctx, k); err != nil {
+			return removed, kept, err
+		}
+		removed = append(removed, o.String())
+	}
+	sort.Strings(removed)
+	sort.Strings(kept)
+	return removed, kept, nil
 }
 
 // locks lists every lock object with its content and its age by the
@@ -232,7 +282,7 @@ func (r *Repo) liveLocks(ctx context.Context, except string) ([]LockInfo, error)
 	}
 	var live []LockInfo
 	for k, li := range all {
-		if k != except && li.age < LockTTL {
+		if k != except && !li.stale() {
 			live = append(live, li)
 		}
 	}

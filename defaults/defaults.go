@@ -68,6 +68,23 @@ const (
 	ArchiveLockTTL = 10 * time.Minute
 	// DownloadWorkers is how many files a download finishes at once.
 	DownloadWorkers = 4
+	// IOTimeout bounds a remote call's wait for its next byte (a
+	// response's headers, a body's next read or write): a stalled
+	// endpoint fails a call after it, and the call is retried once more
+	// before the command fails (store.Retry).
+	IOTimeout = 30 * time.Second
+	// ConnectTimeout bounds a connection's dial and its TLS handshake.
+	ConnectTimeout = 10 * time.Second
+	// ReleaseTimeout bounds what a command does on its way out against a
+	// remote (releasing its archive lock): a dead endpoint costs at most
+	// this; the lock left behind is stale at once for commands of this
+	// host and expires for others.
+	ReleaseTimeout = 5 * time.Second
+	// RemoteAttempts and RemoteBackoff are the one retry policy of every
+	// remote call (store.Retry): 5 tries, pauses from 200 ms doubling
+	// (3 s in all); a call that stalled twice is not tried again.
+	RemoteAttempts = 5
+	RemoteBackoff  = 200 * time.Millisecond
 )
 
 // Workers is the bound on parallel work (hashing, linking, verifying) when

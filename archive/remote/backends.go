@@ -29,7 +29,8 @@ func openFile(_ context.Context, t Target) (store.Store, error) {
 func openS3(ctx context.Context, t Target) (store.Store, error) {
 	bucket, prefix, _ := strings.Cut(strings.Trim(t.Location, "/"), "/")
 	s, err := s3store.New(s3store.Config{Endpoint: t.Endpoint, Bucket: bucket, Prefix: prefix, Region: t.Region,
-		AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure})
+		AccessKey: t.AccessKey, SecretKey: t.SecretKey, SessionToken: t.SessionToken, Insecure: t.Insecure,
+		AssumeRole: t.AssumeRole, InstanceRole: t.InstanceRole, IOTimeout: t.IOTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("%w: remote %q: %v", ErrBadRemote, t.Spec, err)
 	}

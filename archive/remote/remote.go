@@ -11,14 +11,15 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/store"
@@ -34,9 +35,12 @@ var ErrBadRemote = errs.New(errs.Usage, "bad remote")
 // Options complete a remote spec: the S3 endpoint and flags, the file of
 // named remotes, and the archive's key.
 type Options struct {
-	S3Endpoint string // host:port (HOTSNAP_S3_ENDPOINT)
+	S3Endpoint string // host:port, http://host:port or https://host:port (HOTSNAP_S3_ENDPOINT)
 	S3Region   string
-	S3Insecure bool   // plain HTTP
+	S3Insecure bool // plain HTTP
+	// IOTimeout bounds a remote call's wait for its next byte (0 means
+	// defaults.IOTimeout); a named remote's io_timeout overrides it.
+	IOTimeout  time.Duration
 	ConfigFile string // remotes.json
 	// AccessKey and SecretKey default to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 	AccessKey, SecretKey string
@@ -50,7 +54,9 @@ type Target struct {
 	Spec                                   string // the whole spec, for messages
 	Location                               string // what follows "scheme://"; for a named remote, its root joined with the rest
 	Endpoint, Region, AccessKey, SecretKey string
-	Insecure                               bool
+	SessionToken                           string
+	Insecure, AssumeRole, InstanceRole     bool
+	IOTimeout                              time.Duration
 	// Create asks for what the store needs to exist (an S3 bucket).
 	Create bool
 }
@@ -118,7 +124,7 @@ func Store(ctx context.Context, spec string, o Options, create bool) (store.Stor
 	if err != nil {
 		return nil, err
 	}
-	return &store.Retry{Store: st}, nil
+	return &store.Retry{Store: withFaults(st)}, nil
 }
 
 const want = "want file:///path, s3://bucket/prefix or NAME:bucket/prefix"
@@ -129,14 +135,10 @@ func resolve(spec string, o Options) (Target, string, error) {
 		return Target{}, "", fmt.Errorf("%w: no remote given (--remote: %s)", ErrBadRemote, want)
 	}
 	if scheme, loc, ok := strings.Cut(spec, "://"); ok {
+		// Credentials not given here come from the standard chain
+		// (s3.Credentials: environment, shared file, roles).
 		t := Target{Spec: spec, Location: loc, Endpoint: o.S3Endpoint, Region: o.S3Region, Insecure: o.S3Insecure,
-			AccessKey: o.AccessKey, SecretKey: o.SecretKey}
-		if t.AccessKey == "" {
-			t.AccessKey = os.Getenv("AWS_ACCESS_KEY_ID")
-		}
-		if t.SecretKey == "" {
-			t.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
-		}
+			AccessKey: o.AccessKey, SecretKey: o.SecretKey, IOTimeout: o.IOTimeout}
 		return t, scheme, nil
 	}
 	name, rest, ok := strings.Cut(spec, ":")
@@ -157,7 +159,15 @@ func resolve(spec string, o Options) (Target, string, error) {
 		}
 	}
 	t := Target{Spec: spec, Location: rest, Endpoint: rc.Endpoint, Region: rc.Region, Insecure: rc.Insecure,
-		AccessKey: rc.AccessKeyID, SecretKey: rc.SecretAccessKey}
+		AccessKey: rc.AccessKeyID, SecretKey: rc.SecretAccessKey, SessionToken: rc.SessionToken,
+		AssumeRole: rc.AssumeRole, InstanceRole: rc.InstanceRole, IOTimeout: o.IOTimeout}
+	if rc.IOTimeout != "" {
+		d, err := time.ParseDuration(rc.IOTimeout)
+		if err != nil || d <= 0 {
+			return Target{}, "", fmt.Errorf("%w: remote %q in %s: io_timeout %q: want a duration such as 30s", ErrBadRemote, name, o.ConfigFile, rc.IOTimeout)
+		}
+		t.IOTimeout = d
+	}
 	if rc.Path != "" {
 		if !strings.HasPrefix(rc.Path, "/") {
 			return Target{}, "", fmt.Errorf("%w: remote %q in %s: path must be absolute", ErrBadRemote, name, o.ConfigFile)
@@ -169,13 +179,17 @@ func resolve(spec string, o Options) (Target, string, error) {
 
 // Config is one named remote in a remotes.json file.
 type Config struct {
-	Type            string `json:"type"` // a scheme: "s3" or "file"
-	Endpoint        string `json:"endpoint"`
+	Type            string `json:"type"`     // a scheme: "s3" or "file"
+	Endpoint        string `json:"endpoint"` // host:port, http://host:port or https://host:port
 	AccessKeyID     string `json:"access_key_id"`
 	SecretAccessKey string `json:"secret_access_key"`
+	SessionToken    string `json:"session_token"` // with temporary credentials
 	Region          string `json:"region"`
 	Insecure        bool   `json:"insecure"`
-	Path            string `json:"path"` // type file: the root directory
+	AssumeRole      bool   `json:"assume_role"`   // exchange the credentials at the endpoint's STS (MinIO AssumeRole)
+	InstanceRole    bool   `json:"instance_role"` // let the chain ask the EC2 metadata service
+	IOTimeout       string `json:"io_timeout"`    // a duration: a call's wait for its next byte
+	Path            string `json:"path"`          // type file: the root directory
 }
 
 // named reads remote name from the remotes file, which holds credentials
@@ -185,8 +199,16 @@ func named(file, name string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	// Strict: a misspelt key is an error naming it, never a setting
+	// silently ignored (secret_acess_key would otherwise read as "no
+	// credentials").
 	var all map[string]Config
-	if err := json.Unmarshal(b, &all); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&all); err != nil || dec.More() {
+		if err == nil {
+			err = fmt.Errorf("more than one JSON value")
+		}
 		return Config{}, fmt.Errorf("%w: remote config %s: %v", ErrBadRemote, file, err)
 	}
 	rc, ok := all[name]

@@ -4,16 +4,43 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
+
+	"github.com/hotsnap/hotsnap/defaults"
 )
 
-// Retry wraps a Store so that transient failures (anything but ErrNotFound
-// and a cancelled context) are retried with exponential backoff, a bounded
-// number of times. Reads and writes are idempotent, so a retry is safe.
+// Retry wraps a Store so that transient failures are retried with
+// exponential backoff, a bounded number of times: the one retry policy of
+// every remote call (backends do not retry on their own). Not retried:
+// ErrNotFound, a cancelled context, errors marked Permanent (credentials,
+// names), errors of the local disk that waiting cannot mend (no space,
+// over quota, read-only, permission denied), and a call that stalled
+// twice (ErrStalled: the endpoint is not answering). Reads and writes are
+// idempotent, so a retry is safe.
 type Retry struct {
 	Store
-	Attempts int           // total tries; 0 means 5
-	Backoff  time.Duration // first pause; doubles each time; 0 means 200ms
+	Attempts int           // total tries; 0 means defaults.RemoteAttempts
+	Backoff  time.Duration // first pause; doubles each time; 0 means defaults.RemoteBackoff
+}
+
+// ErrStalled is returned by a backend for a call that moved no byte for
+// its I/O timeout and was cancelled. It is transient (retried once).
+var ErrStalled = errors.New("remote unavailable: timed out")
+
+// ErrUnavailable marks a call that could not reach the endpoint at all
+// (connection refused, no route, DNS). It is transient.
+var ErrUnavailable = errors.New("remote unavailable")
+
+// hopeless reports errors no retry can mend: a full, read-only or
+// forbidden local disk.
+func hopeless(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 var _ Store = (*Retry)(nil)
@@ -21,19 +48,29 @@ var _ Store = (*Retry)(nil)
 func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
 	attempts, backoff := r.Attempts, r.Backoff
 	if attempts <= 0 {
-		attempts = 5
+		attempts = defaults.RemoteAttempts
 	}
 	if backoff <= 0 {
-		backoff = 200 * time.Millisecond
+		backoff = defaults.RemoteBackoff
 	}
 	var err error
+	stalls, tries := 0, 0
 	for i := 0; i < attempts; i++ {
+		tries++
 		if err = fn(); err == nil || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return err
 		}
 		var p permanent
 		if errors.As(err, &p) {
 			return p.err
+		}
+		if hopeless(err) {
+			return err
+		}
+		if errors.Is(err, ErrStalled) {
+			if stalls++; stalls == 2 {
+				break
+			}
 		}
 		if i == attempts-1 {
 			break
@@ -45,7 +82,13 @@ func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
 		}
 		backoff *= 2
 	}
-	return fmt.Errorf("%s %s on %s failed after %d attempts: %w", op, key, r.Store, attempts, err)
+	return fmt.Errorf("%s %s on %s failed after %d attempts: %w", op, key, r.Store, tries, err)
+}
+
+// Do runs fn, a call to st, under the retry policy of Retry with its
+// defaults: for calls a backend makes outside the Store interface.
+func Do(ctx context.Context, st Store, op, key string, fn func() error) error {
+	return (&Retry{Store: st}).do(ctx, op, key, fn)
 }
 
 func (r *Retry) Get(ctx context.Context, key string, max int64) (b []byte, err error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -21,10 +22,11 @@ import (
 func remoteFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "file:///abs/path, s3://bucket/prefix or NAME:bucket/prefix"},
-		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"HOTSNAP_S3_ENDPOINT"}, Usage: "S3 endpoint host:port (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"},
+		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"HOTSNAP_S3_ENDPOINT"}, Usage: "S3 endpoint: host:port, http://host:port or https://host:port (credentials: the AWS chain, see the README)"},
 		&cli.StringFlag{Name: "s3-region", EnvVars: []string{"HOTSNAP_S3_REGION"}, Usage: "S3 region"},
 		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"HOTSNAP_S3_INSECURE"}, Usage: "plain HTTP to the S3 endpoint"},
 		&cli.StringFlag{Name: "remote-config", EnvVars: []string{"HOTSNAP_REMOTE_CONFIG"}, Usage: "JSON file of named remotes (for NAME:bucket/prefix)"},
+		&cli.DurationFlag{Name: "io-timeout", Value: defaults.IOTimeout, EnvVars: []string{"HOTSNAP_IO_TIMEOUT"}, Usage: "a remote call that moves no byte for this long is cancelled and retried once; then the command fails"},
 		&cli.StringFlag{Name: "encryption-key-file", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_FILE"}, Usage: "file holding the archive's key (made by hotsnap archive keygen); required for an encrypted archive"},
 	}
 }
@@ -52,8 +54,11 @@ func remoteOptions(c *cli.Context) (remote.Options, error) {
 	if err != nil {
 		return remote.Options{}, err
 	}
+	if c.Duration("io-timeout") <= 0 {
+		return remote.Options{}, usageError{errors.New("--io-timeout must be above 0")}
+	}
 	return remote.Options{S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
-		ConfigFile: c.String("remote-config"), Key: key}, nil
+		ConfigFile: c.String("remote-config"), Key: key, IOTimeout: c.Duration("io-timeout")}, nil
 }
 
 // openRemote opens --remote; with init, an uninitialised remote is
@@ -318,6 +323,34 @@ func archiveCommand() *cli.Command {
 							res.Snapshots, res.ChunksUsed, res.PacksDeleted, res.PacksRepacked, res.PacksWritten, res.IndexesMerged)
 						fmt.Fprintf(w, "%s %s: %s -> %s; %.0f ms\n", verb, humanBytes(res.BytesBefore-res.BytesAfter),
 							humanBytes(res.BytesBefore), humanBytes(res.BytesAfter), res.DurationMs)
+					})
+					return nil
+				},
+			},
+			{
+				Name:  "unlock",
+				Usage: "remove the archive's stale locks (their holder on this host is gone, or they expired); --force removes every lock",
+				Flags: withOutput(append(remoteFlags(), &cli.BoolFlag{Name: "force", Usage: "remove live locks too (after saying whose): only when you know their holders are gone"})...),
+				Action: func(c *cli.Context) error {
+					e := getEnv(c)
+					r, err := openRemote(c, false)
+					if err != nil {
+						return err
+					}
+					removed, kept, err := r.Unlock(c.Context, c.Bool("force"))
+					if err != nil {
+						return err
+					}
+					e.result(map[string]any{"removed": removed, "kept": kept}, func(w io.Writer) {
+						for _, l := range removed {
+							fmt.Fprintf(w, "removed %s\n", l)
+						}
+						for _, l := range kept {
+							fmt.Fprintf(w, "kept %s (live; --force removes it)\n", l)
+						}
+						if len(removed)+len(kept) == 0 {
+							fmt.Fprintln(w, "no locks")
+						}
 					})
 					return nil
 				},

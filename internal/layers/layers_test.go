@@ -18,7 +18,7 @@ var layers = [][]string{
 	{"internal/par", "internal/crash", "internal/proc"},
 	{"fsutil", "retention"},
 	{"manifest", "snapshot/writegate", "snapshot/freezer", "archive/store"},
-	{"tree", "hardlink", "archive/store/fs", "archive/store/s3", "archive/store/storetest"},
+	{"tree", "hardlink", "archive/store/fs", "archive/store/s3", "archive/store/storetest", "archive/store/faulty"},
 	{"snapshot", "archive"},
 	{"archive/remote", "policy"},
 	{"cluster"},

@@ -101,6 +101,14 @@ func (m *MinIO) Start() {
 	m.t.Fatalf("minio did not become ready on %s:\n%s", m.Endpoint, log)
 }
 
+// Pause stops the server with SIGSTOP: it accepts connections (the
+// kernel does) and answers nothing, as a stalled endpoint or a black-holed
+// network does. Resume undoes it.
+func (m *MinIO) Pause() { syscall.Kill(-m.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (m *MinIO) Resume() { syscall.Kill(-m.cmd.Process.Pid, syscall.SIGCONT) }
+
 // Stop kills the server by pid and waits for it.
 func (m *MinIO) Stop() {
 	if m.cmd == nil || m.cmd.Process == nil {

@@ -6,10 +6,13 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -18,17 +21,32 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/defaults"
 )
 
 // Config says where the bucket is and how to reach it.
 type Config struct {
-	Endpoint  string // host:port, no scheme
-	Bucket    string
-	Prefix    string // may be empty; no leading or trailing slash
-	Region    string
-	AccessKey string
-	SecretKey string
-	Insecure  bool // plain HTTP
+	// Endpoint is host:port, or a URL: http://host:port (plain HTTP) or
+	// https://host:port.
+	Endpoint string
+	Bucket   string
+	Prefix   string // may be empty; no leading or trailing slash
+	Region   string
+	// AccessKey, SecretKey and SessionToken, when given, are used as they
+	// are; otherwise the standard chain finds credentials (Credentials).
+	AccessKey, SecretKey, SessionToken string
+	// AssumeRole exchanges the credentials for temporary ones at the
+	// endpoint's STS (MinIO's AssumeRole) before use.
+	AssumeRole bool
+	// InstanceRole lets the chain ask the EC2 instance metadata service,
+	// which it never probes unless asked.
+	InstanceRole bool
+	Insecure     bool // plain HTTP
+	// IOTimeout bounds every call's wait for the next byte (a response's
+	// headers, a body's next read or write): a call that moves nothing
+	// for this long is cancelled and fails with store.ErrStalled, which
+	// store.Retry retries. 0 means defaults.IOTimeout.
+	IOTimeout time.Duration
 }
 
 // Store is a bucket (and prefix) on an S3-compatible service.
@@ -40,10 +58,22 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// New connects (lazily: no request is sent until the first call).
+// New connects (lazily: no request is sent until the first call, except
+// to a credential service the chain needs).
 func New(cfg Config) (*Store, error) {
 	if cfg.Endpoint == "" {
 		return nil, fmt.Errorf("s3 remote: no endpoint (--s3-endpoint or HOTSNAP_S3_ENDPOINT)")
+	}
+	if scheme, host, ok := strings.Cut(cfg.Endpoint, "://"); ok {
+		switch scheme {
+		case "http":
+			cfg.Insecure = true
+		case "https":
+			cfg.Insecure = false
+		default:
+			return nil, fmt.Errorf("s3 remote: endpoint %q: want host:port, http://host:port or https://host:port", cfg.Endpoint)
+		}
+		cfg.Endpoint = strings.TrimSuffix(host, "/")
 	}
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("s3 remote: no bucket")
@@ -51,13 +81,22 @@ func New(cfg Config) (*Store, error) {
 	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
 		return nil, fmt.Errorf("s3 remote: bucket %q: %v", cfg.Bucket, err)
 	}
-	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return nil, fmt.Errorf("s3 remote: no credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the remote config file)")
+	if cfg.IOTimeout <= 0 {
+		cfg.IOTimeout = defaults.IOTimeout
+	}
+	tr := transport(cfg.IOTimeout)
+	creds, err := Credentials(cfg, tr)
+	if err != nil {
+		return nil, err
 	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: !cfg.Insecure,
-		Region: cfg.Region,
+		Creds:     creds,
+		Secure:    !cfg.Insecure,
+		Region:    cfg.Region,
+		Transport: tr,
+		// One try per call: store.Retry is the only retry policy, so
+		// minio-go's backoff is not stacked under ours.
+		MaxRetries: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 remote %s: %v", cfg.Endpoint, err)
@@ -69,6 +108,75 @@ func New(cfg Config) (*Store, error) {
 	return &Store{c: c, cfg: cfg, prefix: p}, nil
 }
 
+// transport bounds the connection's phases: the dial, the TLS handshake
+// and the wait for a response's headers; the bodies are bounded by the
+// calls' own watchdog (IOTimeout between two reads or writes).
+func transport(io time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: defaults.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   defaults.ConnectTimeout,
+		ResponseHeaderTimeout: io,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+}
+
+// Credentials finds the credentials to sign with, in this order: the
+// config's (flags or the remotes file), with its session token; the
+// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN); the shared credentials file (AWS_SHARED_CREDENTIALS_FILE
+// or ~/.aws/credentials, profile AWS_PROFILE); a web identity token file
+// (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, as on EKS); the ECS
+// container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI);
+// the EC2 instance role, only with InstanceRole (the metadata service is
+// never probed by surprise). With AssumeRole, the credentials found are
+// exchanged at the endpoint's STS for temporary ones.
+func Credentials(cfg Config, tr http.RoundTripper) (*credentials.Credentials, error) {
+	var creds *credentials.Credentials
+	if cfg.AccessKey != "" || cfg.SecretKey != "" {
+		if cfg.AccessKey == "" || cfg.SecretKey == "" {
+			return nil, fmt.Errorf("s3 remote: an access key needs its secret key, and the reverse")
+		}
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	} else {
+		chain := []credentials.Provider{&credentials.EnvAWS{}, &credentials.FileAWSCredentials{}}
+		if cfg.InstanceRole || os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != "" ||
+			os.Getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != "" || os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI") != "" {
+			chain = append(chain, &credentials.IAM{Client: &http.Client{Transport: tr, Timeout: defaults.ConnectTimeout * 3}})
+		}
+		creds = credentials.NewChainCredentials(chain)
+		v, err := creds.Get()
+		if err != nil || v.AccessKeyID == "" {
+			why := "none of the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file (AWS_PROFILE), a web identity token or a container role gave any"
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, fmt.Errorf("s3 remote: no credentials: %s; give them in the remotes file or the environment, or set instance_role", why)
+		}
+	}
+	if !cfg.AssumeRole {
+		return creds, nil
+	}
+	v, err := creds.Get()
+	if err != nil {
+		return nil, fmt.Errorf("s3 remote: credentials: %v", err)
+	}
+	scheme := "https://"
+	if cfg.Insecure {
+		scheme = "http://"
+	}
+	sts, err := credentials.NewSTSAssumeRole(scheme+cfg.Endpoint, credentials.STSAssumeRoleOptions{
+		AccessKey: v.AccessKeyID, SecretKey: v.SecretAccessKey, SessionToken: v.SessionToken, Location: cfg.Region})
+	if err != nil {
+		return nil, fmt.Errorf("s3 remote: assume role at %s: %v", cfg.Endpoint, err)
+	}
+	return sts, nil
+}
+
 func (s *Store) String() string {
 	scheme := "https"
 	if s.cfg.Insecure {
@@ -77,32 +185,18 @@ func (s *Store) String() string {
 	return fmt.Sprintf("s3://%s/%s (%s://%s)", s.cfg.Bucket, strings.TrimSuffix(s.prefix, "/"), scheme, s.cfg.Endpoint)
 }
 
-// EnsureBucket creates the bucket when it does not exist. Like every other
-// call (through store.Retry), it is retried on transient errors: 5 tries,
-// backoff from 200ms doubling.
+// EnsureBucket creates the bucket when it does not exist, under the one
+// retry policy of every call (store.Retry).
 func (s *Store) EnsureBucket(ctx context.Context) error {
-	var err error
-	backoff := 200 * time.Millisecond
-	for i := 0; i < 5; i++ {
-		if err = s.ensureBucket(ctx); err == nil || ctx.Err() != nil || store.IsPermanent(err) {
-			return err
-		}
-		if i < 4 {
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			backoff *= 2
-		}
-	}
-	return err
+	return store.Do(ctx, s, "bucket", s.cfg.Bucket, func() error { return s.ensureBucket(ctx) })
 }
 
 func (s *Store) ensureBucket(ctx context.Context) error {
+	ctx, _, done := s.watched(ctx)
+	defer done()
 	ok, err := s.c.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
-		return s.wrap("bucket", s.cfg.Bucket, err)
+		return s.fail(ctx, "bucket", s.cfg.Bucket, err)
 	}
 	if ok {
 		return nil
@@ -111,16 +205,74 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 		if r := minio.ToErrorResponse(err); r.Code == "BucketAlreadyOwnedByYou" {
 			return nil
 		}
-		return s.wrap("create bucket", s.cfg.Bucket, err)
+		return s.fail(ctx, "create bucket", s.cfg.Bucket, err)
 	}
 	return nil
 }
 
-// wrap maps minio errors: missing keys to store.ErrNotFound, the rest with
-// the operation and key (minio-go's messages carry no secrets).
+// errStall is the cause a call's watchdog cancels it with.
+var errStall = errors.New("stalled")
+
+// watch is a call's watchdog: it cancels the call's context when no byte
+// has moved for the I/O timeout. kick says a byte moved.
+type watch struct {
+	t *time.Timer
+	d time.Duration
+}
+
+func (w *watch) kick() { w.t.Reset(w.d) }
+
+// watched returns ctx under a watchdog of the store's I/O timeout, and
+// the function that ends it.
+func (s *Store) watched(ctx context.Context) (context.Context, *watch, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &watch{d: s.cfg.IOTimeout}
+	w.t = time.AfterFunc(w.d, func() { cancel(errStall) })
+	return ctx, w, func() { w.t.Stop(); cancel(nil) }
+}
+
+// kickReader kicks a watchdog at every read that moved bytes.
+type kickReader struct {
+	r io.Reader
+	w *watch
+}
+
+func (k kickReader) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	if n > 0 {
+		k.w.kick()
+	}
+	return n, err
+}
+
+// fail is wrap for a call made under a watchdog: a call it cancelled is
+// store.ErrStalled, saying for how long nothing moved.
+func (s *Store) fail(ctx context.Context, op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if context.Cause(ctx) == errStall {
+		return fmt.Errorf("%s %s on %s: %w: no byte moved for %s (--io-timeout)", op, key, s, store.ErrStalled, s.cfg.IOTimeout)
+	}
+	return s.wrap(op, key, err)
+}
+
+// wrap maps minio errors: missing keys to store.ErrNotFound, an endpoint
+// that cannot be reached to store.ErrUnavailable, the rest with the
+// operation and key (minio-go's messages carry no secrets).
 func (s *Store) wrap(op, key string, err error) error {
 	if err == nil {
 		return nil
+	}
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		// The transport's own bounds (dial, TLS handshake, response
+		// headers): the endpoint does not answer.
+		return fmt.Errorf("%s %s on %s: %w: %v", op, key, s, store.ErrStalled, err)
+	case errors.As(err, &oe):
+		return fmt.Errorf("%s %s on %s: %w: %v", op, key, s, store.ErrUnavailable, err)
 	}
 	r := minio.ToErrorResponse(err)
 	if r.Code == "NoSuchKey" || r.StatusCode == http.StatusNotFound && r.Code != "NoSuchBucket" {
@@ -146,27 +298,29 @@ func (s *Store) Get(ctx context.Context, key string, max int64) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	ctx, w, done := s.watched(ctx)
+	defer done()
 	o, err := s.c.GetObject(ctx, s.cfg.Bucket, k, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, s.wrap("get", key, err)
+		return nil, s.fail(ctx, "get", key, err)
 	}
 	defer o.Close()
 	// The size the response announces is checked before reading, and the
 	// read is bounded whatever it said.
 	info, err := o.Stat()
 	if err != nil {
-		return nil, s.wrap("get", key, err)
+		return nil, s.fail(ctx, "get", key, err)
 	}
 	if info.Size > max {
 		return nil, fmt.Errorf("%s is %d bytes, more than %d: %w", key, info.Size, max, store.ErrTooLarge)
 	}
 	b := make([]byte, 0, max64(info.Size, 0)+1)
-	b, err = readAtMost(b, o, max)
+	b, err = readAtMost(b, kickReader{o, w}, max)
 	if err != nil {
 		if errors.Is(err, store.ErrTooLarge) {
 			return nil, fmt.Errorf("%s: more than %d bytes: %w", key, max, err)
 		}
-		return nil, s.wrap("get", key, err)
+		return nil, s.fail(ctx, "get", key, err)
 	}
 	return b, nil
 }
@@ -213,19 +367,24 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte,
 	if err := opts.SetRange(off, off+n-1); err != nil {
 		return nil, err
 	}
+	ctx, w, done := s.watched(ctx)
+	defer done()
 	o, err := s.c.GetObject(ctx, s.cfg.Bucket, k, opts)
 	if err != nil {
-		return nil, s.wrap("get", key, err)
+		return nil, s.fail(ctx, "get", key, err)
 	}
 	defer o.Close()
 	// The size is known: one allocation, no regrowing (ranges are MiBs).
 	b := make([]byte, n)
-	got, err := io.ReadFull(o, b)
+	got, err := io.ReadFull(kickReader{o, w}, b)
+	if context.Cause(ctx) == errStall {
+		return nil, s.fail(ctx, "get", key, err)
+	}
 	if err == io.ErrUnexpectedEOF || err == io.EOF {
 		return nil, fmt.Errorf("read %s [%d, +%d): got %d bytes (past the end of the object?)", key, off, n, got)
 	}
 	if err != nil {
-		return nil, s.wrap("get", key, err)
+		return nil, s.fail(ctx, "get", key, err)
 	}
 	return b, nil
 }
@@ -235,9 +394,11 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	if err != nil {
 		return store.Info{}, err
 	}
+	ctx, _, done := s.watched(ctx)
+	defer done()
 	info, err := s.c.StatObject(ctx, s.cfg.Bucket, k, minio.StatObjectOptions{})
 	if err != nil {
-		return store.Info{}, s.wrap("stat", key, err)
+		return store.Info{}, s.fail(ctx, "stat", key, err)
 	}
 	return store.Info{Key: key, Size: info.Size, ModTime: info.LastModified}, nil
 }
@@ -252,9 +413,11 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 	// minio-go would hash every byte, and every object hotsnap writes checks
 	// itself (packs and indexes are named by their BLAKE3, manifests are
 	// sealed), which download and check verify.
-	_, err = s.c.PutObject(ctx, s.cfg.Bucket, k, bytes.NewReader(data), int64(len(data)),
+	ctx, w, done := s.watched(ctx)
+	defer done()
+	_, err = s.c.PutObject(ctx, s.cfg.Bucket, k, kickReader{bytes.NewReader(data), w}, int64(len(data)),
 		minio.PutObjectOptions{ContentType: "application/octet-stream", DisableMultipart: true, DisableContentSha256: true})
-	return s.wrap("put", key, err)
+	return s.fail(ctx, "put", key, err)
 }
 
 func (s *Store) Delete(ctx context.Context, key string) error {
@@ -262,23 +425,29 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	ctx, _, done := s.watched(ctx)
+	defer done()
 	err = s.c.RemoveObject(ctx, s.cfg.Bucket, k, minio.RemoveObjectOptions{})
 	if err != nil && minio.ToErrorResponse(err).Code == "NoSuchKey" {
 		return nil
 	}
-	return s.wrap("delete", key, err)
+	return s.fail(ctx, "delete", key, err)
 }
 
 func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the listing goroutine if fn fails
+	ctx, w, done := s.watched(ctx)
+	defer done() // also stops the listing goroutine if fn fails
 	for o := range s.c.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}) {
 		if o.Err != nil {
-			return s.wrap("list", prefix, o.Err)
+			return s.fail(ctx, "list", prefix, o.Err)
 		}
+		w.kick()
 		if err := fn(store.Info{Key: strings.TrimPrefix(o.Key, s.prefix), Size: o.Size, ModTime: o.LastModified}); err != nil {
 			return err
 		}
+	}
+	if context.Cause(ctx) == errStall {
+		return s.fail(ctx, "list", prefix, ctx.Err())
 	}
 	return ctx.Err()
 }
