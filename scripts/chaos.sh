@@ -16,5 +16,5 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 HOTSNAP_CHAOS_ROUNDS="$ROUNDS" go test -count=1 -timeout 90m -run '^TestChaos$' -v ./cmd/hotsnap >"$log" 2>&1 || status=$?
-grep -E 'chaos (seed|:)|acknowledged snapshot|panicked|FAIL' "$log" || true
+grep -E 'chaos( seed|:)|acknowledged snapshot|panicked|FAIL|^ok' "$log" || true
 [ "$status" = 0 ] || { tail -40 "$log"; exit "$status"; }

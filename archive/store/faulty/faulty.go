@@ -112,11 +112,11 @@ func (f *Store) Put(ctx context.Context, key string, data []byte) error {
 			return err
 		}
 		return fmt.Errorf("put %s: the answer was lost: %w", key, ErrInjected)
-	case 2: // a truncated write: what a non-atomic store leaves when the connection breaks
-		if len(data) > 1 {
-			f.Store.Put(ctx, key, data[:len(data)/2])
-		}
-		return fmt.Errorf("put %s: connection reset mid-body: %w", key, ErrInjected)
+	case 2: // a truncated write: the connection broke mid-body. A single
+		// PUT (S3, and the fs store's rename) keeps nothing of a body that
+		// did not arrive whole, so nothing is stored; a store that kept a
+		// part would break every store's contract (Put is whole or none).
+		return fmt.Errorf("put %s: connection reset after %d of %d bytes: %w", key, len(data)/2, len(data), ErrInjected)
 	}
 	return f.Store.Put(ctx, key, data)
 }
