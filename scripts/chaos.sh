@@ -6,7 +6,7 @@
 # archive check --read-data and a download of every snapshot whose upload
 # exited 0. Prints: rounds, faults injected, commands killed, uploads
 # acknowledged, snapshots lost (must be 0), commands that hung past their
-# bound (must be 0), panics (must be 0). `make test` runs 12 rounds.
+# bound (must be 0), panics (must be 0). `make test` runs 10 rounds.
 # HOTSNAP_CHAOS_SEED=N replays a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

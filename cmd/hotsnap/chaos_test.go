@@ -17,14 +17,16 @@ import (
 )
 
 // TestChaos runs rounds of real commands (create and upload, forget, gc)
-// against a real MinIO with faults injected into every remote call
-// (archive/store/faulty: errors, stalls, short reads, truncated writes, a
-// seed per round) and kill -9 at random moments, then proves over a clean
-// connection that the archive checks and that every snapshot whose upload
-// exited 0 downloads and verifies. HOTSNAP_CHAOS_ROUNDS sets the rounds
+// against a real MinIO behind a TCP fault proxy (connections reset after a
+// random number of bytes either way, or stalled for 1 to 8 s), with faults
+// injected into every remote call too (archive/store/faulty: errors,
+// stalls, short reads, truncated writes, a seed per round) and kill -9 at
+// random moments, then proves over a clean connection that the archive
+// checks and that every snapshot whose upload exited 0 downloads and
+// verifies. HOTSNAP_CHAOS_ROUNDS sets the rounds
 // (scripts/chaos.sh runs 200); HOTSNAP_CHAOS_SEED the seed.
 func TestChaos(t *testing.T) {
-	rounds := 12
+	rounds := 10
 	if n, err := strconv.Atoi(os.Getenv("HOTSNAP_CHAOS_ROUNDS")); err == nil && n > 0 {
 		rounds = n
 	}
@@ -39,8 +41,10 @@ func TestChaos(t *testing.T) {
 	dir := testtree.New(t)
 	faults := filepath.Join(t.TempDir(), "faults.log")
 	env := []string{"AWS_ACCESS_KEY_ID=" + testserver.MinIOUser, "AWS_SECRET_ACCESS_KEY=" + testserver.MinIOPassword, "HOTSNAP_FAULTS_LOG=" + faults}
-	remote := []string{"--remote", "s3://chaos/p", "--s3-endpoint", "http://" + m.Endpoint, "--io-timeout", "5s"}
-	if code, out, _ := faultRun(t, bin, env, append([]string{"archive", "init"}, remote...)...); code != 0 {
+	px := testserver.StartProxy(t, m.Endpoint, rnd.Uint64(), 0.15)
+	remote := []string{"--remote", "s3://chaos/p", "--s3-endpoint", "http://" + px.Addr, "--io-timeout", "5s"}
+	clean := []string{"--remote", "s3://chaos/p", "--s3-endpoint", "http://" + m.Endpoint}
+	if code, out, _ := faultRun(t, bin, env, append([]string{"archive", "init"}, clean...)...); code != 0 {
 		t.Fatalf("init: exit %d %s", code, out)
 	}
 	var acked []string
@@ -110,20 +114,20 @@ func TestChaos(t *testing.T) {
 	// Over a clean connection: the archive checks, every acknowledged
 	// snapshot downloads whole and verifies.
 	env = env[:2]
-	code, out, _ := faultRun(t, bin, env, append([]string{"archive", "check", "--read-data"}, remote...)...)
+	code, out, _ := faultRun(t, bin, env, append([]string{"archive", "check", "--read-data"}, clean...)...)
 	if code != 0 {
 		t.Errorf("archive check --read-data after the chaos: exit %d %s", code, out)
 	}
 	lost := 0
 	for _, id := range acked {
 		target := filepath.Join(t.TempDir(), "x")
-		if code, out, _ := faultRun(t, bin, env, append([]string{"download", "--id", id, "--target", target}, remote...)...); code != 0 {
+		if code, out, _ := faultRun(t, bin, env, append([]string{"download", "--id", id, "--target", target}, clean...)...); code != 0 {
 			lost++
 			t.Errorf("acknowledged snapshot %s does not download: exit %d %s", id, code, out)
 		}
 	}
 	b, _ := os.ReadFile(faults)
-	injected := strings.Count(string(b), "fault\n")
+	injected := strings.Count(string(b), "fault\n") + int(px.Faults.Load())
 	t.Logf("chaos: rounds %d, faults injected %d, commands killed %d, uploads acknowledged %d, snapshots lost %d, hung %d, panics %d",
 		rounds, injected, killed, len(acked), lost, hung, panics)
 	if hung > 0 || lost > 0 || panics > 0 {
