@@ -46,7 +46,7 @@ type AgentConfig struct {
 	// MaxLease caps a coordinator's lock lease; 0 means 60s.
 	MaxLease time.Duration
 	// Passed to every create: as `hotsnap create`'s flags.
-	AppVersion, EncryptionKeyID string
+	AppVersion, AppEngine, EncryptionKeyID string
 	Copy, Exclude               []string
 	LinkMode                    string
 	// Remote options and key for upload and download jobs: the agent's own

@@ -178,7 +178,7 @@ func (a *Agent) runRestore(ctx context.Context, j *jobState, id string, req JobR
 	q, closeQ := a.cfg.NewQuiescer(false)
 	defer closeQ()
 	res, err := snapshot.Restore(ctx, a.cfg.Layout, id, snapshot.RestoreOptions{
-		AppVersion: a.cfg.AppVersion, EncryptionKeyID: a.cfg.EncryptionKeyID,
+		AppVersion: a.cfg.AppVersion, AppEngine: a.cfg.AppEngine, EncryptionKeyID: a.cfg.EncryptionKeyID,
 		NodeID: a.cfg.NodeID, Nodes: req.Nodes, IgnoreVersion: req.IgnoreVersion,
 		FastVerify: req.FastVerify, DryRun: req.DryRun, Quiescer: q, Lock: a.cfg.Lock, Logger: a.log,
 	})

@@ -49,7 +49,7 @@ func (a *Agent) RunPolicy(ctx context.Context) (*policy.Result, error) {
 	defer closeQ()
 	res, err := policy.Run(ctx, a.cfg.Layout, p, policy.Options{
 		Create: snapshot.CreateOptions{Quiescer: q, Lock: a.cfg.Lock, NodeID: a.cfg.NodeID,
-			AppVersion: a.cfg.AppVersion, EncryptionKeyID: a.cfg.EncryptionKeyID,
+			AppVersion: a.cfg.AppVersion, AppEngine: a.cfg.AppEngine, EncryptionKeyID: a.cfg.EncryptionKeyID,
 			Copy: a.cfg.Copy, Exclude: a.cfg.Exclude, LinkMode: a.cfg.LinkMode},
 		OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {
 			return remote.Open(ctx, spec, a.cfg.Remote, true)

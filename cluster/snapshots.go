@@ -93,7 +93,7 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) createOptions(id string, topo *manifest.Topology) snapshot.CreateOptions {
 	return snapshot.CreateOptions{
 		ID: id, Copy: a.cfg.Copy, Exclude: a.cfg.Exclude, LinkMode: a.cfg.LinkMode,
-		AppVersion: a.cfg.AppVersion, NodeID: a.cfg.NodeID, Topology: topo,
+		AppVersion: a.cfg.AppVersion, AppEngine: a.cfg.AppEngine, NodeID: a.cfg.NodeID, Topology: topo,
 		EncryptionKeyID: a.cfg.EncryptionKeyID, Logger: a.log,
 	}
 }

@@ -9,6 +9,7 @@ import (
 // Target describes the deployment a snapshot is about to be restored onto.
 type Target struct {
 	AppVersion      string   // "" when the target does not say
+	AppEngine       string   // the target's storage engine; "" when it does not say
 	Nodes           []string // node ids of the target topology
 	EncryptionKeyID string
 }
@@ -36,6 +37,29 @@ func ParseVersion(s string) (Version, error) {
 		v.Patch = parts[2]
 	}
 	return v, nil
+}
+
+// ValidVersion checks a version given at create: major.minor.patch,
+// each a number (the patch may carry a suffix, as 1-rc2).
+func ValidVersion(s string) error {
+	v, err := ParseVersion(s)
+	if err != nil || v.Patch == "" || v.Patch[0] < '0' || v.Patch[0] > '9' {
+		return fmt.Errorf("app version %q: want major.minor.patch, such as 3.11.2", s)
+	}
+	return nil
+}
+
+// CheckEngine applies the engine rule: a snapshot that names its storage
+// engine is restored only under the same one. A snapshot that names none
+// (taken by an older hotsnap, or without --app-engine) is accepted.
+func CheckEngine(snapshot, target string) error {
+	if snapshot == "" || snapshot == target {
+		return nil
+	}
+	if target == "" {
+		return fmt.Errorf("%w: the snapshot was written by storage engine %s; say the target's engine with --app-engine", ErrIncompatible, snapshot)
+	}
+	return fmt.Errorf("%w: the snapshot was written by storage engine %s, the target runs %s: a snapshot of one engine is never restored under another", ErrIncompatible, snapshot, target)
 }
 
 // CheckVersion applies the version rule: same major, target minor >= the
@@ -92,6 +116,9 @@ func CheckCompatible(m *Manifest, t Target, ignoreVersion bool) error {
 		}
 	}
 	if err := CheckTopology(m.Topology.Nodes, t.Nodes); err != nil {
+		return err
+	}
+	if err := CheckEngine(m.AppEngine, t.AppEngine); err != nil {
 		return err
 	}
 	if m.EncryptionKeyID != t.EncryptionKeyID {

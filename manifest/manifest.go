@@ -28,19 +28,23 @@ const (
 
 // Manifest is the sealed record of one node's snapshot.
 type Manifest struct {
-	Format                  int       `json:"format"`
-	ID                      string    `json:"id"`
-	Label                   string    `json:"label"`
-	CreatedAt               time.Time `json:"createdAt"`
-	ToolVersion             string    `json:"toolVersion"`
-	AppVersion              string    `json:"appVersion"`
-	Node                    Node      `json:"node"`
-	Topology                Topology  `json:"topology"`
-	EncryptionKeyID         string    `json:"encryptionKeyId"`
-	PotentiallyInconsistent bool      `json:"potentiallyInconsistent"`
-	LockHeldMs              float64   `json:"lockHeldMs"`
-	Totals                  Totals    `json:"totals"`
-	Entries                 []Entry   `json:"entries"`
+	Format      int       `json:"format"`
+	ID          string    `json:"id"`
+	Label       string    `json:"label"`
+	CreatedAt   time.Time `json:"createdAt"`
+	ToolVersion string    `json:"toolVersion"`
+	AppVersion  string    `json:"appVersion"`
+	// AppEngine names the storage engine that wrote the data (absent in
+	// manifests of hotsnap before it, and when not given): a snapshot of
+	// one engine is never restored under another.
+	AppEngine               string   `json:"appEngine,omitempty"`
+	Node                    Node     `json:"node"`
+	Topology                Topology `json:"topology"`
+	EncryptionKeyID         string   `json:"encryptionKeyId"`
+	PotentiallyInconsistent bool     `json:"potentiallyInconsistent"`
+	LockHeldMs              float64  `json:"lockHeldMs"`
+	Totals                  Totals   `json:"totals"`
+	Entries                 []Entry  `json:"entries"`
 	// Digest is the hex BLAKE3 of the canonical encoding of every other field.
 	Digest string `json:"digest"`
 }

@@ -201,7 +201,7 @@ func (r *Reader) headerFields() map[string]any {
 	m := &r.hdr
 	return map[string]any{
 		"format": &m.Format, "id": &m.ID, "label": &m.Label, "createdAt": &m.CreatedAt,
-		"toolVersion": &m.ToolVersion, "appVersion": &m.AppVersion, "node": &m.Node,
+		"toolVersion": &m.ToolVersion, "appVersion": &m.AppVersion, "appEngine": &m.AppEngine, "node": &m.Node,
 		"topology": &m.Topology, "encryptionKeyId": &m.EncryptionKeyID,
 		"potentiallyInconsistent": &m.PotentiallyInconsistent, "lockHeldMs": &m.LockHeldMs,
 		"totals": &m.Totals,

@@ -194,6 +194,19 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 	if co.Logger == nil {
 		co.Logger = o.Logger
 	}
+	// Check before doing: the remote is opened (reached, its config read,
+	// the credentials accepted) before anything is created, so a bad
+	// endpoint leaves no snapshot behind.
+	var repo *archive.Repo
+	if p.Remote != "" {
+		if err := run.Step("remote", func(s *Step) error {
+			var err error
+			repo, err = o.OpenRemote(ctx, p.Remote)
+			return err
+		}); err != nil {
+			return run.Finish(err)
+		}
+	}
 	err := run.Step("create", func(s *Step) error {
 		cr, err := snapshot.Create(ctx, l, co)
 		if err == nil {
@@ -204,13 +217,8 @@ func Run(ctx context.Context, l *snapshot.Layout, p *Policy, o Options) (*Result
 	if err != nil {
 		return run.Finish(err)
 	}
-	var repo *archive.Repo
 	if p.Remote != "" {
 		err = run.Step("upload", func(s *Step) error {
-			var err error
-			if repo, err = o.OpenRemote(ctx, p.Remote); err != nil {
-				return err
-			}
 			ur, err := archive.Upload(ctx, repo, l, run.ID(), archive.UploadOptions{Logger: o.Logger})
 			if err == nil {
 				s.ID, s.Bytes = ur.ID, ur.BytesSent

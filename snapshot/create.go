@@ -50,6 +50,9 @@ type CreateOptions struct {
 	// manifest for restore's compatibility checks. NodeID defaults to
 	// DefaultNodeID, Topology to just this node.
 	AppVersion      string
+	// AppEngine names the storage engine that wrote the data (recorded,
+	// and checked at restore).
+	AppEngine string
 	NodeID          string
 	Topology        *manifest.Topology
 	EncryptionKeyID string
@@ -192,6 +195,16 @@ func Prepare(ctx context.Context, l *Layout, o CreateOptions) (p *Pending, err e
 	case "", hardlink.LinkModeLink, hardlink.LinkModeReflink, hardlink.LinkModeAuto:
 	default:
 		return nil, fmt.Errorf("%w: link mode %q (want link, reflink or auto)", ErrInvalid, o.LinkMode)
+	}
+	// Checked at the door: a version a restore could never match would
+	// leave --ignore-version the only way back.
+	if o.AppVersion != "" {
+		if err := manifest.ValidVersion(o.AppVersion); err != nil {
+			return nil, fmt.Errorf("%w: --app-version %q: want major.minor.patch, such as 3.11.2", ErrInvalid, o.AppVersion)
+		}
+	}
+	if o.AppEngine != "" && !validEngine(o.AppEngine) {
+		return nil, fmt.Errorf("%w: --app-engine %q: want 1 to 64 of letters, digits, '.', '_', '-'", ErrInvalid, o.AppEngine)
 	}
 	createdAt := o.Now().UTC()
 	id := o.ID
@@ -362,7 +375,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	}
 	hdr := &manifest.Manifest{
 		Format: manifest.Format, ID: id, Label: label, CreatedAt: createdAt,
-		ToolVersion: ToolVersion, AppVersion: o.AppVersion,
+		ToolVersion: ToolVersion, AppVersion: o.AppVersion, AppEngine: o.AppEngine,
 		Node: manifest.Node{ID: o.NodeID}, Topology: topo,
 		EncryptionKeyID:         o.EncryptionKeyID,
 		PotentiallyInconsistent: res.PotentiallyInconsistent,
@@ -404,4 +417,18 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	res.DurationMs = ms(time.Since(start))
 	log.Info("snapshot created", "id", id, "files", t.Files, "bytes", t.Bytes, "lockHeldMs", res.LockHeldMs)
 	return res, nil
+}
+
+// validEngine reports whether name is a storage engine's name as hotsnap
+// records it: 1 to 64 of letters, digits, '.', '_', '-'.
+func validEngine(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

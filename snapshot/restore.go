@@ -20,6 +20,7 @@ import (
 type RestoreOptions struct {
 	// The target deployment, checked against the snapshot (docs/DESIGN.md, Restore and recover).
 	AppVersion      string
+	AppEngine       string
 	EncryptionKeyID string
 	// Nodes is the target topology; empty means just NodeID (default DefaultNodeID).
 	NodeID string
@@ -131,7 +132,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	res := &RestoreResult{ID: id, DryRun: o.DryRun, IgnoredVersion: o.IgnoreVersion,
 		PotentiallyInconsistent: m.PotentiallyInconsistent, Files: m.Totals.Files, Bytes: m.Totals.Bytes, Warnings: []string{}}
-	target := manifest.Target{AppVersion: o.AppVersion, Nodes: o.Nodes, EncryptionKeyID: o.EncryptionKeyID}
+	target := manifest.Target{AppVersion: o.AppVersion, AppEngine: o.AppEngine, Nodes: o.Nodes, EncryptionKeyID: o.EncryptionKeyID}
 	if err := manifest.CheckCompatible(m, target, o.IgnoreVersion); err != nil {
 		return nil, fmt.Errorf("restore %s refused, nothing was changed: %w", id, err)
 	}
@@ -142,6 +143,9 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	if m.PotentiallyInconsistent {
 		res.Warnings = append(res.Warnings, "the snapshot is flagged potentiallyInconsistent: writes were not stopped when it was taken")
+	}
+	if m.AppEngine == "" && o.AppEngine != "" {
+		res.Warnings = append(res.Warnings, "the snapshot names no storage engine (taken by an older hotsnap, or without --app-engine): the engine rule was not checked")
 	}
 	var sel *selection
 	if len(o.Include) > 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/policy"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -37,7 +38,8 @@ func agentCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "copy", Usage: "as for create: glob of files captured as copies (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create: glob of entries left out (repeatable)"},
 			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create: link, reflink or auto"},
-			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's version, recorded at create and checked at restore"},
+			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's major.minor.patch version, recorded at create and checked at restore"},
+			&cli.StringFlag{Name: "app-engine", EnvVars: []string{"HOTSNAP_APP_ENGINE"}, Usage: "the storage engine that writes the data: recorded at create and checked at restore"},
 			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "the application's key id, recorded and checked"},
 		}, clusterFlags()...), append(quiesceFlags(), remoteFlags()...)...)...),
 		Action: runAgent,
@@ -106,6 +108,11 @@ func runAgent(c *cli.Context) error {
 	if c.String("node-id") == "" {
 		return usageError{errors.New("--node-id (or HOTSNAP_NODE_ID) is required")}
 	}
+	if v := c.String("app-version"); v != "" {
+		if err := manifest.ValidVersion(v); err != nil {
+			return usageError{fmt.Errorf("--%v", err)}
+		}
+	}
 	if c.IsSet("remote") {
 		return usageError{errors.New("the agent takes no --remote: coordinators name it per upload or download")}
 	}
@@ -117,7 +124,7 @@ func runAgent(c *cli.Context) error {
 		},
 		Lock:       snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
 		MaxLease:   c.Duration("max-lock-lease"),
-		AppVersion: c.String("app-version"), EncryptionKeyID: c.String("encryption-key-id"),
+		AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"), EncryptionKeyID: c.String("encryption-key-id"),
 		Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
 		MaxJobsPerClient: c.Int("max-jobs-per-client"), Logger: e.log,
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/manifest"
 )
 
 // hs runs the CLI in-process and returns exit code, stdout and stderr.
@@ -412,5 +413,43 @@ func TestCLI_ArchiveInitBadPackSize(t *testing.T) {
 	code, _, errs := hs(t, "archive", "init", "--remote", "file://"+t.TempDir(), "--pack-size", "5")
 	if code != 2 || !strings.Contains(errs, "pack size 5") {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+// TestCLI_AppVersionAndEngine: --app-version must be major.minor.patch at
+// create (exit 2); --app-engine is recorded and a restore under another
+// engine, or one that does not say, is refused (exit 5); a snapshot that
+// names no engine is restored with a warning that the rule was not checked.
+func TestCLI_AppVersionAndEngine(t *testing.T) {
+	dir := testtree.New(t)
+	for _, v := range []string{"banana", "v2.0.0", "2.0", "1.x.3"} {
+		if code, _, errb := hs(t, "create", "--data-dir", dir, "--quiesce", "none", "--app-version", v); code != exitUsage || !strings.Contains(errb, "major.minor.patch") {
+			t.Fatalf("--app-version %s: exit %d %s", v, code, errb)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "backups")); len(ents) != 0 {
+		t.Fatalf("refused creates left %v", ents)
+	}
+	old := createID(t, "--data-dir", dir, "--quiesce", "none", "--app-version", "3.5.1-rc2")
+	id := createID(t, "--data-dir", dir, "--quiesce", "none", "--app-version", "3.5.1", "--app-engine", "pebble")
+	m, err := manifest.Read(filepath.Join(dir, "backups", id, "manifest.json"))
+	if err != nil || m.AppEngine != "pebble" {
+		t.Fatalf("manifest engine %q, %v", m.AppEngine, err)
+	}
+	for _, c := range []struct {
+		engine string
+		code   int
+	}{{"sqlite", 5}, {"", 5}, {"pebble", 0}} {
+		args := []string{"restore", "--data-dir", dir, "--id", id, "--quiesce", "none", "--dry-run", "--app-version", "3.5.1"}
+		if c.engine != "" {
+			args = append(args, "--app-engine", c.engine)
+		}
+		if code, out, errb := hs(t, args...); code != c.code {
+			t.Fatalf("restore with engine %q: exit %d (want %d) %s %s", c.engine, code, c.code, out, errb)
+		}
+	}
+	code, out, errb := hs(t, "restore", "--data-dir", dir, "--id", old, "--quiesce", "none", "--dry-run", "--app-version", "3.5.1", "--app-engine", "pebble")
+	if code != 0 || !strings.Contains(out, "names no storage engine") {
+		t.Fatalf("restore of a snapshot without an engine: exit %d %s %s", code, out, errb)
 	}
 }

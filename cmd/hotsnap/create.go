@@ -107,6 +107,7 @@ func createCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "exclude", Usage: "glob of entries to leave out (repeatable)"},
 			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "link, reflink (FICLONE every file) or auto (reflink where supported)"},
 			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's major.minor.patch version, checked at restore"},
+			&cli.StringFlag{Name: "app-engine", EnvVars: []string{"HOTSNAP_APP_ENGINE"}, Usage: "the storage engine that writes the data (e.g. rocksdb, pebble, sqlite): recorded; a restore under another engine is refused"},
 			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "id of the key the application encrypts its data with, checked at restore"},
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id, recorded in the topology"},
 		}, quiesceFlags()...)...),
@@ -125,7 +126,7 @@ func createCommand() *cli.Command {
 				Lock:              snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
 				AllowInconsistent: c.Bool("allow-inconsistent"),
 				Copy:              c.StringSlice("copy"), Exclude: c.StringSlice("exclude"),
-				LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"),
+				LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"),
 				EncryptionKeyID: c.String("encryption-key-id"), NodeID: c.String("node-id"),
 				Logger: e.log,
 			})

@@ -25,6 +25,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create (repeatable)"},
 			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create"},
 			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "as for create"},
+			&cli.StringFlag{Name: "app-engine", EnvVars: []string{"HOTSNAP_APP_ENGINE"}, Usage: "as for create"},
 			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "as for create"},
 			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "as for create"},
 		}, quiesceFlags()...), remoteFlags()...)...),
@@ -56,7 +57,7 @@ func runCommand() *cli.Command {
 					Lock:              snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
 					AllowInconsistent: c.Bool("allow-inconsistent"),
 					Copy:              c.StringSlice("copy"), Exclude: c.StringSlice("exclude"),
-					LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"),
+					LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"),
 					EncryptionKeyID: c.String("encryption-key-id"), NodeID: c.String("node-id")},
 				OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {
 					o, err := remoteOptions(c)

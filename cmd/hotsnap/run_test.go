@@ -50,12 +50,12 @@ func TestCLI_RunPolicy(t *testing.T) {
 		for _, s := range last.Steps {
 			names = append(names, s.Step)
 		}
-		if strings.Join(names, " ") != "create upload prune forget gc" {
+		if strings.Join(names, " ") != "remote create upload prune forget gc" {
 			t.Fatalf("steps %v", names)
 		}
 	}
-	if len(last.Steps[2].Removed) != 1 || len(last.Steps[3].Removed) != 1 {
-		t.Fatalf("the third run pruned %v and forgot %v, want one each", last.Steps[2].Removed, last.Steps[3].Removed)
+	if len(last.Steps[3].Removed) != 1 || len(last.Steps[4].Removed) != 1 {
+		t.Fatalf("the third run pruned %v and forgot %v, want one each", last.Steps[3].Removed, last.Steps[4].Removed)
 	}
 	code, out, _ := hs(t, "list", "--data-dir", dir, "--json")
 	if code != 0 || strings.Count(out, `"id"`) != 2 {
@@ -66,8 +66,8 @@ func TestCLI_RunPolicy(t *testing.T) {
 		t.Fatalf("archived snapshots after 3 runs keeping 2: %s", out)
 	}
 
-	// The upload fails (the remote is a file): the snapshot stays, nothing
-	// is pruned, the step is named, the exit is not 0.
+	// The remote cannot be opened (it is a file): checked before anything
+	// is created, the step is named, the exit is not 0, nothing changed.
 	bad := filepath.Join(tmp, "notadir")
 	os.WriteFile(bad, []byte("x"), 0o644)
 	os.WriteFile(pol, []byte(`{"remote": "file://`+bad+`", "keepLocal": {"last": 1}}`), 0o644)
@@ -77,6 +77,24 @@ func TestCLI_RunPolicy(t *testing.T) {
 		FailedStep string
 		ID         string
 	}
+	json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &failed)
+	if code == 0 || failed.OK || failed.FailedStep != "remote" || failed.ID != "" {
+		t.Fatalf("a remote that cannot be opened: exit %d: %s", code, out)
+	}
+	_, out, _ = hs(t, "list", "--data-dir", dir, "--json")
+	if strings.Count(out, `"id"`) != 2 {
+		t.Fatalf("a run whose remote cannot be opened must create and prune nothing: %s", out)
+	}
+	// The upload fails after the remote opened (a file the snapshot holds
+	// cannot be read: made unreadable by a chmod of 000 is not enough as
+	// root, so the archive's pack dir is made a file): the snapshot stays,
+	// nothing is pruned, the step is named.
+	os.WriteFile(pol, []byte(`{"remote": "`+remote+`", "keepLocal": {"last": 1}}`), 0o644)
+	packs := filepath.Join(tmp, "archive", "packs")
+	os.RemoveAll(packs)
+	os.WriteFile(packs, []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "new"), []byte("new data"), 0o644)
+	code, out, _ = hs(t, "run", "--data-dir", dir, "--policy", pol, "--quiesce", "none", "--json")
 	json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &failed)
 	if code == 0 || failed.OK || failed.FailedStep != "upload" || failed.ID == "" {
 		t.Fatalf("a failed upload: exit %d: %s", code, out)
