@@ -47,8 +47,8 @@ type AgentConfig struct {
 	MaxLease time.Duration
 	// Passed to every create: as `hotsnap create`'s flags.
 	AppVersion, AppEngine, EncryptionKeyID string
-	Copy, Exclude               []string
-	LinkMode                    string
+	Copy, Exclude                          []string
+	LinkMode                               string
 	// Remote options and key for upload and download jobs: the agent's own
 	// credentials; requests only name the remote.
 	Remote remote.Options

@@ -49,10 +49,10 @@ type CreateOptions struct {
 	// AppVersion, NodeID, Topology and EncryptionKeyID are recorded in the
 	// manifest for restore's compatibility checks. NodeID defaults to
 	// DefaultNodeID, Topology to just this node.
-	AppVersion      string
+	AppVersion string
 	// AppEngine names the storage engine that wrote the data (recorded,
 	// and checked at restore).
-	AppEngine string
+	AppEngine       string
 	NodeID          string
 	Topology        *manifest.Topology
 	EncryptionKeyID string
