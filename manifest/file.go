@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // File is a snapshot's manifest.json, opened once (and checked by whoever
@@ -19,6 +21,9 @@ type File struct {
 // NewFile reads f, of size bytes, as the manifest of snapshot id: every
 // pass checks the manifest's id is id. File owns f.
 func NewFile(f *os.File, size int64, id string) *File { return &File{id: id, f: f, size: size} }
+
+// Stat is the file's stat, through its descriptor.
+func (mf *File) Stat() (fsutil.Stat, error) { return fsutil.Fstat(mf.f) }
 
 // Size is the file's size in bytes.
 func (mf *File) Size() int64 { return mf.size }

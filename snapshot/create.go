@@ -408,6 +408,9 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		return nil, err
 	}
 	step("sync")
+	if err := s.writeSeal(stage); err != nil {
+		return nil, fmt.Errorf("write the seal record: %w", err)
+	}
 	if err := s.publish(stage, id); err != nil {
 		return nil, err
 	}

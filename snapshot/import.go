@@ -94,6 +94,9 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 	if s.op, err = lockOp(ctx, s.priv, DefaultOpLockWait); err != nil {
 		return err
 	}
+	if err := s.writeSeal(stage); err != nil {
+		return fmt.Errorf("write the seal record: %w", err)
+	}
 	return s.publish(stage, id)
 }
 

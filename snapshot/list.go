@@ -28,8 +28,14 @@ type Info struct {
 	// PlanRevision the etcd revision of a cluster snapshot's plan.
 	Topology     []string `json:"topology"`
 	PlanRevision int64    `json:"planRevision,omitempty"`
+	// Seal says whether the manifest's seal holds: "recorded" (unchanged
+	// since hotsnap wrote and proved it), "proven" (read whole by this
+	// listing), or "damaged" (it does not hold: Error says why, and the
+	// snapshot is not one to use).
+	Seal string `json:"seal"`
 	// Error is set when the snapshot's manifest cannot be read, is corrupt
-	// or cannot be trusted; the other fields are then empty.
+	// or cannot be trusted; the other fields are then empty, but for a
+	// damaged seal, where they are what the header claims.
 	Error string `json:"error,omitempty"`
 }
 
@@ -75,14 +81,31 @@ func (s *session) list(ctx context.Context) ([]Info, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		m, err := s.readHeader(id)
-		if err != nil {
-			out = append(out, Info{ID: id, Error: err.Error()})
-			continue
-		}
-		out = append(out, infoOf(m))
+		out = append(out, s.info(id))
 	}
 	return out, nil
+}
+
+// info lists snapshot id: its header, and whether its seal holds.
+func (s *session) info(id string) Info {
+	mf, err := s.openManifest(id)
+	if err != nil {
+		return Info{ID: id, Seal: SealDamaged, Error: err.Error()}
+	}
+	defer mf.Close()
+	m, err := mf.Header()
+	if err != nil {
+		return Info{ID: id, Seal: SealDamaged, Error: err.Error()}
+	}
+	i := infoOf(m)
+	st, err := mf.Stat()
+	if err == nil {
+		i.Seal, err = s.sealState(id, mf, st)
+	}
+	if err != nil {
+		i.Seal, i.Error = SealDamaged, "damaged: "+err.Error()
+	}
+	return i
 }
 
 func infoOf(m *manifest.Manifest) Info {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // hs runs the CLI in-process and returns exit code, stdout and stderr.
@@ -451,5 +452,44 @@ func TestCLI_AppVersionAndEngine(t *testing.T) {
 	code, out, errb := hs(t, "restore", "--data-dir", dir, "--id", old, "--quiesce", "none", "--dry-run", "--app-version", "3.5.1", "--app-engine", "pebble")
 	if code != 0 || !strings.Contains(out, "names no storage engine") {
 		t.Fatalf("restore of a snapshot without an engine: exit %d %s %s", code, out, errb)
+	}
+}
+
+// TestCLI_ListIsHonest: list says whether each manifest's seal holds: by
+// the record hotsnap wrote beside it ("recorded"), by reading it whole
+// when the record is missing or does not match ("proven"), and a manifest
+// edited to flip potentiallyInconsistent is listed as damaged, in text and
+// JSON, never as a normal snapshot.
+func TestCLI_ListIsHonest(t *testing.T) {
+	dir := testtree.New(t)
+	a := createID(t, "--data-dir", dir, "--quiesce", "none", "--label", "a")
+	b := createID(t, "--data-dir", dir, "--quiesce", "none", "--label", "b")
+	c := createID(t, "--data-dir", dir, "--quiesce", "none", "--label", "c")
+	os.Remove(filepath.Join(dir, "backups", b, "seal.json"))
+	mp := filepath.Join(dir, "backups", c, "manifest.json")
+	m, _ := os.ReadFile(mp)
+	forged := bytes.Replace(m, []byte(`"potentiallyInconsistent":false`), []byte(`"potentiallyInconsistent":true`), 1)
+	if bytes.Equal(forged, m) {
+		t.Fatal("no flag to flip")
+	}
+	os.WriteFile(mp+".new", forged, 0o600)
+	os.Rename(mp+".new", mp)
+	code, out, errb := hs(t, "list", "--data-dir", dir, "--json")
+	if code != 0 {
+		t.Fatalf("list: exit %d %s %s", code, out, errb)
+	}
+	var infos []snapshot.Info
+	if err := json.Unmarshal([]byte(out), &infos); err != nil || len(infos) != 3 {
+		t.Fatalf("list --json: %v %s", err, out)
+	}
+	want := map[string]string{a: snapshot.SealRecorded, b: snapshot.SealProven, c: snapshot.SealDamaged}
+	for _, i := range infos {
+		if i.Seal != want[i.ID] {
+			t.Errorf("%s: seal %q, want %q (%s)", i.ID, i.Seal, want[i.ID], i.Error)
+		}
+	}
+	code, out, _ = hs(t, "list", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, c+"  DAMAGED") {
+		t.Fatalf("list (text): %s", out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -33,8 +34,8 @@ func listCommand() *cli.Command {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tCREATED\tAPP\tFILES\tSIZE\tNODES\tINCONSISTENT")
 				for _, i := range infos {
-					if i.Error != "" {
-						fmt.Fprintf(tw, "%s\t(unreadable: %s)\t\t\t\t\t\n", i.ID, i.Error)
+					if i.Seal == snapshot.SealDamaged {
+						fmt.Fprintf(tw, "%s\tDAMAGED (%s)\t\t\t\t\t\n", i.ID, fsutil.QuoteText(i.Error))
 						continue
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%v\n", i.ID, i.CreatedAt.Format("2006-01-02 15:04:05Z"),
