@@ -89,6 +89,9 @@ type CreateResult struct {
 	ReusedHashes            int64    `json:"reusedHashes"`
 	DurationMs              float64  `json:"durationMs"`
 	Warnings                []string `json:"warnings"`
+	// Quiesced says what the quiescer stopped (nil when the lock was not
+	// taken: --allow-inconsistent after a timeout).
+	Quiesced *QuiesceReport `json:"quiesced"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -366,6 +369,15 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		return nil, fmt.Errorf("resume writes: %w (the snapshot was discarded)", rerr)
 	}
 	crashPoint("create.resumed")
+	if r, ok := o.Quiescer.(Reporter); ok && locked {
+		rep := r.Report()
+		res.Quiesced = &rep
+		if rep.Mode == "flock" && rep.Processes == 0 {
+			msg := "no writer was coordinated: no process had the write gate (.hotsnap/gate.lock) open, so the gate stopped nothing; for an application not written for the gate use --quiesce freeze (or exec, http, signal)"
+			log.Warn(msg)
+			res.Warnings = append(res.Warnings, msg)
+		}
+	}
 	built := p.pass.Result()
 	res.RescannedDirs, res.RecapturedEntries = built.Stats.Rescanned, built.Stats.Recaptured
 	for _, w := range built.Warnings {

@@ -37,7 +37,8 @@ type FreezeQuiescer struct {
 	Layout *Layout
 	Cgroup freezer.Cgroup
 
-	log *thawLog
+	log  *thawLog
+	held int // processes frozen by the last Quiesce
 }
 
 var _ WriterFiles = (*FreezeQuiescer)(nil)
@@ -61,6 +62,9 @@ func (q *FreezeQuiescer) Quiesce(ctx context.Context, wait time.Duration) error 
 		return fmt.Errorf("%w: %v", ErrLockFailed, err)
 	}
 	q.log = t
+	if pids, err := q.Cgroup.Pids(); err == nil {
+		q.held = len(pids)
+	}
 	return nil
 }
 
@@ -97,6 +101,7 @@ type SignalQuiescer struct {
 
 	tree *freezer.Tree
 	log  *thawLog
+	held int // processes stopped by the last Quiesce
 }
 
 var _ WriterFiles = (*SignalQuiescer)(nil)
@@ -184,7 +189,7 @@ func (q *SignalQuiescer) Quiesce(ctx context.Context, wait time.Duration) error 
 		}
 		return fmt.Errorf("%w: %v", ErrLockFailed, err)
 	}
-	q.tree, q.log = tree, t
+	q.tree, q.log, q.held = tree, t, len(tree.Stopped())
 	return nil
 }
 

@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hotsnap/hotsnap/internal/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
 // hs runs the CLI in-process and returns exit code, stdout and stderr.
@@ -491,5 +495,48 @@ func TestCLI_ListIsHonest(t *testing.T) {
 	code, out, _ = hs(t, "list", "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, c+"  DAMAGED") {
 		t.Fatalf("list (text): %s", out)
+	}
+}
+
+// TestCLI_QuiesceReport (no-silent-gaps): a create says what its
+// quiescer stopped. In a fresh data dir with a plain writer that does not
+// use the gate, the flock quiescer held 0 processes and the create says
+// that no writer was coordinated; with a writer that has the gate open, it
+// counts it.
+func TestCLI_QuiesceReport(t *testing.T) {
+	dir := testtree.New(t)
+	plain := exec.Command("sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > "$0/plain.tmp"; mv "$0/plain.tmp" "$0/plain.dat"; sleep 0.01; done`, dir)
+	if err := plain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { plain.Process.Kill(); plain.Wait() }()
+	code, out, errb := hs(t, "create", "--data-dir", dir, "--json")
+	var res snapshot.CreateResult
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Quiesced == nil {
+		t.Fatalf("create: exit %d %s %s", code, out, errb)
+	}
+	if res.Quiesced.Mode != "flock" || res.Quiesced.Processes != 0 || !strings.Contains(strings.Join(res.Warnings, " "), "no writer was coordinated") {
+		t.Fatalf("create beside a writer that ignores the gate: %+v %v", res.Quiesced, res.Warnings)
+	}
+	g, err := writegate.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// A writer process holding the gate open (this test process holds it
+	// too, but a create never counts itself: use a child).
+	child := exec.Command("sh", "-c", `exec 3<"$0/.hotsnap/gate.lock" 4<"$0/.hotsnap/write.lock"; exec sleep 60`, dir)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", child.Process.Pid)); len(fds) >= 5 || time.Now().After(deadline) {
+			break
+		}
+	}
+	code, out, errb = hs(t, "create", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "quiesced: flock, 1 process(es) held") || strings.Contains(out, "no writer was coordinated") {
+		t.Fatalf("create with a writer at the gate: exit %d %s %s", code, out, errb)
 	}
 }

@@ -138,6 +138,13 @@ func createCommand() *cli.Command {
 				fmt.Fprintf(w, "  %d files, %d dirs, %d symlinks, %s\n", res.Files, res.Dirs, res.Symlinks, humanBytes(res.Bytes))
 				fmt.Fprintf(w, "  writes paused %.1f ms (%d lock attempt(s)); took %.0f ms; hashed %s, reused %d hashes\n",
 					res.LockHeldMs, res.LockAttempts, res.DurationMs, humanBytes(res.HashedBytes), res.ReusedHashes)
+				if q := res.Quiesced; q != nil {
+					fmt.Fprintf(w, "  quiesced: %s, %d process(es) held", q.Mode, q.Processes)
+					if q.Target != "" {
+						fmt.Fprintf(w, " (%s)", fsutil.Quote(q.Target))
+					}
+					fmt.Fprintln(w)
+				}
 				if res.PotentiallyInconsistent {
 					fmt.Fprintln(w, "  WARNING: potentiallyInconsistent: writes were not stopped")
 				}
