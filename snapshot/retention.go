@@ -14,6 +14,9 @@ type PruneResult struct {
 	DryRun bool                 `json:"dryRun"`
 	Keep   []retention.Decision `json:"keep"`
 	Remove []retention.Decision `json:"remove"`
+	// FailsafesDropped are the failsafes prune --failsafe-older-than
+	// dropped (or would drop).
+	FailsafesDropped []FailsafeInfo `json:"failsafesDropped"`
 }
 
 // Prune deletes the local snapshots the policy does not keep (none with

@@ -25,6 +25,9 @@ type UsageResult struct {
 	// dir and backups dir: deleting snapshots cannot free them.
 	ExternalBytes int64           `json:"externalBytes"`
 	Snapshots     []SnapshotUsage `json:"snapshots"`
+	// Failsafes are the states restores replaced and keep (failsafe drop
+	// or prune --failsafe-older-than frees them).
+	Failsafes []FailsafeInfo `json:"failsafes"`
 	Filesystem    struct {
 		TotalBytes uint64 `json:"totalBytes"`
 		FreeBytes  uint64 `json:"freeBytes"`
@@ -145,5 +148,15 @@ func Usage(ctx context.Context, l *Layout, log *slog.Logger) (*UsageResult, erro
 		return nil, err
 	}
 	res.Filesystem.TotalBytes, res.Filesystem.FreeBytes = sfs.Blocks*uint64(sfs.Bsize), sfs.Bavail*uint64(sfs.Bsize)
+	res.Failsafes = []FailsafeInfo{}
+	if priv, err := l.openPrivate(s.data, false); err == nil {
+		res.Failsafes, err = failsafes(ctx, priv)
+		priv.Close()
+		if err != nil {
+			return nil, err
+		}
+	} else if !isNotExist(err) {
+		return nil, err
+	}
 	return res, nil
 }

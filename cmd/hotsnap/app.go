@@ -68,7 +68,7 @@ func newApp() *cli.App {
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			createCommand(), listCommand(), lsCommand(), diffCommand(), catCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
-			usageCommand(), pruneCommand(), runCommand(), uploadCommand(), downloadCommand(), archiveCommand(),
+			usageCommand(), pruneCommand(), failsafeCommand(), runCommand(), uploadCommand(), downloadCommand(), archiveCommand(),
 			agentCommand(), clusterCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },

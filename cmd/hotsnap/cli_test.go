@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -538,5 +539,35 @@ func TestCLI_QuiesceReport(t *testing.T) {
 	code, out, errb = hs(t, "create", "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "quiesced: flock, 1 process(es) held") || strings.Contains(out, "no writer was coordinated") {
 		t.Fatalf("create with a writer at the gate: exit %d %s %s", code, out, errb)
+	}
+}
+
+// TestCLI_Failsafes: a restore's failsafe shows in usage and failsafe
+// list with the bytes it pins, and is dropped by failsafe drop or by
+// prune --failsafe-older-than.
+func TestCLI_Failsafes(t *testing.T) {
+	dir := testtree.New(t)
+	id := createID(t, "--data-dir", dir, "--quiesce", "none")
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(dir, "new.bin"), big, 0o644) // the restore moves it into the failsafe
+	mustCode(t, 0, "", "restore", "--data-dir", dir, "--id", id, "--quiesce", "none")
+	code, out, _ := hs(t, "usage", "--data-dir", dir, "--json")
+	var u snapshot.UsageResult
+	if code != 0 || json.Unmarshal([]byte(out), &u) != nil || len(u.Failsafes) != 1 || u.Failsafes[0].Bytes < 1<<20 || u.Failsafes[0].Restored != id {
+		t.Fatalf("usage: exit %d %s", code, out)
+	}
+	mustCode(t, 0, u.Failsafes[0].Name, "failsafe", "list", "--data-dir", dir)
+	out = mustCode(t, 0, "", "prune", "--data-dir", dir, "--failsafe-older-than", "1h", "--json")
+	if !strings.Contains(out, `"failsafesDropped":[]`) {
+		t.Fatalf("prune of failsafes older than 1h dropped a new one: %s", out)
+	}
+	mustCode(t, exitUsage, "one of", "failsafe", "drop", "--data-dir", dir)
+	mustCode(t, exitNotFound, "not found", "failsafe", "drop", "--data-dir", dir, "--name", "nope")
+	// (a failsafe's time is its name's, to the second: always before now)
+	out = mustCode(t, 0, u.Failsafes[0].Name, "prune", "--data-dir", dir, "--failsafe-older-than", "1ns", "--json")
+	code, out, _ = hs(t, "usage", "--data-dir", dir, "--json")
+	if json.Unmarshal([]byte(out), &u) != nil || len(u.Failsafes) != 0 {
+		t.Fatalf("usage after the drop: %s", out)
 	}
 }
