@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 //
 //	members/<node-id>   an agent's registration (Member JSON), under the agent's lease
 //	plan                optional user JSON, part of every cluster snapshot's plan
+//	expected            the node ids a cluster snapshot must hold (Expected JSON)
 //	backup-lock/...     the etcd mutex that serialises cluster backups
 //	backup-running      who holds that mutex (BackupInfo JSON), under the holder's lease
 //
@@ -266,10 +268,14 @@ func (r *Registration) Close() {
 
 // Plan is the cluster's topology as read at one etcd revision.
 type Plan struct {
-	Cluster  string          `json:"cluster"`
-	Nodes    []Member        `json:"nodes"` // sorted by node id
-	User     json.RawMessage `json:"user,omitempty"`
-	Revision int64           `json:"-"`
+	Cluster string          `json:"cluster"`
+	Nodes   []Member        `json:"nodes"` // sorted by node id
+	User    json.RawMessage `json:"user,omitempty"`
+	// Expected are the node ids a cluster snapshot must hold, as declared
+	// (cluster plan --expect) or recorded by the first cluster create; nil
+	// when none is yet.
+	Expected []string `json:"expected,omitempty"`
+	Revision int64    `json:"-"`
 	// mods fingerprints the plan: each key with its create and mod revision.
 	mods map[string][2]int64
 }
@@ -299,6 +305,7 @@ func (a *Agency) ReadPlan(ctx context.Context) (*Plan, error) {
 	resp, err := a.cli.Txn(ctx).Then(
 		clientv3.OpGet(a.prefix+"members/", clientv3.WithPrefix()),
 		clientv3.OpGet(a.prefix+"plan"),
+		clientv3.OpGet(a.prefix+"expected"),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("etcd: read the plan: %w", err)
@@ -316,8 +323,61 @@ func (a *Agency) ReadPlan(ctx context.Context) (*Plan, error) {
 		p.User = json.RawMessage(kvs[0].Value)
 		p.mods[string(kvs[0].Key)] = [2]int64{kvs[0].CreateRevision, kvs[0].ModRevision}
 	}
+	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) > 0 {
+		var e expected
+		if err := json.Unmarshal(kvs[0].Value, &e); err != nil || len(e.Nodes) == 0 {
+			return nil, fmt.Errorf("etcd: the expected nodes (%s) are unreadable: %v; set them again with cluster plan --expect", kvs[0].Key, err)
+		}
+		p.Expected = e.Nodes
+	}
 	sort.Slice(p.Nodes, func(i, j int) bool { return p.Nodes[i].NodeID < p.Nodes[j].NodeID })
 	return p, nil
+}
+
+// expected is the value of the expected key.
+type expected struct {
+	Nodes []string  `json:"nodes"`
+	Since time.Time `json:"since"`
+	By    string    `json:"by"` // "operator" (cluster plan --expect) or "first create"
+}
+
+// Missing lists the expected nodes that have no live agent, sorted.
+func (p *Plan) Missing() []string {
+	var out []string
+	for _, n := range p.Expected {
+		if _, ok := p.Node(n); !ok {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SetExpected declares the node ids every cluster snapshot must hold
+// (nil forgets them: the next create records its own). With onlyIfNone it
+// records them only when none are declared yet, and reports whether it did.
+func (a *Agency) SetExpected(ctx context.Context, nodes []string, by string, onlyIfNone bool) (bool, error) {
+	key := a.prefix + "expected"
+	if nodes == nil {
+		_, err := a.cli.Delete(ctx, key)
+		return err == nil, err
+	}
+	for _, n := range nodes {
+		if !nameRE.MatchString(n) {
+			return false, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, n)
+		}
+	}
+	nodes = slices.Sorted(slices.Values(nodes))
+	b, _ := json.Marshal(expected{Nodes: slices.Compact(nodes), Since: time.Now().UTC(), By: by})
+	if !onlyIfNone {
+		_, err := a.cli.Put(ctx, key, string(b))
+		return err == nil, err
+	}
+	resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
 }
 
 // Changes re-reads the plan and describes how it differs from p (nil when

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -38,29 +40,43 @@ type CreateOptions struct {
 	// AgencyWait bounds the wait for another cluster backup to finish
 	// (0 means MaxWait).
 	AgencyWait time.Duration
-	Now        func() time.Time
+	// AllowMissingNodes takes the snapshot when expected nodes have no
+	// live agent: a partial snapshot of the others, never available.
+	AllowMissingNodes bool
+	Now               func() time.Time
 }
 
 // CreateResult reports a cluster create; its JSON form is the CLI's contract.
 type CreateResult struct {
-	ID                      string           `json:"id"`
-	Cluster                 string           `json:"cluster"`
-	Nodes                   []string         `json:"nodes"`
-	AgencyWaitMs            float64          `json:"agencyWaitMs"` // waiting for another cluster backup
-	PlanRevision            int64            `json:"planRevision"`
-	LockAttempts            int              `json:"lockAttempts"`
-	LockWaitMs              float64          `json:"lockWaitMs"`
-	MaxLockHeldMs           float64          `json:"maxLockHeldMs"`
-	PotentiallyInconsistent bool             `json:"potentiallyInconsistent"`
-	DurationMs              float64          `json:"durationMs"`
-	Pieces                  []CreateResponse `json:"pieces"`
-	Warnings                []string         `json:"warnings"`
+	ID                      string   `json:"id"`
+	Cluster                 string   `json:"cluster"`
+	Nodes                   []string `json:"nodes"`
+	AgencyWaitMs            float64  `json:"agencyWaitMs"` // waiting for another cluster backup
+	PlanRevision            int64    `json:"planRevision"`
+	LockAttempts            int      `json:"lockAttempts"`
+	LockWaitMs              float64  `json:"lockWaitMs"`
+	MaxLockHeldMs           float64  `json:"maxLockHeldMs"`
+	PotentiallyInconsistent bool     `json:"potentiallyInconsistent"`
+	// Partial is set when expected nodes were missing (AllowMissingNodes):
+	// Missing names them, and the snapshot is never available.
+	Partial bool     `json:"partial"`
+	Missing []string `json:"missing"`
+	// ExpectedRecorded, set by the first cluster create of a cluster that
+	// had none declared, is the node set every later create must hold.
+	ExpectedRecorded []string         `json:"expectedRecorded,omitempty"`
+	DurationMs       float64          `json:"durationMs"`
+	Pieces           []CreateResponse `json:"pieces"`
+	Warnings         []string         `json:"warnings"`
 
 	heldFrom, heldTo time.Time // while the agency lock was held (tests)
 }
 
 // ErrPlanChanged is returned when the plan changed during a cluster create.
 var ErrPlanChanged = errors.New("the cluster's plan changed during the backup")
+
+// ErrMissingNodes is returned by a cluster create when expected nodes have
+// no live agent (exit 5).
+var ErrMissingNodes = errs.New(errs.Incompatible, "expected nodes are missing")
 
 func (o *CreateOptions) setDefaults() error {
 	if o.MaxWait <= 0 {
@@ -115,10 +131,24 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 	if err != nil {
 		return nil, err
 	}
+	// The nodes it must hold: refused before any lock when one is missing,
+	// unless a partial snapshot is asked for, which records every expected
+	// node in its topology (so it is never available, and a whole cluster
+	// restore refuses it).
+	missing := plan.Missing()
+	if len(missing) > 0 && !o.AllowMissingNodes {
+		return nil, fmt.Errorf("%w: cluster create refused before any node was locked: expected node(s) %s have no live agent (expected: %s; cluster plan --expect changes them); --allow-missing-nodes takes a partial snapshot of the others",
+			ErrMissingNodes, strings.Join(missing, ", "), strings.Join(plan.Expected, ", "))
+	}
+	nodes := slices.Compact(slices.Sorted(slices.Values(append(plan.NodeIDs(), plan.Expected...))))
 	planJSON, _ := json.Marshal(plan)
-	topo := &manifest.Topology{Nodes: plan.NodeIDs(), Plan: planJSON, PlanRevision: plan.Revision}
+	topo := &manifest.Topology{Nodes: nodes, Plan: planJSON, PlanRevision: plan.Revision}
 	res := &CreateResult{ID: id, Cluster: plan.Cluster, Nodes: topo.Nodes, PlanRevision: plan.Revision, Pieces: []CreateResponse{}, Warnings: []string{},
-		AgencyWaitMs: ms(heldFrom.Sub(start)), heldFrom: heldFrom}
+		AgencyWaitMs: ms(heldFrom.Sub(start)), heldFrom: heldFrom, Missing: []string{}}
+	if len(missing) > 0 {
+		res.Partial, res.Missing = true, missing
+		res.Warnings = append(res.Warnings, "partial: expected node(s) "+strings.Join(missing, ", ")+" have no live agent; the snapshot is never available and a whole cluster restore refuses it (--allow-missing-nodes)")
+	}
 	log := c.log()
 	log.Info("cluster create", "id", id, "nodes", topo.Nodes, "planRevision", plan.Revision)
 
@@ -194,6 +224,13 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 		res.Pieces = append(res.Pieces, *p)
 		res.MaxLockHeldMs = max(res.MaxLockHeldMs, p.LockHeldMs)
 		res.PotentiallyInconsistent = res.PotentiallyInconsistent || p.PotentiallyInconsistent
+	}
+	if plan.Expected == nil {
+		// The first create records its node set as the expectation.
+		if set, err := c.Agency.SetExpected(ctx, plan.NodeIDs(), "first create", true); err == nil && set {
+			res.ExpectedRecorded = plan.NodeIDs()
+			log.Info("recorded the expected nodes: every later cluster create must hold them (cluster plan --expect changes them)", "nodes", res.ExpectedRecorded)
+		}
 	}
 	res.DurationMs = ms(time.Since(start))
 	res.heldTo = time.Now()

@@ -13,17 +13,20 @@ import (
 
 // ClusterSnapshot is one cluster snapshot in a listing.
 type ClusterSnapshot struct {
-	ID                      string    `json:"id"`
-	CreatedAt               time.Time `json:"createdAt"`
-	Nodes                   []string  `json:"nodes"` // the plan's nodes
-	PlanRevision            int64     `json:"planRevision"`
-	Available               bool      `json:"available"`
-	NrPiecesPresent         int       `json:"nrPiecesPresent"`
-	Missing                 []string  `json:"missing"`
-	PotentiallyInconsistent bool      `json:"potentiallyInconsistent"`
-	Files                   int64     `json:"files"`
-	Bytes                   int64     `json:"bytes"`
-	Problems                []string  `json:"problems"`
+	ID           string    `json:"id"`
+	CreatedAt    time.Time `json:"createdAt"`
+	Nodes        []string  `json:"nodes"` // the plan's nodes
+	PlanRevision int64     `json:"planRevision"`
+	Available    bool      `json:"available"`
+	// Partial is set when nodes of its plan have no piece (Missing): taken
+	// with --allow-missing-nodes, or left by a coordinator that died.
+	Partial                 bool     `json:"partial"`
+	NrPiecesPresent         int      `json:"nrPiecesPresent"`
+	Missing                 []string `json:"missing"`
+	PotentiallyInconsistent bool     `json:"potentiallyInconsistent"`
+	Files                   int64    `json:"files"`
+	Bytes                   int64    `json:"bytes"`
+	Problems                []string `json:"problems"`
 }
 
 // ListResult is a cluster listing; its JSON form is the CLI's contract.
@@ -94,6 +97,7 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 			}
 		}
 		cs.Available = len(cs.Nodes) > 0 && len(cs.Missing) == 0 && len(cs.Problems) == 0
+		cs.Partial = len(cs.Missing) > 0
 		res.Snapshots = append(res.Snapshots, cs)
 	}
 	sort.Slice(res.Snapshots, func(i, j int) bool { return res.Snapshots[i].ID < res.Snapshots[j].ID })

@@ -84,13 +84,14 @@ func clusterCreateFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-wait-for-agency", Usage: "how long to wait for another cluster backup to end (default --max-wait-for-lock)"},
 		&cli.BoolFlag{Name: "allow-inconsistent", Usage: "on lock timeout (or a plan change) take the snapshot anyway, flagged potentiallyInconsistent"},
 		&cli.BoolFlag{Name: "force", Usage: "ask every node's application to abort long write transactions while the lock waits"},
+		&cli.BoolFlag{Name: "allow-missing-nodes", Usage: "when expected nodes have no live agent, take a partial snapshot of the others (never available) instead of refusing (exit 5)"},
 	}
 }
 
 func clusterCreateOptions(c *cli.Context) cluster.CreateOptions {
 	return cluster.CreateOptions{MaxWait: c.Duration("max-wait-for-lock"),
 		InitialPeriod: c.Duration("lock-period"), Lease: c.Duration("lock-lease"), AgencyWait: c.Duration("max-wait-for-agency"),
-		AllowInconsistent: c.Bool("allow-inconsistent"), Force: c.Bool("force")}
+		AllowInconsistent: c.Bool("allow-inconsistent"), Force: c.Bool("force"), AllowMissingNodes: c.Bool("allow-missing-nodes")}
 }
 
 func clusterCommand() *cli.Command {
@@ -145,6 +146,9 @@ func clusterCommand() *cli.Command {
 						for _, wn := range res.Warnings {
 							fmt.Fprintf(w, "  WARNING: %s\n", wn)
 						}
+						if len(res.ExpectedRecorded) > 0 {
+							fmt.Fprintf(w, "  recorded the expected nodes %s: every later cluster create must hold them (cluster plan --expect changes them)\n", strings.Join(res.ExpectedRecorded, ", "))
+						}
 					})
 					return nil
 				}),
@@ -158,10 +162,14 @@ func clusterCommand() *cli.Command {
 						tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 						fmt.Fprintln(tw, "ID\tAVAILABLE\tPIECES\tNODES\tSIZE\tFLAGS")
 						for _, s := range res.Snapshots {
-							flags := ""
-							if s.PotentiallyInconsistent {
-								flags = "potentiallyInconsistent"
+							var fl []string
+							if s.Partial {
+								fl = append(fl, "partial (missing "+strings.Join(s.Missing, ",")+")")
 							}
+							if s.PotentiallyInconsistent {
+								fl = append(fl, "potentiallyInconsistent")
+							}
+							flags := strings.Join(fl, " ")
 							fmt.Fprintf(tw, "%s\t%v\t%d/%d\t%s\t%s\t%s\n", s.ID, s.Available, s.NrPiecesPresent, len(s.Nodes), strings.Join(s.Nodes, ","), humanBytes(s.Bytes), dash(flags))
 						}
 						tw.Flush()
@@ -236,7 +244,9 @@ func clusterCommand() *cli.Command {
 				}),
 			clusterCmd("plan", "show the plan (live agents and the user plan); --set stores user JSON in it", []cli.Flag{
 				&cli.StringFlag{Name: "set", Usage: "file of JSON to store as the user plan"},
-				&cli.BoolFlag{Name: "clear", Usage: "remove the user plan"}},
+				&cli.BoolFlag{Name: "clear", Usage: "remove the user plan"},
+				&cli.StringFlag{Name: "expect", Usage: "declare the node ids every cluster snapshot must hold (comma-separated); held until changed"},
+				&cli.BoolFlag{Name: "forget-expected", Usage: "forget the declared nodes (the next cluster create records its own)"}},
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
 					switch {
 					case c.String("set") != "" && c.Bool("clear"):
@@ -254,11 +264,32 @@ func clusterCommand() *cli.Command {
 							return err
 						}
 					}
+					switch {
+					case c.IsSet("expect") && c.Bool("forget-expected"):
+						return usageError{errors.New("--expect and --forget-expected exclude each other")}
+					case c.IsSet("expect"):
+						var nodes []string
+						for _, n := range strings.Split(c.String("expect"), ",") {
+							if n = strings.TrimSpace(n); n != "" {
+								nodes = append(nodes, n)
+							}
+						}
+						if len(nodes) == 0 {
+							return usageError{errors.New("--expect needs node ids (or use --forget-expected)")}
+						}
+						if _, err := co.Agency.SetExpected(c.Context, nodes, "operator", false); err != nil {
+							return err
+						}
+					case c.Bool("forget-expected"):
+						if _, err := co.Agency.SetExpected(c.Context, nil, "", false); err != nil {
+							return err
+						}
+					}
 					p, err := co.Agency.ReadPlan(c.Context)
 					if err != nil {
 						return err
 					}
-					out := map[string]any{"cluster": p.Cluster, "revision": p.Revision, "nodes": p.Nodes, "user": p.User}
+					out := map[string]any{"cluster": p.Cluster, "revision": p.Revision, "nodes": p.Nodes, "user": p.User, "expected": p.Expected, "missing": p.Missing()}
 					e.result(out, func(w io.Writer) {
 						fmt.Fprintf(w, "cluster %s at etcd revision %d: %d live agent(s)\n", p.Cluster, p.Revision, len(p.Nodes))
 						for _, n := range p.Nodes {
@@ -266,6 +297,13 @@ func clusterCommand() *cli.Command {
 						}
 						if p.User != nil {
 							fmt.Fprintf(w, "  user plan: %s\n", p.User)
+						}
+						if p.Expected != nil {
+							fmt.Fprintf(w, "  expected nodes: %s", strings.Join(p.Expected, ", "))
+							if m := p.Missing(); len(m) > 0 {
+								fmt.Fprintf(w, " (missing: %s)", strings.Join(m, ", "))
+							}
+							fmt.Fprintln(w)
 						}
 					})
 					return nil

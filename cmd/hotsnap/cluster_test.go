@@ -699,3 +699,54 @@ func TestCluster_DeadAgentLeaves(t *testing.T) {
 		t.Fatalf("members right after n3's SIGTERM: %s", got)
 	}
 }
+
+// TestCluster_ExpectedMembership (no-silent-gaps): the first cluster create
+// records its node set; with one of three agents gone, a create is refused
+// before any lock (exit 5, naming the node), --allow-missing-nodes takes a
+// partial snapshot that cluster list never calls available and that a
+// whole cluster restore refuses; cluster plan --expect declares the set.
+func TestCluster_ExpectedMembership(t *testing.T) {
+	pc := newProcCluster(t)
+	dirs := bankDirs(t, 3, 3)
+	pc.startAgents(dirs)
+	code, out, serr := pc.cluster(nil, "create")
+	var res cluster.CreateResult
+	lastJSON(t, out, &res)
+	if code != 0 || strings.Join(res.ExpectedRecorded, ",") != "n1,n2,n3" {
+		t.Fatalf("first create: exit %d %s %s", code, out, serr)
+	}
+	pc.agents["n2"].stop() // SIGTERM: it leaves the membership at once
+	code, out, _ = pc.cluster(nil, "create")
+	if code != 5 || !strings.Contains(out, "n2") || !strings.Contains(out, "--allow-missing-nodes") {
+		t.Fatalf("create with n2 gone: exit %d %s", code, out)
+	}
+	if p := localPieces(t, dirs[0], dirs[2]); len(p) != 2 {
+		t.Fatalf("a refused create left pieces: %+v", p)
+	}
+	code, out, _ = pc.cluster(nil, "create", "--allow-missing-nodes")
+	lastJSON(t, out, &res)
+	if code != 0 || !res.Partial || strings.Join(res.Missing, ",") != "n2" || strings.Join(res.Nodes, ",") != "n1,n2,n3" {
+		t.Fatalf("create --allow-missing-nodes: exit %d %s", code, out)
+	}
+	partial := res.ID
+	code, out, _ = pc.cluster(nil, "list")
+	var l cluster.ListResult
+	lastJSON(t, out, &l)
+	for _, s := range l.Snapshots {
+		if s.ID == partial && (s.Available || !s.Partial || strings.Join(s.Missing, ",") != "n2") {
+			t.Fatalf("list shows the partial snapshot as %+v", s)
+		}
+	}
+	if code, out, _ := pc.cluster(nil, "restore", "--id", partial); code == 0 {
+		t.Fatalf("a whole cluster restore of a partial snapshot: exit 0 %s", out)
+	}
+	// Declared: two nodes from now on; a create of n1 and n3 is whole.
+	if code, out, _ := pc.cluster(nil, "plan", "--expect", "n1,n3"); code != 0 || !strings.Contains(out, `"expected":["n1","n3"]`) {
+		t.Fatalf("plan --expect: exit %d %s", code, out)
+	}
+	code, out, _ = pc.cluster(nil, "create")
+	lastJSON(t, out, &res)
+	if code != 0 || res.Partial || strings.Join(res.Nodes, ",") != "n1,n3" {
+		t.Fatalf("create after --expect n1,n3: exit %d %s", code, out)
+	}
+}

@@ -270,7 +270,7 @@ func (s *Store) wrap(op, key string, err error) error {
 	case errors.As(err, &ne) && ne.Timeout():
 		// The transport's own bounds (dial, TLS handshake, response
 		// headers): the endpoint does not answer.
-		return fmt.Errorf("%s %s on %s: %w: %v", op, key, s, store.ErrStalled, err)
+		return fmt.Errorf("%s %s on %s: %w: no byte moved for %s (--io-timeout; connect %s): %v", op, key, s, store.ErrStalled, s.cfg.IOTimeout, defaults.ConnectTimeout, err)
 	case errors.As(err, &oe):
 		return fmt.Errorf("%s %s on %s: %w: %v", op, key, s, store.ErrUnavailable, err)
 	}
