@@ -47,6 +47,12 @@ type AgentConfig struct {
 	MaxLease time.Duration
 	// Passed to every create: as `hotsnap create`'s flags.
 	AppVersion, AppEngine, EncryptionKeyID string
+	// StopCmd and StartCmd stop and start the node's application around a
+	// cluster restore (sh -c, with HOTSNAP_DATA_DIR; HookTimeout bounds
+	// each, 0 means 5 minutes). Configured here only: a coordinator says
+	// when, never what.
+	StopCmd, StartCmd string
+	HookTimeout       time.Duration
 	Copy, Exclude                          []string
 	LinkMode                               string
 	// Remote options and key for upload and download jobs: the agent's own

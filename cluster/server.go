@@ -40,6 +40,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/snapshots/{id}/prepare", a.auth(toOperate, plain(a.handleUnprepare)))
 	mux.HandleFunc("POST /v1/snapshots/{id}/{op}", a.auth(toOperate, a.handleJob))
 	mux.HandleFunc("POST /v1/revert", a.auth(toOperate, plain(a.handleRevert)))
+	mux.HandleFunc("POST /v1/app", a.auth(toOperate, plain(a.handleApp)))
 	mux.HandleFunc("POST /v1/archive/init", a.auth(toOperate, plain(a.handleArchiveInit)))
 	mux.HandleFunc("POST /v1/jobs/{job}/abort", a.auth(toOperate, plain(a.handleAbort)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

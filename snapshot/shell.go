@@ -60,6 +60,13 @@ func runShell(ctx context.Context, cmdline string, timeout time.Duration, env []
 	return res, nil
 }
 
+// RunHook runs the application's stop or start command (what) through
+// sh -c, with HOTSNAP_DATA_DIR set, killing it after timeout (0 means 5
+// minutes); a failure is an ErrHook error with the command's last output.
+func RunHook(ctx context.Context, what, cmdline string, timeout time.Duration, dataDir string, log *slog.Logger) error {
+	return runHook(ctx, what, cmdline, timeout, dataDir, log)
+}
+
 // runHook runs a stop or start command through sh -c with a timeout.
 func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, dataDir string, log *slog.Logger) error {
 	if timeout <= 0 {

@@ -40,6 +40,9 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create: link, reflink or auto"},
 			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the application's major.minor.patch version, recorded at create and checked at restore"},
 			&cli.StringFlag{Name: "app-engine", EnvVars: []string{"HOTSNAP_APP_ENGINE"}, Usage: "the storage engine that writes the data: recorded at create and checked at restore"},
+			&cli.StringFlag{Name: "stop-cmd", EnvVars: []string{"HOTSNAP_STOP_CMD"}, Usage: "command (sh -c) that stops this node's application before a cluster restore swaps its data"},
+			&cli.StringFlag{Name: "start-cmd", EnvVars: []string{"HOTSNAP_START_CMD"}, Usage: "command (sh -c) that starts this node's application after a cluster restore"},
+			&cli.DurationFlag{Name: "hook-timeout", Value: 5 * time.Minute, Usage: "bound on each stop or start command"},
 			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "the application's key id, recorded and checked"},
 		}, clusterFlags()...), append(quiesceFlags(), remoteFlags()...)...)...),
 		Action: runAgent,
@@ -125,6 +128,7 @@ func runAgent(c *cli.Context) error {
 		Lock:       snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
 		MaxLease:   c.Duration("max-lock-lease"),
 		AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"), EncryptionKeyID: c.String("encryption-key-id"),
+		StopCmd: c.String("stop-cmd"), StartCmd: c.String("start-cmd"), HookTimeout: c.Duration("hook-timeout"),
 		Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
 		MaxJobsPerClient: c.Int("max-jobs-per-client"), Logger: e.log,
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/internal/testetcd"
 	"github.com/hotsnap/hotsnap/internal/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -748,5 +749,93 @@ func TestCluster_ExpectedMembership(t *testing.T) {
 	lastJSON(t, out, &res)
 	if code != 0 || res.Partial || strings.Join(res.Nodes, ",") != "n1,n3" {
 		t.Fatalf("create after --expect n1,n3: exit %d %s", code, out)
+	}
+}
+
+// TestCluster_RestoreStopsAndStarts (no-silent-gaps): a cluster restore
+// stops the application on every node (each agent's own --stop-cmd), swaps
+// everywhere, and starts it again everywhere (--start-cmd): a real process
+// per node is replaced by a new one. When one node's stop fails, no node's
+// data changes and every node that stopped is started again.
+func TestCluster_RestoreStopsAndStarts(t *testing.T) {
+	pc := newProcCluster(t)
+	dirs := bankDirs(t, 3, 3)
+	apps := make([]string, 3)
+	for i, d := range dirs {
+		apps[i] = t.TempDir()
+		start := fmt.Sprintf(`setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > %[1]s/app.pid; echo started >> %[1]s/log`, apps[i])
+		stop := fmt.Sprintf(`[ ! -e %[1]s/failstop ] || exit 1; kill $(cat %[1]s/app.pid) && rm %[1]s/app.pid && echo stopped >> %[1]s/log`, apps[i])
+		if out, err := exec.Command("sh", "-c", start).CombinedOutput(); err != nil {
+			t.Fatalf("start the app: %v %s", err, out)
+		}
+		t.Cleanup(func() {
+			if b, err := os.ReadFile(filepath.Join(apps[i], "app.pid")); err == nil {
+				if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		})
+		pc.startAgent(fmt.Sprintf("n%d", i+1), d, nil, "--stop-cmd", stop, "--start-cmd", start)
+	}
+	pid := func(i int) int {
+		b, _ := os.ReadFile(filepath.Join(apps[i], "app.pid"))
+		p, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return p
+	}
+	alive := func(p int) bool { // (a killed one may linger as a zombie: not alive)
+		st, err := proc.ReadStat(p)
+		return p > 0 && err == nil && st.State != 'Z' && st.State != 'X'
+	}
+	for i, d := range dirs {
+		os.WriteFile(filepath.Join(d, "node.txt"), []byte(fmt.Sprintf("I am n%d\n", i+1)), 0o644)
+	}
+	code, out, serr := pc.cluster(nil, "create")
+	var cr cluster.CreateResult
+	lastJSON(t, out, &cr)
+	if code != 0 {
+		t.Fatalf("create: exit %d %s %s", code, out, serr)
+	}
+	for _, d := range dirs { // replaced, not written in place: the snapshot links the old file
+		os.WriteFile(filepath.Join(d, "node.txt.new"), []byte("changed\n"), 0o644)
+		os.Rename(filepath.Join(d, "node.txt.new"), filepath.Join(d, "node.txt"))
+	}
+	// One node cannot stop: nothing changes anywhere, the others run again.
+	before := []int{pid(0), pid(1), pid(2)}
+	os.WriteFile(filepath.Join(apps[1], "failstop"), nil, 0o644)
+	code, out, serr = pc.cluster(nil, "restore", "--id", cr.ID)
+	out += serr
+	if code == 0 || !strings.Contains(out, "could not be stopped") || !strings.Contains(out, "no node was changed") {
+		t.Fatalf("restore with a stop that fails: exit %d %s", code, out)
+	}
+	for i, d := range dirs {
+		if b, _ := os.ReadFile(filepath.Join(d, "node.txt")); string(b) != "changed\n" {
+			t.Fatalf("node %d changed after a refused restore: %q", i+1, b)
+		}
+	}
+	for _, i := range []int{0, 2} {
+		log, _ := os.ReadFile(filepath.Join(apps[i], "log"))
+		if !strings.HasSuffix(string(log), "started\nstopped\nstarted\n") || !alive(pid(i)) || pid(i) == before[i] {
+			t.Fatalf("node %d after a refused restore: log %q, pid %d (was %d)", i+1, log, pid(i), before[i])
+		}
+	}
+	if pid(1) != before[1] || !alive(pid(1)) {
+		t.Fatal("the node whose stop failed lost its application")
+	}
+	// All stop, all swap, all start.
+	os.Remove(filepath.Join(apps[1], "failstop"))
+	before = []int{pid(0), pid(1), pid(2)}
+	code, out, serr = pc.cluster(nil, "restore", "--id", cr.ID)
+	var rr cluster.RestoreResult
+	lastJSON(t, out, &rr)
+	if code != 0 || !rr.Restored || len(rr.Stops) != 3 || len(rr.Starts) != 3 {
+		t.Fatalf("restore: exit %d %s %s", code, out, serr)
+	}
+	for i, d := range dirs {
+		if b, _ := os.ReadFile(filepath.Join(d, "node.txt")); string(b) != fmt.Sprintf("I am n%d\n", i+1) {
+			t.Fatalf("node %d not restored: %q", i+1, b)
+		}
+		if alive(before[i]) || !alive(pid(i)) || pid(i) == before[i] {
+			t.Fatalf("node %d: the application was not stopped and started again (pid %d, was %d)", i+1, pid(i), before[i])
+		}
 	}
 }
