@@ -53,8 +53,8 @@ type AgentConfig struct {
 	// when, never what.
 	StopCmd, StartCmd string
 	HookTimeout       time.Duration
-	Copy, Exclude                          []string
-	LinkMode                               string
+	Copy, Exclude     []string
+	LinkMode          string
 	// Remote options and key for upload and download jobs: the agent's own
 	// credentials; requests only name the remote.
 	Remote remote.Options
