@@ -149,3 +149,48 @@ func (c *Coordinator) Delete(ctx context.Context, id string) (*DeleteResult, err
 	}
 	return res, nil
 }
+
+// PruneResult reports a cluster prune; its JSON form is the CLI's contract.
+type PruneResult struct {
+	DryRun  bool     `json:"dryRun"`
+	Removed []string `json:"removed"` // ids of the partial snapshots removed
+}
+
+// PrunePartial removes the partial cluster snapshots (a node of their plan
+// has no piece: taken with missing nodes, or left by a coordinator that
+// died) created more than olderThan ago: each piece on every node that has
+// one. Available snapshots are never touched, nor is one whose missing
+// pieces are on a node that is down or did not answer: that node may
+// hold them.
+func (c *Coordinator) PrunePartial(ctx context.Context, olderThan time.Duration, dryRun bool, now time.Time) (*PruneResult, error) {
+	l, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &PruneResult{DryRun: dryRun, Removed: []string{}}
+	answered := map[string]bool{}
+	for _, n := range l.Nodes {
+		if _, down := l.Unreachable[n]; !down {
+			answered[n] = true
+		}
+	}
+	for _, s := range l.Snapshots {
+		if !s.Partial || s.Available || s.CreatedAt.IsZero() || now.Sub(s.CreatedAt) <= olderThan {
+			continue
+		}
+		known := true
+		for _, n := range s.Missing {
+			known = known && answered[n]
+		}
+		if !known {
+			continue
+		}
+		if !dryRun {
+			if _, err := c.Delete(ctx, s.ID); err != nil {
+				return res, fmt.Errorf("prune partial snapshot %s: %w", s.ID, err)
+			}
+		}
+		res.Removed = append(res.Removed, s.ID)
+	}
+	return res, nil
+}

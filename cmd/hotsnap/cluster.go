@@ -179,6 +179,31 @@ func clusterCommand() *cli.Command {
 					})
 					return nil
 				}),
+			clusterCmd("prune", "remove partial cluster snapshots (a node of their plan has no piece) older than --partial-older-than", []cli.Flag{
+				&cli.DurationFlag{Name: "partial-older-than", Usage: "age past which a partial snapshot is removed (e.g. 24h)"},
+				&cli.BoolFlag{Name: "dry-run", Usage: "say what would be removed; remove nothing"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					if !c.IsSet("partial-older-than") {
+						return usageError{errors.New("--partial-older-than is required (available snapshots are never pruned here)")}
+					}
+					res, err := co.PrunePartial(c.Context, c.Duration("partial-older-than"), c.Bool("dry-run"), time.Now())
+					if err != nil {
+						return err
+					}
+					e.result(res, func(w io.Writer) {
+						verb := "removed"
+						if res.DryRun {
+							verb = "would remove"
+						}
+						for _, id := range res.Removed {
+							fmt.Fprintf(w, "%s partial snapshot %s\n", verb, id)
+						}
+						if len(res.Removed) == 0 {
+							fmt.Fprintln(w, "no partial snapshot to remove")
+						}
+					})
+					return nil
+				}),
 			clusterCmd("delete", "delete a cluster snapshot's piece on every node", []cli.Flag{idFlag()},
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
 					id, err := requireID(c)

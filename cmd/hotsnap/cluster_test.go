@@ -741,7 +741,25 @@ func TestCluster_ExpectedMembership(t *testing.T) {
 	if code, out, _ := pc.cluster(nil, "restore", "--id", partial); code == 0 {
 		t.Fatalf("a whole cluster restore of a partial snapshot: exit 0 %s", out)
 	}
-	// Declared: two nodes from now on; a create of n1 and n3 is whole.
+	// cluster prune removes partial snapshots past an age, nothing else,
+	// and only once every node of the plan answers (a node that is down may
+	// hold the missing piece).
+	if code, out, _ := pc.cluster(nil, "prune", "--partial-older-than", "1ns"); code != 0 || !strings.Contains(out, `"removed":[]`) {
+		t.Fatalf("prune with n2 down: exit %d %s", code, out)
+	}
+	pc.startAgent("n2", dirs[1], nil)
+	if code, out, _ := pc.cluster(nil, "prune", "--partial-older-than", "1h"); code != 0 || !strings.Contains(out, `"removed":[]`) {
+		t.Fatalf("prune of partial snapshots older than 1h: exit %d %s", code, out)
+	}
+	if code, out, _ := pc.cluster(nil, "prune", "--partial-older-than", "1ns"); code != 0 || !strings.Contains(out, partial) {
+		t.Fatalf("prune of partial snapshots: exit %d %s", code, out)
+	}
+	if p := localPieces(t, dirs[0], dirs[2]); len(p) != 2 {
+		t.Fatalf("pieces after the prune: %+v (want only the first create's)", p)
+	}
+	// Declared: two nodes from now on; with n2 gone again, a create of n1
+	// and n3 is whole.
+	pc.agents["n2"].stop()
 	if code, out, _ := pc.cluster(nil, "plan", "--expect", "n1,n3"); code != 0 || !strings.Contains(out, `"expected":["n1","n3"]`) {
 		t.Fatalf("plan --expect: exit %d %s", code, out)
 	}
