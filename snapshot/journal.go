@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
@@ -216,6 +217,10 @@ func (s *session) rollForward(j *journal) error {
 			continue
 		}
 		if err := s.priv.Rename(src, s.data, n, true); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("move %s into the data dir: %w: %s appeared in the data dir during the swap, so a process is still writing there (one that does not take the write gate, which the default quiescer waits for); stop the application first (--stop-cmd) or hold it with --quiesce freeze (or signal, exec, http)",
+					fsutil.Quote(n), err, fsutil.Quote(n))
+			}
 			return fmt.Errorf("move %s into the data dir: %w", n, err)
 		}
 		crashPoint(fmt.Sprintf("restore.in.%d", i))
