@@ -27,8 +27,8 @@ type UsageResult struct {
 	Snapshots     []SnapshotUsage `json:"snapshots"`
 	// Failsafes are the states restores replaced and keep (failsafe drop
 	// or prune --failsafe-older-than frees them).
-	Failsafes []FailsafeInfo `json:"failsafes"`
-	Filesystem    struct {
+	Failsafes  []FailsafeInfo `json:"failsafes"`
+	Filesystem struct {
 		TotalBytes uint64 `json:"totalBytes"`
 		FreeBytes  uint64 `json:"freeBytes"`
 	} `json:"filesystem"`
