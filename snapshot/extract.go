@@ -61,6 +61,19 @@ func Extract(ctx context.Context, l *Layout, id, target string, o ExtractOptions
 	}
 	defer tree.Close()
 	defer mf.Close()
+	if len(o.Include) == 0 { // a whole tree: all its bytes are written
+		h, err := mf.Header()
+		if err != nil {
+			return nil, err
+		}
+		if pd, err := fsutil.OpenDir(filepath.Dir(x.Target)); err == nil {
+			err = enoughSpace(pd, h.Totals.Bytes, "restore "+id+" --target")
+			pd.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
 	_, err = mf.Each(func(e *manifest.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
@@ -173,6 +176,19 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		return nil, err
 	}
 	res.Plan = plan
+	// Free space first: links cost none; the copy entries are written.
+	var need int64
+	if _, err := mf.Each(func(e *manifest.Entry) error {
+		if e.Type == manifest.TypeFile && e.Capture == manifest.CaptureCopy && (sel == nil || sel.scope(string(e.Path)) != scopeOut) {
+			need += e.Size
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := enoughSpace(s.data, need, "restore "+id+" (its copied files)"); err != nil {
+		return nil, err
+	}
 	if o.DryRun {
 		res.DurationMs = ms(time.Since(start))
 		return res, nil
@@ -393,4 +409,22 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 		return nil, merr
 	}
 	return plan, nil
+}
+
+// ErrNoSpace is returned when a filesystem has less free space than a
+// command will write (exit 1).
+var ErrNoSpace = errs.New(errs.Error, "not enough free space")
+
+// enoughSpace refuses what (which will write need bytes into d's
+// filesystem) when that filesystem has less free, before anything is
+// written.
+func enoughSpace(d *fsutil.Dir, need int64, what string) error {
+	var fs unix.Statfs_t
+	if need <= 0 || unix.Fstatfs(d.Fd(), &fs) != nil {
+		return nil
+	}
+	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
+		return fmt.Errorf("%w: %s needs %d bytes in %s, whose filesystem has %d free; free space first; nothing was changed", ErrNoSpace, what, need, d.Path(), free)
+	}
+	return nil
 }

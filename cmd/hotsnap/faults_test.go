@@ -168,3 +168,36 @@ func TestDownload_FreeSpaceFirst(t *testing.T) {
 	}
 	mustCode(t, 0, "", "download", "--data-dir", data, "--id", id, "--remote", remote)
 }
+
+// TestRestore_FreeSpaceFirst: a restore --target into a filesystem with
+// less free space than the snapshot's bytes, and a restore whose copied
+// files do not fit, are refused before anything is written.
+func TestRestore_FreeSpaceFirst(t *testing.T) {
+	testuser.RequireRoot(t)
+	small := t.TempDir()
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mount a tmpfs: %v", err)
+	}
+	defer syscall.Unmount(small, syscall.MNT_DETACH)
+	dir := filepath.Join(small, "data")
+	os.Mkdir(dir, 0o755)
+	big := make([]byte, 6<<20)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(dir, "db.log"), big, 0o644)
+	id := createID(t, "--data-dir", dir, "--quiesce", "none", "--copy", "*.log") // 6 MiB copy, 6 MiB live
+	tiny := t.TempDir()
+	if err := syscall.Mount("tmpfs", tiny, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(tiny, syscall.MNT_DETACH)
+	target := filepath.Join(tiny, "t")
+	mustCode(t, exitError, "free space first", "restore", "--data-dir", dir, "--id", id, "--target", target)
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("a refused restore --target left its target")
+	}
+	// 16 MiB: live 6 + copy 6; a restore would copy 6 more.
+	mustCode(t, exitError, "needs", "restore", "--data-dir", dir, "--id", id, "--quiesce", "none")
+	if b, err := os.ReadFile(filepath.Join(dir, "db.log")); err != nil || len(b) != len(big) {
+		t.Fatalf("the refused restore changed the data: %d bytes, %v", len(b), err)
+	}
+}
