@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/hotsnap/hotsnap/errs"
 )
@@ -27,4 +28,27 @@ func asRemote(node string, err error) *RemoteError {
 		return re
 	}
 	return &RemoteError{Node: node, Kind: errs.Of(err).String(), Message: err.Error()}
+}
+
+// httpStatus is the status an agent answers an error of kind k with.
+func httpStatus(k errs.Kind) int {
+	switch k {
+	case errs.Usage:
+		return http.StatusBadRequest
+	case errs.LockTimeout, errs.Conflict:
+		return http.StatusConflict
+	case errs.VerifyFailed, errs.Incompatible:
+		return http.StatusUnprocessableEntity
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Unauthorized:
+		return http.StatusUnauthorized
+	case errs.Forbidden:
+		return http.StatusForbidden
+	case errs.Throttled:
+		return http.StatusTooManyRequests
+	case errs.Interrupted:
+		return 499 // nginx's "client closed request"
+	}
+	return http.StatusInternalServerError
 }

@@ -115,7 +115,7 @@ func (a *Agent) reply(w http.ResponseWriter, status int, v any) {
 }
 
 func (a *Agent) fail(w http.ResponseWriter, k errs.Kind, msg string) {
-	a.reply(w, k.HTTPStatus(), errorBody{Error: RemoteError{Node: a.cfg.NodeID, Kind: k.String(), Message: msg}})
+	a.reply(w, httpStatus(k), errorBody{Error: RemoteError{Node: a.cfg.NodeID, Kind: k.String(), Message: msg}})
 }
 
 // failErr answers an error with the status of its kind.

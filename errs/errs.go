@@ -12,7 +12,6 @@ package errs
 import (
 	"context"
 	"fmt"
-	"net/http"
 )
 
 // Kind classifies an error for callers.
@@ -36,23 +35,25 @@ const (
 )
 
 // kinds is the table: one row per kind.
+// (The HTTP status an agent answers each kind with is the agent's own:
+// cluster/errors.go; errs stays free of net/http, so the packages an
+// application imports, snapshot/writegate, pull in little.)
 var kinds = [numKinds]struct {
 	name string
 	exit int
-	http int
 }{
-	Error:        {"error", 1, http.StatusInternalServerError},
-	Usage:        {"usage", 2, http.StatusBadRequest},
-	LockTimeout:  {"lock_timeout", 3, http.StatusConflict},
-	VerifyFailed: {"verify_failed", 4, http.StatusUnprocessableEntity},
-	Incompatible: {"incompatible", 5, http.StatusUnprocessableEntity},
-	NotFound:     {"not_found", 6, http.StatusNotFound},
-	Conflict:     {"conflict", 1, http.StatusConflict},
-	Unauthorized: {"unauthorized", 1, http.StatusUnauthorized},
-	Forbidden:    {"forbidden", 1, http.StatusForbidden},
-	Throttled:    {"throttled", 1, http.StatusTooManyRequests},
-	Internal:     {"internal", 70, http.StatusInternalServerError},
-	Interrupted:  {"interrupted", 130, 499}, // nginx's "client closed request"
+	Error:        {"error", 1},
+	Usage:        {"usage", 2},
+	LockTimeout:  {"lock_timeout", 3},
+	VerifyFailed: {"verify_failed", 4},
+	Incompatible: {"incompatible", 5},
+	NotFound:     {"not_found", 6},
+	Conflict:     {"conflict", 1},
+	Unauthorized: {"unauthorized", 1},
+	Forbidden:    {"forbidden", 1},
+	Throttled:    {"throttled", 1},
+	Internal:     {"internal", 70},
+	Interrupted:  {"interrupted", 130},
 }
 
 // String is the kind's name in JSON output and the agent API.
@@ -69,14 +70,6 @@ func (k Kind) ExitCode() int {
 		return kinds[Error].exit
 	}
 	return kinds[k].exit
-}
-
-// HTTPStatus is the status an agent answers an error of kind k with.
-func (k Kind) HTTPStatus() int {
-	if k >= numKinds {
-		return kinds[Error].http
-	}
-	return kinds[k].http
 }
 
 // ParseKind returns the kind of a name; an unknown name is Error.

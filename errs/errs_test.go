@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 )
 
@@ -12,29 +11,29 @@ import (
 // exit codes and JSON kind names, and the agent's statuses.
 func TestTable(t *testing.T) {
 	want := []struct {
-		k          Kind
-		name       string
-		exit, http int
+		k    Kind
+		name string
+		exit int
 	}{
-		{Error, "error", 1, http.StatusInternalServerError},
-		{Usage, "usage", 2, http.StatusBadRequest},
-		{LockTimeout, "lock_timeout", 3, http.StatusConflict},
-		{VerifyFailed, "verify_failed", 4, http.StatusUnprocessableEntity},
-		{Incompatible, "incompatible", 5, http.StatusUnprocessableEntity},
-		{NotFound, "not_found", 6, http.StatusNotFound},
-		{Conflict, "conflict", 1, http.StatusConflict},
-		{Unauthorized, "unauthorized", 1, http.StatusUnauthorized},
-		{Forbidden, "forbidden", 1, http.StatusForbidden},
-		{Throttled, "throttled", 1, http.StatusTooManyRequests},
-		{Internal, "internal", 70, http.StatusInternalServerError},
-		{Interrupted, "interrupted", 130, 499},
+		{Error, "error", 1},
+		{Usage, "usage", 2},
+		{LockTimeout, "lock_timeout", 3},
+		{VerifyFailed, "verify_failed", 4},
+		{Incompatible, "incompatible", 5},
+		{NotFound, "not_found", 6},
+		{Conflict, "conflict", 1},
+		{Unauthorized, "unauthorized", 1},
+		{Forbidden, "forbidden", 1},
+		{Throttled, "throttled", 1},
+		{Internal, "internal", 70},
+		{Interrupted, "interrupted", 130},
 	}
 	if len(want) != len(Kinds()) {
 		t.Fatalf("%d kinds, the test knows %d", len(Kinds()), len(want))
 	}
 	for _, w := range want {
-		if w.k.String() != w.name || w.k.ExitCode() != w.exit || w.k.HTTPStatus() != w.http {
-			t.Errorf("%d: %s/%d/%d, want %s/%d/%d", w.k, w.k, w.k.ExitCode(), w.k.HTTPStatus(), w.name, w.exit, w.http)
+		if w.k.String() != w.name || w.k.ExitCode() != w.exit {
+			t.Errorf("%d: %s/%d, want %s/%d", w.k, w.k, w.k.ExitCode(), w.name, w.exit)
 		}
 		if ParseKind(w.name) != w.k {
 			t.Errorf("ParseKind(%q) = %s", w.name, ParseKind(w.name))
