@@ -297,3 +297,19 @@ func writeAccount(dataDir string, i int, v int64, k int) error {
 	}
 	return os.Rename(tmp, p)
 }
+
+// GateOpen reports whether a writer gets through dir's write gate now
+// (a TryBegin that succeeds, then ends at once).
+func GateOpen(dir string) (bool, error) {
+	g, err := writegate.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer g.Close()
+	tx, err := g.TryBegin()
+	if err != nil {
+		return false, nil
+	}
+	tx.End()
+	return true, nil
+}
