@@ -300,7 +300,9 @@ func (p *Plan) Node(id string) (Member, bool) {
 }
 
 // ReadPlan reads the membership and the user plan in one transaction, so
-// both come from the same revision.
+// both come from the same revision. A member whose agent ran on this host
+// and is gone (its pid, and start time) is no member: its lease is ended
+// at once rather than waited out.
 func (a *Agency) ReadPlan(ctx context.Context) (*Plan, error) {
 	resp, err := a.cli.Txn(ctx).Then(
 		clientv3.OpGet(a.prefix+"members/", clientv3.WithPrefix()),
@@ -315,6 +317,12 @@ func (a *Agency) ReadPlan(ctx context.Context) (*Plan, error) {
 		var m Member
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			return nil, fmt.Errorf("etcd: member %s is unreadable: %w", kv.Key, err)
+		}
+		if m.Dead() {
+			// Its agent ran on this host and is gone: not a member, though
+			// its lease has not ended yet. End it (best effort).
+			a.cli.Revoke(ctx, clientv3.LeaseID(kv.Lease))
+			continue
 		}
 		p.Nodes = append(p.Nodes, m)
 		p.mods[string(kv.Key)] = [2]int64{kv.CreateRevision, kv.ModRevision}
