@@ -342,11 +342,11 @@ func archiveCommand() *cli.Command {
 						return err
 					}
 					e.result(map[string]any{"removed": removed, "kept": kept}, func(w io.Writer) {
-						for _, l := range removed {
-							fmt.Fprintf(w, "removed %s\n", l)
+						for _, l := range removed { // a lock names what its writer put there: quoted
+							fmt.Fprintf(w, "removed %s\n", fsutil.QuoteText(l))
 						}
 						for _, l := range kept {
-							fmt.Fprintf(w, "kept %s (live; --force removes it)\n", l)
+							fmt.Fprintf(w, "kept %s (live; --force removes it)\n", fsutil.QuoteText(l))
 						}
 						if len(removed)+len(kept) == 0 {
 							fmt.Fprintln(w, "no locks")
