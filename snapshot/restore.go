@@ -61,6 +61,9 @@ type RestorePlan struct {
 	Changed      []string `json:"changed"`
 	AddedBytes   int64    `json:"addedBytes"`   // bytes of files added or changed
 	RemovedBytes int64    `json:"removedBytes"` // bytes of files removed or replaced
+	// copyBytes is what the restore writes: its copy entries (links cost
+	// no space), for the free-space check.
+	copyBytes int64
 }
 
 // RestoreResult reports a restore. The JSON form is the CLI's contract.
@@ -177,16 +180,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	res.Plan = plan
 	// Free space first: links cost none; the copy entries are written.
-	var need int64
-	if _, err := mf.Each(func(e *manifest.Entry) error {
-		if e.Type == manifest.TypeFile && e.Capture == manifest.CaptureCopy && (sel == nil || sel.scope(string(e.Path)) != scopeOut) {
-			need += e.Size
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if err := enoughSpace(s.data, need, "restore "+id+" (its copied files)"); err != nil {
+	if err := enoughSpace(s.data, plan.copyBytes, "restore "+id+" (its copied files)"); err != nil {
 		return nil, err
 	}
 	if o.DryRun {
@@ -318,6 +312,9 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 				return err
 			}
 			if sel.scope(string(cur.Path)) != scopeOut {
+				if cur.Type == manifest.TypeFile && cur.Capture == manifest.CaptureCopy {
+					plan.copyBytes += cur.Size
+				}
 				return nil
 			}
 		}
