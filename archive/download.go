@@ -325,10 +325,6 @@ func (r *Repo) gateSetID(id string, e *manifest.Entry, allow bool) error {
 		ErrUnauthenticatedSetID, id, fsutil.Quote(string(e.Path)), e.Mode, e.UID, r.st)
 }
 
-// ErrNoSpace is returned when the target filesystem has less free space
-// than a download or restore will write.
-var ErrNoSpace = errs.New(errs.Error, "not enough free space")
-
 // checkSpace refuses a download of snapshot id (bytes in all) into dir when
 // its filesystem has less free space than the download may write: the
 // snapshot's bytes, less what the newest local snapshot (local, when not
@@ -349,7 +345,7 @@ func checkSpace(id, dir string, bytes int64, local *manifest.File) error {
 	free := int64(fs.Bavail) * int64(fs.Bsize)
 	if free < need {
 		return fmt.Errorf("%w: download %s needs up to %d bytes in %s (the snapshot's %d, less what the newest local snapshot may lend) and its filesystem has %d free; free space or delete snapshots; nothing was written",
-			ErrNoSpace, id, need, dir, bytes, free)
+			fsutil.ErrNoSpace, id, need, dir, bytes, free)
 	}
 	return nil
 }

@@ -8,9 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/hotsnap/hotsnap/errs"
 	"golang.org/x/sys/unix"
+
+	"github.com/hotsnap/hotsnap/errs"
 )
+
+// ErrNoSpace is returned when a filesystem has less free space than a
+// command will write; checked before anything is written (exit 1).
+var ErrNoSpace = errs.New(errs.Error, "not enough free space")
 
 // ErrInsecureFile is returned by ReadSecretFile for a secret that others
 // may read or write.
@@ -46,7 +51,7 @@ func readTrusted(path, what string, secret bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	f, err := openNoSymlinks(abs)
+	f, _, err := OpenRegularPath(abs)
 	if errors.Is(err, ErrSymlink) {
 		return nil, fmt.Errorf("%w: %s %s: a component of its path is a symlink; fix: give the real path", ErrInsecureFile, what, path)
 	}
@@ -94,14 +99,6 @@ func readTrusted(path, what string, secret bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, maxSecret)
 	}
 	return b, nil
-}
-
-// openNoSymlinks opens the absolute path abs for reading with no symlink
-// followed in any component (ErrSymlink otherwise), never blocking on a
-// fifo and never opening a device.
-func openNoSymlinks(abs string) (*os.File, error) {
-	f, _, err := OpenRegularPath(abs)
-	return f, err
 }
 
 // OpenRegularPath opens the regular file at the absolute path abs for

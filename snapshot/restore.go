@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
@@ -408,10 +407,6 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 	return plan, nil
 }
 
-// ErrNoSpace is returned when a filesystem has less free space than a
-// command will write (exit 1).
-var ErrNoSpace = errs.New(errs.Error, "not enough free space")
-
 // enoughSpace refuses what (which will write need bytes into d's
 // filesystem) when that filesystem has less free, before anything is
 // written.
@@ -421,7 +416,7 @@ func enoughSpace(d *fsutil.Dir, need int64, what string) error {
 		return nil
 	}
 	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
-		return fmt.Errorf("%w: %s needs %d bytes in %s, whose filesystem has %d free; free space first; nothing was changed", ErrNoSpace, what, need, d.Path(), free)
+		return fmt.Errorf("%w: %s needs %d bytes in %s, whose filesystem has %d free; free space first; nothing was changed", fsutil.ErrNoSpace, what, need, d.Path(), free)
 	}
 	return nil
 }
