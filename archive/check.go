@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/errs"
 )
 
 // CheckOptions tune Check.
@@ -17,7 +21,10 @@ type CheckOptions struct {
 	// random share of them. With neither, only the structure is checked.
 	ReadData       bool
 	ReadDataSubset float64
-	Progress       Progress
+	// RepairRetention extends the retention of every object that ends
+	// before a snapshot needing it is promised protection (object lock).
+	RepairRetention bool
+	Progress        Progress
 }
 
 // CheckResult lists everything Check found. The JSON form is the CLI's contract.
@@ -32,6 +39,9 @@ type CheckResult struct {
 	DuplicateBlobs int      `json:"duplicateBlobs"`
 	Problems       []string `json:"problems"`
 	ReadDataDone   bool     `json:"readData"`
+	// Retention is set for an archive with an object lock (not as of a
+	// time: the retention read is the current versions').
+	Retention *RetentionCheck `json:"retention,omitempty"`
 }
 
 // OK reports whether nothing is wrong.
@@ -70,6 +80,13 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	}
 	idx := newIndex()
 	layouts := map[ID]ID{} // pack -> hash of its blob list as indexed
+	var needs *retentionNeeds
+	indexPacks := map[string][]ID{}
+	if r.cfg.ObjectLock != nil && !store.IsReadOnly(r.st) {
+		needs = &retentionNeeds{need: map[string]time.Time{}}
+	} else if o.RepairRetention {
+		return nil, fmt.Errorf("%w: --repair-retention needs an archive with an object lock, opened for writing (not --as-of)", errs.ErrInvalid)
+	}
 	var blobsSeen int
 	err = r.eachIndex(ctx, func(ob indexObject) error {
 		if ob.err != nil {
@@ -80,6 +97,9 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 			add("%s: content does not hash to its name", ob.key)
 		}
 		for _, p := range ob.packs {
+			if needs != nil {
+				indexPacks[ob.key] = append(indexPacks[ob.key], p.ID)
+			}
 			size, ok := stored[p.ID]
 			switch {
 			case !ok:
@@ -112,12 +132,48 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 		return nil, err
 	}
 	res.Snapshots = len(keys)
+	written := map[string]time.Time{}
+	if needs != nil {
+		if err := r.st.List(ctx, "snapshots/", func(i store.Info) error { written[i.Key] = i.ModTime; return nil }); err != nil {
+			return nil, err
+		}
+	}
 	for _, k := range keys {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := r.checkPiece(ctx, idx, stored, k); err != nil {
+		var packs map[ID]struct{}
+		if needs != nil {
+			packs = map[ID]struct{}{}
+		}
+		if err := r.checkPiece(ctx, idx, stored, k, packs); err != nil {
 			add("%v", err)
+		}
+		if needs != nil {
+			until := written[k].Add(days(r.cfg.ObjectLock.Days))
+			needs.add(k, until)
+			for id := range packs {
+				needs.add(packKey(id), until)
+			}
+			if until.After(needs.newest) {
+				needs.newest, needs.newestK = until, k
+			}
+		}
+	}
+	if needs != nil {
+		for k, packs := range indexPacks {
+			for _, p := range packs {
+				if t, ok := needs.need[packKey(p)]; ok {
+					needs.add(k, t)
+				}
+			}
+		}
+		if err := r.st.List(ctx, "keys/", func(i store.Info) error { needs.add(i.Key, needs.newest); return nil }); err != nil {
+			return nil, err
+		}
+		needs.add("config", needs.newest)
+		if res.Retention, err = r.checkRetention(ctx, needs, o.RepairRetention, add); err != nil {
+			return nil, err
 		}
 	}
 
@@ -154,16 +210,30 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	return res, nil
 }
 
-// checkPiece reads one snapshot object and both its streams to their ends.
-func (r *Repo) checkPiece(ctx context.Context, idx *Index, stored map[ID]int64, key string) error {
+// checkPiece reads one snapshot object and both its streams to their
+// ends; packs, when not nil, gathers every pack it needs.
+func (r *Repo) checkPiece(ctx context.Context, idx *Index, stored map[ID]int64, key string, packs map[ID]struct{}) error {
 	s, err := r.readSnapshotKey(ctx, key)
 	if err != nil {
 		return err
 	}
+	if packs != nil {
+		for _, d := range []*streamDesc{&s.obj.Manifest, &s.obj.Content} {
+			for _, id := range d.ids() {
+				if loc, ok := idx.Lookup(id); ok {
+					packs[loc.Pack] = struct{}{}
+				}
+			}
+		}
+	}
 	return r.eachFile(ctx, idx, s, func(ids []ID) error {
 		for _, id := range ids {
-			if loc, _ := idx.Lookup(id); stored[loc.Pack] == 0 {
+			loc, _ := idx.Lookup(id)
+			if stored[loc.Pack] == 0 {
 				return fmt.Errorf("%s: chunk %s is indexed in pack %s, which is missing", key, id, loc.Pack)
+			}
+			if packs != nil {
+				packs[loc.Pack] = struct{}{}
 			}
 		}
 		return nil

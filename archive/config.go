@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/zeebo/blake3"
 
@@ -55,6 +56,9 @@ type Config struct {
 	Chunker     ChunkerParams   `json:"chunker"`
 	Compression string          `json:"compression,omitempty"`
 	PackSize    int             `json:"packSize,omitempty"`
+	// ObjectLock, when set, says every object is retained (S3 Object
+	// Lock) and what an upload must extend (archive/retain.go).
+	ObjectLock *ObjectLock `json:"objectLock,omitempty"`
 }
 
 // EncryptionInfo is the clear part of an encrypted archive's config.
@@ -84,6 +88,7 @@ type sealedConfig struct {
 	Chunker     ChunkerParams `json:"chunker"`
 	Compression string        `json:"compression"`
 	PackSize    int           `json:"packSize"`
+	ObjectLock  *ObjectLock   `json:"objectLock,omitempty"`
 }
 
 // ChunkerParams fix the chunk boundaries of a repository: the same data
@@ -109,6 +114,11 @@ func (c *Config) check() error {
 	}
 	if b, err := hex.DecodeString(ch.Seed); err != nil || len(b) != 32 {
 		return fmt.Errorf("%w: bad chunker seed", ErrCorrupt)
+	}
+	if c.ObjectLock != nil {
+		if err := c.ObjectLock.check(); err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
 	}
 	return nil
 }
@@ -160,12 +170,36 @@ type InitOptions struct {
 	// clear header is sealed, chunk ids are keyed. The data key is random;
 	// Key wraps it (archive/keys.go).
 	Key *Key
+	// ObjectLock, when set, needs a store with object locking
+	// (store.Locking): the bucket is made with it, or must have it, and
+	// retains every new object ObjectLock.BucketDays().
+	ObjectLock *ObjectLock
 	// directKey makes Key the data key itself, as hotsnap 0.2 did (tests).
 	directKey bool
 }
 
 // Init writes a new config to an empty remote.
 func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
+	// A locked archive's bucket first: it is made with object locking.
+	var lock *ObjectLock
+	if o.ObjectLock != nil {
+		ol := *o.ObjectLock
+		ol.Mode = strings.ToLower(ol.Mode)
+		if ol.ExtendDays == 0 {
+			ol.ExtendDays = max(1, (ol.Days+3)/4)
+		}
+		if err := ol.check(); err != nil {
+			return nil, fmt.Errorf("%w: %v", errs.ErrInvalid, err)
+		}
+		lk, ok := store.Unwrap(st).(store.Locking)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s cannot lock objects: an archive with an object lock needs an S3 remote whose bucket has object locking", errs.ErrInvalid, st)
+		}
+		if err := lk.EnsureLocked(ctx, ol.Mode, ol.BucketDays()); err != nil {
+			return nil, err
+		}
+		lock = &ol
+	}
 	if _, err := st.Stat(ctx, "config"); err == nil {
 		return nil, fmt.Errorf("%s: %w", st, ErrAlreadyInitialised)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -182,6 +216,7 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 	}
 	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(id[:16]), Compression: "zstd", PackSize: o.PackSize,
 		Chunker: ChunkerParams{Min: DefaultMinChunk, Avg: DefaultAvgChunk, Max: DefaultMaxChunk, Seed: hex.EncodeToString(seed[:])}}
+	cfg.ObjectLock = lock
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -195,7 +230,7 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 			dek = *o.Key // as hotsnap 0.2 made archives (tests of the old format)
 		}
 		enc = newCrypter(dek)
-		inner, _ := json.Marshal(sealedConfig{ID: cfg.ID, Chunker: cfg.Chunker, Compression: cfg.Compression, PackSize: cfg.PackSize})
+		inner, _ := json.Marshal(sealedConfig{ID: cfg.ID, Chunker: cfg.Chunker, Compression: cfg.Compression, PackSize: cfg.PackSize, ObjectLock: cfg.ObjectLock})
 		cfg.Encryption = &EncryptionInfo{Algorithm: Algorithm, KeyID: enc.keyID, Wrapped: !o.directKey}
 		stored = encryptedConfig{Format: cfg.Format, ID: cfg.ID, Encryption: cfg.Encryption,
 			Sealed: base64.StdEncoding.EncodeToString(enc.seal(nil, inner))}
@@ -287,7 +322,7 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 		if err := json.Unmarshal(inner, &sc); err != nil || sc.ID != cfg.ID {
 			return nil, fmt.Errorf("%w: config: the sealed part does not belong to archive %s", ErrCorrupt, cfg.ID)
 		}
-		cfg.Chunker, cfg.Compression, cfg.PackSize = sc.Chunker, sc.Compression, sc.PackSize
+		cfg.Chunker, cfg.Compression, cfg.PackSize, cfg.ObjectLock = sc.Chunker, sc.Compression, sc.PackSize, sc.ObjectLock
 	}
 	if err := cfg.check(); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
@@ -54,6 +55,9 @@ func (r *Repo) Forget(ctx context.Context, p retention.KeepPolicy, dryRun bool, 
 		}
 	}
 	keep, remove := p.Apply(items, now)
+	if remove, err = r.unretained(ctx, remove, now, &keep); err != nil {
+		return nil, err
+	}
 	res.Keep = append(res.Keep, keep...)
 	for id, e := range unreadable {
 		res.Keep = append(res.Keep, retention.Decision{ID: id, Reasons: []string{"unreadable manifest: " + e}})
@@ -78,6 +82,40 @@ func (r *Repo) Forget(ctx context.Context, p retention.KeepPolicy, dryRun bool, 
 	return res, nil
 }
 
+// unretained keeps, in an archive with an object lock, the snapshots of
+// remove whose objects are still retained: they move to keep, with the
+// date their retention ends. The rest is returned.
+func (r *Repo) unretained(ctx context.Context, remove []retention.Decision, now time.Time, keep *[]retention.Decision) ([]retention.Decision, error) {
+	if r.cfg.ObjectLock == nil || len(remove) == 0 {
+		return remove, nil
+	}
+	lk, err := r.locking()
+	if err != nil {
+		return nil, err
+	}
+	until := map[string]time.Time{}
+	err = lk.Retentions(ctx, "snapshots/", func(k string, rt store.Retention) error {
+		id := strings.Split(strings.TrimPrefix(k, "snapshots/"), "/")[0]
+		if rt.Until.After(until[id]) {
+			until[id] = rt.Until
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read retention: %w", err)
+	}
+	var out []retention.Decision
+	for _, d := range remove {
+		if t := until[d.ID]; t.After(now) {
+			d.Reasons = append(d.Reasons, "retained until "+t.UTC().Format(time.RFC3339)+" (object lock): forget removes it after that")
+			*keep = append(*keep, d)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // GCResult reports a gc. The JSON form is the CLI's contract.
 type GCResult struct {
 	DryRun        bool     `json:"dryRun"`
@@ -94,8 +132,17 @@ type GCResult struct {
 	StaleLocks    []string `json:"staleLocks"`
 	// TempFilesRemoved counts temp files an interrupted upload left in a
 	// file:// archive, removed once an hour old.
-	TempFilesRemoved int     `json:"tempFilesRemoved"`
-	DurationMs       float64 `json:"durationMs"`
+	TempFilesRemoved int `json:"tempFilesRemoved"`
+	// With an object lock: unused packs still retained are kept
+	// (RetainedPacks, RetainedBytes, until RetainedUntil at the latest);
+	// nothing is repacked; old versions whose retention has passed are
+	// removed for good (VersionsRemoved), the others kept (VersionsRetained).
+	RetainedPacks    int        `json:"retainedPacks,omitempty"`
+	RetainedBytes    int64      `json:"retainedBytes,omitempty"`
+	RetainedUntil    *time.Time `json:"retainedUntil,omitempty"`
+	VersionsRemoved  int        `json:"versionsRemoved,omitempty"`
+	VersionsRetained int        `json:"versionsRetained,omitempty"`
+	DurationMs       float64    `json:"durationMs"`
 }
 
 // tempSweepAge is how old a store's temp file must be before gc removes
@@ -194,6 +241,11 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	if err != nil {
 		return nil, err
 	}
+	if r.cfg.ObjectLock != nil {
+		if err := r.lockedPlan(ctx, plan, stored, blobsOf, res); err != nil {
+			return nil, err
+		}
+	}
 	res.PacksRepacked, res.PacksMerged = len(plan.mixed), len(plan.small)
 	res.PacksDeleted = len(plan.dead) + len(plan.mixed) + len(plan.small)
 	for _, list := range [][]ID{plan.dead, plan.mixed, plan.small} {
@@ -215,6 +267,14 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		return res, nil
 	}
 
+	if r.cfg.ObjectLock != nil && len(plan.dead) == 0 {
+		// Nothing to delete: the index stays as it is (rewriting it would
+		// only add retained versions).
+		err := r.purgeVersions(ctx, res)
+		res.BytesAfter = after
+		res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+		return res, err
+	}
 	// Repack: read each source pack (bounded), verify each blob that
 	// moves, write new packs.
 	newPacks, err := r.repack(ctx, plan, o)
@@ -253,6 +313,11 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 			if err := r.st.Delete(ctx, packKey(id)); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if r.cfg.ObjectLock != nil {
+		if err := r.purgeVersions(ctx, res); err != nil {
+			return nil, err
 		}
 	}
 	res.BytesAfter = after

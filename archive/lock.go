@@ -93,6 +93,15 @@ func (r *Repo) Lock(ctx context.Context, kind, op string) (*ArchiveLock, error) 
 // lock is Lock; with breakStale, expired locks of others are removed (and
 // described) before the conflict check.
 func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*ArchiveLock, []string, error) {
+	if store.IsReadOnly(r.st) {
+		// A view of the past (--as-of) reads versions that no later
+		// command changes: there is nothing to lock, and nothing may
+		// be written.
+		if kind == LockExclusive {
+			return nil, nil, fmt.Errorf("%s: %w", op, store.ErrReadOnly)
+		}
+		return nil, nil, nil
+	}
 	var id [8]byte
 	rand.Read(id[:])
 	now := time.Now().UTC()
@@ -170,6 +179,9 @@ func (l *ArchiveLock) refresh() {
 // (nobody broke it as stale). Upload and gc check right before they write
 // an index or a manifest, so a lock that lapsed never covers a write.
 func (l *ArchiveLock) Check(ctx context.Context) error {
+	if l == nil { // a read-only view's (Repo.lock)
+		return nil
+	}
 	l.mu.Lock()
 	err, last := l.err, l.lastOK
 	l.mu.Unlock()

@@ -177,6 +177,7 @@ func (u *uploader) reuser(prev *RemoteSnapshot) (func(e *manifest.Entry) ([]ID, 
 		}
 		if cur.Path == e.Path && cur.Type == manifest.TypeFile && cur.BLAKE3 == e.BLAKE3 && cur.Size == e.Size {
 			taken = true
+			u.reusing(ids)
 			return append([]ID(nil), ids...), true
 		}
 		return nil, false

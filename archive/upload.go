@@ -52,6 +52,8 @@ type UploadResult struct {
 	BytesSent         int64   `json:"bytesSent"` // pack bytes put
 	OrphanPacksReused int     `json:"orphanPacksReused"`
 	DurationMs        float64 `json:"durationMs"`
+	// Retention is set for an archive with an object lock.
+	Retention *RetentionReport `json:"retention,omitempty"`
 }
 
 type blobMsg struct {
@@ -172,6 +174,11 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	if err := r.checkConfig(ctx); err != nil {
 		return res, err
 	}
+	if r.cfg.ObjectLock != nil {
+		if res.Retention, err = r.protect(ctx, u.usedPacks, time.Now()); err != nil {
+			return res, fmt.Errorf("keep the snapshot's objects locked: %w", err)
+		}
+	}
 	obj := &snapshotObject{ID: id, Node: hdr.Node.ID, CreatedAt: hdr.CreatedAt, Files: hdr.Totals.Files, Bytes: hdr.Totals.Bytes,
 		PotentiallyInconsistent: hdr.PotentiallyInconsistent, Manifest: mdesc, Content: content}
 	b, err := r.encodeSnapshot(obj)
@@ -236,8 +243,11 @@ type uploader struct {
 	ctx       context.Context
 	g         *errgroup.Group
 	blobs     chan blobMsg
-	mu        sync.Mutex // claimed, newPacks, newBlobs, indexKeys
+	mu        sync.Mutex // claimed, newPacks, newBlobs, indexKeys, usedPacks
 	claimed   map[ID]struct{}
+	// usedPacks, with an object lock only, gathers the packs of earlier
+	// uploads the snapshot needs (their retention may need extending).
+	usedPacks map[ID]struct{}
 	newPacks  []packEntry
 	newBlobs  int
 	indexKeys []string // index objects written
@@ -253,6 +263,9 @@ type uploader struct {
 func (r *Repo) newUploader(ctx context.Context, idx *Index, lock *ArchiveLock, o UploadOptions, res *UploadResult) *uploader {
 	g, gctx := errgroup.WithContext(ctx)
 	u := &uploader{r: r, idx: idx, lock: lock, o: o, res: res, ctx: gctx, g: g, blobs: make(chan blobMsg, o.Workers), claimed: map[ID]struct{}{}}
+	if r.cfg.ObjectLock != nil {
+		u.usedPacks = map[ID]struct{}{}
+	}
 	// One finished pack may wait while another is sent, so compression goes
 	// on during a PUT; still only o.Uploads PUTs are ever in flight.
 	puts := make(chan *packWriter, 1)
@@ -275,7 +288,11 @@ func (u *uploader) add(chunk []byte) (ID, error) {
 	u.mu.Lock()
 	_, dup := u.claimed[cid]
 	if !dup {
-		dup = u.idx.Has(cid)
+		var loc Location
+		loc, dup = u.idx.Lookup(cid)
+		if dup && u.usedPacks != nil {
+			u.usedPacks[loc.Pack] = struct{}{}
+		}
 	}
 	if !dup {
 		u.claimed[cid] = struct{}{}
@@ -369,6 +386,21 @@ func (u *uploader) finish() error {
 	res.ChunksNew, res.ChunksReused = u.newCh.Load(), u.reusedCh.Load()
 	res.PacksWritten, res.BytesSent = u.packs.Load(), u.sent.Load()
 	return err
+}
+
+// reusing notes the packs of a file's chunk list taken from the previous
+// snapshot (with an object lock only).
+func (u *uploader) reusing(ids []ID) {
+	if u.usedPacks == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, id := range ids {
+		if loc, ok := u.idx.Lookup(id); ok {
+			u.usedPacks[loc.Pack] = struct{}{}
+		}
+	}
 }
 
 // chunkFile reads one file of a snapshot, cutting it into chunks handed to

@@ -46,6 +46,9 @@ type Options struct {
 	AccessKey, SecretKey string
 	// Key is the archive key; nil for an unencrypted archive.
 	Key *archive.Key
+	// AsOf, when set, opens a read-only view of the remote as it was at
+	// that time (store.Locking.AsOf: a versioned S3 bucket).
+	AsOf time.Time
 }
 
 // Target is where a backend is to open a store, with its settings: from
@@ -123,6 +126,15 @@ func Store(ctx context.Context, spec string, o Options, create bool) (store.Stor
 	st, err := b(ctx, t)
 	if err != nil {
 		return nil, err
+	}
+	if !o.AsOf.IsZero() {
+		lk, ok := st.(store.Locking)
+		if !ok {
+			return nil, fmt.Errorf("%w: remote %q keeps no versions: --as-of needs an S3 bucket with versioning", ErrBadRemote, spec)
+		}
+		if st, err = lk.AsOf(ctx, o.AsOf); err != nil {
+			return nil, err
+		}
 	}
 	return &store.Retry{Store: withFaults(st)}, nil
 }

@@ -67,6 +67,9 @@ func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
 		if hopeless(err) {
 			return err
 		}
+		if errors.Is(err, ErrRetained) || errors.Is(err, ErrDenied) || errors.Is(err, ErrReadOnly) {
+			return err
+		}
 		if errors.Is(err, ErrStalled) {
 			if stalls++; stalls == 2 {
 				break

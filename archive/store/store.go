@@ -68,3 +68,79 @@ func ValidKey(key string) error {
 	}
 	return nil
 }
+
+// ErrRetained is returned for a delete or an overwrite of an object
+// version that an object lock still protects.
+var ErrRetained = errors.New("object is retained (object lock)")
+
+// ErrDenied is returned for a call the credentials may not make (S3's
+// AccessDenied): a command with an uploader's write-only credentials gets
+// it for what only an operator may do.
+var ErrDenied = errors.New("access denied")
+
+// ErrReadOnly is returned by a read-only view (Locking.AsOf) for a write.
+var ErrReadOnly = errs.New(errs.Usage, "the remote is opened read-only (--as-of)")
+
+// Retention is the lock on one object version: until Until, nobody may
+// delete or overwrite that version (in governance mode, nobody without
+// the bypass permission). A zero Until means none.
+type Retention struct {
+	Mode  string // GOVERNANCE or COMPLIANCE
+	Until time.Time
+}
+
+// Version is one stored version of a key, or a delete marker.
+type Version struct {
+	Key, VersionID string
+	Size           int64
+	ModTime        time.Time
+	Latest         bool
+	DeleteMarker   bool
+}
+
+// LockConfig is a bucket's object lock setting.
+type LockConfig struct {
+	Enabled    bool   // object locking is on (it can only be turned on when the bucket is made)
+	Versioning bool   // versioning is on (object locking needs it)
+	Mode       string // the default retention's mode, "" when none
+	Days       int    // the default retention's period
+}
+
+// Locking is a store that keeps every version of its objects and can lock
+// them (S3 Object Lock). Archives with an object lock need it.
+type Locking interface {
+	Store
+	// LockConfig reads the bucket's setting.
+	LockConfig(ctx context.Context) (LockConfig, error)
+	// EnsureLocked makes the bucket, with object locking, when it does not
+	// exist, and sets its default retention (mode, days) unless it already
+	// has that mode for at least as many days. A bucket without object
+	// locking is refused.
+	EnsureLocked(ctx context.Context, mode string, days int) error
+	// Retentions calls fn for the current version of every key under
+	// prefix, with its retention (zero when it has none).
+	Retentions(ctx context.Context, prefix string, fn func(key string, r Retention) error) error
+	// Extend sets the retention of key's current version to r; a lock can
+	// only be lengthened (a shorter one fails with ErrRetained).
+	Extend(ctx context.Context, key string, r Retention) error
+	// Versions calls fn for every version and delete marker under prefix.
+	Versions(ctx context.Context, prefix string, fn func(Version) error) error
+	// DeleteVersion removes one version for good: ErrRetained while its
+	// lock holds.
+	DeleteVersion(ctx context.Context, key, versionID string) error
+	// AsOf is a read-only view of the store as it was at t: for each key
+	// the newest version written at or before t, unless that is a delete
+	// marker. Writes fail with ErrReadOnly.
+	AsOf(ctx context.Context, t time.Time) (Store, error)
+}
+
+// ReadOnly is a store that refuses every write (an AsOf view).
+type ReadOnly interface {
+	ReadOnly() bool
+}
+
+// IsReadOnly reports whether st (below any wrappers) refuses writes.
+func IsReadOnly(st Store) bool {
+	ro, ok := Unwrap(st).(ReadOnly)
+	return ok && ro.ReadOnly()
+}

@@ -57,8 +57,12 @@ func remoteOptions(c *cli.Context) (remote.Options, error) {
 	if c.Duration("io-timeout") <= 0 {
 		return remote.Options{}, usageError{errors.New("--io-timeout must be above 0")}
 	}
+	asOf, err := parseAsOf(c.String("as-of"))
+	if err != nil {
+		return remote.Options{}, err
+	}
 	return remote.Options{S3Endpoint: c.String("s3-endpoint"), S3Region: c.String("s3-region"), S3Insecure: c.Bool("s3-insecure"),
-		ConfigFile: c.String("remote-config"), Key: key, IOTimeout: c.Duration("io-timeout")}, nil
+		ConfigFile: c.String("remote-config"), Key: key, IOTimeout: c.Duration("io-timeout"), AsOf: asOf}, nil
 }
 
 // openRemote opens --remote; with init, an uninitialised remote is
@@ -104,7 +108,11 @@ func uploadCommand() *cli.Command {
 				if res.OrphanPacksReused > 0 {
 					fmt.Fprintf(w, "  resumed: reused %d pack(s) of an interrupted upload\n", res.OrphanPacksReused)
 				}
+				printRetention(w, res.Retention)
 			})
+			if rt := res.Retention; rt != nil && rt.Warning != "" {
+				e.log.Warn(rt.Warning)
+			}
 			return nil
 		},
 	}
@@ -120,6 +128,7 @@ func downloadCommand() *cli.Command {
 			&cli.StringFlag{Name: "target", Usage: "write the snapshot's files (or the --include ones) into this new directory instead of making a local snapshot"},
 			&cli.StringSliceFlag{Name: "include", Usage: "with --target: glob of the entries to fetch (the --copy rules; a directory brings its subtree; repeatable)"},
 			&cli.BoolFlag{Name: "allow-setid", Usage: "make setuid and setgid files of an unencrypted archive as its manifest says (refused without: only an encrypted archive proves who wrote them)"},
+			asOfFlag(),
 		}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.IsSet("include") && !c.IsSet("target") {
@@ -211,7 +220,9 @@ func archiveCommand() *cli.Command {
 			{
 				Name:  "init",
 				Usage: "initialise an empty remote (upload does it on first use)",
-				Flags: withOutput(append(remoteFlags(), &cli.IntFlag{Name: "pack-size", Usage: "target pack size in bytes (default 16 MiB; at least 1 MiB)"})...),
+				Flags: withOutput(append(remoteFlags(), &cli.IntFlag{Name: "pack-size", Usage: "target pack size in bytes (default 16 MiB; at least 1 MiB)"},
+					&cli.IntFlag{Name: "object-lock-days", Usage: "S3 Object Lock: protect every snapshot for this many days after its upload (the bucket is made with object locking, or must have it)"},
+					&cli.StringFlag{Name: "object-lock-mode", Value: "governance", Usage: "with --object-lock-days: governance (the bypass permission can lift it) or compliance (nobody can, until the date)"})...),
 				Action: func(c *cli.Context) error {
 					e := getEnv(c)
 					if c.String("remote") == "" {
@@ -221,11 +232,17 @@ func archiveCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					st, err := remote.Store(c.Context, c.String("remote"), o, true)
+					lock, err := objectLockOption(c)
 					if err != nil {
 						return err
 					}
-					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size"), Key: o.Key})
+					// A locked archive's bucket is made by Init, with object
+					// locking (it cannot be turned on later).
+					st, err := remote.Store(c.Context, c.String("remote"), o, lock == nil)
+					if err != nil {
+						return err
+					}
+					r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size"), Key: o.Key, ObjectLock: lock})
 					if err != nil {
 						return err
 					}
@@ -234,9 +251,12 @@ func archiveCommand() *cli.Command {
 					if o.Key != nil {
 						keyFile = o.Key.ID()
 					}
-					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker, "keyId": r.KeyID(), "keyFile": keyFile},
+					e.result(map[string]any{"remote": st.String(), "id": cfg.ID, "packSize": cfg.PackSize, "chunker": cfg.Chunker, "keyId": r.KeyID(), "keyFile": keyFile, "objectLock": cfg.ObjectLock},
 						func(w io.Writer) {
 							fmt.Fprintf(w, "initialised archive %s at %s\n", cfg.ID, st)
+							if ol := cfg.ObjectLock; ol != nil {
+								fmt.Fprintf(w, "  object lock: %s mode; every snapshot protected %d days after its upload (the bucket retains new objects %d days)\n", ol.Mode, ol.Days, ol.BucketDays())
+							}
 							if keyFile != "" {
 								fmt.Fprintf(w, "  encrypted (%s) with a random data key, opened by key file %s: keep a key file safe (add a second one with archive key add), the data cannot be read without one\n", archive.Algorithm, keyFile)
 							}
@@ -247,7 +267,7 @@ func archiveCommand() *cli.Command {
 			{
 				Name:  "ls",
 				Usage: "list the snapshots in the archive",
-				Flags: withOutput(remoteFlags()...),
+				Flags: withOutput(append(remoteFlags(), asOfFlag())...),
 				Action: func(c *cli.Context) error {
 					e := getEnv(c)
 					r, err := openRemote(c, false)
@@ -360,7 +380,9 @@ func archiveCommand() *cli.Command {
 				Usage: "verify the archive's structure, and with --read-data its data",
 				Flags: withOutput(append(remoteFlags(),
 					&cli.BoolFlag{Name: "read-data", Usage: "download and verify every pack"},
-					&cli.StringFlag{Name: "read-data-subset", Usage: "download and verify a share of the packs, e.g. 10%"})...),
+					&cli.StringFlag{Name: "read-data-subset", Usage: "download and verify a share of the packs, e.g. 10%"},
+					&cli.BoolFlag{Name: "repair-retention", Usage: "object lock: extend the retention of every object that ends before a snapshot needing it is protected"},
+					asOfFlag())...),
 				Action: func(c *cli.Context) error {
 					e := getEnv(c)
 					var subset float64
@@ -375,7 +397,7 @@ func archiveCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					res, err := r.Check(c.Context, archive.CheckOptions{ReadData: c.Bool("read-data"), ReadDataSubset: subset, Progress: e.progressFor()})
+					res, err := r.Check(c.Context, archive.CheckOptions{ReadData: c.Bool("read-data"), ReadDataSubset: subset, RepairRetention: c.Bool("repair-retention"), Progress: e.progressFor()})
 					if err != nil {
 						return err
 					}
@@ -388,6 +410,7 @@ func archiveCommand() *cli.Command {
 							fmt.Fprintf(w, "; %d unreferenced pack(s) from an interrupted upload (the next upload reuses them)", res.OrphanPacks)
 						}
 						fmt.Fprintln(w)
+						printRetentionCheck(w, res.Retention)
 						if res.OK() {
 							fmt.Fprintln(w, "ok: no problems found")
 						}

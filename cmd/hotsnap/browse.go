@@ -177,7 +177,7 @@ func cleanPaths(args []string) []string {
 
 // browseFlags are ls's and cat's: a snapshot, local or archived.
 func browseFlags() []cli.Flag {
-	return withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag()}, remoteFlags()...)...)
+	return withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag(), asOfFlag()}, remoteFlags()...)...)
 }
 
 func lsCommand() *cli.Command {

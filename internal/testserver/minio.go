@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -128,4 +129,25 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// AddUser makes a MinIO user with its own canned policy (policy JSON, as
+// an operator would paste it), through MinIO's admin API.
+func (m *MinIO) AddUser(t testing.TB, user, secret string, policy []byte) {
+	t.Helper()
+	adm, err := madmin.New(m.Endpoint, MinIOUser, MinIOPassword, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := adm.AddCannedPolicy(ctx, "policy-"+user, policy); err != nil {
+		t.Fatalf("add policy for %s: %v", user, err)
+	}
+	if err := adm.AddUser(ctx, user, secret); err != nil {
+		t.Fatalf("add user %s: %v", user, err)
+	}
+	if _, err := adm.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{"policy-" + user}, User: user}); err != nil {
+		t.Fatalf("attach policy to %s: %v", user, err)
+	}
 }

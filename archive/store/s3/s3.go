@@ -12,12 +12,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/hotsnap/hotsnap/archive/store"
@@ -125,58 +123,6 @@ func transport(io time.Duration) *http.Transport {
 	}
 }
 
-// Credentials finds the credentials to sign with, in this order: the
-// config's (flags or the remotes file), with its session token; the
-// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-// AWS_SESSION_TOKEN); the shared credentials file (AWS_SHARED_CREDENTIALS_FILE
-// or ~/.aws/credentials, profile AWS_PROFILE); a web identity token file
-// (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, as on EKS); the ECS
-// container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI);
-// the EC2 instance role, only with InstanceRole (the metadata service is
-// never probed by surprise). With AssumeRole, the credentials found are
-// exchanged at the endpoint's STS for temporary ones.
-func Credentials(cfg Config, tr http.RoundTripper) (*credentials.Credentials, error) {
-	var creds *credentials.Credentials
-	if cfg.AccessKey != "" || cfg.SecretKey != "" {
-		if cfg.AccessKey == "" || cfg.SecretKey == "" {
-			return nil, fmt.Errorf("s3 remote: an access key needs its secret key, and the reverse")
-		}
-		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
-	} else {
-		chain := []credentials.Provider{&credentials.EnvAWS{}, &credentials.FileAWSCredentials{}}
-		if cfg.InstanceRole || os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != "" ||
-			os.Getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != "" || os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI") != "" {
-			chain = append(chain, &credentials.IAM{Client: &http.Client{Transport: tr, Timeout: defaults.ConnectTimeout * 3}})
-		}
-		creds = credentials.NewChainCredentials(chain)
-		v, err := creds.Get()
-		if err != nil || v.AccessKeyID == "" {
-			why := "none of the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file (AWS_PROFILE), a web identity token or a container role gave any"
-			if err != nil {
-				why = err.Error()
-			}
-			return nil, fmt.Errorf("s3 remote: no credentials: %s; give them in the remotes file or the environment, or set instance_role", why)
-		}
-	}
-	if !cfg.AssumeRole {
-		return creds, nil
-	}
-	v, err := creds.Get()
-	if err != nil {
-		return nil, fmt.Errorf("s3 remote: credentials: %v", err)
-	}
-	scheme := "https://"
-	if cfg.Insecure {
-		scheme = "http://"
-	}
-	sts, err := credentials.NewSTSAssumeRole(scheme+cfg.Endpoint, credentials.STSAssumeRoleOptions{
-		AccessKey: v.AccessKeyID, SecretKey: v.SecretAccessKey, SessionToken: v.SessionToken, Location: cfg.Region})
-	if err != nil {
-		return nil, fmt.Errorf("s3 remote: assume role at %s: %v", cfg.Endpoint, err)
-	}
-	return sts, nil
-}
-
 func (s *Store) String() string {
 	scheme := "https"
 	if s.cfg.Insecure {
@@ -278,6 +224,14 @@ func (s *Store) wrap(op, key string, err error) error {
 	if r.Code == "NoSuchKey" || r.StatusCode == http.StatusNotFound && r.Code != "NoSuchBucket" {
 		return fmt.Errorf("%s: %w", key, store.ErrNotFound)
 	}
+	switch {
+	case r.Code == "ObjectLocked" || strings.Contains(r.Message, "WORM"):
+		return store.Permanent(fmt.Errorf("%s %s on %s: %w: %v", op, key, s, store.ErrRetained, err))
+	case r.Code == "NoSuchBucket":
+		return store.Permanent(fmt.Errorf("%s %s on %s: bucket %s does not exist (archive init or upload makes it)", op, key, s, s.cfg.Bucket))
+	case r.Code == "AccessDenied":
+		return store.Permanent(fmt.Errorf("%s %s on %s: %w: %v", op, key, s, store.ErrDenied, err))
+	}
 	err = fmt.Errorf("%s %s on %s: %v", op, key, s, err)
 	switch r.StatusCode {
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed:
@@ -294,13 +248,18 @@ func (s *Store) key(k string) (string, error) {
 }
 
 func (s *Store) Get(ctx context.Context, key string, max int64) ([]byte, error) {
+	return s.get(ctx, key, max, minio.GetObjectOptions{})
+}
+
+// get is Get of one version (opts.VersionID) or the current one.
+func (s *Store) get(ctx context.Context, key string, max int64, opts minio.GetObjectOptions) ([]byte, error) {
 	k, err := s.key(key)
 	if err != nil {
 		return nil, err
 	}
 	ctx, w, done := s.watched(ctx)
 	defer done()
-	o, err := s.c.GetObject(ctx, s.cfg.Bucket, k, minio.GetObjectOptions{})
+	o, err := s.c.GetObject(ctx, s.cfg.Bucket, k, opts)
 	if err != nil {
 		return nil, s.fail(ctx, "get", key, err)
 	}
@@ -356,6 +315,11 @@ func readAtMost(b []byte, r io.Reader, max int64) ([]byte, error) {
 }
 
 func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return s.getRange(ctx, key, off, n, minio.GetObjectOptions{})
+}
+
+// getRange is GetRange of one version (opts.VersionID) or the current one.
+func (s *Store) getRange(ctx context.Context, key string, off, n int64, opts minio.GetObjectOptions) ([]byte, error) {
 	k, err := s.key(key)
 	if err != nil {
 		return nil, err
@@ -363,7 +327,6 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte,
 	if n <= 0 {
 		return []byte{}, nil
 	}
-	opts := minio.GetObjectOptions{}
 	if err := opts.SetRange(off, off+n-1); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,352 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hotsnap/hotsnap/archive/store"
+)
+
+// ObjectLock is an archive's object lock policy (S3 Object Lock). Every
+// object is retained by the bucket's default retention, BucketDays()
+// from its writing; an upload makes sure that every object the new
+// snapshot needs and did not write (the packs it reuses, the index
+// objects, the config and key files) is retained at least Days from
+// now, extending those that end sooner to BucketDays() from now. So a
+// snapshot stays whole for Days after its upload, whatever it reuses,
+// and an object is extended at most once every ExtendDays.
+type ObjectLock struct {
+	Mode       string `json:"mode"`       // governance or compliance
+	Days       int    `json:"days"`       // how long every snapshot is protected after its upload
+	ExtendDays int    `json:"extendDays"` // the slack above Days that new and extended objects get
+}
+
+const maxLockDays = 100 * 365
+
+func (o *ObjectLock) check() error {
+	switch {
+	case o.Mode != "governance" && o.Mode != "compliance":
+		return fmt.Errorf("object lock mode %q: want governance or compliance", o.Mode)
+	case o.Days < 1 || o.Days > maxLockDays:
+		return fmt.Errorf("object lock of %d days: want 1 to %d", o.Days, maxLockDays)
+	case o.ExtendDays < 1 || o.ExtendDays > maxLockDays:
+		return fmt.Errorf("object lock slack of %d days: want 1 to %d", o.ExtendDays, maxLockDays)
+	}
+	return nil
+}
+
+// BucketDays is the bucket's default retention: Days and the slack.
+func (o *ObjectLock) BucketDays() int { return o.Days + o.ExtendDays }
+
+func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
+
+// RetentionReport says how an upload kept its snapshot's objects locked.
+// The JSON form is the CLI's contract.
+type RetentionReport struct {
+	Mode string `json:"mode"`
+	// ProtectedUntil is when the snapshot's protection ends: every object
+	// it needs is retained at least until then.
+	ProtectedUntil time.Time `json:"protectedUntil"`
+	ReusedPacks    int       `json:"reusedPacks"` // packs of earlier uploads the snapshot needs
+	Needed         int       `json:"needed"`      // objects of earlier uploads it needs (packs, index objects, config, keys)
+	Extended       int       `json:"extended"`    // retention calls made
+	// Short counts needed objects left ending before ProtectedUntil
+	// because the credentials may not extend retention; Warning says so.
+	Short   int    `json:"short"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// locking returns the store's object lock side, or an error when the
+// archive has a lock the store cannot keep.
+func (r *Repo) locking() (store.Locking, error) {
+	lk, ok := store.Unwrap(r.st).(store.Locking)
+	if !ok {
+		return nil, fmt.Errorf("%w: the archive's config asks for an object lock, but %s cannot lock objects", ErrCorrupt, r.st)
+	}
+	return lk, nil
+}
+
+// retentions reads the retention of the current version of every object
+// but the locks.
+func (r *Repo) retentions(ctx context.Context, lk store.Locking) (map[string]store.Retention, error) {
+	ret := map[string]store.Retention{}
+	for _, p := range []string{"config", "keys/", "index/", "packs/", "snapshots/"} {
+		err := lk.Retentions(ctx, p, func(k string, rt store.Retention) error {
+			if p != "config" || k == "config" {
+				ret[k] = rt
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read retention: %w", err)
+		}
+	}
+	return ret, nil
+}
+
+// protect is an upload's retention step, before its snapshot object is
+// written: every pack in packs, every index object, the config and the
+// key files must be retained Days from now (an hour's margin covers the
+// commit and clocks that differ); those that end sooner are extended to
+// BucketDays from now, 8 calls at a time.
+func (r *Repo) protect(ctx context.Context, packs map[ID]struct{}, now time.Time) (*RetentionReport, error) {
+	ol := r.cfg.ObjectLock
+	lk, err := r.locking()
+	if err != nil {
+		return nil, err
+	}
+	rep := &RetentionReport{Mode: ol.Mode, ProtectedUntil: now.Add(days(ol.Days)).UTC(), ReusedPacks: len(packs)}
+	ret, err := r.retentions(ctx, lk)
+	if err != nil {
+		return nil, err
+	}
+	var needed []string
+	for id := range packs {
+		needed = append(needed, packKey(id))
+	}
+	for k := range ret {
+		if k == "config" || strings.HasPrefix(k, "keys/") || strings.HasPrefix(k, "index/") {
+			needed = append(needed, k)
+		}
+	}
+	rep.Needed = len(needed)
+	need := rep.ProtectedUntil.Add(time.Hour)
+	var short []string
+	for _, k := range needed {
+		if ret[k].Until.Before(need) {
+			short = append(short, k)
+		}
+	}
+	sort.Strings(short)
+	target := store.Retention{Mode: strings.ToUpper(ol.Mode), Until: now.Add(days(ol.BucketDays())).UTC()}
+	done, err := extendAll(ctx, lk, short, func(string) store.Retention { return target })
+	rep.Extended = len(done)
+	if errors.Is(err, store.ErrDenied) {
+		rep.Short = len(short) - len(done)
+		rep.Warning = fmt.Sprintf("%d objects this snapshot needs are retained for less than its %d days (these credentials may not extend retention: %v); "+
+			"run `hotsnap archive check --repair-retention` with an operator's credentials", rep.Short, ol.Days, err)
+		return rep, nil
+	}
+	return rep, err
+}
+
+// extendAll extends the retention of keys, 8 at a time, each to until(k),
+// and returns those it extended. It stops at the first error.
+func extendAll(ctx context.Context, lk store.Locking, keys []string, until func(string) store.Retention) (map[string]bool, error) {
+	var mu sync.Mutex
+	done := map[string]bool{}
+	var first error
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(8, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range work {
+				err := store.Do(ctx, lk, "extend retention of", k, func() error { return lk.Extend(ctx, k, until(k)) })
+				mu.Lock()
+				if err == nil {
+					done[k] = true
+				} else if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, k := range keys {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return done, first
+}
+
+// RetentionCheck is what check found of the archive's object lock. The
+// JSON form is the CLI's contract.
+type RetentionCheck struct {
+	Mode string `json:"mode"`
+	Days int    `json:"days"`
+	// Checked counts the objects whose retention was compared with what
+	// the snapshots needing them promise (upload time + Days).
+	Checked int `json:"checked"`
+	// Short counts those retained for less; Repaired how many of them
+	// --repair-retention extended.
+	Short    int `json:"short"`
+	Repaired int `json:"repaired"`
+	// NewestProtectedUntil is the latest promise: the newest snapshot's
+	// upload time + Days. ShortestUntil is the earliest retention among the
+	// objects that promise needs.
+	NewestProtectedUntil time.Time `json:"newestProtectedUntil"`
+	ShortestUntil        time.Time `json:"shortestUntil"`
+}
+
+// retentionNeeds is what check gathers for the retention check: for each
+// object, the latest time a snapshot needing it is promised protection.
+type retentionNeeds struct {
+	need    map[string]time.Time
+	newest  time.Time
+	newestK string
+}
+
+func (n *retentionNeeds) add(key string, until time.Time) {
+	if until.After(n.need[key]) {
+		n.need[key] = until
+	}
+}
+
+// checkRetention compares every needed object's retention with its need,
+// reports those short in add, and with repair extends them to it.
+func (r *Repo) checkRetention(ctx context.Context, n *retentionNeeds, repair bool, add func(string, ...any)) (*RetentionCheck, error) {
+	ol := r.cfg.ObjectLock
+	lk, err := r.locking()
+	if err != nil {
+		return nil, err
+	}
+	ret, err := r.retentions(ctx, lk)
+	if err != nil {
+		return nil, err
+	}
+	rc := &RetentionCheck{Mode: ol.Mode, Days: ol.Days, NewestProtectedUntil: n.newest}
+	var short []string
+	for k, need := range n.need {
+		rc.Checked++
+		until := ret[k].Until
+		if rc.ShortestUntil.IsZero() || until.Before(rc.ShortestUntil) {
+			rc.ShortestUntil = until
+		}
+		if until.Before(need) {
+			short = append(short, k)
+		}
+	}
+	sort.Strings(short)
+	rc.Short = len(short)
+	if repair {
+		mode := strings.ToUpper(ol.Mode)
+		var done map[string]bool
+		done, err = extendAll(ctx, lk, short, func(k string) store.Retention { return store.Retention{Mode: mode, Until: n.need[k]} })
+		if err != nil {
+			add("repair retention: %v", err)
+		}
+		rc.Repaired = len(done)
+		short = slices.DeleteFunc(short, func(k string) bool { return done[k] })
+	}
+	for _, k := range short {
+		add("%s is retained until %s, before %s (the protection of a snapshot that needs it): run archive check --repair-retention",
+			k, fmtTime(ret[k].Until), fmtTime(n.need[k]))
+	}
+	return rc, nil
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "never (no retention)"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// lockedPlan changes a gc plan for an archive with an object lock:
+// nothing is repacked or merged (the old packs would stay, retained,
+// beside the new ones), and an unused pack is deleted only once its
+// retention has passed; until then it is kept and counted in res.
+func (r *Repo) lockedPlan(ctx context.Context, plan *gcPlan, stored map[ID]int64, blobsOf map[ID][]BlobRef, res *GCResult) error {
+	lk, err := r.locking()
+	if err != nil {
+		return err
+	}
+	until := map[string]time.Time{}
+	if err := lk.Retentions(ctx, "packs/", func(k string, rt store.Retention) error { until[k] = rt.Until; return nil }); err != nil {
+		return fmt.Errorf("read retention: %w", err)
+	}
+	for _, id := range append(plan.mixed, plan.small...) {
+		plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+	}
+	plan.mixed, plan.small, plan.moves = nil, nil, nil
+	now := time.Now()
+	var dead []ID
+	for _, id := range plan.dead {
+		t := until[packKey(id)]
+		if !t.After(now) {
+			dead = append(dead, id)
+			continue
+		}
+		res.RetainedPacks++
+		res.RetainedBytes += stored[id]
+		if res.RetainedUntil == nil || t.After(*res.RetainedUntil) {
+			t := t.UTC()
+			res.RetainedUntil = &t
+		}
+		if blobsOf[id] != nil {
+			plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+		}
+	}
+	plan.dead = dead
+	return nil
+}
+
+// purgeVersions removes for good the old versions (not the current ones)
+// whose retention has passed, and the delete markers of keys left with no
+// version: with versioning a delete only hides an object, and this is
+// where the space comes back. A version still retained is kept and
+// counted.
+func (r *Repo) purgeVersions(ctx context.Context, res *GCResult) error {
+	lk, err := r.locking()
+	if err != nil {
+		return err
+	}
+	byKey := map[string][]store.Version{}
+	err = store.Do(ctx, lk, "list versions", "", func() error {
+		clear(byKey)
+		return lk.Versions(ctx, "", func(v store.Version) error { byKey[v.Key] = append(byKey[v.Key], v); return nil })
+	})
+	if err != nil {
+		return err
+	}
+	for key, vs := range byKey {
+		left := 0
+		for _, v := range vs {
+			if v.DeleteMarker || v.Latest {
+				if !v.DeleteMarker {
+					left++
+				}
+				continue
+			}
+			err := store.Do(ctx, lk, "delete version", key, func() error { return lk.DeleteVersion(ctx, key, v.VersionID) })
+			switch {
+			case errors.Is(err, store.ErrRetained):
+				res.VersionsRetained++
+				left++
+			case err != nil:
+				return err
+			default:
+				res.VersionsRemoved++
+			}
+		}
+		if left > 0 {
+			continue
+		}
+		for _, v := range vs {
+			if v.DeleteMarker {
+				if err := store.Do(ctx, lk, "delete marker", key, func() error { return lk.DeleteVersion(ctx, key, v.VersionID) }); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
