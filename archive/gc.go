@@ -93,16 +93,20 @@ func (r *Repo) unretained(ctx context.Context, remove []retention.Decision, now 
 	if err != nil {
 		return nil, err
 	}
+	removing := map[string]bool{}
+	for _, d := range remove {
+		removing[d.ID] = true
+	}
+	idOf := func(k string) string { return strings.Split(strings.TrimPrefix(k, "snapshots/"), "/")[0] }
+	ret, err := r.retentions(ctx, lk, func(k string) bool { return removing[idOf(k)] }, "snapshots/")
+	if err != nil {
+		return nil, err
+	}
 	until := map[string]time.Time{}
-	err = lk.Retentions(ctx, "snapshots/", func(k string, rt store.Retention) error {
-		id := strings.Split(strings.TrimPrefix(k, "snapshots/"), "/")[0]
-		if rt.Until.After(until[id]) {
+	for k, rt := range ret {
+		if id := idOf(k); rt.Until.After(until[id]) {
 			until[id] = rt.Until
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read retention: %w", err)
 	}
 	var out []retention.Decision
 	for _, d := range remove {

@@ -72,14 +72,20 @@ func (r *Repo) locking() (store.Locking, error) {
 	return lk, nil
 }
 
-// retentions reads the retention of the current version of every object
-// but the locks.
-func (r *Repo) retentions(ctx context.Context, lk store.Locking) (map[string]store.Retention, error) {
+// retentions reads the retention of the current version of the objects
+// under prefixes: from the listing where it carries them, else one call
+// for each key that needed says matters (the others are left out).
+func (r *Repo) retentions(ctx context.Context, lk store.Locking, needed func(key string) bool, prefixes ...string) (map[string]store.Retention, error) {
 	ret := map[string]store.Retention{}
-	for _, p := range []string{"config", "keys/", "index/", "packs/", "snapshots/"} {
-		err := lk.Retentions(ctx, p, func(k string, rt store.Retention) error {
-			if p != "config" || k == "config" {
+	var ask []string
+	for _, p := range prefixes {
+		err := lk.Retentions(ctx, p, func(k string, rt store.Retention, known bool) error {
+			switch {
+			case p == "config" && k != "config":
+			case known:
 				ret[k] = rt
+			case needed(k):
+				ask = append(ask, k)
 			}
 			return nil
 		})
@@ -87,8 +93,18 @@ func (r *Repo) retentions(ctx context.Context, lk store.Locking) (map[string]sto
 			return nil, fmt.Errorf("read retention: %w", err)
 		}
 	}
+	for _, k := range ask {
+		rt, err := lk.Retention(ctx, k)
+		if err != nil {
+			return nil, fmt.Errorf("read retention: %w", err)
+		}
+		ret[k] = rt
+	}
 	return ret, nil
 }
+
+// lockedPrefixes are where the objects a snapshot needs live.
+var lockedPrefixes = []string{"config", "keys/", "index/", "packs/", "snapshots/"}
 
 // protect is an upload's retention step, before its snapshot object is
 // written: every pack in packs, every index object, the config and the
@@ -102,7 +118,15 @@ func (r *Repo) protect(ctx context.Context, packs map[ID]struct{}, now time.Time
 		return nil, err
 	}
 	rep := &RetentionReport{Mode: ol.Mode, ProtectedUntil: now.Add(days(ol.Days)).UTC(), ReusedPacks: len(packs)}
-	ret, err := r.retentions(ctx, lk)
+	isNeeded := func(k string) bool {
+		if k == "config" || strings.HasPrefix(k, "keys/") || strings.HasPrefix(k, "index/") {
+			return true
+		}
+		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
+		_, used := packs[id]
+		return err == nil && used && packKey(id) == k
+	}
+	ret, err := r.retentions(ctx, lk, isNeeded, "config", "keys/", "index/", "packs/")
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +242,7 @@ func (r *Repo) checkRetention(ctx context.Context, n *retentionNeeds, repair boo
 	if err != nil {
 		return nil, err
 	}
-	ret, err := r.retentions(ctx, lk)
+	ret, err := r.retentions(ctx, lk, func(k string) bool { _, ok := n.need[k]; return ok }, lockedPrefixes...)
 	if err != nil {
 		return nil, err
 	}
@@ -269,9 +293,13 @@ func (r *Repo) lockedPlan(ctx context.Context, plan *gcPlan, stored map[ID]int64
 	if err != nil {
 		return err
 	}
-	until := map[string]time.Time{}
-	if err := lk.Retentions(ctx, "packs/", func(k string, rt store.Retention) error { until[k] = rt.Until; return nil }); err != nil {
-		return fmt.Errorf("read retention: %w", err)
+	deadKeys := map[string]bool{}
+	for _, id := range plan.dead {
+		deadKeys[packKey(id)] = true
+	}
+	ret, err := r.retentions(ctx, lk, func(k string) bool { return deadKeys[k] }, "packs/")
+	if err != nil {
+		return err
 	}
 	for _, id := range append(plan.mixed, plan.small...) {
 		plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
@@ -280,7 +308,7 @@ func (r *Repo) lockedPlan(ctx context.Context, plan *gcPlan, stored map[ID]int64
 	now := time.Now()
 	var dead []ID
 	for _, id := range plan.dead {
-		t := until[packKey(id)]
+		t := ret[packKey(id)].Until
 		if !t.After(now) {
 			dead = append(dead, id)
 			continue

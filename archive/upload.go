@@ -235,16 +235,16 @@ func (r *Repo) previousPiece(ctx context.Context, idx *Index, node, id string, l
 // is written and they move into idx (flushIndex), so what an upload holds
 // per new chunk is idx's 48 bytes, not a growing list and set.
 type uploader struct {
-	r         *Repo
-	idx       *Index
-	lock      *ArchiveLock
-	o         UploadOptions
-	res       *UploadResult
-	ctx       context.Context
-	g         *errgroup.Group
-	blobs     chan blobMsg
-	mu        sync.Mutex // claimed, newPacks, newBlobs, indexKeys, usedPacks
-	claimed   map[ID]struct{}
+	r       *Repo
+	idx     *Index
+	lock    *ArchiveLock
+	o       UploadOptions
+	res     *UploadResult
+	ctx     context.Context
+	g       *errgroup.Group
+	blobs   chan blobMsg
+	mu      sync.Mutex // claimed, newPacks, newBlobs, indexKeys, usedPacks
+	claimed map[ID]struct{}
 	// usedPacks, with an object lock only, gathers the packs of earlier
 	// uploads the snapshot needs (their retention may need extending).
 	usedPacks map[ID]struct{}

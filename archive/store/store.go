@@ -118,8 +118,12 @@ type Locking interface {
 	// locking is refused.
 	EnsureLocked(ctx context.Context, mode string, days int) error
 	// Retentions calls fn for the current version of every key under
-	// prefix, with its retention (zero when it has none).
-	Retentions(ctx context.Context, prefix string, fn func(key string, r Retention) error) error
+	// prefix, with its retention (zero when it has none) when the listing
+	// carries it (MinIO's does); known is false when it does not (AWS S3):
+	// ask Retention for the keys that matter.
+	Retentions(ctx context.Context, prefix string, fn func(key string, r Retention, known bool) error) error
+	// Retention reads the retention of key's current version.
+	Retention(ctx context.Context, key string) (Retention, error)
 	// Extend sets the retention of key's current version to r; a lock can
 	// only be lengthened (a shorter one fails with ErrRetained).
 	Extend(ctx context.Context, key string, r Retention) error

@@ -100,6 +100,9 @@ func uploadCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if rt := res.Retention; rt != nil && rt.Warning != "" {
+				e.log.Warn(rt.Warning)
+			}
 			e.result(res, func(w io.Writer) {
 				fmt.Fprintf(w, "uploaded %s (node %s) to %s\n", res.ID, res.Node, r.Store())
 				fmt.Fprintf(w, "  %d files: %d read (%s), %d already archived; %d new chunks, %d reused; %d packs, %s sent; %.0f ms\n",
@@ -110,9 +113,7 @@ func uploadCommand() *cli.Command {
 				}
 				printRetention(w, res.Retention)
 			})
-			if rt := res.Retention; rt != nil && rt.Warning != "" {
-				e.log.Warn(rt.Warning)
-			}
+
 			return nil
 		},
 	}

@@ -82,7 +82,7 @@ func (s *immutableSetup) client(t *testing.T, user, secret string) *minio.Client
 
 type uploadJSON struct {
 	FilesReused int64
-	Retention    struct {
+	Retention   struct {
 		ReusedPacks, Needed, Extended, Short int
 		Warning                              string
 	}
@@ -209,4 +209,155 @@ func TestArchive_Immutable(t *testing.T) {
 			t.Fatalf("hotsnap %s as of before the attack: exit %d %q", c[0], code, out)
 		}
 	}
+}
+
+// shorten sets, with the governance bypass, the retention of every
+// version under prefix to until: what time does to a lock, made quick.
+func shorten(t *testing.T, c *minio.Client, prefix string, until time.Time) int {
+	t.Helper()
+	ctx := context.Background()
+	mode := minio.Governance
+	n := 0
+	for o := range c.ListObjects(ctx, "vault", minio.ListObjectsOptions{Prefix: prefix, Recursive: true, WithVersions: true}) {
+		if o.IsDeleteMarker {
+			continue
+		}
+		err := c.PutObjectRetention(ctx, "vault", o.Key, minio.PutObjectRetentionOptions{GovernanceBypass: true, Mode: &mode, RetainUntilDate: &until, VersionID: o.VersionID})
+		if err != nil {
+			t.Fatalf("shorten %s: %v", o.Key, err)
+		}
+		n++
+	}
+	return n
+}
+
+func countVersions(t *testing.T, c *minio.Client) int {
+	n := 0
+	for range c.ListObjects(context.Background(), "vault", minio.ListObjectsOptions{Prefix: "a/", Recursive: true, WithVersions: true}) {
+		n++
+	}
+	return n
+}
+
+// TestArchive_ImmutableRetention: in governance mode (whose locks root
+// may shorten, standing in for time passing), an upload whose reused
+// objects' locks end too early extends them (extend-only uploader), or,
+// with the strict uploader, succeeds with a warning that check confirms
+// and check --repair-retention mends; an upload right after makes no
+// retention call at all (the slack); forget keeps retained snapshots,
+// saying until when; once locks have passed, forget removes and gc
+// purges the old versions, and what is kept still checks and downloads.
+func TestArchive_ImmutableRetention(t *testing.T) {
+	s := newImmutable(t)
+	rootC := s.client(t, testserver.MinIOUser, testserver.MinIOPassword)
+	s.run(t, s.root, 0, "archive", "init", "--object-lock-days", "2", "--pack-size", "1048576")
+	id1 := createID(t, "--data-dir", s.dir, "--quiesce", "none")
+	s.run(t, s.up, 0, "upload", "--data-dir", s.dir, "--id", id1)
+
+	soon := time.Now().Add(time.Hour)
+	shortened := 0
+	for _, p := range []string{"a/packs/", "a/index/", "a/config"} {
+		shortened += shorten(t, rootC, p, soon)
+	}
+
+	// The strict uploader may not extend: the upload succeeds and says so.
+	s.addData(t, "big2", 2<<20)
+	id2 := createID(t, "--data-dir", s.dir, "--quiesce", "none")
+	var up uploadJSON
+	out := s.run(t, s.up, 0, "upload", "--data-dir", s.dir, "--id", id2, "--json")
+	result(t, out, &up)
+	if up.Retention.Short == 0 || up.Retention.Extended != 0 || !strings.Contains(out, "--repair-retention") {
+		t.Fatalf("strict uploader with short locks: %+v\n%s", up, out)
+	}
+	var ck checkJSON
+	result(t, s.run(t, s.root, 4, "archive", "check", "--json"), &ck)
+	if ck.Retention.Short == 0 || len(ck.Problems) == 0 || !strings.Contains(ck.Problems[0], "is retained until") {
+		t.Fatalf("check of short locks: %+v", ck)
+	}
+	result(t, s.run(t, s.root, 0, "archive", "check", "--repair-retention", "--json"), &ck)
+	if ck.Retention.Repaired != ck.Retention.Short || ck.Retention.Short == 0 {
+		t.Fatalf("check --repair-retention: %+v", ck)
+	}
+	result(t, s.run(t, s.root, 0, "archive", "check", "--json"), &ck)
+	if ck.Retention.Short != 0 {
+		t.Fatalf("check after the repair: %+v", ck)
+	}
+
+	// The extend-only uploader extends what is short, and only that.
+	shortened = 0
+	for _, p := range []string{"a/packs/", "a/index/", "a/config"} {
+		shortened += shorten(t, rootC, p, soon)
+	}
+	s.addData(t, "big3", 1<<20)
+	id3 := createID(t, "--data-dir", s.dir, "--quiesce", "none")
+	result(t, s.run(t, s.extender, 0, "upload", "--data-dir", s.dir, "--id", id3, "--json"), &up)
+	t.Logf("upload after locks were shortened: %d reused packs, %d objects needed, %d retention calls", up.Retention.ReusedPacks, up.Retention.Needed, up.Retention.Extended)
+	if up.Retention.Short != 0 || up.Retention.Extended == 0 || up.Retention.Extended > up.Retention.Needed {
+		t.Fatalf("extend-only uploader: %+v", up)
+	}
+	s.addData(t, "big4", 1<<20)
+	id4 := createID(t, "--data-dir", s.dir, "--quiesce", "none")
+	result(t, s.run(t, s.extender, 0, "upload", "--data-dir", s.dir, "--id", id4, "--json"), &up)
+	t.Logf("incremental upload right after: %d reused packs, %d objects needed, %d retention calls", up.Retention.ReusedPacks, up.Retention.Needed, up.Retention.Extended)
+	if up.Retention.Extended != 0 || up.Retention.ReusedPacks == 0 {
+		t.Fatalf("an upload right after another extended again: %+v", up)
+	}
+	// What only id2 needs (its own streams) was shortened too, and no
+	// later upload needed it: check repairs it.
+	s.run(t, s.root, 0, "archive", "check", "--repair-retention")
+	result(t, s.run(t, s.root, 0, "archive", "check", "--json"), &ck)
+	if ck.Retention.Short != 0 {
+		t.Fatalf("check: %+v", ck)
+	}
+
+	// forget keeps what is retained, saying until when.
+	out = s.run(t, s.root, 0, "archive", "forget", "--keep-last", "1", "--json")
+	if !strings.Contains(out, "retained until") || strings.Contains(out, `"remove":[{`) {
+		t.Fatalf("forget of retained snapshots: %s", out)
+	}
+
+	// Time passes for id1: its locks end; forget removes it, gc purges.
+	past := time.Now().Add(2 * time.Second)
+	shorten(t, rootC, "a/snapshots/"+id1+"/", past)
+	shorten(t, rootC, "a/locks/", past)
+	time.Sleep(time.Until(past) + 500*time.Millisecond) // the server's clock must pass the date
+	out = s.run(t, s.root, 0, "archive", "forget", "--keep-last", "1", "--json")
+	if !strings.Contains(out, `"remove":[{"id":"`+id1) {
+		t.Fatalf("forget after id1's lock ended: %s", out)
+	}
+	before := countVersions(t, rootC)
+	var gc struct{ VersionsRemoved, VersionsRetained int }
+	result(t, s.run(t, s.root, 0, "archive", "gc", "--json"), &gc)
+	after := countVersions(t, rootC)
+	t.Logf("gc: %+v; versions %d -> %d", gc, before, after)
+	if gc.VersionsRemoved == 0 || after >= before {
+		t.Fatalf("gc removed no old version: %+v, %d -> %d versions", gc, before, after)
+	}
+	s.run(t, s.root, 0, "archive", "check", "--read-data")
+	if out := s.run(t, s.root, 0, "archive", "ls"); strings.Contains(out, id1) || !strings.Contains(out, id4) {
+		t.Fatalf("archive ls after forget and gc: %s", out)
+	}
+	target := filepath.Join(t.TempDir(), "restored")
+	s.run(t, s.root, 0, "download", "--id", id4, "--target", target)
+	if d := testtree.Diff(testtree.Snapshot(t, filepath.Join(s.dir, "backups", id4, "data")), testtree.Snapshot(t, target)); d != "" {
+		t.Fatalf("download after gc:\n%s", d)
+	}
+}
+
+// TestCLI_ImmutableUsage: what cannot be locked or read as of a time is
+// refused before anything is written.
+func TestCLI_ImmutableUsage(t *testing.T) {
+	repo := t.TempDir() + "/repo"
+	mustCode(t, 2, "cannot lock objects", "archive", "init", "--remote", "file://"+repo, "--object-lock-days", "3")
+	if _, err := os.Stat(filepath.Join(repo, "config")); err == nil {
+		t.Fatal("a refused init wrote a config")
+	}
+	mustCode(t, 2, "needs --object-lock-days", "archive", "init", "--remote", "file://"+repo, "--object-lock-mode", "compliance")
+	mustCode(t, 2, "want governance or compliance", "archive", "init", "--remote", "file://"+repo, "--object-lock-days", "3", "--object-lock-mode", "strict")
+	mustCode(t, 2, "at least 1", "archive", "init", "--remote", "file://"+repo, "--object-lock-days", "0")
+	mustCode(t, 0, "", "archive", "init", "--remote", "file://"+repo)
+	mustCode(t, 2, "keeps no versions", "archive", "ls", "--remote", "file://"+repo, "--as-of", "2026-01-02")
+	mustCode(t, 2, "want RFC 3339", "archive", "ls", "--remote", "file://"+repo, "--as-of", "yesterday")
+	mustCode(t, 2, "in the future", "archive", "ls", "--remote", "file://"+repo, "--as-of", "2999-01-01")
+	mustCode(t, 2, "needs an archive with an object lock", "archive", "check", "--remote", "file://"+repo, "--repair-retention")
 }

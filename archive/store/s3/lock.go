@@ -98,10 +98,10 @@ func (s *Store) EnsureLocked(ctx context.Context, mode string, days int) error {
 	})
 }
 
-// Retentions lists the current versions under prefix with their locks. On
-// MinIO one listing carries them (its metadata extension); elsewhere each
-// object's retention is asked for.
-func (s *Store) Retentions(ctx context.Context, prefix string, fn func(key string, r store.Retention) error) error {
+// Retentions lists the current versions under prefix with their locks,
+// which MinIO's listing carries (its metadata extension) and AWS's does
+// not (known false).
+func (s *Store) Retentions(ctx context.Context, prefix string, fn func(key string, r store.Retention, known bool) error) error {
 	type item struct {
 		key string
 		r   store.Retention
@@ -117,7 +117,7 @@ func (s *Store) Retentions(ctx context.Context, prefix string, fn func(key strin
 				return s.fail(ctx, "list", prefix, o.Err)
 			}
 			w.kick()
-			it := item{key: strings.TrimPrefix(o.Key, s.prefix), ask: o.UserMetadata == nil}
+			it := item{key: strings.TrimPrefix(o.Key, s.prefix), ask: o.UserMetadata == nil || s.cfg.noListRetention}
 			if until := o.UserMetadata["X-Amz-Object-Lock-Retain-Until-Date"]; until != "" {
 				it.r.Until, _ = time.Parse(time.RFC3339, until)
 				it.r.Mode = o.UserMetadata["X-Amz-Object-Lock-Mode"]
@@ -141,16 +141,16 @@ func (s *Store) Retentions(ctx context.Context, prefix string, fn func(key strin
 		return err
 	}
 	for _, it := range items {
-		if it.ask {
-			if it.r, err = s.retention(ctx, it.key, ""); err != nil {
-				return err
-			}
-		}
-		if err := fn(it.key, it.r); err != nil {
+		if err := fn(it.key, it.r, !it.ask); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Retention reads the lock of key's current version.
+func (s *Store) Retention(ctx context.Context, key string) (store.Retention, error) {
+	return s.retention(ctx, key, "")
 }
 
 // retention asks for one version's lock (the current one: versionID "").

@@ -45,6 +45,9 @@ type Config struct {
 	// for this long is cancelled and fails with store.ErrStalled, which
 	// store.Retry retries. 0 means defaults.IOTimeout.
 	IOTimeout time.Duration
+	// noListRetention ignores the retention a listing carries, as on AWS
+	// S3, whose listings carry none (tests of that path against MinIO).
+	noListRetention bool
 }
 
 // Store is a bucket (and prefix) on an S3-compatible service.
