@@ -1,13 +1,10 @@
 package fsutil
 
 import (
-	"context"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestValidRelPath(t *testing.T) {
@@ -33,40 +30,6 @@ func TestWithin(t *testing.T) {
 		if Within(c.root, c.p) != c.ok {
 			t.Errorf("Within(%q, %q) != %v", c.root, c.p, c.ok)
 		}
-	}
-}
-
-// TestLockFile_ConflictsInOneProcess: two LockFiles on one path are two open
-// file descriptions, so they conflict even inside one process.
-func TestLockFile_ConflictsInOneProcess(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "l")
-	a, _ := OpenLock(p)
-	b, _ := OpenLock(p)
-	defer a.Close()
-	defer b.Close()
-	if err := a.TryLock(false); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.TryLock(false); err != nil {
-		t.Fatalf("two shared locks must coexist: %v", err)
-	}
-	if err := a.TryLock(true); err != ErrWouldBlock {
-		t.Fatalf("exclusive while another holds shared: %v", err)
-	}
-	b.Unlock()
-	if err := a.TryLock(true); err != nil {
-		t.Fatalf("exclusive once alone: %v", err)
-	}
-	start := time.Now()
-	if err := b.LockUntil(context.Background(), false, time.Now().Add(50*time.Millisecond)); err != ErrWouldBlock {
-		t.Fatalf("LockUntil past its deadline: %v", err)
-	}
-	if time.Since(start) < 50*time.Millisecond {
-		t.Fatal("LockUntil gave up before its deadline")
-	}
-	a.Unlock()
-	if err := b.LockUntil(context.Background(), true, time.Now().Add(time.Second)); err != nil {
-		t.Fatal(err)
 	}
 }
 

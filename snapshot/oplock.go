@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotsnap/hotsnap/fsutil/flock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -114,7 +116,7 @@ func checkLegacyState(data *fsutil.Dir) error {
 // opLock serialises mutating commands on one data dir. The holder's pid is
 // written into the file for the busy message.
 type opLock struct {
-	lf *fsutil.LockFile
+	lf *flock.File
 }
 
 // lockOp takes the operation lock in the private state dir, waiting up to wait.
@@ -123,12 +125,12 @@ func lockOp(ctx context.Context, priv *fsutil.Dir, wait time.Duration) (*opLock,
 	if err != nil {
 		return nil, err
 	}
-	lf := fsutil.NewLockFile(f)
+	lf := flock.New(f)
 	if err := lf.LockUntil(ctx, true, time.Now().Add(wait)); err != nil {
 		var holder [32]byte
 		n, _ := f.ReadAt(holder[:], 0)
 		lf.Close()
-		if err == fsutil.ErrWouldBlock {
+		if err == flock.ErrWouldBlock {
 			return nil, fmt.Errorf("%w (waited %s; holder pid %s)", ErrBusy, wait, strings.TrimSpace(string(holder[:n])))
 		}
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hotsnap/hotsnap/fsutil/flock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/defaults"
@@ -49,7 +51,7 @@ type FlockQuiescer struct {
 	Force bool
 
 	state       *fsutil.Dir
-	gate, write *fsutil.LockFile
+	gate, write *flock.File
 }
 
 var _ Quiescer = (*FlockQuiescer)(nil)
@@ -88,7 +90,7 @@ func (q *FlockQuiescer) open() error {
 
 // openGateLock opens (creating when missing) one lock file of the
 // write-gate protocol in the shared state dir.
-func openGateLock(state *fsutil.Dir, name string, owner fsutil.Stat) (*fsutil.LockFile, error) {
+func openGateLock(state *fsutil.Dir, name string, owner fsutil.Stat) (*flock.File, error) {
 	f, err := state.OpenFile(name, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL, 0o660)
 	if err == nil {
 		// Ours: the data dir's owner and group may open it (owner first,
@@ -97,7 +99,7 @@ func openGateLock(state *fsutil.Dir, name string, owner fsutil.Stat) (*fsutil.Lo
 			f.Close()
 			return nil, err
 		}
-		return fsutil.NewLockFile(f), nil
+		return flock.New(f), nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
 		return nil, err
@@ -110,7 +112,7 @@ func openGateLock(state *fsutil.Dir, name string, owner fsutil.Stat) (*fsutil.Lo
 		f.Close()
 		return nil, fmt.Errorf("%w: lock file %s has %d links: it may be a hard link to another file; remove it (hotsnap creates it again)", ErrUntrusted, f.Name(), st.Nlink)
 	}
-	return fsutil.NewLockFile(f), nil
+	return flock.New(f), nil
 }
 
 // Quiesce implements Quiescer.
@@ -136,14 +138,14 @@ func (q *FlockQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 	}
 	deadline := time.Now().Add(wait)
 	if err := q.gate.LockUntil(ctx, true, deadline); err != nil {
-		if err == fsutil.ErrWouldBlock {
+		if err == flock.ErrWouldBlock {
 			return ErrLockTimeout
 		}
 		return err
 	}
 	if err := q.write.LockUntil(ctx, true, deadline); err != nil {
 		q.gate.Unlock()
-		if err == fsutil.ErrWouldBlock {
+		if err == flock.ErrWouldBlock {
 			return ErrLockTimeout
 		}
 		return err

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/hotsnap/hotsnap/fsutil/flock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -111,7 +113,7 @@ func (s *session) recoverLocked(ctx context.Context) (*RecoverResult, error) {
 // the operation lock: its builder holds it exclusively while it works.
 const stageLockSuffix = ".lock"
 
-type stageLock struct{ lf *fsutil.LockFile }
+type stageLock struct{ lf *flock.File }
 
 // lockStage takes the lock of the staging tree rel (in the private state
 // dir), creating the lock file.
@@ -120,7 +122,7 @@ func (s *session) lockStage(rel string) (*stageLock, error) {
 	if err != nil {
 		return nil, err
 	}
-	lf := fsutil.NewLockFile(f)
+	lf := flock.New(f)
 	if err := lf.TryLock(true); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("staging %s is in use: %w", s.priv.Join(rel), err)

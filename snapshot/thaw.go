@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hotsnap/hotsnap/fsutil/flock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -39,7 +41,7 @@ type ThawRecord struct {
 
 // thawLog is a quiescer's record file, locked while it exists.
 type thawLog struct {
-	lf   *fsutil.LockFile
+	lf   *flock.File
 	f    *os.File
 	priv *fsutil.Dir
 	name string
@@ -66,7 +68,7 @@ func openThawLog(l *Layout) (*thawLog, error) {
 		priv.Close()
 		return nil, err
 	}
-	lf := fsutil.NewLockFile(f)
+	lf := flock.New(f)
 	if err := lf.TryLock(true); err != nil {
 		lf.Close()
 		priv.Remove(name)
@@ -122,7 +124,7 @@ func (s *session) recoverThaws() ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("thaw record %s: %w", s.priv.Join(n), err)
 		}
-		lf := fsutil.NewLockFile(f)
+		lf := flock.New(f)
 		if lf.TryLock(true) != nil {
 			lf.Close() // a live quiescer holds it
 			continue

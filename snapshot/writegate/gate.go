@@ -25,10 +25,9 @@ package writegate
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sync"
 
-	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/fsutil/flock"
 )
 
 // Names of the protocol's files, relative to the data dir.
@@ -50,13 +49,13 @@ type Gate struct {
 }
 
 type pair struct {
-	gate, write *fsutil.LockFile
+	gate, write *flock.File
 }
 
 // Open prepares a gate for the data dir, creating the state dir and lock
 // files when missing.
 func Open(dataDir string) (*Gate, error) {
-	dir := filepath.Join(dataDir, StateDirName)
+	dir := join(dataDir, StateDirName)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -72,11 +71,11 @@ func (g *Gate) get() (*pair, error) {
 		return p, nil
 	}
 	g.mu.Unlock()
-	gl, err := fsutil.OpenLock(filepath.Join(g.dir, GateLockName))
+	gl, err := flock.Open(join(g.dir, GateLockName))
 	if err != nil {
 		return nil, err
 	}
-	wl, err := fsutil.OpenLock(filepath.Join(g.dir, WriteLockName))
+	wl, err := flock.Open(join(g.dir, WriteLockName))
 	if err != nil {
 		gl.Close()
 		return nil, err
@@ -117,7 +116,7 @@ func (g *Gate) Begin(ctx context.Context) (*Tx, error) {
 }
 
 // ErrWouldBlock is TryBegin's answer while a snapshot holds the gate.
-var ErrWouldBlock = fsutil.ErrWouldBlock
+var ErrWouldBlock = flock.ErrWouldBlock
 
 // TryBegin is Begin without waiting: it returns ErrWouldBlock while a
 // snapshot holds the gate. A transaction spanning several data dirs (nodes
@@ -153,7 +152,7 @@ func (t *Tx) End() error {
 // AbortRequested reports whether a snapshot run with --force is waiting for
 // writers to drain: a long transaction may abort early to let it in.
 func (t *Tx) AbortRequested() bool {
-	_, err := os.Stat(filepath.Join(t.g.dir, ForceName))
+	_, err := os.Stat(join(t.g.dir, ForceName))
 	return err == nil
 }
 
@@ -167,4 +166,16 @@ func (g *Gate) Close() error {
 	}
 	g.free = nil
 	return nil
+}
+
+// join is dir/name without path/filepath: the gate stays a leaf with the
+// fewest dependencies for the applications that import it.
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	if dir[len(dir)-1] == '/' {
+		return dir + name
+	}
+	return dir + "/" + name
 }

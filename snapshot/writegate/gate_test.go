@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/fsutil/flock"
 )
 
 // TestGate_Protocol takes the snapshot's side by hand: with gate.lock held
@@ -23,9 +23,9 @@ func TestGate_Protocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wl, _ := fsutil.OpenLock(filepath.Join(dir, StateDirName, WriteLockName))
+	wl, _ := flock.Open(filepath.Join(dir, StateDirName, WriteLockName))
 	defer wl.Close()
-	if err := wl.TryLock(true); err != fsutil.ErrWouldBlock {
+	if err := wl.TryLock(true); err != flock.ErrWouldBlock {
 		t.Fatalf("write.lock exclusive while a transaction runs: %v", err)
 	}
 	if tx.AbortRequested() {
@@ -41,7 +41,7 @@ func TestGate_Protocol(t *testing.T) {
 	}
 	wl.Unlock()
 
-	gl, _ := fsutil.OpenLock(filepath.Join(dir, StateDirName, GateLockName))
+	gl, _ := flock.Open(filepath.Join(dir, StateDirName, GateLockName))
 	defer gl.Close()
 	gl.TryLock(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -1,54 +1,57 @@
-package fsutil
+// Package flock is flock(2) on a file of its own: the primitive of the
+// write-gate protocol (snapshot/writegate) and of hotsnap's own locks. A
+// leaf on the standard library alone (syscall.Flock, not x/sys): an
+// application that imports the write gate pulls in nothing else.
+package flock
 
 import (
 	"context"
 	"errors"
 	"os"
+	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrWouldBlock is returned by TryLock when another open file description
 // holds a conflicting lock.
 var ErrWouldBlock = errors.New("lock is held by another process")
 
-// LockFile is an open file used only for flock(2). Each LockFile is its own
-// open file description, so two LockFiles on the same path conflict even
+// File is an open file used only for flock(2). Each File is its own
+// open file description, so two Files on the same path conflict even
 // inside one process.
-type LockFile struct {
+type File struct {
 	f *os.File
 }
 
-// OpenLock opens (creating when missing, mode 0666 before umask so writers
+// Open opens (creating when missing, mode 0666 before umask so writers
 // running as other users can share it) the lock file at path.
-func OpenLock(path string) (*LockFile, error) {
+func Open(path string) (*File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
 		return nil, err
 	}
-	return &LockFile{f: f}, nil
+	return &File{f: f}, nil
 }
 
-// NewLockFile uses the open file f for flock(2); the LockFile owns it.
-func NewLockFile(f *os.File) *LockFile { return &LockFile{f: f} }
+// New uses the open file f for flock(2); the File owns it.
+func New(f *os.File) *File { return &File{f: f} }
 
 // Path is the lock file's path.
-func (l *LockFile) Path() string { return l.f.Name() }
+func (l *File) Path() string { return l.f.Name() }
 
 // TryLock takes the lock without waiting: exclusive or shared. It returns
 // ErrWouldBlock when a conflicting lock is held.
-func (l *LockFile) TryLock(exclusive bool) error {
-	how := unix.LOCK_SH
+func (l *File) TryLock(exclusive bool) error {
+	how := syscall.LOCK_SH
 	if exclusive {
-		how = unix.LOCK_EX
+		how = syscall.LOCK_EX
 	}
 	for {
-		err := unix.Flock(int(l.f.Fd()), how|unix.LOCK_NB)
-		if err == unix.EINTR {
+		err := syscall.Flock(int(l.f.Fd()), how|syscall.LOCK_NB)
+		if err == syscall.EINTR {
 			continue
 		}
-		if err == unix.EWOULDBLOCK {
+		if err == syscall.EWOULDBLOCK {
 			return ErrWouldBlock
 		}
 		if err != nil {
@@ -61,7 +64,7 @@ func (l *LockFile) TryLock(exclusive bool) error {
 // LockUntil polls TryLock until it succeeds, the deadline passes (ErrWouldBlock)
 // or ctx ends. Polling starts at 50µs and grows to 2ms, so a lock freed by a
 // short writer is taken within about a millisecond.
-func (l *LockFile) LockUntil(ctx context.Context, exclusive bool, deadline time.Time) error {
+func (l *File) LockUntil(ctx context.Context, exclusive bool, deadline time.Time) error {
 	sleep := 50 * time.Microsecond
 	for {
 		err := l.TryLock(exclusive)
@@ -87,16 +90,16 @@ func (l *LockFile) LockUntil(ctx context.Context, exclusive bool, deadline time.
 }
 
 // Lock takes the lock, waiting as long as needed; it can be cancelled through ctx.
-func (l *LockFile) Lock(ctx context.Context, exclusive bool) error {
+func (l *File) Lock(ctx context.Context, exclusive bool) error {
 	return l.LockUntil(ctx, exclusive, time.Now().Add(100*365*24*time.Hour))
 }
 
 // Unlock releases the lock (the file stays open for reuse).
-func (l *LockFile) Unlock() error {
-	return unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+func (l *File) Unlock() error {
+	return syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 }
 
 // Close releases any lock and closes the file.
-func (l *LockFile) Close() error {
+func (l *File) Close() error {
 	return l.f.Close()
 }
