@@ -14,8 +14,8 @@ import (
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	s3store "github.com/hotsnap/hotsnap/archive/store/s3"
-	"github.com/hotsnap/hotsnap/internal/testserver"
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
-	"github.com/hotsnap/hotsnap/internal/testetcd"
+	"github.com/hotsnap/hotsnap/internal/testutil/testetcd"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )

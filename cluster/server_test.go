@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/defaults"
-	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 

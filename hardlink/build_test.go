@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/testtree"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 )
 
 // dirs opens src and makes an empty dst for Build.

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/testtree"
-	"github.com/hotsnap/hotsnap/internal/testxfs"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
 )
 
 // passTree makes 20 dirs of 10 files each, plus a symlink and a nested dir.

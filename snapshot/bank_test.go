@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
 )
 
 const (

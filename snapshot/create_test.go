@@ -12,7 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )

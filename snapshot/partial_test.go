@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
 func TestRestore_Partial(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
 // imported makes a data dir holding an imported copy of a fresh snapshot

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/hardlink"
-	"github.com/hotsnap/hotsnap/internal/bank"
-	"github.com/hotsnap/hotsnap/internal/testxfs"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
 )
 
 // TestBank_InPlaceReflinkXFS: on a real XFS with reflinks (a loop-mounted

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/bank"
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/bank"
-	"github.com/hotsnap/hotsnap/internal/testtree"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 )
 
 // atLock is a quiescer that records the data dir as it is when writes

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/retention"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testserver"
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
 // TestChaos runs rounds of real commands (create and upload, forget, gc)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"

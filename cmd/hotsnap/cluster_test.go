@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/cluster"
-	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
 	"github.com/hotsnap/hotsnap/internal/proc"
-	"github.com/hotsnap/hotsnap/internal/testetcd"
-	"github.com/hotsnap/hotsnap/internal/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testetcd"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hotsnap/hotsnap/internal/testtree"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 )
 
 var testBinary struct {

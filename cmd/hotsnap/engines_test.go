@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testcgroup"
-	"github.com/hotsnap/hotsnap/internal/testxfs"
+	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
+	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
 )
 
 // Real storage engines nobody here wrote (Pebble, SQLite), run as real

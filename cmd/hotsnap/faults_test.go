@@ -14,9 +14,9 @@ import (
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/hotsnap/hotsnap/internal/testserver"
-	"github.com/hotsnap/hotsnap/internal/testtree"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 )
 
 // faultRun runs the hotsnap binary with env, with a deadline that only

@@ -14,7 +14,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
 // copyTree copies a directory tree (an archive) to dst.

@@ -14,8 +14,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/hotsnap/hotsnap/internal/testserver"
-	"github.com/hotsnap/hotsnap/internal/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
 // immutableSetup is a MinIO with the two users of docs/policies (their

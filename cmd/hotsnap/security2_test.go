@@ -15,10 +15,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/testcgroup"
-	"github.com/hotsnap/hotsnap/internal/testserver"
-	"github.com/hotsnap/hotsnap/internal/testtree"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 

@@ -23,7 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/bank"
+	"github.com/hotsnap/hotsnap/internal/testutil/bank"
 )
 
 func main() {

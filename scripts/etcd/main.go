@@ -19,7 +19,7 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 
-	"github.com/hotsnap/hotsnap/internal/etcdembed"
+	"github.com/hotsnap/hotsnap/internal/testutil/etcdembed"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testcgroup"
+	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/internal/proc"
-	"github.com/hotsnap/hotsnap/internal/testuser"
+	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 )
 
 // TestTree_SetuidDescendant: a process of the application's user that ran

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
-	"github.com/hotsnap/hotsnap/internal/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 )
 
 // TestLocking runs the object lock side of the store against a real

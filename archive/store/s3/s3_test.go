@@ -7,7 +7,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/archive/store/storetest"
-	"github.com/hotsnap/hotsnap/internal/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 )
 
 // TestConformance runs the store suite against a real MinIO server.

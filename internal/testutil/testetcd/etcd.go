@@ -14,8 +14,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/hotsnap/hotsnap/internal/etcdembed"
-	"github.com/hotsnap/hotsnap/internal/testserver"
+	"github.com/hotsnap/hotsnap/internal/testutil/etcdembed"
+	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 )
 
 // Etcd is a running etcd.
