@@ -12,10 +12,11 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/snapshot"
-	"golang.org/x/net/netutil"
 )
 
 // Handler is the agent's HTTP API. Every route but /healthz needs a
