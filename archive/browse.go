@@ -27,9 +27,9 @@ type ManifestStream struct {
 // Close stops the stream.
 func (m *ManifestStream) Close() { m.s.Close() }
 
-// OpenManifest starts reading the manifest of snapshot id's piece of node.
+// openManifest starts reading the manifest of snapshot id's piece of node.
 // idx is from LoadIndex.
-func (r *Repo) OpenManifest(ctx context.Context, idx *Index, id, node string) (*ManifestStream, error) {
+func (r *Repo) openManifest(ctx context.Context, idx *Index, id, node string) (*ManifestStream, error) {
 	s, err := r.readSnapshot(ctx, id, node)
 	if err != nil {
 		return nil, err
@@ -50,12 +50,12 @@ func (r *Repo) OpenManifest(ctx context.Context, idx *Index, id, node string) (*
 	return &ManifestStream{Reader: mr, s: ms}, nil
 }
 
-// Cat writes the content of the file at path in snapshot id's piece of
+// cat writes the content of the file at path in snapshot id's piece of
 // node to w, chunk by chunk as they arrive, each chunk checked against its
 // id, and the whole against the manifest's BLAKE3 at the end: an error
 // wrapping ErrCorrupt then says w got bytes that are not the file's. The
 // manifest is read only up to the file (entries are sorted by path).
-func (r *Repo) Cat(ctx context.Context, idx *Index, id, node, path string, w io.Writer) (*manifest.Entry, error) {
+func (r *Repo) cat(ctx context.Context, idx *Index, id, node, path string, w io.Writer) (*manifest.Entry, error) {
 	s, err := r.readSnapshot(ctx, id, node)
 	if err != nil {
 		return nil, err
@@ -110,14 +110,14 @@ type ExtractResult struct {
 	DurationMs    float64 `json:"durationMs"`
 }
 
-// Extract writes the entries of an archived snapshot that include selects
+// extract writes the entries of an archived snapshot that include selects
 // (tree.Selector rules; none: everything) into target, a directory that
 // must not exist yet, fetching only the chunks of the selected files, each
 // checked against its id and each file against its BLAKE3. It does not
 // make a local snapshot, and it takes no lock of the data dir. The tree is
 // built in a hidden directory beside target and renamed to target only
 // when whole and the manifest's seal is proven.
-func (r *Repo) Extract(ctx context.Context, idx *Index, id, node, target string, include []string, allowSetID bool) (*ExtractResult, error) {
+func (r *Repo) extract(ctx context.Context, idx *Index, id, node, target string, include []string, allowSetID bool) (*ExtractResult, error) {
 	start := time.Now()
 	x, err := tree.NewExtraction(target, include)
 	if err != nil {

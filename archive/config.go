@@ -39,6 +39,8 @@ var (
 	ErrAlreadyInitialised = errs.New(errs.Conflict, "archive is already initialised")
 	// ErrCorrupt is returned when an object of the archive fails its checks.
 	ErrCorrupt = errs.New(errs.VerifyFailed, "archive data is corrupt")
+	// errNotIndexed marks a chunk no index holds (with ErrCorrupt).
+	errNotIndexed = errors.New("no index holds")
 	// ErrNotFound is returned for a snapshot the archive does not hold.
 	ErrNotFound = errs.New(errs.NotFound, "not in the archive")
 	// ErrFormat is returned by Open for an archive of another format

@@ -83,12 +83,15 @@ func (rr *recordReader) end() error {
 // checkExtents proves that a file's chunks, laid end to end, make exactly
 // its size: every chunk is indexed with a length, so no chunk can overlap
 // another or lie past the end of the file.
+//
+// A chunk no index holds is errNotIndexed (and ErrCorrupt): a download
+// lists such files rather than stopping at the first.
 func checkExtents(idx *Index, e *manifest.Entry, ids []ID) error {
 	var off int64
 	for i, id := range ids {
 		loc, ok := idx.Lookup(id)
 		if !ok {
-			return fmt.Errorf("%w: %s needs chunk %s, which no index holds (run `hotsnap archive check`)", ErrCorrupt, e.Path, id)
+			return fmt.Errorf("%w: %s needs chunk %s, which %w (run `hotsnap archive check`)", ErrCorrupt, e.Path, id, errNotIndexed)
 		}
 		if loc.Raw < 1 {
 			return fmt.Errorf("%w: %s: chunk %d is empty", ErrCorrupt, e.Path, i)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -296,7 +295,7 @@ func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 			return fmt.Errorf("%s: %w", d.rs.key, err)
 		}
 		if err := checkExtents(d.idx, e, buf); err != nil {
-			if errors.Is(err, ErrCorrupt) && strings.Contains(err.Error(), "no index holds") {
+			if errors.Is(err, errNotIndexed) {
 				if len(missing) < 10 {
 					missing = append(missing, string(e.Path))
 				}

@@ -176,7 +176,7 @@ func (s *RemoteSnapshot) checkStreams(idx *Index) error {
 	for _, d := range []*streamDesc{&s.obj.Manifest, &s.obj.Content} {
 		for _, id := range d.ids() {
 			if !idx.Has(id) {
-				return fmt.Errorf("%w: %s needs chunk %s, which no index holds", ErrCorrupt, s.key, id)
+				return fmt.Errorf("%w: %s needs chunk %s, which %w", ErrCorrupt, s.key, id, errNotIndexed)
 			}
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/proc"
@@ -32,15 +32,15 @@ import (
 // Nothing else: snapshots live on the nodes, and a cluster snapshot's plan
 // is stored in every node's manifest.
 
-// nameRE is the form of cluster names, node ids, lock ids and job ids.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // Agency is a connection to etcd for one cluster.
 type Agency struct {
 	cli     *clientv3.Client
 	cluster string
 	prefix  string
 }
+
+// ErrEtcdUnavailable is returned by Dial when etcd does not answer in time.
+var ErrEtcdUnavailable = errors.New("etcd does not answer")
 
 // DialOptions say how to reach etcd.
 type DialOptions struct {
@@ -61,7 +61,7 @@ type DialOptions struct {
 // TLS and https endpoints, and with TLS every endpoint must be https.
 func Dial(ctx context.Context, o DialOptions) (*Agency, error) {
 	cluster, timeout := o.Cluster, o.Timeout
-	if !nameRE.MatchString(cluster) {
+	if !ca.ValidName(cluster) {
 		return nil, fmt.Errorf("%w: cluster name %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cluster)
 	}
 	var eps []string
@@ -89,7 +89,7 @@ func Dial(ctx context.Context, o DialOptions) (*Agency, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, Logger: zap.NewNop(), Context: ctx,
 		TLS: o.TLS, Username: o.Username, Password: o.Password})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("etcd %v does not answer: %w", eps, err)
+		return nil, fmt.Errorf("%w: %v: %v%s", ErrEtcdUnavailable, eps, err, tlsHint(o))
 	} else if err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", eps, err)
 	}
@@ -98,9 +98,17 @@ func Dial(ctx context.Context, o DialOptions) (*Agency, error) {
 	defer cancel()
 	if _, err := cli.Get(cctx, a.prefix+"plan"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("etcd %v does not answer: %w", eps, err)
+		return nil, fmt.Errorf("%w: %v: %v%s", ErrEtcdUnavailable, eps, err, tlsHint(o))
 	}
 	return a, nil
+}
+
+// tlsHint is what a plain connection to etcd that gets no answer may lack.
+func tlsHint(o DialOptions) string {
+	if o.TLS != nil {
+		return ""
+	}
+	return " (an etcd with TLS needs --etcd-cacert and https:// endpoints)"
 }
 
 // Close ends the connection.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/remote"
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/policy"
@@ -96,7 +97,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.MaxJobsPerClient <= 0 {
 		cfg.MaxJobsPerClient = defaults.AgentMaxJobsPerClient
 	}
-	if !nameRE.MatchString(cfg.NodeID) {
+	if !ca.ValidName(cfg.NodeID) {
 		return nil, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cfg.NodeID)
 	}
 	if cfg.MaxLease <= 0 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/errs"
 )
 
@@ -50,18 +51,18 @@ func (a ClientAuth) Client(m Member) (*Client, error) {
 		if !strings.HasPrefix(m.URL, "https://") {
 			return nil, fmt.Errorf("%w: node %s registered %s, not an https URL: nothing is sent to it", ErrAgentIdentity, m.NodeID, m.URL)
 		}
-		want := NodeIdentity(a.Cluster, m.NodeID)
+		want := ca.NodeIdentity(a.Cluster, m.NodeID)
 		cfg := &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			// The name checked is the node's identity in its certificate,
 			// not the URL's host: VerifyPeerCertificate does the whole check.
 			InsecureSkipVerify: true,
 			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-				leaf, err := verifyChain(raw, a.CA, x509.ExtKeyUsageServerAuth)
+				leaf, err := ca.VerifyChain(raw, a.CA, x509.ExtKeyUsageServerAuth)
 				if err != nil {
 					return fmt.Errorf("%w: node %s at %s: %v", ErrAgentIdentity, m.NodeID, m.URL, err)
 				}
-				got, err := IdentityOf(leaf)
+				got, err := ca.IdentityOf(leaf)
 				if err != nil || got != want {
 					return fmt.Errorf("%w: node %s at %s presents %v (%v), want %s", ErrAgentIdentity, m.NodeID, m.URL, got, err, want)
 				}
@@ -74,15 +75,6 @@ func (a ClientAuth) Client(m Member) (*Client, error) {
 		tr.TLSClientConfig = cfg
 	}
 	return &Client{Node: m.NodeID, URL: m.URL, token: a.Token, http: &http.Client{Transport: tr}}, nil
-}
-
-// LoadCertPool reads a PEM bundle of CA certificates.
-func LoadCertPool(pemBytes []byte, what string) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("%w: %s holds no PEM certificate", errs.ErrInvalid, what)
-	}
-	return pool, nil
 }
 
 // Agent side.
@@ -121,21 +113,21 @@ func (a *Agent) identify(r *http.Request) (caller, error) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			return caller{}, fmt.Errorf("%w: no verified client certificate", ErrUnauthorized)
 		}
-		id, err := IdentityOf(r.TLS.VerifiedChains[0][0])
+		id, err := ca.IdentityOf(r.TLS.VerifiedChains[0][0])
 		if err != nil {
 			return caller{}, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 		}
-		if id.Cluster != a.cfg.Cluster || (id.Kind != RoleOperator && id.Kind != RoleReader) {
+		if id.Cluster != a.cfg.Cluster || (id.Kind != ca.RoleOperator && id.Kind != ca.RoleReader) {
 			return caller{}, fmt.Errorf("%w: %s is not a client of cluster %s", ErrUnauthorized, id, a.cfg.Cluster)
 		}
 		return caller{name: id.String(), role: id.Kind}, nil
 	}
 	got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
 	if subtle.ConstantTimeCompare(got[:], a.opDigest[:]) == 1 {
-		return caller{name: "token:operator", role: RoleOperator}, nil
+		return caller{name: "token:operator", role: ca.RoleOperator}, nil
 	}
 	if a.cfg.ReadToken != "" && subtle.ConstantTimeCompare(got[:], a.readDigest[:]) == 1 {
-		return caller{name: "token:reader", role: RoleReader}, nil
+		return caller{name: "token:reader", role: ca.RoleReader}, nil
 	}
 	return caller{}, fmt.Errorf("%w: missing or wrong bearer token", ErrUnauthorized)
 }
@@ -153,7 +145,7 @@ func (a *Agent) auth(n need, h func(http.ResponseWriter, *http.Request, caller))
 			a.failErr(w, err)
 			return
 		}
-		if n == toOperate && c.role != RoleOperator {
+		if n == toOperate && c.role != ca.RoleOperator {
 			a.m.unauthorized.Inc()
 			a.failErr(w, fmt.Errorf("%w: %s may only read (list, status, metrics)", ErrForbidden, c.name))
 			return

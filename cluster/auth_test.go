@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/testutil/testetcd"
@@ -49,18 +50,18 @@ func TestAuth_Certificates(t *testing.T) {
 	if _, _, err := rawGet(tc, n.srv.URL+"/v1/snapshots", nil); err == nil {
 		t.Fatal("a client without a certificate got an answer")
 	}
-	other, _ := NewCA("test", time.Hour)
-	cp, kp, _ := other.Issue(Identity{Cluster: "test", Kind: RoleOperator, Name: "mallory"}, nil, time.Hour)
+	other, _ := ca.NewCA("test", time.Hour)
+	cp, kp, _ := other.Issue(ca.Identity{Cluster: "test", Kind: ca.RoleOperator, Name: "mallory"}, nil, time.Hour)
 	foreign, _ := tls.X509KeyPair(cp, kp)
 	if _, _, err := rawGet(tc, n.srv.URL+"/v1/snapshots", &foreign); err == nil {
 		t.Fatal("a certificate of another CA got an answer")
 	}
-	prod := tc.cert(t, Identity{Cluster: "prod", Kind: RoleOperator, Name: "ops"})
+	prod := tc.cert(t, ca.Identity{Cluster: "prod", Kind: ca.RoleOperator, Name: "ops"})
 	if code, body, err := rawGet(tc, n.srv.URL+"/v1/snapshots", prod); err != nil || code != 401 || !strings.Contains(body, `"kind":"unauthorized"`) {
 		t.Fatalf("another cluster's operator: %d %s %v", code, body, err)
 	}
 
-	reader := tc.auth(t, RoleReader)
+	reader := tc.auth(t, ca.RoleReader)
 	rc, err := reader.Client(Member{NodeID: n.id, URL: n.srv.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func TestAuth_ForgedRegistration(t *testing.T) {
 	defer impostor.Close()
 	// n1's own certificate, served under the id "n3".
 	stolen := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) }))
-	stolen.TLS = &tls.Config{Certificates: []tls.Certificate{*tc.cert(t, NodeIdentity("test", "n1"))}}
+	stolen.TLS = &tls.Config{Certificates: []tls.Certificate{*tc.cert(t, ca.NodeIdentity("test", "n1"))}}
 	stolen.StartTLS()
 	defer stolen.Close()
 	for _, m := range []Member{
@@ -119,7 +120,7 @@ func TestAuth_ForgedRegistration(t *testing.T) {
 		{NodeID: "n3", URL: stolen.URL},
 		{NodeID: "n2", URL: tc.nodes[0].srv.URL}, // n1's real address under n2's id
 	} {
-		c, err := tc.auth(t, RoleOperator).Client(m)
+		c, err := tc.auth(t, ca.RoleOperator).Client(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +128,7 @@ func TestAuth_ForgedRegistration(t *testing.T) {
 			t.Fatalf("%s at %s: %v", m.NodeID, m.URL, err)
 		}
 	}
-	if _, err := tc.auth(t, RoleOperator).Client(Member{NodeID: "plain", URL: "http://127.0.0.1:1"}); !errors.Is(err, ErrAgentIdentity) {
+	if _, err := tc.auth(t, ca.RoleOperator).Client(Member{NodeID: "plain", URL: "http://127.0.0.1:1"}); !errors.Is(err, ErrAgentIdentity) {
 		t.Fatalf("a plain http member: %v", err)
 	}
 	// Registered in etcd, the impostor makes a cluster create fail before
@@ -213,7 +214,7 @@ func TestAgent_JobsPerClient(t *testing.T) {
 	if _, err := n.client.StartJob(ctx, res.ID, "verify", JobRequest{JobID: "j2"}); !errors.Is(err, errs.ErrThrottled) {
 		t.Fatalf("a second job of one client: %v", err)
 	}
-	other, _ := ClientAuth{Cluster: "test", CA: tc.auth(t, RoleOperator).CA, Cert: tc.cert(t, Identity{Cluster: "test", Kind: RoleOperator, Name: "other"})}.
+	other, _ := ClientAuth{Cluster: "test", CA: tc.auth(t, ca.RoleOperator).CA, Cert: tc.cert(t, ca.Identity{Cluster: "test", Kind: ca.RoleOperator, Name: "other"})}.
 		Client(Member{NodeID: n.id, URL: n.srv.URL})
 	if _, err := other.StartJob(ctx, res.ID, "verify", JobRequest{JobID: "j3"}); err != nil {
 		t.Fatalf("another client's job: %v", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/zeebo/blake3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/proc"
@@ -57,7 +58,7 @@ type testCluster struct {
 	agency *Agency
 	nodes  []*testNode
 	co     *Coordinator
-	ca     *CA
+	ca     *ca.CA
 }
 
 type hookQuiescer struct {
@@ -83,15 +84,15 @@ func startCluster(t testing.TB, n int) *testCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ag.Close() })
-	ca, err := NewCA("test", time.Hour)
+	authority, err := ca.NewCA("test", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{etcd: e, agency: ag, ca: ca}
+	tc := &testCluster{etcd: e, agency: ag, ca: authority}
 	for i := 1; i <= n; i++ {
 		tc.nodes = append(tc.nodes, tc.addNode(t, fmt.Sprintf("n%d", i)))
 	}
-	tc.co = &Coordinator{Agency: ag, Auth: tc.auth(t, RoleOperator)}
+	tc.co = &Coordinator{Agency: ag, Auth: tc.auth(t, ca.RoleOperator)}
 	return tc
 }
 
@@ -102,7 +103,7 @@ func etcdOptions(t testing.TB, e *testetcd.Etcd) DialOptions {
 }
 
 // cert issues a certificate of the test cluster's CA.
-func (tc *testCluster) cert(t testing.TB, id Identity) *tls.Certificate {
+func (tc *testCluster) cert(t testing.TB, id ca.Identity) *tls.Certificate {
 	t.Helper()
 	cp, kp, err := tc.ca.Issue(id, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
@@ -119,7 +120,7 @@ func (tc *testCluster) cert(t testing.TB, id Identity) *tls.Certificate {
 func (tc *testCluster) auth(t testing.TB, role string) ClientAuth {
 	pool := x509.NewCertPool()
 	pool.AddCert(tc.ca.Cert)
-	return ClientAuth{Cluster: "test", CA: pool, Cert: tc.cert(t, Identity{Cluster: "test", Kind: role, Name: "test-" + role})}
+	return ClientAuth{Cluster: "test", CA: pool, Cert: tc.cert(t, ca.Identity{Cluster: "test", Kind: role, Name: "test-" + role})}
 }
 
 func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
@@ -146,7 +147,7 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 		t.Fatal(err)
 	}
 	nd.srv = httptest.NewUnstartedServer(nd.agent.Handler())
-	nd.srv.TLS = nd.agent.TLSConfig(*tc.cert(t, NodeIdentity("test", id)))
+	nd.srv.TLS = nd.agent.TLSConfig(*tc.cert(t, ca.NodeIdentity("test", id)))
 	nd.srv.StartTLS()
 	t.Cleanup(nd.srv.Close)
 	t.Cleanup(nd.agent.Close)
@@ -156,7 +157,7 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(nd.reg.Close)
-	if nd.client, err = tc.auth(t, RoleOperator).Client(m); err != nil {
+	if nd.client, err = tc.auth(t, ca.RoleOperator).Client(m); err != nil {
 		t.Fatal(err)
 	}
 	return nd

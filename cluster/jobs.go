@@ -11,6 +11,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
@@ -77,7 +78,7 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request, c caller) {
 	if req.JobID == "" {
 		req.JobID = randomID()
 	}
-	if !nameRE.MatchString(req.JobID) {
+	if !ca.ValidName(req.JobID) {
 		a.failErr(w, fmt.Errorf("%w: jobId %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, req.JobID))
 		return
 	}

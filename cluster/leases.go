@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -39,7 +40,7 @@ func (a *Agent) handleLock(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, err)
 		return
 	}
-	if !nameRE.MatchString(req.LockID) {
+	if !ca.ValidName(req.LockID) {
 		a.failErr(w, fmt.Errorf("%w: lockId %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, req.LockID))
 		return
 	}

@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -121,7 +122,7 @@ func (a *Agency) SetExpected(ctx context.Context, nodes []string, by string, onl
 		return err == nil, err
 	}
 	for _, n := range nodes {
-		if !nameRE.MatchString(n) {
+		if !ca.ValidName(n) {
 			return false, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, n)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/internal/testutil/bank"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -58,7 +59,7 @@ func TestServer_SurvivesAbuse(t *testing.T) {
 	}
 	limits := ServerLimits{ReadHeaderTimeout: 3 * time.Second, ReadTimeout: 4 * time.Second, IdleTimeout: 3 * time.Second}
 	srvc := make(chan *http.Server, 1)
-	go ag.Serve(ln, tc.cert(t, NodeIdentity("test", "n2")), limits, srvc)
+	go ag.Serve(ln, tc.cert(t, ca.NodeIdentity("test", "n2")), limits, srvc)
 	srv := <-srvc
 	defer srv.Close()
 	reg, err := tc.agency.Register(ctx, Member{NodeID: "n2", URL: "https://" + ln.Addr().String()}, defaults.MemberTTL, nil)
@@ -86,7 +87,7 @@ func TestServer_SurvivesAbuse(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	op := tc.cert(t, Identity{Cluster: "test", Kind: RoleOperator, Name: "slow"})
+	op := tc.cert(t, ca.Identity{Cluster: "test", Kind: ca.RoleOperator, Name: "slow"})
 	for range 10 { // authenticated, then stalled in a request body
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{*op}, ServerName: "127.0.0.1"})
 		if err != nil {

@@ -80,6 +80,13 @@ const (
 	// this; the lock left behind is stale at once for commands of this
 	// host and expires for others.
 	ReleaseTimeout = 5 * time.Second
+	// ShutdownTimeout bounds an agent's server shutdown: requests in
+	// flight get this long to finish.
+	ShutdownTimeout = 5 * time.Second
+	// HookTimeout bounds each of an agent's stop and start commands.
+	HookTimeout = 5 * time.Minute
+	// PolicyEvery is an agent's interval between runs of its own policy.
+	PolicyEvery = time.Hour
 	// RemoteAttempts and RemoteBackoff are the one retry policy of every
 	// remote call (store.Retry): 5 tries, pauses from 200 ms doubling
 	// (3 s in all); a call that stalled twice is not tried again.

@@ -47,6 +47,11 @@ func allowSharedFlag() cli.Flag {
 		Usage: "accept a backups dir and snapshot dirs that other users may write (manifests must still be hotsnap's own; see Security in the README)"}
 }
 
+// nodeIDFlag is --node-id of the commands of one node, what usage says.
+func nodeIDFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: usage}
+}
+
 func idFlag() cli.Flag { return &cli.StringFlag{Name: "id", Usage: "snapshot id"} }
 
 func outputFlags() []cli.Flag {

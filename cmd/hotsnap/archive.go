@@ -124,7 +124,7 @@ func downloadCommand() *cli.Command {
 		Name:  "download",
 		Usage: "bring a snapshot back from the archive into the backups dir, verifying every chunk and file",
 		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
-			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "whose piece of the snapshot"},
+			nodeIDFlag("whose piece of the snapshot"),
 			&cli.IntFlag{Name: "workers", Usage: "files fetched at once (default 4)"},
 			&cli.StringFlag{Name: "target", Usage: "write the snapshot's files (or the --include ones) into this new directory instead of making a local snapshot"},
 			&cli.StringSliceFlag{Name: "include", Usage: "with --target: glob of the entries to fetch (the --copy rules; a directory brings its subtree; repeatable)"},
@@ -146,10 +146,11 @@ func downloadCommand() *cli.Command {
 				}
 				rs := &remoteSide{c: c}
 				defer rs.close()
-				if err := rs.open(); err != nil {
+				rd, err := rs.open()
+				if err != nil {
 					return err
 				}
-				res, err := rs.repo.Extract(c.Context, rs.idx, id, c.String("node-id"), c.String("target"), c.StringSlice("include"), c.Bool("allow-setid"))
+				res, err := rd.Extract(c.Context, id, c.String("node-id"), c.String("target"), c.StringSlice("include"), c.Bool("allow-setid"))
 				if err != nil {
 					return err
 				}

@@ -21,84 +21,46 @@ import (
 // ls, diff and cat: looking into snapshots, local or archived, from their
 // manifests, without restoring or downloading them.
 
-// entryStream is a manifest read as a stream, local or archived.
-type entryStream interface {
-	Header() *manifest.Manifest
-	Next() (*manifest.Entry, error)
-}
-
-// remoteSide opens --remote once, under a shared archive lock (gc waits),
-// with its index loaded.
+// remoteSide opens --remote once, on first need, for reading
+// (archive.OpenReader: a shared lock, the index loaded).
 type remoteSide struct {
-	c    *cli.Context
-	repo *archive.Repo
-	idx  *archive.Index
-	lock *archive.ArchiveLock
+	c  *cli.Context
+	rd *archive.Reader
 }
 
-func (r *remoteSide) open() error {
-	if r.repo != nil {
-		return nil
+func (r *remoteSide) open() (*archive.Reader, error) {
+	if r.rd != nil {
+		return r.rd, nil
 	}
 	if r.c.String("remote") == "" {
-		return usageError{errors.New("an archived snapshot needs --remote")}
+		return nil, usageError{errors.New("an archived snapshot needs --remote")}
 	}
 	repo, err := openRemote(r.c, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	lock, err := repo.Lock(r.c.Context, archive.LockShared, "browse")
-	if err != nil {
-		return err
-	}
-	idx, _, err := repo.LoadIndex(r.c.Context, false)
-	if err != nil {
-		lock.Release()
-		return err
-	}
-	r.repo, r.idx, r.lock = repo, idx, lock
-	return nil
+	r.rd, err = archive.OpenReader(r.c.Context, repo, "browse")
+	return r.rd, err
 }
 
 func (r *remoteSide) close() {
-	if r.lock != nil {
-		r.lock.Release()
+	if r.rd != nil {
+		r.rd.Close()
 	}
 }
 
-// openEntries opens the manifest of ref: "local:ID", "remote:ID", or an
-// ID, looked up locally first, then in --remote when one is given.
-func openEntries(c *cli.Context, l *snapshot.Layout, rs *remoteSide, ref string) (entryStream, func(), string, error) {
-	where, id := "", ref
-	if w, rest, ok := strings.Cut(ref, ":"); ok && (w == "local" || w == "remote") {
-		where, id = w, rest
+// openEntries opens the manifest of ref (archive.OpenEntries): local
+// first, then --remote when one is given.
+func openEntries(c *cli.Context, l *snapshot.Layout, rs *remoteSide, ref string) (archive.Entries, func(), string, error) {
+	var open func() (*archive.Reader, error)
+	if c.String("remote") != "" {
+		open = rs.open
 	}
-	if where != "remote" {
-		mf, err := l.OpenManifest(id)
-		if err == nil {
-			r, err := mf.Reader()
-			if err != nil {
-				mf.Close()
-				return nil, nil, "", err
-			}
-			return r, func() { mf.Close() }, "local", nil
-		}
-		if where == "local" || !errors.Is(err, snapshot.ErrNotFound) || c.String("remote") == "" {
-			return nil, nil, "", err
-		}
-	}
-	if err := rs.open(); err != nil {
-		return nil, nil, "", err
-	}
-	ms, err := rs.repo.OpenManifest(c.Context, rs.idx, id, c.String("node-id"))
-	if err != nil {
-		return nil, nil, "", err
-	}
-	return ms, ms.Close, "remote", nil
+	return archive.OpenEntries(c.Context, l, open, ref, c.String("node-id"))
 }
 
 func nodeFlag() cli.Flag {
-	return &cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "with --remote: whose piece of the snapshot"}
+	return nodeIDFlag("with --remote: whose piece of the snapshot")
 }
 
 // modeString is ls -l's mode column: type, then rwx with s, S, t, T.
@@ -357,10 +319,11 @@ func catCommand() *cli.Command {
 			}
 			rs := &remoteSide{c: c}
 			defer rs.close()
-			if err := rs.open(); err != nil {
+			rd, err := rs.open()
+			if err != nil {
 				return err
 			}
-			_, err = rs.repo.Cat(c.Context, rs.idx, id, c.String("node-id"), p, e.stdout)
+			_, err = rd.Cat(c.Context, id, c.String("node-id"), p, e.stdout)
 			return err
 		},
 	}

@@ -26,11 +26,11 @@ func coordinator(c *cli.Context) (*env, *cluster.Coordinator, func(), error) {
 		return nil, nil, nil, err
 	}
 	e := getEnv(c)
-	auth, err := clientAuth(c)
+	auth, err := authFiles(c).Client(c.String("cluster"))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	agency, err := dialAgency(c)
+	agency, err := etcdFiles(c).Dial(c.Context)
 	if err != nil {
 		return nil, nil, nil, err
 	}

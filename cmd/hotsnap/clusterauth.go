@@ -1,17 +1,9 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"os"
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/cluster"
-	"github.com/hotsnap/hotsnap/fsutil"
 )
 
 // clusterFlags are the flags of the agent and of every cluster command:
@@ -33,129 +25,13 @@ func clusterFlags() []cli.Flag {
 	}
 }
 
-// readToken reads a token file: at least 16 characters, readable by its
-// owner only.
-func readToken(f, flag string) (string, error) {
-	b, err := fsutil.ReadSecretFile(f, flag)
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", usageError{fmt.Errorf("%s %s: the token must be at least 16 characters", flag, f)}
-	}
-	return tok, nil
+// authFiles are the credential files the cluster flags name.
+func authFiles(c *cli.Context) cluster.AuthFiles {
+	return cluster.AuthFiles{CA: c.String("tls-ca"), Cert: c.String("tls-cert"), Key: c.String("tls-key"), TokenFile: c.String("token-file")}
 }
 
-// loadKeyPair reads a certificate and its key (refused when others may
-// read the key).
-func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	keyPEM, err := fsutil.ReadSecretFile(keyFile, "TLS key file")
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
-}
-
-// pair reads the optional certificate flags certFlag/keyFlag: both or neither.
-func pair(c *cli.Context, certFlag, keyFlag string) (*tls.Certificate, error) {
-	cf, kf := c.String(certFlag), c.String(keyFlag)
-	if (cf == "") != (kf == "") {
-		return nil, usageError{fmt.Errorf("--%s and --%s go together", certFlag, keyFlag)}
-	}
-	if cf == "" {
-		return nil, nil
-	}
-	cert, err := loadKeyPair(cf, kf)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("--%s: %w", certFlag, err)}
-	}
-	return &cert, nil
-}
-
-func caPool(file, flag string) (*x509.CertPool, error) {
-	if file == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("--%s: %w", flag, err)}
-	}
-	pool, err := cluster.LoadCertPool(b, file)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return pool, nil
-}
-
-func dialAgency(c *cli.Context) (*cluster.Agency, error) {
-	if c.String("cluster") == "" {
-		return nil, usageError{errors.New("--cluster (or HOTSNAP_CLUSTER) is required")}
-	}
-	if len(c.StringSlice("etcd")) == 0 {
-		return nil, usageError{errors.New("--etcd (or HOTSNAP_ETCD) is required")}
-	}
-	o := cluster.DialOptions{Endpoints: c.StringSlice("etcd"), Cluster: c.String("cluster"), Username: c.String("etcd-user")}
-	roots, err := caPool(c.String("etcd-cacert"), "etcd-cacert")
-	if err != nil {
-		return nil, err
-	}
-	cert, err := pair(c, "etcd-cert", "etcd-key")
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case roots != nil:
-		o.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-		if cert != nil {
-			o.TLS.Certificates = []tls.Certificate{*cert}
-		}
-	case cert != nil:
-		return nil, usageError{errors.New("--etcd-cert needs --etcd-cacert")}
-	}
-	if (o.Username == "") != (c.String("etcd-password-file") == "") {
-		return nil, usageError{errors.New("--etcd-user and --etcd-password-file go together")}
-	}
-	if o.Username != "" {
-		b, err := fsutil.ReadSecretFile(c.String("etcd-password-file"), "etcd password file")
-		if err != nil {
-			return nil, err
-		}
-		o.Password = strings.TrimRight(string(b), "\r\n")
-	}
-	ag, err := cluster.Dial(c.Context, o)
-	if err != nil && o.TLS == nil && strings.Contains(err.Error(), "does not answer") {
-		err = fmt.Errorf("%w (an etcd with TLS needs --etcd-cacert and https:// endpoints)", err)
-	}
-	return ag, err
-}
-
-// clientAuth is how a coordinator proves itself to the agents and checks
-// them: with --tls-ca, agents must prove their node ids; with --tls-cert,
-// it proves its role by certificate, else by --token-file.
-func clientAuth(c *cli.Context) (cluster.ClientAuth, error) {
-	var a cluster.ClientAuth
-	var err error
-	if a.CA, err = caPool(c.String("tls-ca"), "tls-ca"); err != nil {
-		return a, err
-	}
-	if a.Cert, err = pair(c, "tls-cert", "tls-key"); err != nil {
-		return a, err
-	}
-	if a.Cert != nil && a.CA == nil {
-		return a, usageError{errors.New("--tls-cert needs --tls-ca: agents are checked against the cluster CA")}
-	}
-	if a.Cert == nil {
-		if c.String("token-file") == "" {
-			return a, usageError{errors.New("give --tls-ca with --tls-cert/--tls-key (a certificate of the cluster CA), or --token-file (token mode)")}
-		}
-		if a.Token, err = readToken(c.String("token-file"), "--token-file"); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
+// etcdFiles is how the cluster flags reach etcd.
+func etcdFiles(c *cli.Context) cluster.EtcdFiles {
+	return cluster.EtcdFiles{Endpoints: c.StringSlice("etcd"), Cluster: c.String("cluster"), CACert: c.String("etcd-cacert"),
+		Cert: c.String("etcd-cert"), Key: c.String("etcd-key"), User: c.String("etcd-user"), PasswordFile: c.String("etcd-password-file")}
 }

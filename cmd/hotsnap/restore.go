@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -19,11 +20,11 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "the running application's major.minor.patch version"},
 			&cli.StringFlag{Name: "app-engine", EnvVars: []string{"HOTSNAP_APP_ENGINE"}, Usage: "the storage engine the application runs; a snapshot of another engine is refused (exit 5)"},
 			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "id of the key the application encrypts its data with"},
-			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "this node's id (the target topology)"},
+			nodeIDFlag("this node's id (the target topology)"),
 			&cli.BoolFlag{Name: "ignore-version", Usage: "restore even when the version rule refuses (said in the output)"},
 			&cli.StringFlag{Name: "stop-cmd", Usage: "command that stops the application before the swap; must succeed"},
 			&cli.StringFlag{Name: "start-cmd", Usage: "command that starts the application after the swap"},
-			&cli.DurationFlag{Name: "hook-timeout", Value: 5 * 60e9, Usage: "time limit of --stop-cmd and --start-cmd"},
+			&cli.DurationFlag{Name: "hook-timeout", Value: defaults.HookTimeout, Usage: "time limit of --stop-cmd and --start-cmd"},
 			&cli.BoolFlag{Name: "fast-verify", Usage: "check the snapshot's files by stat only instead of re-hashing them"},
 			&cli.BoolFlag{Name: "no-failsafe", Usage: "do not keep the previous state in .hotsnap/failsafe/"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
@@ -51,7 +52,7 @@ func restoreCommand() *cli.Command {
 				})
 				return nil
 			}
-			q, closeQ, err := quiescerFromFlags(c, l, false)
+			q, closeQ, err := snapshot.NewQuiescer(c.Context, l, quiesceConfig(c), false)
 			if err != nil {
 				return err
 			}
@@ -60,7 +61,7 @@ func restoreCommand() *cli.Command {
 				AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"), EncryptionKeyID: c.String("encryption-key-id"),
 				NodeID: c.String("node-id"), IgnoreVersion: c.Bool("ignore-version"), Include: c.StringSlice("include"),
 				FastVerify: c.Bool("fast-verify"), NoFailsafe: c.Bool("no-failsafe"), DryRun: c.Bool("dry-run"),
-				Quiescer: q, Lock: snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
+				Quiescer: q, Lock: lockPolicy(c),
 				StopCmd: c.String("stop-cmd"), StartCmd: c.String("start-cmd"), HookTimeout: c.Duration("hook-timeout"),
 				Logger: e.log,
 			})

@@ -19,16 +19,9 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "run a backup policy: create, upload, prune local and forget remote snapshots by keep rules, gc; one JSON result",
-		Flags: withOutput(append(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(),
+		Flags: withOutput(flagGroups([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), nodeIDFlag("this node's id, recorded in the topology"), allowInconsistentFlag(),
 			&cli.StringFlag{Name: "policy", EnvVars: []string{"HOTSNAP_POLICY"}, Usage: "the policy file (JSON: label, remote, keepLocal, keepRemote, gc)"},
-			&cli.StringSliceFlag{Name: "copy", Usage: "as for create (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude", Usage: "as for create (repeatable)"},
-			&cli.StringFlag{Name: "link-mode", Value: "link", Usage: "as for create"},
-			&cli.StringFlag{Name: "app-version", EnvVars: []string{"HOTSNAP_APP_VERSION"}, Usage: "as for create"},
-			&cli.StringFlag{Name: "app-engine", EnvVars: []string{"HOTSNAP_APP_ENGINE"}, Usage: "as for create"},
-			&cli.StringFlag{Name: "encryption-key-id", EnvVars: []string{"HOTSNAP_ENCRYPTION_KEY_ID"}, Usage: "as for create"},
-			&cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: "as for create"},
-		}, quiesceFlags()...), remoteFlags()...)...),
+		}, captureFlags(), quiesceFlags(), remoteFlags())...),
 		Action: func(c *cli.Context) error {
 			e, l, _, err := prologue(c, false)
 			if err != nil {
@@ -47,18 +40,15 @@ func runCommand() *cli.Command {
 			if err := p.Check(); err != nil {
 				return err
 			}
-			q, closeQ, err := quiescerFromFlags(c, l, false)
+			q, closeQ, err := snapshot.NewQuiescer(c.Context, l, quiesceConfig(c), false)
 			if err != nil {
 				return err
 			}
 			defer closeQ()
+			create := createOptions(c, e, q)
+			create.Label, create.Logger = "", nil // the policy's label; its own logger
 			res, err := policy.Run(c.Context, l, p, policy.Options{
-				Create: snapshot.CreateOptions{Quiescer: q,
-					Lock:              snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")},
-					AllowInconsistent: c.Bool("allow-inconsistent"),
-					Copy:              c.StringSlice("copy"), Exclude: c.StringSlice("exclude"),
-					LinkMode: c.String("link-mode"), AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"),
-					EncryptionKeyID: c.String("encryption-key-id"), NodeID: c.String("node-id")},
+				Create: create,
 				OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {
 					o, err := remoteOptions(c)
 					if err != nil {

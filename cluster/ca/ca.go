@@ -1,4 +1,9 @@
-package cluster
+// Package ca is a hotsnap cluster's certificate authority: the CA itself,
+// the identities its certificates name (an agent's node id, a
+// coordinator's role), the files ca init and ca issue write, and the
+// checks of a peer's chain. It is not the agent or the coordinator
+// (package cluster), which use it to prove and check who is talking.
+package ca
 
 import (
 	"crypto/ecdsa"
@@ -12,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,8 +39,15 @@ import (
 const (
 	RoleOperator = "operator"
 	RoleReader   = "reader"
-	kindNode     = "node"
+	KindNode     = "node"
 )
+
+// nameRE is the form of cluster names, node ids, role names (and, in
+// package cluster, lock and job ids).
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ValidName reports whether s is a valid cluster name, node id or name.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // Identity is who a certificate names.
 type Identity struct {
@@ -52,14 +65,14 @@ func (id Identity) URI() *url.URL {
 
 // NodeIdentity is agent id's identity in cluster.
 func NodeIdentity(cluster, id string) Identity {
-	return Identity{Cluster: cluster, Kind: kindNode, Name: id}
+	return Identity{Cluster: cluster, Kind: KindNode, Name: id}
 }
 
-func (id Identity) check() error {
+func (id Identity) Check() error {
 	switch {
 	case !nameRE.MatchString(id.Cluster):
 		return fmt.Errorf("%w: cluster name %q", errs.ErrInvalid, id.Cluster)
-	case id.Kind != kindNode && id.Kind != RoleOperator && id.Kind != RoleReader:
+	case id.Kind != KindNode && id.Kind != RoleOperator && id.Kind != RoleReader:
 		return fmt.Errorf("%w: identity kind %q: want node, operator or reader", errs.ErrInvalid, id.Kind)
 	case !nameRE.MatchString(id.Name):
 		return fmt.Errorf("%w: identity name %q: want 1 to 64 of letters, digits, '.', '_', '-'", errs.ErrInvalid, id.Name)
@@ -76,7 +89,7 @@ func IdentityOf(cert *x509.Certificate) (Identity, error) {
 		}
 		kind, name, ok := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
 		id := Identity{Cluster: u.Host, Kind: kind, Name: name}
-		if !ok || id.check() != nil {
+		if !ok || id.Check() != nil {
 			return Identity{}, fmt.Errorf("certificate %q: bad hotsnap identity %s", cert.Subject.CommonName, u)
 		}
 		out = append(out, id)
@@ -159,7 +172,7 @@ func (ca *CA) PEM() (certPEM, keyPEM []byte, err error) {
 // auth for a node (hosts are its DNS names and IP addresses, for other
 // TLS clients; hotsnap checks the identity), client auth for a role.
 func (ca *CA) Issue(id Identity, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
-	if err := id.check(); err != nil {
+	if err := id.Check(); err != nil {
 		return nil, nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -177,7 +190,7 @@ func (ca *CA) Issue(id Identity, hosts []string, validity time.Duration) (certPE
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter
 	}
-	if id.Kind == kindNode {
+	if id.Kind == KindNode {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		for _, h := range hosts {
 			if ip := net.ParseIP(h); ip != nil {
@@ -206,9 +219,9 @@ func serial() *big.Int {
 	return n
 }
 
-// verifyChain checks a peer's certificate chain against roots for usage
+// VerifyChain checks a peer's certificate chain against roots for usage
 // and returns the leaf.
-func verifyChain(raw [][]byte, roots *x509.CertPool, usage x509.ExtKeyUsage) (*x509.Certificate, error) {
+func VerifyChain(raw [][]byte, roots *x509.CertPool, usage x509.ExtKeyUsage) (*x509.Certificate, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("no certificate")
 	}
@@ -228,4 +241,13 @@ func verifyChain(raw [][]byte, roots *x509.CertPool, usage x509.ExtKeyUsage) (*x
 		return nil, err
 	}
 	return certs[0], nil
+}
+
+// LoadCertPool reads a PEM bundle of CA certificates.
+func LoadCertPool(pemBytes []byte, what string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%w: %s holds no PEM certificate", errs.ErrInvalid, what)
+	}
+	return pool, nil
 }

@@ -1,0 +1,106 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/snapshot/freezer"
+)
+
+// QuiesceConfig says how writes are stopped, as the CLI's --quiesce flags
+// and an agent's configuration give it.
+type QuiesceConfig struct {
+	// Mode is flock (the write-gate protocol; the default), freeze (a
+	// cgroup: Cgroup or Unit), signal (SIGSTOP the tree of PidFile), exec
+	// (LockCmd, UnlockCmd), http (LockURL, UnlockURL, LockTokenFile) or
+	// none.
+	Mode                              string
+	Cgroup, Unit                      string
+	PidFile                           string
+	LockURL, UnlockURL, LockTokenFile string
+	LockCmd, UnlockCmd                string
+	// Force asks the application to abort long write transactions.
+	Force bool
+}
+
+func usage(format string, args ...any) error {
+	return errs.New(errs.Usage, fmt.Sprintf(format, args...))
+}
+
+// check refuses settings that belong to another mode.
+func (c QuiesceConfig) check() error {
+	switch {
+	case (c.Cgroup != "" || c.Unit != "") && c.Mode != "freeze":
+		return usage("--cgroup and --unit need --quiesce freeze")
+	case c.PidFile != "" && c.Mode != "signal":
+		return usage("--pid-file needs --quiesce signal")
+	case (c.LockCmd != "" || c.UnlockCmd != "") && c.Mode == "flock":
+		return usage("--lock-cmd and --unlock-cmd need --quiesce exec")
+	}
+	return nil
+}
+
+// NewQuiescer builds the quiescer c asks for over l's data dir, and the
+// function that releases it. force (or c.Force) asks the application to
+// abort long write transactions. A bad configuration is a usage error.
+func NewQuiescer(ctx context.Context, l *Layout, c QuiesceConfig, force bool) (Quiescer, func(), error) {
+	force = force || c.Force
+	if c.Mode == "" {
+		c.Mode = "flock"
+	}
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	nothing := func() {}
+	switch c.Mode {
+	case "freeze":
+		var cg freezer.Cgroup
+		var err error
+		switch {
+		case c.Cgroup != "" && c.Unit != "":
+			return nil, nil, usage("give --cgroup or --unit, not both")
+		case c.Cgroup != "":
+			cg, err = freezer.Find(c.Cgroup)
+		case c.Unit != "":
+			cg, err = freezer.FromUnit(ctx, c.Unit)
+		default:
+			return nil, nil, usage("--quiesce freeze needs --cgroup PATH or --unit NAME")
+		}
+		if err != nil {
+			return nil, nil, usage("--quiesce freeze: %v", err)
+		}
+		return &FreezeQuiescer{Layout: l, Cgroup: cg}, nothing, nil
+	case "signal":
+		if c.PidFile == "" {
+			return nil, nil, usage("--quiesce signal needs --pid-file FILE")
+		}
+		return &SignalQuiescer{Layout: l, PidFile: c.PidFile}, nothing, nil
+	case "flock":
+		q := &FlockQuiescer{DataDir: l.DataDir, Force: force}
+		return q, func() { q.Close() }, nil
+	case "exec":
+		if c.LockCmd == "" || c.UnlockCmd == "" {
+			return nil, nil, usage("--quiesce exec needs both --lock-cmd and --unlock-cmd")
+		}
+		return &ExecQuiescer{LockCmd: c.LockCmd, UnlockCmd: c.UnlockCmd, DataDir: l.DataDir, Force: force}, nothing, nil
+	case "http":
+		if c.LockURL == "" || c.UnlockURL == "" {
+			return nil, nil, usage("--quiesce http needs both --lock-url and --unlock-url")
+		}
+		q := &HTTPQuiescer{LockURL: c.LockURL, UnlockURL: c.UnlockURL, DataDir: l.DataDir, Force: force}
+		if c.LockTokenFile != "" {
+			b, err := fsutil.ReadSecretFile(c.LockTokenFile, "lock token file")
+			if err != nil {
+				return nil, nil, err
+			}
+			q.Token = strings.TrimSpace(string(b))
+		}
+		return q, nothing, nil
+	case "none":
+		return NoQuiescer{}, nothing, nil
+	}
+	return nil, nil, usage("--quiesce %q: want flock, freeze, signal, exec, http or none", c.Mode)
+}
