@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/tree"
 )
 
 // Browsing an archived snapshot without downloading it: its manifest as a
@@ -111,7 +111,7 @@ type ExtractResult struct {
 }
 
 // extract writes the entries of an archived snapshot that include selects
-// (tree.Selector rules; none: everything) into target, a directory that
+// (fstree.Selector rules; none: everything) into target, a directory that
 // must not exist yet, fetching only the chunks of the selected files, each
 // checked against its id and each file against its BLAKE3. It does not
 // make a local snapshot, and it takes no lock of the data dir. The tree is
@@ -119,7 +119,7 @@ type ExtractResult struct {
 // when whole and the manifest's seal is proven.
 func (r *Repo) extract(ctx context.Context, idx *Index, id, node, target string, include []string, allowSetID bool) (*ExtractResult, error) {
 	start := time.Now()
-	x, err := tree.NewExtraction(target, include)
+	x, err := fstree.NewExtraction(target, include)
 	if err != nil {
 		return nil, err
 	}
@@ -188,5 +188,5 @@ func (r *Repo) writeFile(ctx context.Context, idx *Index, dst *fsutil.Dir, e *ma
 	if sum := h.Sum(); sum != e.BLAKE3 {
 		return fmt.Errorf("%w: %s: the chunks make a file hashing to %s, the manifest says %s", ErrCorrupt, e.Path, sum, e.BLAKE3)
 	}
-	return tree.SetAttrs(f, e)
+	return fstree.SetAttrs(f, e)
 }

@@ -18,9 +18,9 @@ import (
 
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/tree"
 )
 
 // DownloadOptions tune Download.
@@ -222,7 +222,7 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifes
 		if err != nil {
 			return err
 		}
-		if err := tree.MakeDirOrSymlink(root, e); err != nil {
+		if err := fstree.MakeDirOrSymlink(root, e); err != nil {
 			return err
 		}
 		if e.Type != manifest.TypeFile {

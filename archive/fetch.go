@@ -9,12 +9,13 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/tree"
-	"golang.org/x/sys/unix"
 )
 
 // Fetching a batch's files: blobs of one pack merged into range reads,
@@ -170,7 +171,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, sum, n)
 		}
 		o.Progress.Add(1, e.Size)
-		return tree.SetAttrs(f, e)
+		return fstree.SetAttrs(f, e)
 	})
 	return fetched.Load(), reqs.Load(), err
 }

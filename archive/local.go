@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/tree"
 )
 
 // Local is the node's own snapshots, as an upload reads one and a download
@@ -24,7 +24,7 @@ type Local interface {
 	OpenLatest(ctx context.Context) (*fsutil.Dir, *manifest.File, error)
 	// Import publishes snapshot id, built by src: staged, proven, then one
 	// atomic rename; nothing is left on failure.
-	Import(ctx context.Context, id string, origin []byte, src tree.Source, log *slog.Logger) error
+	Import(ctx context.Context, id string, origin []byte, src fstree.Source, log *slog.Logger) error
 	// SnapshotDir is where snapshot id lives once published.
 	SnapshotDir(id string) string
 }

@@ -104,6 +104,17 @@ func (d *Dir) Sync() error {
 	return nil
 }
 
+// SyncDir fsyncs the directory rel below d ("." is d itself), opened
+// without following a symlink.
+func (d *Dir) SyncDir(rel string) error {
+	sd, err := d.OpenDir(rel)
+	if err != nil {
+		return err
+	}
+	defer sd.Close()
+	return sd.Sync()
+}
+
 // checkRel refuses a path that is not relative, clean and free of "..".
 // "." names the directory itself.
 func checkRel(rel string) error {

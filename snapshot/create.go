@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/defaults"
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
-	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // ToolVersion is recorded in every manifest.
@@ -401,7 +401,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	rec := newRecord(built.Items)
 	// The snapshot's own directories get the captured owners, modes and
 	// mtimes (after the lock: they are never shared with live data).
-	if err := treepkg.FinishDirs(tree, rec.dirs()); err != nil {
+	if err := fstree.FinishDirs(tree, rec.dirs()); err != nil {
 		return nil, err
 	}
 	step("record and dirs")
@@ -416,7 +416,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	}
 	step("manifest")
 	crashPoint("create.manifest")
-	if err := treepkg.Sync(ctx, tree, rec.owned(), o.Workers); err != nil {
+	if err := fstree.Sync(ctx, tree, rec.owned(), o.Workers); err != nil {
 		return nil, err
 	}
 	step("sync")

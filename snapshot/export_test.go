@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 func fsutilSameFS(a, b string) error { return fsutil.SameFilesystem(a, b) }
@@ -73,7 +73,7 @@ func (c copySource) Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile
 	}
 	defer snap.Close()
 	_, err = mf.Each(func(e *manifest.Entry) error {
-		if err := treepkg.MakeDirOrSymlink(root, e); err != nil {
+		if err := fstree.MakeDirOrSymlink(root, e); err != nil {
 			return err
 		}
 		if e.Type != manifest.TypeFile {
@@ -84,7 +84,7 @@ func (c copySource) Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile
 			return err
 		}
 		defer f.Close()
-		_, err = treepkg.Copy(f, root, e, false)
+		_, err = fstree.Copy(f, root, e, false)
 		return err
 	})
 	return err

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // ExtractOptions tune Extract.
@@ -45,7 +45,7 @@ func Extract(ctx context.Context, l *Layout, id, target string, o ExtractOptions
 	if abs, err := filepath.Abs(target); err == nil && (abs == l.DataDir || strings.HasPrefix(abs, l.DataDir+"/")) {
 		return nil, fmt.Errorf("%w: target %s is inside the data dir: restore into the data dir is a swap (restore without --target)", ErrInvalid, abs)
 	}
-	x, err := treepkg.NewExtraction(target, o.Include)
+	x, err := fstree.NewExtraction(target, o.Include)
 	if err != nil {
 		return nil, err
 	}
@@ -81,12 +81,12 @@ func Extract(ctx context.Context, l *Layout, id, target string, o ExtractOptions
 		return x.Add(e, func(dst *fsutil.Dir, e *manifest.Entry) error {
 			read := *e
 			read.Capture = manifest.CaptureCopy // open it for reading, whatever its capture
-			f, _, err := treepkg.OpenChecked(tree, &read)
+			f, _, err := fstree.OpenChecked(tree, &read)
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
 			}
 			defer f.Close()
-			sum, err := treepkg.Copy(f, dst, e, true)
+			sum, err := fstree.Copy(f, dst, e, true)
 			if err == nil && sum != e.BLAKE3 {
 				err = fmt.Errorf("%w: %s in snapshot %s hashes to %s, the manifest says %s", ErrVerifyFailed, e.Path, id, sum, e.BLAKE3)
 			}

@@ -5,7 +5,7 @@ import (
 	"path"
 	"strings"
 
-	treepkg "github.com/hotsnap/hotsnap/tree"
+	"github.com/hotsnap/hotsnap/fstree"
 )
 
 // globSet matches slash paths relative to the data dir. A pattern without
@@ -26,4 +26,4 @@ func newGlobSet(what string, patterns []string) (globSet, error) {
 	return globSet(patterns), nil
 }
 
-func (g globSet) match(rel string) bool { return treepkg.MatchAny(g, rel) }
+func (g globSet) match(rel string) bool { return fstree.MatchAny(g, rel) }

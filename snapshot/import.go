@@ -8,9 +8,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // originName marks a snapshot that was not taken here (downloaded): its
@@ -19,7 +19,7 @@ import (
 const originName = "origin.json"
 
 // ImportSource is what Import publishes (tree.Source).
-type ImportSource = treepkg.Source
+type ImportSource = fstree.Source
 
 // Import publishes snapshot id, built by src, the way Create publishes its
 // own: under the operation lock, after recovery, in staging (in the private
@@ -143,7 +143,7 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 // written here (nothing is shared with live data), and one call costs less
 // than an fsync per file by orders of magnitude for small files.
 func finishImported(tree *fsutil.Dir, dirs []manifest.Entry) error {
-	if err := treepkg.FinishDirs(tree, dirs); err != nil {
+	if err := fstree.FinishDirs(tree, dirs); err != nil {
 		return err
 	}
 	if err := unix.Syncfs(tree.Fd()); err != nil {

@@ -269,16 +269,7 @@ func (s *session) syncMoved(rel string, names []string) error {
 			root *fsutil.Dir
 			dir  string
 		}{{s.data, d}, {s.priv, path.Join(rel, d)}} {
-			dd, err := side.root.OpenDir(side.dir)
-			if err != nil {
-				if isNotExist(err) {
-					continue
-				}
-				return err
-			}
-			err = dd.Sync()
-			dd.Close()
-			if err != nil {
+			if err := side.root.SyncDir(side.dir); err != nil && !isNotExist(err) {
 				return err
 			}
 		}

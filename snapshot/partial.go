@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/manifest"
-	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // A partial restore (restore --include without --target) puts back only
@@ -34,7 +34,7 @@ type selection struct {
 
 // selectTops reads the manifest once through a Selector.
 func selectTops(ctx context.Context, mf *ManifestFile, include []string) (*selection, error) {
-	sel, err := treepkg.NewSelector(include)
+	sel, err := fstree.NewSelector(include)
 	if err != nil {
 		return nil, err
 	}

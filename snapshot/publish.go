@@ -40,13 +40,7 @@ func writeNew(dir *fsutil.Dir, rel string, data []byte) error {
 // dir) into the backups dir as id: one atomic rename, so the snapshot
 // exists whole or not at all.
 func (s *session) publish(stage, id string) error {
-	sd, err := s.priv.OpenDir(stage)
-	if err != nil {
-		return err
-	}
-	err = sd.Sync()
-	sd.Close()
-	if err != nil {
+	if err := s.priv.SyncDir(stage); err != nil {
 		return err
 	}
 	if err := s.priv.Rename(stage, s.backups, id, true); err != nil {
@@ -59,12 +53,7 @@ func (s *session) publish(stage, id string) error {
 	if err := s.backups.Sync(); err != nil {
 		return err
 	}
-	staging, err := s.priv.OpenDir(stagingName)
-	if err != nil {
-		return err
-	}
-	defer staging.Close()
-	return staging.Sync()
+	return s.priv.SyncDir(stagingName)
 }
 
 // latestManifest opens the newest readable snapshot's manifest, for hash

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	treepkg "github.com/hotsnap/hotsnap/tree"
 )
 
 // swap runs the journaled swap; the caller holds the write lock. source is
@@ -106,7 +106,7 @@ func (s *session) swapNames(source string, sel *selection) (out, in []string, er
 // include, only the entries it selects are built, with the directories
 // above them.
 func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int) error {
-	sel, err := treepkg.NewSelector(include)
+	sel, err := fstree.NewSelector(include)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 			owned = append(owned, string(parents[i].Path))
 		}
 		p := string(e.Path)
-		if err := treepkg.MakeDirOrSymlink(dst, e); err != nil {
+		if err := fstree.MakeDirOrSymlink(dst, e); err != nil {
 			return err
 		}
 		switch e.Type {
@@ -151,7 +151,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		if first, ok := copies[e.LinkGroup]; ok && e.LinkGroup != 0 && e.Capture != manifest.CaptureLink {
 			return dst.Link(first, dst, p)
 		}
-		f, _, err := treepkg.OpenChecked(snap, e)
+		f, _, err := fstree.OpenChecked(snap, e)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
 		}
@@ -175,25 +175,20 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 	}
 	// Directories last: modes that forbid writing, mtimes that creating
 	// entries would disturb.
-	if err := treepkg.FinishDirs(dst, dirs); err != nil {
+	if err := fstree.FinishDirs(dst, dirs); err != nil {
 		return err
 	}
-	if err := treepkg.Sync(ctx, dst, owned, workers); err != nil {
+	if err := fstree.Sync(ctx, dst, owned, workers); err != nil {
 		return err
 	}
-	rd, err := s.priv.OpenDir(restoringName)
-	if err != nil {
-		return err
-	}
-	defer rd.Close()
-	return rd.Sync()
+	return s.priv.SyncDir(restoringName)
 }
 
 // copyChecked copies a snapshot's file for a restore. When other users may
 // write the backups dir, the copy is hashed on the way and must match the
 // manifest: what was verified may have been swapped since.
 func (s *session) copyChecked(f *os.File, dst *fsutil.Dir, e *manifest.Entry) error {
-	sum, err := treepkg.Copy(f, dst, e, s.l.AllowSharedBackups)
+	sum, err := fstree.Copy(f, dst, e, s.l.AllowSharedBackups)
 	if err != nil {
 		return err
 	}

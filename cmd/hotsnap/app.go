@@ -126,7 +126,7 @@ func setupEnv(c *cli.Context) error {
 }
 
 // run is the whole CLI, callable in-process by tests.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
 	for _, a := range args {
 		if a == "--json" || a == "-json" || a == "--json=true" {

@@ -25,7 +25,7 @@ import (
 func hs(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"hotsnap"}, args...), &out, &errb)
+	code := runCLI(context.Background(), append([]string{"hotsnap"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

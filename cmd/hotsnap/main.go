@@ -29,7 +29,7 @@ func main() {
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	code := runCLI(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	pprof.StopCPUProfile()
 	os.Exit(code)

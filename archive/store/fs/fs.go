@@ -154,13 +154,7 @@ func (s *Store) mkdirs(rel string) error {
 		if i > 0 {
 			parent = strings.Join(parts[:i], "/")
 		}
-		d, err := s.dir.OpenDir(parent)
-		if err != nil {
-			return err
-		}
-		err = d.Sync()
-		d.Close()
-		if err != nil {
+		if err := s.dir.SyncDir(parent); err != nil {
 			return err
 		}
 	}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/tree"
 )
 
 // Batches: files are fetched a batch at a time, so a snapshot of any size
@@ -120,7 +120,7 @@ func takeLocal(local *fsutil.Dir, le, e *manifest.Entry, root *fsutil.Dir) error
 			return nil
 		}
 	}
-	sum, err := tree.Copy(f, root, e, true)
+	sum, err := fstree.Copy(f, root, e, true)
 	if err != nil {
 		return err
 	}
