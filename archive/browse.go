@@ -56,11 +56,7 @@ func (r *Repo) openManifest(ctx context.Context, idx *Index, id, node string) (*
 // wrapping ErrCorrupt then says w got bytes that are not the file's. The
 // manifest is read only up to the file (entries are sorted by path).
 func (r *Repo) cat(ctx context.Context, idx *Index, id, node, path string, w io.Writer) (*manifest.Entry, error) {
-	s, err := r.readSnapshot(ctx, id, node)
-	if err != nil {
-		return nil, err
-	}
-	p, err := r.openPiece(ctx, idx, s)
+	p, err := r.openPieceOf(ctx, idx, id, node)
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +120,7 @@ func (r *Repo) extract(ctx context.Context, idx *Index, id, node, target string,
 		return nil, err
 	}
 	defer x.Close()
-	s, err := r.readSnapshot(ctx, id, node)
-	if err != nil {
-		return nil, err
-	}
-	p, err := r.openPiece(ctx, idx, s)
+	p, err := r.openPieceOf(ctx, idx, id, node)
 	if err != nil {
 		return nil, err
 	}

@@ -217,6 +217,16 @@ func (r *Repo) eachFile(ctx context.Context, idx *Index, s *RemoteSnapshot, fn f
 	}
 }
 
+// openPieceOf reads the snapshot object of id's piece of node and starts
+// reading the piece (openPiece).
+func (r *Repo) openPieceOf(ctx context.Context, idx *Index, id, node string) (*pieceReader, error) {
+	s, err := r.readSnapshot(ctx, id, node)
+	if err != nil {
+		return nil, err
+	}
+	return r.openPiece(ctx, idx, s)
+}
+
 // openPiece starts reading s: its manifest must be the one the snapshot
 // object describes (id, node, totals).
 func (r *Repo) openPiece(ctx context.Context, idx *Index, s *RemoteSnapshot) (*pieceReader, error) {

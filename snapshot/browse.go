@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
@@ -20,18 +21,16 @@ import (
 // BLAKE3 at the end: an error wrapping ErrVerifyFailed then says w got
 // bytes that are not the file's. The file is opened through the
 // snapshot's tree with no symlink followed.
-func Cat(ctx context.Context, l *Layout, id, path string, w io.Writer) (*manifest.Entry, error) {
-	s, err := l.openSession(ctx, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	tree, mf, err := s.treeOf(id)
-	if err != nil {
-		return nil, err
-	}
-	defer tree.Close()
-	defer mf.Close()
+func Cat(ctx context.Context, l *Layout, id, path string, w io.Writer) (e *manifest.Entry, err error) {
+	err = l.readTree(ctx, nil, id, func(_ *session, tree *fsutil.Dir, mf *ManifestFile) error {
+		e, err = catFile(tree, mf, id, path, w)
+		return err
+	})
+	return e, err
+}
+
+// catFile is Cat in snapshot id's open tree and manifest.
+func catFile(tree *fsutil.Dir, mf *ManifestFile, id, path string, w io.Writer) (*manifest.Entry, error) {
 	r, err := mf.Reader()
 	if err != nil {
 		return nil, err

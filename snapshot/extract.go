@@ -50,60 +50,55 @@ func Extract(ctx context.Context, l *Layout, id, target string, o ExtractOptions
 		return nil, err
 	}
 	defer x.Close()
-	s, err := l.openSession(ctx, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	tree, mf, err := s.treeOf(id)
-	if err != nil {
-		return nil, err
-	}
-	defer tree.Close()
-	defer mf.Close()
-	if len(o.Include) == 0 { // a whole tree: all its bytes are written
-		h, err := mf.Header()
-		if err != nil {
-			return nil, err
-		}
-		if pd, err := fsutil.OpenDir(filepath.Dir(x.Target)); err == nil {
-			err = enoughSpace(pd, h.Totals.Bytes, "restore "+id+" --target")
-			pd.Close()
+	err = l.readTree(ctx, nil, id, func(s *session, tree *fsutil.Dir, mf *ManifestFile) error {
+		if len(o.Include) == 0 { // a whole tree: all its bytes are written
+			h, err := mf.Header()
 			if err != nil {
-				return nil, err
+				return err
+			}
+			if pd, err := fsutil.OpenDir(filepath.Dir(x.Target)); err == nil {
+				err = enoughSpace(pd, h.Totals.Bytes, "restore "+id+" --target")
+				pd.Close()
+				if err != nil {
+					return err
+				}
 			}
 		}
-	}
-	_, err = mf.Each(func(e *manifest.Entry) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return x.Add(e, func(dst *fsutil.Dir, e *manifest.Entry) error {
-			read := *e
-			read.Capture = manifest.CaptureCopy // open it for reading, whatever its capture
-			f, _, err := fstree.OpenChecked(tree, &read)
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+		_, err := mf.Each(func(e *manifest.Entry) error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			defer f.Close()
-			sum, err := fstree.Copy(f, dst, e, true)
-			if err == nil && sum != e.BLAKE3 {
-				err = fmt.Errorf("%w: %s in snapshot %s hashes to %s, the manifest says %s", ErrVerifyFailed, e.Path, id, sum, e.BLAKE3)
-			}
-			return err
+			return x.Add(e, func(dst *fsutil.Dir, e *manifest.Entry) error {
+				read := *e
+				read.Capture = manifest.CaptureCopy // open it for reading, whatever its capture
+				f, _, err := fstree.OpenChecked(tree, &read)
+				if err != nil {
+					return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+				}
+				defer f.Close()
+				sum, err := fstree.Copy(f, dst, e, true)
+				if err == nil && sum != e.BLAKE3 {
+					err = fmt.Errorf("%w: %s in snapshot %s hashes to %s, the manifest says %s", ErrVerifyFailed, e.Path, id, sum, e.BLAKE3)
+				}
+				return err
+			})
 		})
+		if err != nil {
+			return err
+		}
+		// The top gets the data dir's owner and mode (its own entry is not in
+		// manifests).
+		top, err := s.data.Stat()
+		if err != nil {
+			return err
+		}
+		if err := x.Publish(ctx, top.UID, top.GID, top.Perm()); err != nil {
+			return fmt.Errorf("snapshot %s: %w", id, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	// The top gets the data dir's owner and mode (its own entry is not in
-	// manifests).
-	top, err := s.data.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := x.Publish(ctx, top.UID, top.GID, top.Perm()); err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	return &ExtractResult{ID: id, Target: x.Target, Files: x.Files, Dirs: x.Dirs, Symlinks: x.Symlinks, Bytes: x.Bytes,
 		DurationMs: ms(time.Since(start))}, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -119,6 +120,23 @@ func (l *Layout) OpenManifest(id string) (*ManifestFile, error) {
 	}
 	defer s.close()
 	return s.openManifest(id)
+}
+
+// readTree runs fn over snapshot id's tree and manifest in a read-only
+// session, and closes all three after: what cat, extract and verify share.
+func (l *Layout) readTree(ctx context.Context, log *slog.Logger, id string, fn func(s *session, tree *fsutil.Dir, mf *ManifestFile) error) error {
+	s, err := l.openSession(ctx, log, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	tree, mf, err := s.treeOf(id)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	defer mf.Close()
+	return fn(s, tree, mf)
 }
 
 // treeOf is a snapshot's tree and manifest, open together.

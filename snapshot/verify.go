@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
@@ -24,21 +25,16 @@ type VerifyOptions struct {
 // ErrUntrusted; differences are in the result (use Err). Verify writes
 // nothing.
 func Verify(ctx context.Context, l *Layout, id string, o VerifyOptions) (*manifest.VerifyResult, error) {
-	s, err := l.openSession(ctx, o.Logger, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	return s.verify(ctx, id, manifest.VerifyOptions{Fast: o.Fast, Workers: o.Workers, OnHashed: o.OnHashed})
+	var res *manifest.VerifyResult
+	err := l.readTree(ctx, o.Logger, id, func(s *session, tree *fsutil.Dir, mf *ManifestFile) (err error) {
+		res, err = s.verifyTree(ctx, tree, mf, manifest.VerifyOptions{Fast: o.Fast, Workers: o.Workers, OnHashed: o.OnHashed})
+		return err
+	})
+	return res, err
 }
 
-func (s *session) verify(ctx context.Context, id string, o manifest.VerifyOptions) (*manifest.VerifyResult, error) {
-	tree, mf, err := s.treeOf(id)
-	if err != nil {
-		return nil, err
-	}
-	defer tree.Close()
-	defer mf.Close()
+// verifyTree proves tree against its manifest mf.
+func (s *session) verifyTree(ctx context.Context, tree *fsutil.Dir, mf *ManifestFile, o manifest.VerifyOptions) (*manifest.VerifyResult, error) {
 	r, err := mf.Reader()
 	if err != nil {
 		return nil, err
