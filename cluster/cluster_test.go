@@ -28,7 +28,7 @@ import (
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/proc"
-	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/internal/testutil/testetcd"
 	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"

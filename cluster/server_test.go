@@ -14,7 +14,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
-	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/hardlink"
-	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
 )
 

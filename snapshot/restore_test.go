@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"

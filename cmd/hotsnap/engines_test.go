@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
 	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
+	"github.com/hotsnap/hotsnap/snapshot/freezer/freezertest"
 )
 
 // Real storage engines nobody here wrote (Pebble, SQLite), run as real
@@ -103,11 +103,11 @@ func stopEngine(t *testing.T, cmd *exec.Cmd) {
 func TestEngine_PebbleFreeze(t *testing.T) {
 	bin := buildTestBinary(t)
 	pb := buildExample(t, "pebblebank")
-	cg := testcgroup.New(t, false)
+	cg := freezertest.New(t, false)
 	dir := filepath.Join(t.TempDir(), "data")
 	db := filepath.Join(dir, "db")
 	mustRun(t, pb, "init", "--dir", db, "--accounts", "200")
-	engine := testcgroup.Start(t, cg, pb, "run", "--dir", db, "--accounts", "200")
+	engine := freezertest.Start(t, cg, pb, "run", "--dir", db, "--accounts", "200")
 	ids := snapshotWhileRunning(t, bin, dir, 6, "--quiesce", "freeze", "--cgroup", cg.Dir,
 		"--copy", "*.log", "--copy", "MANIFEST-*", "--copy", "OPTIONS-*", "--copy", "CURRENT", "--copy", "marker.*")
 	// Every snapshot verifies while the engine goes on writing: no
@@ -134,12 +134,12 @@ func TestEngine_SQLiteReflinkFreeze(t *testing.T) {
 	mnt := testxfs.Mount(t, 512<<20)
 	for _, mode := range []string{"reflink", "auto"} {
 		t.Run(mode, func(t *testing.T) {
-			cg := testcgroup.New(t, false)
+			cg := freezertest.New(t, false)
 			dir := filepath.Join(mnt, mode)
 			dbf := filepath.Join(dir, "bank.db")
 			os.MkdirAll(dir, 0o755)
 			mustRun(t, sq, "init", "--db", dbf, "--accounts", "100")
-			engine := testcgroup.Start(t, cg, sq, "run", "--db", dbf)
+			engine := freezertest.Start(t, cg, sq, "run", "--db", dbf)
 			ids := snapshotWhileRunning(t, bin, dir, 5, "--quiesce", "freeze", "--cgroup", cg.Dir, "--link-mode", mode)
 			for _, id := range ids {
 				mustRun(t, bin, "verify", "--data-dir", dir, "--id", id)
@@ -161,13 +161,13 @@ func TestEngine_SQLiteReflinkFreeze(t *testing.T) {
 func TestEngine_SQLiteLink(t *testing.T) {
 	bin := buildTestBinary(t)
 	sq := buildExample(t, "sqlitebank")
-	cg := testcgroup.New(t, false)
+	cg := freezertest.New(t, false)
 	dir := filepath.Join(t.TempDir(), "data")
 	os.MkdirAll(dir, 0o755)
 	dbf := filepath.Join(dir, "bank.db")
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	mustRun(t, sq, "init", "--db", dbf, "--accounts", "100")
-	engine := testcgroup.Start(t, cg, sq, "run", "--db", dbf, "--pid-file", pidFile)
+	engine := freezertest.Start(t, cg, sq, "run", "--db", dbf, "--pid-file", pidFile)
 
 	ids := snapshotWhileRunning(t, bin, dir, 3, "--quiesce", "freeze", "--cgroup", cg.Dir)
 	for _, id := range ids {

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
+	"github.com/hotsnap/hotsnap/snapshot/freezer/freezertest"
 )
 
 // thawRecords lists the thaw records in the data dir's private state.
@@ -64,11 +64,11 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 	bin := buildTestBinary(t)
 	for _, v1 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "v2", true: "v1"}[v1], func(t *testing.T) {
-			cg := testcgroup.New(t, v1)
+			cg := freezertest.New(t, v1)
 			f := filepath.Join(t.TempDir(), "n")
-			testcgroup.Start(t, cg, "sh", "-c", testcgroup.Busy, f)
-			files := testcgroup.BusyFiles(f)
-			testcgroup.WaitAdvancing(t, files...)
+			freezertest.Start(t, cg, "sh", "-c", freezertest.Busy, f)
+			files := freezertest.BusyFiles(f)
+			freezertest.WaitAdvancing(t, files...)
 			dir := testtree.New(t)
 			args := func(label string) []string {
 				return []string{"create", "--data-dir", dir, "--quiesce", "freeze", "--cgroup", cg.Dir, "--label", label, "--json"}
@@ -93,7 +93,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if res.LockAttempts != 1 || frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after create: %s; frozen %v; records %v", out, frozen(), thawRecords(t, dir))
 			}
-			testcgroup.WaitAdvancing(t, files...)
+			freezertest.WaitAdvancing(t, files...)
 			t.Logf("writes paused %.2f ms", res.LockHeldMs)
 
 			// SIGINT while frozen: the command fails, the cgroup is thawed.
@@ -101,7 +101,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if !frozen() || len(thawRecords(t, dir)) != 1 {
 				t.Fatalf("while hotsnap holds the lock: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
-			testcgroup.StaysStill(t, files...)
+			freezertest.StaysStill(t, files...)
 			cmd.Process.Signal(os.Interrupt)
 			if code := procExit(cmd.Wait()); code != 130 {
 				t.Fatalf("create interrupted: exit %d, want 130", code)
@@ -109,7 +109,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after SIGINT: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
-			testcgroup.WaitAdvancing(t, files...)
+			freezertest.WaitAdvancing(t, files...)
 
 			// A panic while frozen (a bug of ours): thawed on the way out.
 			cmd = exec.Command(bin, args("panic")...)
@@ -135,7 +135,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			if frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after recover: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
-			testcgroup.WaitAdvancing(t, files...)
+			freezertest.WaitAdvancing(t, files...)
 			if out, err := exec.Command(bin, "list", "--data-dir", dir, "--json").Output(); err != nil || strings.Count(string(out), `"id"`) != 1 {
 				t.Fatalf("list: want the one good snapshot: %v %s", err, out)
 			}
@@ -144,7 +144,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 }
 
 func TestCLI_QuiesceFreezeErrors(t *testing.T) {
-	cg := testcgroup.New(t, false)
+	cg := freezertest.New(t, false)
 	dir := testtree.New(t)
 	v2, _, _ := freezer.Mounts()
 	for _, tc := range []struct {
@@ -193,7 +193,7 @@ func startTree(t *testing.T) (pid int, pidFile string, files []string) {
 	t.Helper()
 	tmp := t.TempDir()
 	f := filepath.Join(tmp, "n")
-	cmd := exec.Command("sh", "-c", testcgroup.Busy, f)
+	cmd := exec.Command("sh", "-c", freezertest.Busy, f)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -206,8 +206,8 @@ func startTree(t *testing.T) (pid int, pidFile string, files []string) {
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files = testcgroup.BusyFiles(f)
-	testcgroup.WaitAdvancing(t, files...)
+	files = freezertest.BusyFiles(f)
+	freezertest.WaitAdvancing(t, files...)
 	return cmd.Process.Pid, pidFile, files
 }
 
@@ -223,15 +223,15 @@ func TestCLI_QuiesceSignal(t *testing.T) {
 	if out, err := exec.Command(bin, args("ok")...).Output(); err != nil {
 		t.Fatalf("create: %v %s", err, out)
 	}
-	testcgroup.WaitAdvancing(t, files...)
+	freezertest.WaitAdvancing(t, files...)
 
 	cmd := hangAt(t, bin, "create.locked", args("sigint")...)
-	testcgroup.StaysStill(t, files...)
+	freezertest.StaysStill(t, files...)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := procExit(cmd.Wait()); code == 0 {
 		t.Fatal("an interrupted create succeeded")
 	}
-	testcgroup.WaitAdvancing(t, files...)
+	freezertest.WaitAdvancing(t, files...)
 	if r := thawRecords(t, dir); len(r) != 0 {
 		t.Fatalf("records left: %v", r)
 	}
@@ -239,12 +239,12 @@ func TestCLI_QuiesceSignal(t *testing.T) {
 	cmd = exec.Command(bin, args("killed")...)
 	cmd.Env = append(os.Environ(), "HOTSNAP_CRASH_AT=create.locked")
 	cmd.Run()
-	testcgroup.StaysStill(t, files...)
+	freezertest.StaysStill(t, files...)
 	out, err := exec.Command(bin, "recover", "--data-dir", dir, "--json").Output()
 	if err != nil || !strings.Contains(string(out), "SIGCONT") {
 		t.Fatalf("recover: %v %s", err, out)
 	}
-	testcgroup.WaitAdvancing(t, files...)
+	freezertest.WaitAdvancing(t, files...)
 	if r := thawRecords(t, dir); len(r) != 0 {
 		t.Fatalf("records left: %v", r)
 	}
@@ -270,7 +270,7 @@ func TestSecurity_SignalPidFile(t *testing.T) {
 	if code != 4 || !strings.Contains(stderr, "another user's process") {
 		t.Fatalf("a user's pid file naming root's process: exit %d, %q; want 4", code, stderr)
 	}
-	testcgroup.WaitAdvancing(t, files...) // never stopped
+	freezertest.WaitAdvancing(t, files...) // never stopped
 	for _, tc := range []struct{ content, want string }{
 		{"1", "pid 1"},
 		{strconv.Itoa(os.Getpid()), "hotsnap itself"},

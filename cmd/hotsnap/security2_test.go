@@ -15,11 +15,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/hotsnap/hotsnap/fsutil"
-	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
 	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/freezer/freezertest"
 )
 
 // TestSecurity_PolicyFileAppWritable (security-policy-file-app-writable):
@@ -175,7 +175,7 @@ func TestSecurity_SignalPidFileDirSymlink(t *testing.T) {
 	if code != exitVerifyFailed || !strings.Contains(errb, "symlink") {
 		t.Fatalf("a pid file under a symlinked directory: exit %d %s", code, errb)
 	}
-	testcgroup.WaitAdvancing(t, files...)
+	freezertest.WaitAdvancing(t, files...)
 	// Root's pid file in the application's directory: only as trusted as
 	// the application's user, who may not aim hotsnap at root's process.
 	as(t, fmt.Sprintf("rm %s && mkdir %s", run, run))
@@ -185,7 +185,7 @@ func TestSecurity_SignalPidFileDirSymlink(t *testing.T) {
 	if code != exitVerifyFailed || !strings.Contains(errb, "another user's process") {
 		t.Fatalf("root's pid file in the application's directory: exit %d %s", code, errb)
 	}
-	testcgroup.WaitAdvancing(t, files...)
+	freezertest.WaitAdvancing(t, files...)
 	if ents, _ := os.ReadDir(filepath.Join(dir, "backups")); len(ents) != 0 {
 		t.Fatalf("a refused create left %v", ents)
 	}

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testutil/bank"
+	"github.com/hotsnap/hotsnap/examples/bank"
 )
 
 func main() {

@@ -12,29 +12,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/internal/testutil/testcgroup"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
+	"github.com/hotsnap/hotsnap/snapshot/freezer/freezertest"
 )
 
 func TestCgroupFreezeThaw(t *testing.T) {
 	for _, v1 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "v2", true: "v1"}[v1], func(t *testing.T) {
-			cg := testcgroup.New(t, v1)
+			cg := freezertest.New(t, v1)
 			f := filepath.Join(t.TempDir(), "n")
-			testcgroup.Start(t, cg, "sh", "-c", testcgroup.Busy, f)
-			files := testcgroup.BusyFiles(f)
-			testcgroup.WaitAdvancing(t, files...)
+			freezertest.Start(t, cg, "sh", "-c", freezertest.Busy, f)
+			files := freezertest.BusyFiles(f)
+			freezertest.WaitAdvancing(t, files...)
 			if err := cg.Freeze(context.Background(), time.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			if fr, err := cg.Frozen(); err != nil || !fr {
 				t.Fatalf("frozen %v, %v", fr, err)
 			}
-			testcgroup.StaysStill(t, files...)
+			freezertest.StaysStill(t, files...)
 			if err := cg.Thaw(); err != nil {
 				t.Fatal(err)
 			}
-			testcgroup.WaitAdvancing(t, files...)
+			freezertest.WaitAdvancing(t, files...)
 			// Found by its path in the mount, and by its path from the root.
 			got, err := freezer.Find(cg.Dir)
 			if err != nil || got != cg {
@@ -51,7 +51,7 @@ func TestCgroupFreezeThaw(t *testing.T) {
 }
 
 func TestFindRefuses(t *testing.T) {
-	cg := testcgroup.New(t, false)
+	cg := freezertest.New(t, false)
 	mount := filepath.Dir(cg.Dir)
 	for _, tc := range []struct{ path, want string }{
 		{mount, "root cgroup"},
@@ -96,7 +96,7 @@ func TestFindRefuses(t *testing.T) {
 // TestTreeStopCont needs no root: a process may stop its own children.
 func TestTreeStopCont(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "n")
-	cmd := exec.Command("sh", "-c", testcgroup.Busy, f)
+	cmd := exec.Command("sh", "-c", freezertest.Busy, f)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,8 +105,8 @@ func TestTreeStopCont(t *testing.T) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 	}()
-	files := testcgroup.BusyFiles(f)
-	testcgroup.WaitAdvancing(t, files...)
+	files := freezertest.BusyFiles(f)
+	freezertest.WaitAdvancing(t, files...)
 	tree := &freezer.Tree{Root: cmd.Process.Pid}
 	var recorded [][]freezer.Ident
 	err := tree.Stop(context.Background(), time.Now().Add(time.Minute), func(ids []freezer.Ident) error {
@@ -132,11 +132,11 @@ func TestTreeStopCont(t *testing.T) {
 			t.Errorf("process %d is in state %s, want T (stopped)", id.Pid, st)
 		}
 	}
-	testcgroup.StaysStill(t, files...)
+	freezertest.StaysStill(t, files...)
 	if err := tree.Cont(); err != nil {
 		t.Fatal(err)
 	}
-	testcgroup.WaitAdvancing(t, files...)
+	freezertest.WaitAdvancing(t, files...)
 
 	// A pid held by another process than the one recorded is never signalled.
 	if _, err := freezer.OpenProc(cmd.Process.Pid, stopped[0].Start+1); !errors.Is(err, os.ErrNotExist) {

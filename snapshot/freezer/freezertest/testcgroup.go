@@ -1,8 +1,8 @@
-// Package testcgroup makes real cgroups for the freeze quiescer's tests:
+// Package freezertest makes real cgroups for the freeze quiescer's tests:
 // one under the cgroup2 mount (or the v1 freezer), processes started
 // inside it, everything killed and removed when the test ends. The tests
 // run as root; in CI a machine without a cgroup freezer fails them.
-package testcgroup
+package freezertest
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package testcgroup
+package freezertest
 
 import (
 	"os"
