@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/examples/bank"
+	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
 )
 

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/cluster"
-	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/examples/bank"
+	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/internal/testutil/testetcd"
 	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"
