@@ -53,7 +53,7 @@ for N in $SIZES; do
     cold; t0=$(now); cp -al "$D/files" "$MNT/cpal"; t1=$(now); CP+=("$(( (t1 - t0) / 1000000 ))")
     rm -rf "$MNT/cpal"
     # No earlier snapshot: the first create hashes every file.
-    "$HS" list -d "$D" --json | python3 -c 'import json,sys; [print(s["id"]) for s in json.load(sys.stdin)]' | xargs -r -n1 "$HS" delete -d "$D" --id >/dev/null
+    "$HS" list -d "$D" --json | python3 -c 'import json,sys; [print(s["id"]) for s in json.load(sys.stdin)["snapshots"]]' | xargs -r -n1 "$HS" delete -d "$D" --id >/dev/null
     cold; t0=$(now); out=$("$HS" create -d "$D" --quiesce flock --json); t1=$(now)
     FIRST+=("$(( (t1 - t0) / 1000000 ))"); FIRSTP+=("$(echo "$out" | field lockHeldMs)")
     cold; t0=$(now); out=$("$HS" create -d "$D" --quiesce flock --json); t1=$(now)

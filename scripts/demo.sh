@@ -36,7 +36,7 @@ say "list"
 $HS list --data-dir "$DATA"
 
 say "every snapshot verifies and holds the opening total (50 x 1000 = 50000)"
-for id in $($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))'); do
+for id in $($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)["snapshots"]))'); do
   $HS verify --data-dir "$DATA" --id "$id"
   printf '  %s: ' "$id"; $BW sum "$DATA/backups/$id/data"
 done
@@ -46,13 +46,13 @@ say "the same as JSON, for scripts"
 $HS create --data-dir "$DATA" --label json-demo --json
 
 say "delete one"
-FIRST=$($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+FIRST=$($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["id"])')
 $HS delete --data-dir "$DATA" --id "$FIRST"
 $HS list --data-dir "$DATA"
 
 say "stop the writer, then break the live data: delete accounts, replace one, delete the big file"
 kill "$WRITER_PID"; wait "$WRITER_PID" || true; WRITER_PID=
-LAST=$($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print([s["id"] for s in json.load(sys.stdin) if s["id"].endswith("_third")][0])')
+LAST=$($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print([s["id"] for s in json.load(sys.stdin)["snapshots"] if s["id"].endswith("_third")][0])')
 rm "$DATA"/accounts/acct-00[0-4].bal "$DATA/db/000001.sst"
 echo 999999 > "$DATA/accounts/new.tmp" && mv "$DATA/accounts/new.tmp" "$DATA/accounts/acct-010.bal"
 printf '  live data now: '; $BW sum "$DATA"
@@ -71,7 +71,7 @@ $HS verify --data-dir "$DATA" --id "$LAST"
 
 REPO="file://$WORK/archive"
 say "off-site: upload every snapshot to a file:// archive (deduplicated: later ones send only what changed)"
-for id in $($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))'); do
+for id in $($HS list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)["snapshots"]))'); do
   $HS upload --data-dir "$DATA" --id "$id" --remote "$REPO"
 done
 $HS archive ls --remote "$REPO"

@@ -27,13 +27,13 @@ cluster_up() {
   export HOTSNAP_ETCD_USER=root HOTSNAP_ETCD_PASSWORD_FILE="$WORK/etcd-tls/root.password"
   # The cluster's CA: every agent proves its node id with a certificate of
   # it, every coordinator its role (here: an operator's certificate).
-  bin/hotsnap cluster ca init --dir "$WORK/ca" > /dev/null
-  bin/hotsnap cluster ca issue --ca-dir "$WORK/ca" --operator ops --out "$WORK/ca/ops" > /dev/null
+  bin/hotsnap cluster ca init --ca-dir "$WORK/ca" > /dev/null
+  bin/hotsnap cluster ca issue --ca-dir "$WORK/ca" --operator ops --output "$WORK/ca/ops" > /dev/null
   export HOTSNAP_TLS_CA="$WORK/ca/ca.pem" HOTSNAP_TLS_CERT="$WORK/ca/ops.pem" HOTSNAP_TLS_KEY="$WORK/ca/ops-key.pem"
   DIRS=()
   for i in $(seq "$n"); do
     local d="$WORK/node$i"; mkdir -p "$d"; DIRS+=("$d")
-    bin/hotsnap cluster ca issue --ca-dir "$WORK/ca" --node "n$i" --host 127.0.0.1 --out "$WORK/ca/n$i" > /dev/null
+    bin/hotsnap cluster ca issue --ca-dir "$WORK/ca" --node "n$i" --host 127.0.0.1 --output "$WORK/ca/n$i" > /dev/null
     bin/hotsnap agent --data-dir "$d" --node-id "n$i" --listen 127.0.0.1:0 --json \
       --tls-cert "$WORK/ca/n$i.pem" --tls-key "$WORK/ca/n$i-key.pem" "$@" > "$WORK/agent$i.out" 2> "$WORK/agent$i.log" &
     PIDS+=($!)

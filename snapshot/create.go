@@ -20,7 +20,7 @@ import (
 )
 
 // ToolVersion is recorded in every manifest.
-var ToolVersion = "0.1.0"
+var ToolVersion = "0.4.0"
 
 // DefaultNodeID is the node id of a single-node snapshot when none is given.
 const DefaultNodeID = defaults.NodeID

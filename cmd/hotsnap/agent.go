@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -110,10 +111,16 @@ func runAgent(c *cli.Context) error {
 	defer ag.Close()
 	run.Ready = func(url string) {
 		if e.json {
-			writeJSON(e.stdout, map[string]any{"type": "ready", "node": cfg.NodeID, "cluster": cfg.Cluster, "url": url, "pid": os.Getpid()})
+			writeEvent(e.stdout, evProgress, map[string]any{"op": "agent", "state": "ready", "node": cfg.NodeID, "cluster": cfg.Cluster, "url": url, "pid": os.Getpid()})
 		} else if !e.quiet {
 			fmt.Fprintf(e.stdout, "agent %s of cluster %s serving at %s\n", cfg.NodeID, cfg.Cluster, url)
 		}
 	}
-	return ag.Run(c.Context, *run)
+	if err := ag.Run(c.Context, *run); err != nil {
+		return err
+	}
+	e.result(map[string]any{"node": cfg.NodeID, "cluster": cfg.Cluster, "stopped": true}, func(w io.Writer) {
+		fmt.Fprintf(w, "agent %s stopped\n", cfg.NodeID)
+	})
+	return nil
 }

@@ -8,13 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
+	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -47,6 +50,27 @@ func allowSharedFlag() cli.Flag {
 		Usage: "accept a backups dir and snapshot dirs that other users may write (manifests must still be hotsnap's own; see Security in the README)"}
 }
 
+// fastVerifyFlag is --fast-verify: check files by stat only.
+func fastVerifyFlag(usage string) cli.Flag { return &cli.BoolFlag{Name: "fast-verify", Usage: usage} }
+
+// oldFlag is a concept's former flag name, kept hidden for one release
+// (CHANGELOG.md): read it with boolFlag or stringFlag.
+func oldFlag(old, now string, isString bool) cli.Flag {
+	if isString {
+		return &cli.StringFlag{Name: old, Hidden: true, Usage: "the old name of --" + now}
+	}
+	return &cli.BoolFlag{Name: old, Hidden: true, Usage: "the old name of --" + now}
+}
+
+func boolFlag(c *cli.Context, now, old string) bool { return c.Bool(now) || c.Bool(old) }
+
+func stringFlag(c *cli.Context, now, old string) string {
+	if v := c.String(now); v != "" {
+		return v
+	}
+	return c.String(old)
+}
+
 // nodeIDFlag is --node-id of the commands of one node, what usage says.
 func nodeIDFlag(usage string) cli.Flag {
 	return &cli.StringFlag{Name: "node-id", Value: snapshot.DefaultNodeID, EnvVars: []string{"HOTSNAP_NODE_ID"}, Usage: usage}
@@ -68,15 +92,16 @@ func newApp() *cli.App {
 	app := &cli.App{
 		Name:                      "hotsnap",
 		Usage:                     "consistent hot snapshots of a live data directory",
-		Version:                   snapshot.ToolVersion,
+		Version:                   fmt.Sprintf("%s (manifest format %d, archive format %d)", snapshot.ToolVersion, manifest.Format, archive.FormatVersion),
 		HideHelpCommand:           true,
+		Suggest:                   true,
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			createCommand(), listCommand(), lsCommand(), diffCommand(), catCommand(), deleteCommand(), verifyCommand(), restoreCommand(), recoverCommand(),
 			usageCommand(), pruneCommand(), failsafeCommand(), runCommand(), uploadCommand(), downloadCommand(), archiveCommand(),
-			agentCommand(), clusterCommand(),
+			agentCommand(), clusterCommand(), versionCommand(),
 		},
-		OnUsageError:   func(c *cli.Context, err error, isSub bool) error { return usageError{err} },
+		OnUsageError:   onUsageError,
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	var all []*cli.Command
@@ -107,6 +132,97 @@ func newApp() *cli.App {
 	return app
 }
 
+// versionInfo is `hotsnap version`'s result: the tool's version and the
+// formats it writes.
+func versionInfo() map[string]any {
+	return map[string]any{"version": snapshot.ToolVersion, "manifestFormat": manifest.Format, "archiveFormat": archive.FormatVersion}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print hotsnap's version and the manifest and archive formats it writes",
+		Flags: outputFlags(),
+		Action: func(c *cli.Context) error {
+			v := versionInfo()
+			getEnv(c).result(v, func(w io.Writer) {
+				fmt.Fprintf(w, "hotsnap %s (manifest format %d, archive format %d)\n", v["version"], v["manifestFormat"], v["archiveFormat"])
+			})
+			return nil
+		},
+	}
+}
+
+// bareSeconds lets a duration flag take a bare number as seconds, as the
+// documents write it (--max-wait-for-lock 5): such a value gets an "s".
+func bareSeconds(app *cli.App, args []string) []string {
+	durations := map[string]bool{}
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			for _, f := range cmd.Flags {
+				if _, ok := f.(*cli.DurationFlag); ok {
+					for _, n := range f.Names() {
+						durations[n] = true
+					}
+				}
+			}
+			walk(cmd.Subcommands)
+		}
+	}
+	walk(app.Commands)
+	number := func(v string) bool {
+		_, err := strconv.ParseFloat(v, 64)
+		return err == nil && v != "" && v[0] != '-' && v[0] != '+'
+	}
+	out := append([]string(nil), args...)
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !durations[name] {
+			continue
+		}
+		switch {
+		case hasVal && number(val):
+			out[i] = a + "s"
+		case !hasVal && i+1 < len(out) && number(out[i+1]):
+			out[i+1] += "s"
+			i++
+		}
+	}
+	return out
+}
+
+// onUsageError names an unknown flag with two dashes, as it is written,
+// and suggests the closest one the command has; a bad value keeps the
+// flag's name.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		name = strings.TrimLeft(name, "-")
+		msg = "unknown flag --" + name
+		var flags []cli.Flag
+		if c.Command != nil {
+			flags = c.Command.Flags
+		}
+		if cli.SuggestFlag != nil {
+			if s := cli.SuggestFlag(flags, name, true); s != "" {
+				msg += "; did you mean " + s + "?"
+			}
+		}
+		return usageError{errors.New(msg)}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		// "invalid value "x" for flag -name: parse error" reads better with
+		// the flag as it is written.
+		msg = "invalid value " + strings.Replace(rest, " for flag -", " for flag --", 1)
+	}
+	return usageError{errors.New(msg)}
+}
+
 // setupEnv reads the output flags into the env.
 func setupEnv(c *cli.Context) error {
 	e := getEnv(c)
@@ -135,6 +251,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
+	args = bareSeconds(app, args)
 	// A panic in the command is a bug: reported as an internal error with
 	// its own exit code, never a crash that looks like a usage error (2).
 	err := par.Safely(func() error { return app.RunContext(context.WithValue(ctx, envKey{}, e), args) })
@@ -158,7 +275,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var silent silentError
 	if err != nil && !errors.As(err, &silent) {
 		if e.json {
-			writeJSON(stdout, map[string]any{"error": map[string]any{"message": err.Error(), "code": code, "kind": kind}})
+			writeEvent(stdout, evError, map[string]any{"error": map[string]any{"message": err.Error(), "code": code, "kind": kind}})
 		} else {
 			fmt.Fprintf(stderr, "hotsnap: %s\n", fsutil.QuoteText(err.Error()))
 		}
@@ -166,19 +283,44 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func writeJSON(w io.Writer, v any) {
+// The JSON contract (docs/json.md): with --json every line on stdout is
+// one JSON object whose first field, "event", says what the line is:
+// progress, warning, item, result or error. The last line is the result
+// or the error. A listing is one result holding its array under a name
+// (list: "snapshots").
+
+// Events.
+const (
+	evProgress = "progress"
+	evWarning  = "warning"
+	evItem     = "item"
+	evResult   = "result"
+	evError    = "error"
+)
+
+// writeEvent writes v, a struct or map, as one line with "event" first.
+func writeEvent(w io.Writer, event string, v any) {
 	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	if err != nil || len(b) < 2 || b[0] != '{' {
+		b, _ = json.Marshal(map[string]string{"message": fmt.Sprintf("not an object: %v", err)})
+		event = evError
 	}
-	w.Write(append(b, '\n'))
+	line := make([]byte, 0, len(b)+24)
+	line = append(line, `{"event":"`...)
+	line = append(line, event...)
+	line = append(line, '"')
+	if len(b) > 2 {
+		line = append(line, ',')
+	}
+	line = append(line, b[1:]...)
+	w.Write(append(line, '\n'))
 }
 
 // result prints a command's result: JSON when asked, else the text form
 // (unless --quiet).
 func (e *env) result(v any, text func(w io.Writer)) {
 	if e.json {
-		writeJSON(e.stdout, v)
+		writeEvent(e.stdout, evResult, v)
 		return
 	}
 	if !e.quiet {

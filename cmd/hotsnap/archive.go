@@ -280,7 +280,7 @@ func archiveCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					e.result(list, func(w io.Writer) {
+					e.result(map[string]any{"snapshots": list}, func(w io.Writer) {
 						if len(list) == 0 {
 							fmt.Fprintln(w, "no snapshots in the archive")
 							return

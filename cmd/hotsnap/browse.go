@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,17 +105,32 @@ type lsEntry struct {
 	Target  string `json:"target,omitempty"`
 }
 
-// underAny reports whether p is one of the prefixes or lies below one.
-func underAny(p string, prefixes []string) bool {
+// underAny reports whether p is one of the prefixes or lies below one,
+// and marks in seen (when not nil) each prefix it is.
+func underAny(p string, prefixes []string, seen []bool) bool {
 	if len(prefixes) == 0 {
 		return true
 	}
-	for _, q := range prefixes {
+	for i, q := range prefixes {
 		if p == q || strings.HasPrefix(p, q+"/") {
+			if seen != nil && p == q {
+				seen[i] = true
+			}
 			return true
 		}
 	}
 	return false
+}
+
+// flagsFirst refuses a flag given after the positional arguments, which
+// would otherwise be taken as a path.
+func flagsFirst(c *cli.Context) error {
+	for _, a := range c.Args().Slice() {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return usageError{fmt.Errorf("%s after the arguments: give flags before them (hotsnap %s [flags] ARGS)", a, c.Command.Name)}
+		}
+	}
+	return nil
 }
 
 // relPath is a PATH argument as a clean path relative to the data dir
@@ -158,7 +172,12 @@ func lsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := flagsFirst(c); err != nil {
+				return err
+			}
 			prefixes := cleanPaths(c.Args().Slice())
+			seen := make([]bool, len(prefixes))
+			entries := 0
 			rs := &remoteSide{c: c}
 			defer rs.close()
 			ref := id
@@ -175,20 +194,20 @@ func lsCommand() *cli.Command {
 			for {
 				m, err := es.Next()
 				if err == io.EOF {
-					return nil
+					break
 				}
 				if err != nil {
 					w.Flush()
 					return fmt.Errorf("%w (the listing above is not to be trusted)", err)
 				}
-				if !underAny(string(m.Path), prefixes) {
+				if !underAny(string(m.Path), prefixes, seen) {
 					continue
 				}
+				entries++
 				switch {
 				case e.json:
-					b, _ := jsonLine(lsEntry{Path: string(m.Path), Type: m.Type, Mode: fmt.Sprintf("%04o", m.Mode), UID: m.UID, GID: m.GID,
+					writeEvent(w, evItem, lsEntry{Path: string(m.Path), Type: m.Type, Mode: fmt.Sprintf("%04o", m.Mode), UID: m.UID, GID: m.GID,
 						Size: m.Size, MtimeNs: m.MtimeNs, BLAKE3: m.BLAKE3, Target: string(m.Target)})
-					w.Write(b)
 				case !e.quiet:
 					name := fsutil.Quote(string(m.Path))
 					if m.Type == manifest.TypeSymlink {
@@ -198,6 +217,16 @@ func lsCommand() *cli.Command {
 						time.Unix(0, m.MtimeNs).UTC().Format("2006-01-02 15:04:05"), name)
 				}
 			}
+			for i, ok := range seen {
+				if !ok {
+					w.Flush()
+					return fmt.Errorf("%s is not in snapshot %s: %w", fsutil.Quote(prefixes[i]), id, snapshot.ErrNotFound)
+				}
+			}
+			if e.json {
+				writeEvent(w, evResult, map[string]any{"id": id, "entries": entries})
+			}
+			return nil
 		},
 	}
 }
@@ -213,6 +242,9 @@ func diffCommand() *cli.Command {
 		}, remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
 			e := getEnv(c)
+			if err := flagsFirst(c); err != nil {
+				return err
+			}
 			args := c.Args().Slice()
 			live := c.Bool("live")
 			switch {
@@ -232,8 +264,7 @@ func diffCommand() *cli.Command {
 			emit := func(ch manifest.Change) error {
 				switch {
 				case e.json:
-					b, _ := jsonLine(ch)
-					w.Write(b)
+					writeEvent(w, evItem, ch)
 				case !e.quiet:
 					mark := map[string]string{manifest.Added: "+", manifest.Removed: "-", manifest.Modified: "M"}[ch.Kind]
 					what := ""
@@ -275,13 +306,11 @@ func diffCommand() *cli.Command {
 				return err
 			}
 			if e.json {
-				b, _ := jsonLine(struct {
-					Kind string `json:"kind"`
+				writeEvent(w, evResult, struct {
 					From string `json:"from"`
 					To   string `json:"to"`
 					manifest.DiffCounts
-				}{"summary", from, to, n})
-				w.Write(b)
+				}{from, to, n})
 			} else if !e.quiet {
 				fmt.Fprintf(w, "%s -> %s: %d added, %d removed, %d modified\n", from, to, n.Added, n.Removed, n.Modified)
 			}
@@ -300,6 +329,9 @@ func catCommand() *cli.Command {
 			e := getEnv(c)
 			id, err := requireID(c)
 			if err != nil {
+				return err
+			}
+			if err := flagsFirst(c); err != nil {
 				return err
 			}
 			if c.Args().Len() != 1 {
@@ -327,10 +359,4 @@ func catCommand() *cli.Command {
 			return err
 		},
 	}
-}
-
-// jsonLine is v as one line of JSON.
-func jsonLine(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	return append(b, '\n'), err
 }

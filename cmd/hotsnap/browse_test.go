@@ -45,7 +45,7 @@ func changesOf(t *testing.T, args ...string) ([]string, map[string]any) {
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("diff --json line %q: %v", l, err)
 		}
-		if m["kind"] == "summary" {
+		if m["event"] == "result" {
 			summary = m
 			continue
 		}
@@ -115,6 +115,9 @@ func TestCLI_LsDiffCat(t *testing.T) {
 		var e lsEntry
 		if err := json.Unmarshal([]byte(l), &e); err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasPrefix(l, `{"event":"result"`) {
+			continue
 		}
 		paths = append(paths, e.Path)
 		if e.Path == "db/CURRENT" && (e.Size != 10 || len(e.BLAKE3) != 64 || e.Mode != "0644") {

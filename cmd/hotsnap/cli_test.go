@@ -21,6 +21,17 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
+// listed decodes the array under key of a listing's --json result (its
+// last line) into v.
+func listed(out, key string, v any) error {
+	var m map[string]json.RawMessage
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		return err
+	}
+	return json.Unmarshal(m[key], v)
+}
+
 // hs runs the CLI in-process and returns exit code, stdout and stderr.
 func hs(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -48,7 +59,7 @@ func TestCLI_CreateListVerifyDeleteJSON(t *testing.T) {
 
 	code, out, _ = hs(t, "list", "--data-dir", dir, "--json")
 	var list []map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 {
+	if code != 0 || listed(out, "snapshots", &list) != nil || len(list) != 1 {
 		t.Fatalf("list --json: exit %d, %q", code, out)
 	}
 	for _, k := range []string{"id", "createdAt", "appVersion", "files", "bytes", "nodes", "potentiallyInconsistent"} {
@@ -146,7 +157,7 @@ func TestCLI_ReadOnlyCommandsChangeNothing(t *testing.T) {
 	before := testtree.Snapshot(t, dir)
 	_, out, _ := hs(t, "list", "--data-dir", dir, "--json")
 	var list []struct{ ID string }
-	json.Unmarshal([]byte(out), &list)
+	listed(out, "snapshots", &list)
 	for _, args := range [][]string{
 		{"list", "--data-dir", dir}, {"list", "--data-dir", dir, "--json"},
 		{"verify", "--data-dir", dir, "--id", list[0].ID}, {"verify", "--data-dir", dir, "--id", list[0].ID, "--fast"},
@@ -215,7 +226,7 @@ func TestCLI_Archive(t *testing.T) {
 
 	code, out, _ := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "--json")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || !strings.Contains(lines[0], `"type":"progress"`) || !strings.Contains(lines[len(lines)-1], `"filesRead":`) {
+	if code != 0 || !strings.Contains(lines[0], `"event":"progress"`) || !strings.Contains(lines[len(lines)-1], `"filesRead":`) {
 		t.Fatalf("upload --json: exit %d, want progress lines then the result:\n%s", code, out)
 	}
 	code, out, _ = hs(t, "archive", "ls", "--remote", repo, "--json")
@@ -484,7 +495,7 @@ func TestCLI_ListIsHonest(t *testing.T) {
 		t.Fatalf("list: exit %d %s %s", code, out, errb)
 	}
 	var infos []snapshot.Info
-	if err := json.Unmarshal([]byte(out), &infos); err != nil || len(infos) != 3 {
+	if err := listed(out, "snapshots", &infos); err != nil || len(infos) != 3 {
 		t.Fatalf("list --json: %v %s", err, out)
 	}
 	want := map[string]string{a: snapshot.SealRecorded, b: snapshot.SealProven, c: snapshot.SealDamaged}

@@ -48,7 +48,7 @@ func (e *env) clusterProgress() func(cluster.JobsProgress) {
 		switch {
 		case e.json:
 			if time.Since(last) >= 500*time.Millisecond || p.Done != lastDone {
-				writeJSON(e.stdout, map[string]any{"type": "progress", "op": p.Op, "id": p.ID, "jobId": p.JobID, "nodes": p.Nodes, "nodesDone": p.Done, "jobs": p.Jobs})
+				writeEvent(e.stdout, evProgress, map[string]any{"op": p.Op, "id": p.ID, "jobId": p.JobID, "nodes": p.Nodes, "nodesDone": p.Done, "jobs": p.Jobs})
 				last, lastDone = time.Now(), p.Done
 			}
 		case e.quiet:
@@ -220,9 +220,9 @@ func clusterCommand() *cli.Command {
 					return nil
 				}),
 			clusterCmd("verify", "re-hash every node's piece against its manifest", []cli.Flag{idFlag(),
-				&cli.BoolFlag{Name: "fast", Usage: "compare sizes and times only"}},
+				fastVerifyFlag("compare sizes and times only"), oldFlag("fast", "fast-verify", false)},
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
-					return runJobs(c, e, co, "verify", cluster.JobRequest{FastVerify: c.Bool("fast")})
+					return runJobs(c, e, co, "verify", cluster.JobRequest{FastVerify: boolFlag(c, "fast-verify", "fast")})
 				}),
 			clusterCmd("restore", "restore a cluster snapshot on every node: all pieces proved first; all or none", []cli.Flag{idFlag(),
 				&cli.BoolFlag{Name: "dry-run", Usage: "prove every piece and the plan, change nothing"},
@@ -264,7 +264,7 @@ func clusterCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					e.result(jobs, func(w io.Writer) { printJobs(w, jobs) })
+					e.result(map[string]any{"jobs": jobs}, func(w io.Writer) { printJobs(w, jobs) })
 					return nil
 				}),
 			clusterCmd("plan", "show the plan (live agents and the user plan); --set stores user JSON in it", []cli.Flag{

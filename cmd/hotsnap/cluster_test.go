@@ -139,7 +139,7 @@ func (pc *procCluster) startProc(id, dir string, env, args []string) *procAgent 
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["type"] == "ready" {
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["state"] == "ready" {
 				ready <- m
 			}
 		}
@@ -580,7 +580,7 @@ func TestCluster_CLI(t *testing.T) {
 	// Upload, delete, download, with per-node progress lines.
 	remote := "file://" + t.TempDir()
 	code, out, serr = pc.cluster(nil, "upload", "--id", res.ID, "--remote", remote)
-	if code != 0 || !strings.Contains(out, `"type":"progress"`) || !strings.Contains(out, `"nodesDone":2`) {
+	if code != 0 || !strings.Contains(out, `"event":"progress"`) || !strings.Contains(out, `"nodesDone":2`) {
 		t.Fatalf("upload: %d %s %s", code, out, serr)
 	}
 	var jr cluster.JobsResult

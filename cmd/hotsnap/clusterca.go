@@ -29,14 +29,15 @@ func caInitCommand() *cli.Command {
 		Usage: "make a new CA: DIR/ca.pem (give it to every agent and coordinator) and DIR/ca-key.pem (keep it offline)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cluster", EnvVars: []string{"HOTSNAP_CLUSTER"}, Usage: "cluster name"},
-			&cli.StringFlag{Name: "dir", Usage: "directory to write the CA into (created 0700)"},
+			&cli.StringFlag{Name: "ca-dir", Usage: "directory to write the CA into (created 0700)"}, oldFlag("dir", "ca-dir", true),
 			&cli.IntFlag{Name: "days", Value: 3650, Usage: "validity"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.String("cluster") == "" || c.String("dir") == "" {
-				return usageError{errors.New("--cluster and --dir are required")}
+			dir := stringFlag(c, "ca-dir", "dir")
+			if c.String("cluster") == "" || dir == "" {
+				return usageError{errors.New("--cluster and --ca-dir are required")}
 			}
-			cert, err := ca.Init(c.String("dir"), c.String("cluster"), time.Duration(c.Int("days"))*day)
+			cert, err := ca.Init(dir, c.String("cluster"), time.Duration(c.Int("days"))*day)
 			if err != nil {
 				return err
 			}
@@ -57,7 +58,7 @@ func caIssueCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "host", Usage: "with --node: a DNS name or IP address of the agent (for other TLS clients; hotsnap checks the node id)"},
 			&cli.StringFlag{Name: "operator", Usage: "a coordinator that may do everything"},
 			&cli.StringFlag{Name: "reader", Usage: "a coordinator that may only list, read status and metrics"},
-			&cli.StringFlag{Name: "out", Usage: "path prefix of the files written"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "path prefix of the files written"}, oldFlag("out", "output", true),
 			&cli.IntFlag{Name: "days", Value: 825, Usage: "validity"},
 		},
 		Action: func(c *cli.Context) error {
@@ -68,17 +69,18 @@ func caIssueCommand() *cli.Command {
 					id, n = ca.Identity{Cluster: c.String("cluster"), Kind: k, Name: v}, n+1
 				}
 			}
-			if n != 1 || c.String("ca-dir") == "" || c.String("out") == "" || c.String("cluster") == "" {
-				return usageError{errors.New("give --cluster, --ca-dir, --out and one of --node, --operator, --reader")}
+			out := stringFlag(c, "output", "out")
+			if n != 1 || c.String("ca-dir") == "" || out == "" || c.String("cluster") == "" {
+				return usageError{errors.New("give --cluster, --ca-dir, --output and one of --node, --operator, --reader")}
 			}
 			authority, err := ca.Open(c.String("ca-dir"))
 			if err != nil {
 				return err
 			}
-			if err := authority.IssueFiles(id, c.StringSlice("host"), time.Duration(c.Int("days"))*day, c.String("out")); err != nil {
+			if err := authority.IssueFiles(id, c.StringSlice("host"), time.Duration(c.Int("days"))*day, out); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "%s: %s.pem\n", id, c.String("out"))
+			fmt.Fprintf(c.App.Writer, "%s: %s.pem\n", id, out)
 			return nil
 		},
 	}

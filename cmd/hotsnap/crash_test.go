@@ -74,7 +74,7 @@ func TestCrash_Create(t *testing.T) {
 				t.Fatalf("backups/ holds %v after a crash at %s", ents, step)
 			}
 			out, err := exec.Command(bin, "list", "--data-dir", dir, "--json").Output()
-			if err != nil || strings.TrimSpace(string(out)) != "[]" {
+			if err != nil || strings.TrimSpace(string(out)) != `{"event":"result","snapshots":[]}` {
 				t.Fatalf("list after crash: %s %v", out, err)
 			}
 			// list is read-only: the next mutating command cleans up.

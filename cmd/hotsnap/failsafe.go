@@ -30,7 +30,7 @@ func failsafeCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					e.result(all, func(w io.Writer) {
+					e.result(map[string]any{"failsafes": all}, func(w io.Writer) {
 						if len(all) == 0 {
 							fmt.Fprintln(w, "no failsafes")
 						}

@@ -191,7 +191,7 @@ func TestSecurity_HostileRemote(t *testing.T) {
 				}
 				t.Logf("%s: exit %d, %d MiB, %.150s", args[0], code, rss>>10, out)
 			}
-			if out, err := exec.Command(bin, "list", "--data-dir", fresh, "--json").Output(); err != nil || strings.TrimSpace(string(out)) != "[]" {
+			if out, err := exec.Command(bin, "list", "--data-dir", fresh, "--json").Output(); err != nil || strings.TrimSpace(string(out)) != `{"event":"result","snapshots":[]}` {
 				t.Fatalf("a failed download left something: %s %v", out, err)
 			}
 		})

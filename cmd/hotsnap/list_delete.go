@@ -25,7 +25,7 @@ func listCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			e.result(infos, func(w io.Writer) {
+			e.result(map[string]any{"snapshots": infos}, func(w io.Writer) {
 				if len(infos) == 0 {
 					fmt.Fprintln(w, "no snapshots")
 					return

@@ -66,7 +66,7 @@ func (p *barProgress) Done() {
 	}
 }
 
-// jsonProgress prints {"type":"progress",...} lines, at most two a second
+// jsonProgress prints {"event":"progress",...} lines, at most two a second
 // plus a last one, before the command's result line.
 type jsonProgress struct {
 	w                                  io.Writer
@@ -109,6 +109,6 @@ func (p *jsonProgress) emit() {
 	if rate > 0 {
 		eta = float64(p.bytes-p.bytesDone) / rate
 	}
-	writeJSON(p.w, map[string]any{"type": "progress", "op": p.op, "filesDone": p.filesDone, "filesTotal": p.files,
+	writeEvent(p.w, evProgress, map[string]any{"op": p.op, "filesDone": p.filesDone, "filesTotal": p.files,
 		"bytesDone": p.bytesDone, "bytesTotal": p.bytes, "bytesPerSecond": int64(rate), "etaSeconds": int64(eta)})
 }

@@ -25,7 +25,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "stop-cmd", Usage: "command that stops the application before the swap; must succeed"},
 			&cli.StringFlag{Name: "start-cmd", Usage: "command that starts the application after the swap"},
 			&cli.DurationFlag{Name: "hook-timeout", Value: defaults.HookTimeout, Usage: "time limit of --stop-cmd and --start-cmd"},
-			&cli.BoolFlag{Name: "fast-verify", Usage: "check the snapshot's files by stat only instead of re-hashing them"},
+			fastVerifyFlag("check the snapshot's files by stat only instead of re-hashing them"),
 			&cli.BoolFlag{Name: "no-failsafe", Usage: "do not keep the previous state in .hotsnap/failsafe/"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
 			&cli.StringFlag{Name: "target", Usage: "copy the snapshot (or the --include entries) into this new directory instead; the data dir and the application are left alone"},

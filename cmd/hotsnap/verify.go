@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -13,15 +14,25 @@ import (
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
-		Usage: "compare a snapshot's tree with its sealed manifest (re-hashes every file unless --fast)",
+		Usage: "compare a snapshot's tree with its sealed manifest (re-hashes every file unless --fast-verify)",
 		Flags: withOutput(dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(),
-			&cli.BoolFlag{Name: "fast", Usage: "check stat only (type, size, mtime, mode, symlink target)"}),
+			fastVerifyFlag("check stat only (type, size, mtime, mode, symlink target)"), oldFlag("fast", "fast-verify", false)),
 		Action: func(c *cli.Context) error {
 			e, l, id, err := prologue(c, true)
 			if err != nil {
 				return err
 			}
-			res, err := snapshot.Verify(c.Context, l, id, snapshot.VerifyOptions{Fast: c.Bool("fast"), Logger: e.log})
+			o := snapshot.VerifyOptions{Fast: boolFlag(c, "fast-verify", "fast"), Logger: e.log}
+			var p archive.Progress = archive.NoProgress{}
+			if h, err := snapshot.ReadHeader(l, id); err == nil && !o.Fast {
+				// Progress of the re-hash: a bar on a terminal, progress
+				// events with --json (ended before the result line).
+				p = e.progressFor()
+				p.Start("verify", h.Totals.Files, h.Totals.Bytes)
+				o.OnHashed = func(n int64) { p.Add(1, n) }
+			}
+			res, err := snapshot.Verify(c.Context, l, id, o)
+			p.Done()
 			if err != nil {
 				return err
 			}
