@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := bin
 CACHE ?= $(HOME)/.cache/hotsnap
 
-.PHONY: build demo demo-cluster test test-deps vet bench fuzz clean
+.PHONY: build demo demo-cluster test test-deps vet bench fuzz docs clean
 
 build:
 	$(GO) build -o $(BIN)/hotsnap ./cmd/hotsnap
@@ -35,6 +35,11 @@ test: test-deps vet
 
 bench:
 	bash scripts/bench.sh
+
+# docs/cli.md is generated from the command definitions; a test fails when
+# it is stale.
+docs:
+	HOTSNAP_UPDATE_DOCS=1 $(GO) test ./cmd/hotsnap -run '^TestDocs_CLIReference$$' -count=1
 
 # Fuzz every reader of outside input for FUZZTIME each.
 FUZZTIME ?= 60s

@@ -300,7 +300,13 @@ func Open(ctx context.Context, st store.Store, key *Key) (*Repo, error) {
 			return nil, fmt.Errorf("%w: config: unknown encryption %q", ErrCorrupt, cfg.Encryption.Algorithm)
 		}
 		if key == nil {
-			return nil, fmt.Errorf("%s: %w (key id %s): give --encryption-key-file", st, ErrKeyRequired, cfg.Encryption.KeyID)
+			// Name the key files by the ids keygen and archive key list
+			// print (the data key's id names no file a user holds).
+			ids, _ := listKeyFiles(ctx, st)
+			if !cfg.Encryption.Wrapped {
+				ids = []string{cfg.Encryption.KeyID} // hotsnap 0.2: the first key file is the data key
+			}
+			return nil, fmt.Errorf("%s: %w: give --encryption-key-file with one of the archive's key files (ids %s)", st, ErrKeyRequired, strings.Join(ids, ", "))
 		}
 		if cfg.Encryption.Wrapped && key.ID() == cfg.Encryption.KeyID {
 			return nil, fmt.Errorf("%w: the config's data key id is a key file's id", ErrCorrupt)

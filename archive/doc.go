@@ -5,6 +5,6 @@
 // one back into a backups dir, verifying every chunk and file, and check
 // proves the repository's structure and, optionally, its data.
 //
-// The format is specified in the README ("Archive format"). It does not
+// The format is specified in docs/archive.md ("Archive format"). It does not
 // take snapshots or restore them; package snapshot does.
 package archive

@@ -185,7 +185,7 @@ func (r *Repo) AddKeyFile(ctx context.Context, k Key) error {
 // last key file is never removed (the data would be lost), nor the data
 // key of an archive of hotsnap 0.2. Revocation stops new access by the
 // key file alone; it cannot take back a data key or a copy of the archive
-// already read with it (README, Encryption).
+// already read with it (docs/archive.md, Encryption).
 func (r *Repo) RemoveKeyFile(ctx context.Context, id string) error {
 	ids, legacy, err := r.KeyFiles(ctx)
 	if err != nil {

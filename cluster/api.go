@@ -8,7 +8,7 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
-// The agent's HTTP API (JSON; see the README's "Agent API" for the
+// The agent's HTTP API (JSON; see docs/cluster.md's "Agent API" for the
 // reference). Every path but /healthz needs "Authorization: Bearer TOKEN".
 //
 //	GET    /healthz                      liveness, no token
@@ -134,6 +134,8 @@ type JobRequest struct {
 	DryRun        bool     `json:"dryRun,omitempty"`
 	FastVerify    bool     `json:"fastVerify,omitempty"`
 	IgnoreVersion bool     `json:"ignoreVersion,omitempty"`
+	// detach: the coordinator starts the jobs and does not wait (StartJobs).
+	detach bool
 }
 
 // Job states.
@@ -142,7 +144,7 @@ const (
 	JobRunning   = "RUNNING"
 	JobCompleted = "COMPLETED"
 	JobFailed    = "FAILED"
-	JobCancelled = "CANCELLED"
+	JobAborted   = "ABORTED" // an abort (or the coordinator's interrupt) stopped it
 )
 
 // Job is a long operation on one node.
@@ -164,7 +166,7 @@ type Job struct {
 
 // Finished reports whether the job has ended.
 func (j *Job) Finished() bool {
-	return j.Status == JobCompleted || j.Status == JobFailed || j.Status == JobCancelled
+	return j.Status == JobCompleted || j.Status == JobFailed || j.Status == JobAborted
 }
 
 // RevertRequest puts a restore's failsafe back (a cluster restore that

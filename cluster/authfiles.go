@@ -13,7 +13,7 @@ import (
 )
 
 // What the agent and the coordinators read from files to prove who they
-// are and to check their peers (README, Cluster security): the cluster CA
+// are and to check their peers (docs/cluster.md, Cluster security): the cluster CA
 // with this process's certificate, or bearer tokens (labs); and how to
 // reach and log in to etcd.
 

@@ -683,7 +683,7 @@ func TestPreparedCreate(t *testing.T) {
 }
 
 // TestJobAbort: a restore job waiting for the write lock (a writer holds
-// it) is aborted while it waits: it ends CANCELLED, its quiescer saw the
+// it) is aborted while it waits: it ends ABORTED, its quiescer saw the
 // cancellation, and the data dir is unchanged.
 func TestJobAbort(t *testing.T) {
 	tc := startCluster(t, 1)
@@ -713,15 +713,28 @@ func TestJobAbort(t *testing.T) {
 	if j, err = n.client.Job(ctx, "abort-me"); err != nil || j.Status != JobRunning {
 		t.Fatalf("job before abort: %+v %v", j, err)
 	}
-	if _, err := n.client.Abort(ctx, "abort-me"); err != nil {
-		t.Fatal(err)
+	// The abort's answer says how the job ended: it waits for it.
+	if j, err = n.client.Abort(ctx, "abort-me"); err != nil || j.Status != JobAborted {
+		t.Fatalf("abort answered %+v %v, want the job ABORTED", j, err)
 	}
 	j = waitJob(t, n.client, "abort-me")
-	if j.Status != JobCancelled || j.Error == nil || j.Error.Kind != errs.Interrupted.String() || !strings.Contains(j.Error.Message, "context canceled") {
+	if j.Status != JobAborted || j.Error == nil || j.Error.Kind != errs.Interrupted.String() || !strings.Contains(j.Error.Message, "context canceled") {
 		t.Fatalf("aborted job: %+v", j)
 	}
 	if b, _ := os.ReadFile(filepath.Join(n.dir, "node.txt")); string(b) != "changed\n" {
 		t.Fatalf("an aborted restore changed the data: %q", b)
+	}
+	// The same through the coordinator: a detached job, then its abort.
+	waiting = make(chan struct{})
+	n.onQuiesce = func() { close(waiting) }
+	jr, err := tc.co.StartJobs(ctx, "restore", res.ID, JobRequest{Nodes: []string{"n1"}})
+	if err != nil || jr.JobID == "" || len(jr.Jobs) != 1 {
+		t.Fatalf("detached start: %+v %v", jr, err)
+	}
+	<-waiting
+	jobs, err := tc.co.Abort(ctx, jr.JobID)
+	if err != nil || len(jobs) != 1 || jobs[0].Status != JobAborted {
+		t.Fatalf("coordinator abort: %+v %v", jobs, err)
 	}
 	if _, err := n.client.StartJob(ctx, res.ID, "restore", JobRequest{JobID: "abort-me"}); err == nil || !strings.Contains(err.Error(), "exists already") {
 		t.Fatalf("a reused job id: %v", err)

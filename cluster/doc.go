@@ -16,5 +16,5 @@
 // RunJobs (fanout.go); Restore (restore.go) proves every piece before any
 // node changes and puts every node back if one fails. Errors cross the wire
 // with their errs.Kind (errors.go). docs/DESIGN.md, Cluster, has the
-// protocol; the README the API.
+// protocol; docs/cluster.md the API.
 package cluster

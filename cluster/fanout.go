@@ -24,7 +24,7 @@ type JobsProgress struct {
 // String is the one-line text form: "upload: 1/3 nodes done; n1 12/12 files; n2 5/12 files ...".
 func (p JobsProgress) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d/%d nodes done", p.Op, p.Done, p.Nodes)
+	fmt.Fprintf(&b, "%s (job %s): %d/%d nodes done", p.Op, p.JobID, p.Done, p.Nodes)
 	for _, j := range p.Jobs {
 		fmt.Fprintf(&b, "; node %s: %d/%d files", j.Node, j.FilesDone, j.FilesTotal)
 		if j.Finished() && j.Status != JobCompleted {
@@ -71,6 +71,46 @@ func (c *Coordinator) RunJobs(ctx context.Context, op, id string, req JobRequest
 	return c.runJobs(ctx, cls, op, id, req)
 }
 
+// StartJobs starts op as RunJobs does and returns at once with the jobs
+// as started (cluster ... --detach): follow them with Status, stop them
+// with Abort, by the result's JobID.
+func (c *Coordinator) StartJobs(ctx context.Context, op, id string, req JobRequest) (*JobsResult, error) {
+	if req.JobID == "" {
+		req.JobID = randomID()
+	}
+	req.detach = true
+	return c.RunJobs(ctx, op, id, req)
+}
+
+// Abort aborts job jobID on every live node and returns how each ended
+// (ABORTED, or how it ended first).
+func (c *Coordinator) Abort(ctx context.Context, jobID string) ([]Job, error) {
+	_, cls, err := c.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Job, len(cls))
+	errs := each(cls, func(i int, cl *Client) error {
+		j, err := cl.Abort(ctx, jobID)
+		if err != nil {
+			out[i] = Job{ID: jobID, Node: cl.Node, Error: asRemote(cl.Node, err)}
+			return err
+		}
+		out[i] = *j
+		return nil
+	})
+	found := 0
+	for _, err := range errs {
+		if err == nil {
+			found++
+		}
+	}
+	if found == 0 {
+		return out, fmt.Errorf("job %s: %w on any node", jobID, snapshot.ErrNotFound)
+	}
+	return out, nil
+}
+
 func (c *Coordinator) runJobs(ctx context.Context, cls []*Client, op, id string, req JobRequest) (*JobsResult, error) {
 	res := &JobsResult{Op: op, ID: id, JobID: req.JobID, Jobs: make([]Job, len(cls))}
 	started := make([]bool, len(cls))
@@ -83,6 +123,18 @@ func (c *Coordinator) runJobs(ctx context.Context, cls []*Client, op, id string,
 		res.Jobs[i], started[i] = *j, true
 		return nil
 	})
+	if req.detach {
+		var failed []error
+		for i, err := range errs {
+			if err != nil {
+				failed = append(failed, fmt.Errorf("node %s: %w", cls[i].Node, err))
+			}
+		}
+		if len(failed) > 0 {
+			return res, fmt.Errorf("cluster %s of %s did not start on %d of %d nodes: %w", op, id, len(failed), len(cls), errors.Join(failed...))
+		}
+		return res, nil
+	}
 	abort := func() {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

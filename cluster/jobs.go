@@ -12,6 +12,7 @@ import (
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/cluster/ca"
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/internal/par"
@@ -123,7 +124,7 @@ func (a *Agent) handleJob(w http.ResponseWriter, r *http.Request, c caller) {
 		js.job.FilesDone, js.job.BytesDone = js.files.Load(), js.bytes.Load()
 		switch {
 		case err != nil && ctx.Err() != nil:
-			js.job.Status = JobCancelled
+			js.job.Status = JobAborted
 			js.job.Error = &RemoteError{Node: a.cfg.NodeID, Kind: errs.Interrupted.String(), Message: "aborted: " + err.Error()}
 		case err != nil:
 			js.job.Status = JobFailed
@@ -250,6 +251,22 @@ func (a *Agent) handleAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	js.cancel()
+	// Wait, bounded, for the job to stop, so the answer says how it ended
+	// (ABORTED, or COMPLETED or FAILED when it ended first).
+	deadline := time.NewTimer(defaults.AbortWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for j := js.snapshot(); !j.Finished(); j = js.snapshot() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			a.reply(w, http.StatusOK, j)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
 	a.reply(w, http.StatusOK, js.snapshot())
 }
 

@@ -83,6 +83,9 @@ const (
 	// ShutdownTimeout bounds an agent's server shutdown: requests in
 	// flight get this long to finish.
 	ShutdownTimeout = 5 * time.Second
+	// AbortWait bounds how long an agent's job abort waits for the job to
+	// stop before it answers.
+	AbortWait = 10 * time.Second
 	// HookTimeout bounds each of an agent's stop and start commands.
 	HookTimeout = 5 * time.Minute
 	// PolicyEvery is an agent's interval between runs of its own policy.

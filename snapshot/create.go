@@ -40,7 +40,7 @@ type CreateOptions struct {
 	// times out, and flags it potentiallyInconsistent.
 	AllowInconsistent bool
 	// Copy lists globs of files captured as private copies (files the
-	// application rewrites in place). See the README for the glob rules.
+	// application rewrites in place). See docs/snapshots.md for the glob rules.
 	Copy []string
 	// Exclude lists globs of entries left out (with their subtrees).
 	Exclude []string
@@ -69,7 +69,7 @@ type CreateOptions struct {
 }
 
 // CreateResult reports a published snapshot. The JSON form is the CLI's
-// `create --json` contract (see the README).
+// `create --json` contract (docs/json.md).
 type CreateResult struct {
 	ID                      string   `json:"id"`
 	Path                    string   `json:"path"`

@@ -47,7 +47,7 @@ func backupsDirFlag() cli.Flag {
 
 func allowSharedFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "allow-shared-backups", EnvVars: []string{"HOTSNAP_ALLOW_SHARED_BACKUPS"},
-		Usage: "accept a backups dir and snapshot dirs that other users may write (manifests must still be hotsnap's own; see Security in the README)"}
+		Usage: "accept a backups dir and snapshot dirs that other users may write (manifests must still be hotsnap's own; see docs/security.md)"}
 }
 
 // fastVerifyFlag is --fast-verify: check files by stat only.
@@ -269,7 +269,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && ctx.Err() != nil {
 		// The root context ends only on SIGINT or SIGTERM: whatever failed
 		// on the way, a person asked to stop.
-		err = fmt.Errorf("%w: %w", errs.ErrInterrupted, err)
+		err = fmt.Errorf("%w (%v): %s", errs.ErrInterrupted, err, interruptNote(args))
 	}
 	code, kind := exitCode(err)
 	var silent silentError

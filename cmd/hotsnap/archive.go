@@ -22,7 +22,7 @@ import (
 func remoteFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "file:///abs/path, s3://bucket/prefix or NAME:bucket/prefix"},
-		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"HOTSNAP_S3_ENDPOINT"}, Usage: "S3 endpoint: host:port, http://host:port or https://host:port (credentials: the AWS chain, see the README)"},
+		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"HOTSNAP_S3_ENDPOINT"}, Usage: "S3 endpoint: host:port, http://host:port or https://host:port (credentials: the AWS chain, see docs/archive.md)"},
 		&cli.StringFlag{Name: "s3-region", EnvVars: []string{"HOTSNAP_S3_REGION"}, Usage: "S3 region"},
 		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"HOTSNAP_S3_INSECURE"}, Usage: "plain HTTP to the S3 endpoint"},
 		&cli.StringFlag{Name: "remote-config", EnvVars: []string{"HOTSNAP_REMOTE_CONFIG"}, Usage: "JSON file of named remotes (for NAME:bucket/prefix)"},

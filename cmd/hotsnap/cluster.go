@@ -220,7 +220,7 @@ func clusterCommand() *cli.Command {
 					return nil
 				}),
 			clusterCmd("verify", "re-hash every node's piece against its manifest", []cli.Flag{idFlag(),
-				fastVerifyFlag("compare sizes and times only"), oldFlag("fast", "fast-verify", false)},
+				fastVerifyFlag("compare sizes and times only"), oldFlag("fast", "fast-verify", false), detachFlag()},
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
 					return runJobs(c, e, co, "verify", cluster.JobRequest{FastVerify: boolFlag(c, "fast-verify", "fast")})
 				}),
@@ -246,12 +246,12 @@ func clusterCommand() *cli.Command {
 					return nil
 				}),
 			clusterCmd("upload", "upload every node's piece to the archive (the agents' credentials)", []cli.Flag{idFlag(),
-				&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "archive, as the agents resolve it: file:///abs/path, s3://bucket/prefix or NAME:bucket/prefix"}},
+				&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "archive, as the agents resolve it: file:///abs/path, s3://bucket/prefix or NAME:bucket/prefix"}, detachFlag()},
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
 					return runJobs(c, e, co, "upload", cluster.JobRequest{Remote: c.String("remote")})
 				}),
 			clusterCmd("download", "download every node's piece from the archive", []cli.Flag{idFlag(),
-				&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "archive, as the agents resolve it"}},
+				&cli.StringFlag{Name: "remote", EnvVars: []string{"HOTSNAP_REMOTE"}, Usage: "archive, as the agents resolve it"}, detachFlag()},
 				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
 					return runJobs(c, e, co, "download", cluster.JobRequest{Remote: c.String("remote")})
 				}),
@@ -261,6 +261,18 @@ func clusterCommand() *cli.Command {
 						return usageError{errors.New("--job is required")}
 					}
 					jobs, err := co.Status(c.Context, c.String("job"))
+					if err != nil {
+						return err
+					}
+					e.result(map[string]any{"jobs": jobs}, func(w io.Writer) { printJobs(w, jobs) })
+					return nil
+				}),
+			clusterCmd("abort", "abort a job on every node; says how each ended (ABORTED, or how it ended first)", []cli.Flag{&cli.StringFlag{Name: "job", Usage: "job id (printed by upload, download, verify)"}},
+				func(c *cli.Context, e *env, co *cluster.Coordinator) error {
+					if c.String("job") == "" {
+						return usageError{errors.New("--job is required")}
+					}
+					jobs, err := co.Abort(c.Context, c.String("job"))
 					if err != nil {
 						return err
 					}
@@ -345,6 +357,16 @@ func runJobs(c *cli.Context, e *env, co *cluster.Coordinator, op string, req clu
 	if (op == "upload" || op == "download") && req.Remote == "" {
 		return usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
 	}
+	if c.Bool("detach") {
+		res, err := co.StartJobs(c.Context, op, id, req)
+		if res != nil {
+			e.result(res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s of %s started on %d nodes: job %s (cluster status --job %s follows it, cluster abort --job %s stops it)\n",
+					op, res.ID, len(res.Jobs), res.JobID, res.JobID, res.JobID)
+			})
+		}
+		return err
+	}
 	res, err := co.RunJobs(c.Context, op, id, req)
 	if err != nil {
 		return err
@@ -354,6 +376,12 @@ func runJobs(c *cli.Context, e *env, co *cluster.Coordinator, op string, req clu
 		printJobs(w, res.Jobs)
 	})
 	return nil
+}
+
+// detachFlag makes a cluster job command start the job, print its id
+// and return.
+func detachFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "detach", Usage: "start the job on every node, print its id and exit (cluster status --job follows it, cluster abort --job stops it)"}
 }
 
 func printJobs(w io.Writer, jobs []cluster.Job) {

@@ -8,7 +8,7 @@ import (
 
 // clusterFlags are the flags of the agent and of every cluster command:
 // where etcd is and how to log in to it, and how agents and coordinators
-// prove who they are (README, Cluster security).
+// prove who they are (docs/cluster.md, Cluster security).
 func clusterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "etcd", EnvVars: []string{"HOTSNAP_ETCD"}, Usage: "etcd endpoints (https://127.0.0.1:2379; comma-separated or repeated)"},

@@ -12,7 +12,7 @@ import (
 
 const day = 24 * time.Hour
 
-// caCommand makes a cluster's CA and its certificates (README, Cluster
+// caCommand makes a cluster's CA and its certificates (docs/cluster.md
 // security): one per agent naming its node id, one per coordinator naming
 // its role.
 func caCommand() *cli.Command {

@@ -4,7 +4,7 @@ import (
 	"github.com/hotsnap/hotsnap/errs"
 )
 
-// Exit codes, from the one table in package errs (documented in the README).
+// Exit codes, from the one table in package errs (documented in docs/exit-codes.md).
 var (
 	exitError        = errs.Error.ExitCode()
 	exitUsage        = errs.Usage.ExitCode()

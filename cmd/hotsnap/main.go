@@ -1,5 +1,5 @@
 // Command hotsnap takes consistent hot snapshots of a live data directory.
-// See the README for commands, flags, JSON output and exit codes.
+// See docs/cli.md, docs/json.md and docs/exit-codes.md.
 package main
 
 import (

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +30,17 @@ func thawRecords(t *testing.T, dir string) []string {
 // it returns once the process is there.
 func hangAt(t *testing.T, bin, step string, args ...string) *exec.Cmd {
 	t.Helper()
+	return hangAtWith(t, bin, step, nil, args...)
+}
+
+// hangAtWith is hangAt with the command's stderr kept in stderr.
+func hangAtWith(t *testing.T, bin, step string, stderr io.Writer, args ...string) *exec.Cmd {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(bin, args...)
+	if stderr != nil {
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+	}
 	cmd.Env = append(os.Environ(), "HOTSNAP_HANG_AT="+step, "HOTSNAP_HANG_READY="+ready)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -97,14 +108,15 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 			t.Logf("writes paused %.2f ms", res.LockHeldMs)
 
 			// SIGINT while frozen: the command fails, the cgroup is thawed.
-			cmd := hangAt(t, bin, "create.locked", args("sigint")...)
+			var stderr bytes.Buffer
+			cmd := hangAtWith(t, bin, "create.locked", &stderr, args("sigint")...)
 			if !frozen() || len(thawRecords(t, dir)) != 1 {
 				t.Fatalf("while hotsnap holds the lock: frozen %v, records %v", frozen(), thawRecords(t, dir))
 			}
 			freezertest.StaysStill(t, files...)
 			cmd.Process.Signal(os.Interrupt)
-			if code := procExit(cmd.Wait()); code != 130 {
-				t.Fatalf("create interrupted: exit %d, want 130", code)
+			if code := procExit(cmd.Wait()); code != 130 || !strings.Contains(stderr.String(), "no snapshot was published") {
+				t.Fatalf("create interrupted: exit %d (want 130), saying %q (want what it left)", code, stderr.String())
 			}
 			if frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after SIGINT: frozen %v, records %v", frozen(), thawRecords(t, dir))

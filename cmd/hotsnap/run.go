@@ -28,7 +28,7 @@ func runCommand() *cli.Command {
 				return err
 			}
 			if c.String("policy") == "" {
-				return usageError{errors.New("--policy FILE is required (see the README, Policies)")}
+				return usageError{errors.New("--policy FILE is required (see docs/snapshots.md, run)")}
 			}
 			p, err := policy.Load(c.String("policy"))
 			if err != nil {
