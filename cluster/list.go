@@ -27,6 +27,11 @@ type ClusterSnapshot struct {
 	Files                   int64    `json:"files"`
 	Bytes                   int64    `json:"bytes"`
 	Problems                []string `json:"problems"`
+	// AppVersion is the pieces' (the first one's); LockHeldMs the longest
+	// write pause of a node; Seal the worst of the pieces' seals.
+	AppVersion string  `json:"appVersion"`
+	LockHeldMs float64 `json:"lockHeldMs"`
+	Seal       string  `json:"seal"`
 }
 
 // ListResult is a cluster listing; its JSON form is the CLI's contract.
@@ -71,6 +76,7 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 		cs := ClusterSnapshot{ID: id, Missing: []string{}, Problems: []string{}}
 		have := map[string]bool{}
 		for _, p := range ps {
+			cs.Seal = worseSeal(cs.Seal, p.info.Seal)
 			if p.info.Error != "" {
 				cs.Problems = append(cs.Problems, fmt.Sprintf("node %s: %s", p.node, p.info.Error))
 				continue
@@ -90,6 +96,10 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 			cs.Files += p.info.Files
 			cs.Bytes += p.info.Bytes
 			cs.PotentiallyInconsistent = cs.PotentiallyInconsistent || p.info.PotentiallyInconsistent
+			cs.LockHeldMs = max(cs.LockHeldMs, p.info.LockHeldMs)
+			if cs.AppVersion == "" {
+				cs.AppVersion = p.info.AppVersion
+			}
 		}
 		for _, n := range cs.Nodes {
 			if !have[n] {
@@ -105,6 +115,16 @@ func (c *Coordinator) List(ctx context.Context) (*ListResult, error) {
 		return res, fmt.Errorf("cluster list: no agent answered: %w", errors.Join(failed...))
 	}
 	return res, nil
+}
+
+// worseSeal is the worse of two seal states: damaged, then recorded,
+// then proven.
+func worseSeal(a, b string) string {
+	rank := map[string]int{"": 0, snapshot.SealProven: 1, snapshot.SealRecorded: 2, snapshot.SealDamaged: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
 }
 
 func sameSet(a, b []string) bool {

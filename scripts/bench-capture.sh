@@ -34,7 +34,7 @@ trap cleanup EXIT
 cold() { sync; [ "$CACHE_MODE" = warm ] || echo 3 > /proc/sys/vm/drop_caches; }
 now() { date +%s%N; }
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }
 
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, $CACHE_MODE cache"
 for N in $SIZES; do

@@ -39,7 +39,7 @@ stats() { # prints "median max" of the numbers on stdin
 pauses() { # data-dir flags... : RUNS creates, prints the lockHeldMs of each
   local d=$1; shift
   for _ in $(seq "$RUNS"); do
-    "$HS" create --data-dir "$d" --json "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lockHeldMs"])'
+    "$HS" create --data-dir "$d" --json "$@" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["lockHeldMs"])'
     "$HS" prune --data-dir "$d" --keep-last 1 >/dev/null
     sleep 0.05
   done
@@ -75,6 +75,6 @@ for set in "files:$FILES files of 1 KiB" "mixed:1 GiB mixed set"; do
   s=$(date +%s.%N); cp -a --reflink=always "$X/d" "$X/cp"; sync -f "$X/cp"; e=$(date +%s.%N)
   CP=$(python3 -c "print('%.1f' % (($e - $s) * 1000))"); rm -rf "$X/cp"
   out=$("$HS" create --data-dir "$X" --link-mode reflink --quiesce none --json)
-  read -r PAUSE DUR < <(echo "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["lockHeldMs"], r["durationMs"])')
+  read -r PAUSE DUR < <(echo "$out" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(r["lockHeldMs"], r["durationMs"])')
   printf '%-24s cp -a --reflink=always %8s ms | hotsnap pause %8s ms (%.2f x cp), whole create %8s ms\n' "${set#*:}" "$CP" "$PAUSE" "$(python3 -c "print($PAUSE / $CP)")" "$DUR"
 done

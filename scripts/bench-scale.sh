@@ -61,7 +61,7 @@ for N in $SIZES; do
   fresh_fs "$N"; DATA="$D/data"; FRESH="$D/fresh"; mkdir -p "$FRESH"
   bin/gendata -dir "$DATA" -files "$N" -dirs 1000 -filesize 1KiB >/dev/null
   timed "$N:create" "$HS" create -d "$DATA" --quiesce none --json
-  ID=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["id"])' "$WORK/out")
+  ID=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["id"])' "$WORK/out")
   timed "$N:verify" "$HS" verify -d "$DATA" --id "$ID"
   R="s3://hotsnap-$N/repo"
   timed "$N:upload" "$HS" upload -d "$DATA" --id "$ID" --remote "$R"

@@ -60,6 +60,9 @@ type CreateOptions struct {
 	Workers int
 	// Logger receives progress and warnings; nil is silent.
 	Logger *slog.Logger
+	// Progress, when set, follows the hashing of the files the capture
+	// could not take hashes for from the previous snapshot.
+	Progress Progress
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 	// LockedSince, when set, is when the Quiescer's writes were really
@@ -399,6 +402,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		phase = time.Now()
 	}
 	rec := newRecord(built.Items)
+	rec.progress = o.Progress
 	// The snapshot's own directories get the captured owners, modes and
 	// mtimes (after the lock: they are never shared with live data).
 	if err := fstree.FinishDirs(tree, rec.dirs()); err != nil {

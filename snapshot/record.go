@@ -21,6 +21,8 @@ type record struct {
 	items  []hardlink.Item
 	hashes [][32]byte
 	group  map[int]int // item index -> link group number (members only)
+	// progress follows the hashing (CreateOptions.Progress); nil is none.
+	progress Progress
 }
 
 type inodeKey struct{ dev, ino uint64 }

@@ -119,6 +119,12 @@ func (r *record) hashMissing(ctx context.Context, tree *fsutil.Dir, have []bool,
 		todo = append(todo, i)
 	}
 	var files, bytes atomic.Int64
+	var total int64
+	for _, i := range todo {
+		total += r.items[i].Size
+	}
+	p := progressOr(r.progress)
+	p.Start("hash", int64(len(todo)), total)
 	err := par.ForEach(ctx, len(todo), workers, func(ctx context.Context, k int) error {
 		i := todo[k]
 		sum, n, err := manifest.HashOwnFileAt(tree, r.items[i].Rel)
@@ -130,8 +136,10 @@ func (r *record) hashMissing(ctx context.Context, tree *fsutil.Dir, have []bool,
 		}
 		files.Add(1)
 		bytes.Add(n)
+		p.Add(1, n)
 		return nil
 	})
+	p.Done()
 	if err != nil {
 		return nil, err
 	}

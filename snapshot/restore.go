@@ -50,7 +50,9 @@ type RestoreOptions struct {
 	HookTimeout time.Duration
 	Workers     int
 	Logger      *slog.Logger
-	Now         func() time.Time
+	// Progress, when set, follows the re-hash that proves the snapshot.
+	Progress Progress
+	Now      func() time.Time
 }
 
 // RestorePlan says what a restore changes in the data dir.
@@ -160,12 +162,18 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		res.Include, res.Files, res.Bytes = o.Include, sel.files, sel.bytes
 	}
 	vo := manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups}
+	p := progressOr(o.Progress)
+	if !o.FastVerify {
+		p.Start("verify", res.Files, res.Bytes)
+		vo.OnHashed = func(n int64) { p.Add(1, n) }
+	}
 	if sel != nil {
 		// A partial restore proves what it puts back (the manifest's seal
 		// was proven by selectTops' pass).
 		vo.Only = func(rel string) bool { return sel.scope(rel) != scopeOut }
 	}
 	vr, how, err := s.verifyForRestore(ctx, snap, mf, id, vo, o.Now())
+	p.Done()
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func createLabelled(t *testing.T, dir, label string) string {
 		t.Fatalf("create: %d %s", code, errb)
 	}
 	var r struct{ ID string }
-	json.Unmarshal([]byte(out), &r)
+	json.Unmarshal([]byte(lastLine(out)), &r)
 	return r.ID
 }
 
@@ -323,7 +323,7 @@ func TestCLI_PartialRestore(t *testing.T) {
 		Failsafe string
 		Plan     struct{ Removed, Changed []string }
 	}
-	json.Unmarshal([]byte(js), &rr)
+	json.Unmarshal([]byte(lastLine(js)), &rr)
 	if strings.Join(rr.Include, ",") != "db" || rr.Files != 2 || strings.Join(rr.Plan.Removed, ",") != "db/b.sst" || strings.Join(rr.Plan.Changed, ",") != "db/a.sst" {
 		t.Fatalf("restore --include db --json: %s", js)
 	}
@@ -356,7 +356,7 @@ func TestCLI_KeyRotation(t *testing.T) {
 	for _, k := range []string{k1, k2} {
 		code, out, errb := hs(t, "archive", "keygen", "--output", k, "--json")
 		var r struct{ KeyID string }
-		json.Unmarshal([]byte(out), &r)
+		json.Unmarshal([]byte(lastLine(out)), &r)
 		if code != 0 || r.KeyID == "" {
 			t.Fatal(errb, out)
 		}
@@ -371,7 +371,7 @@ func TestCLI_KeyRotation(t *testing.T) {
 	}
 	code, out, _ := hs(t, "archive", "key", "list", "--remote", remote, "--encryption-key-file", k2, "--json")
 	var list struct{ KeyFiles []string }
-	json.Unmarshal([]byte(out), &list)
+	json.Unmarshal([]byte(lastLine(out)), &list)
 	if code != 0 || strings.Join(list.KeyFiles, ",") != strings.Join(sortedPair(keyIDs[k1], keyIDs[k2]), ",") {
 		t.Fatalf("key list: %d %s", code, out)
 	}

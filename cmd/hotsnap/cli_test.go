@@ -47,7 +47,7 @@ func TestCLI_CreateListVerifyDeleteJSON(t *testing.T) {
 		t.Fatalf("create exit %d: %s %s", code, out, errs)
 	}
 	var res map[string]any
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
+	if err := json.Unmarshal([]byte(lastLine(out)), &res); err != nil {
 		t.Fatalf("create --json is not one JSON object: %q", out)
 	}
 	for _, k := range []string{"id", "files", "bytes", "lockHeldMs", "potentiallyInconsistent", "durationMs"} {
@@ -67,7 +67,7 @@ func TestCLI_CreateListVerifyDeleteJSON(t *testing.T) {
 			t.Errorf("list --json lacks %q", k)
 		}
 	}
-	if list[0]["appVersion"] != "3.5.1" || list[0]["nodes"].(float64) != 1 {
+	if nodes, _ := list[0]["nodes"].([]any); list[0]["appVersion"] != "3.5.1" || len(nodes) != 1 || nodes[0] != "local" {
 		t.Errorf("list entry: %v", list[0])
 	}
 
@@ -92,7 +92,7 @@ func TestCLI_CreateListVerifyDeleteJSON(t *testing.T) {
 			Kind string
 		}
 	}
-	if code != 6 || json.Unmarshal([]byte(out), &e) != nil || e.Error.Code != 6 || e.Error.Kind != "not_found" {
+	if code != 6 || json.Unmarshal([]byte(lastLine(out)), &e) != nil || e.Error.Code != 6 || e.Error.Kind != "not_found" {
 		t.Fatalf("delete unknown: exit %d, %s", code, out)
 	}
 }
@@ -187,7 +187,7 @@ func TestCLI_Restore(t *testing.T) {
 	dir := testtree.New(t)
 	_, out, _ := hs(t, "create", "--data-dir", dir, "--app-version", "3.5.1", "--json")
 	var res struct{ ID string }
-	json.Unmarshal([]byte(out), &res)
+	json.Unmarshal([]byte(lastLine(out)), &res)
 	os.Remove(filepath.Join(dir, "a.txt"))
 	before := testtree.Snapshot(t, dir, ".hotsnap")
 
@@ -222,7 +222,7 @@ func TestCLI_Archive(t *testing.T) {
 	repo := "file://" + t.TempDir() + "/repo"
 	_, out, _ := hs(t, "create", "--data-dir", dir, "--json")
 	var res struct{ ID string }
-	json.Unmarshal([]byte(out), &res)
+	json.Unmarshal([]byte(lastLine(out)), &res)
 
 	code, out, _ := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "--json")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -318,7 +318,7 @@ func TestCLI_ArchiveForgetGC(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "churn"), []byte(strings.Repeat("x", 1000*(i+1))), 0o644)
 		_, out, _ := hs(t, "create", "--data-dir", dir, "--json")
 		var res struct{ ID string }
-		json.Unmarshal([]byte(out), &res)
+		json.Unmarshal([]byte(lastLine(out)), &res)
 		if code, _, errs := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "-q"); code != 0 {
 			t.Fatal(errs)
 		}
@@ -378,7 +378,7 @@ func TestCLI_EncryptedArchive(t *testing.T) {
 	}
 	_, out, _ = hs(t, "create", "--data-dir", dir, "--json")
 	var res struct{ ID string }
-	json.Unmarshal([]byte(out), &res)
+	json.Unmarshal([]byte(lastLine(out)), &res)
 	if code, _, errs := hs(t, "upload", "--data-dir", dir, "--id", res.ID, "--remote", repo, "--encryption-key-file", keyFile, "-q"); code != 0 {
 		t.Fatal(errs)
 	}
@@ -524,7 +524,7 @@ func TestCLI_QuiesceReport(t *testing.T) {
 	defer func() { plain.Process.Kill(); plain.Wait() }()
 	code, out, errb := hs(t, "create", "--data-dir", dir, "--json")
 	var res snapshot.CreateResult
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Quiesced == nil {
+	if code != 0 || json.Unmarshal([]byte(lastLine(out)), &res) != nil || res.Quiesced == nil {
 		t.Fatalf("create: exit %d %s %s", code, out, errb)
 	}
 	if res.Quiesced.Mode != "flock" || res.Quiesced.Processes != 0 || !strings.Contains(strings.Join(res.Warnings, " "), "no writer was coordinated") {
@@ -565,7 +565,7 @@ func TestCLI_Failsafes(t *testing.T) {
 	mustCode(t, 0, "", "restore", "--data-dir", dir, "--id", id, "--quiesce", "none")
 	code, out, _ := hs(t, "usage", "--data-dir", dir, "--json")
 	var u snapshot.UsageResult
-	if code != 0 || json.Unmarshal([]byte(out), &u) != nil || len(u.Failsafes) != 1 || u.Failsafes[0].Bytes < 1<<20 || u.Failsafes[0].Restored != id {
+	if code != 0 || json.Unmarshal([]byte(lastLine(out)), &u) != nil || len(u.Failsafes) != 1 || u.Failsafes[0].Bytes < 1<<20 || u.Failsafes[0].Restored != id {
 		t.Fatalf("usage: exit %d %s", code, out)
 	}
 	mustCode(t, 0, u.Failsafes[0].Name, "failsafe", "list", "--data-dir", dir)
@@ -578,7 +578,7 @@ func TestCLI_Failsafes(t *testing.T) {
 	// (a failsafe's time is its name's, to the second: always before now)
 	out = mustCode(t, 0, u.Failsafes[0].Name, "prune", "--data-dir", dir, "--failsafe-older-than", "1ns", "--json")
 	code, out, _ = hs(t, "usage", "--data-dir", dir, "--json")
-	if json.Unmarshal([]byte(out), &u) != nil || len(u.Failsafes) != 0 {
+	if json.Unmarshal([]byte(lastLine(out)), &u) != nil || len(u.Failsafes) != 0 {
 		t.Fatalf("usage after the drop: %s", out)
 	}
 }

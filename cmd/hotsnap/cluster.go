@@ -158,7 +158,12 @@ func clusterCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					e.result(res, func(w io.Writer) {
+					items := make([]listItem, len(res.Snapshots))
+					for i, s := range res.Snapshots {
+						items[i] = clusterItem(s)
+					}
+					out := map[string]any{"cluster": res.Cluster, "nodes": res.Nodes, "snapshots": items, "unreachable": res.Unreachable}
+					e.result(out, func(w io.Writer) {
 						tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 						fmt.Fprintln(tw, "ID\tAVAILABLE\tPIECES\tNODES\tSIZE\tFLAGS")
 						for _, s := range res.Snapshots {

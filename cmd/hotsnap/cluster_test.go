@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -557,6 +558,24 @@ func TestCluster_CLI(t *testing.T) {
 	lastJSON(t, out, &lr)
 	if code != 0 || len(lr.Snapshots) != 1 {
 		t.Fatalf("list as a reader: exit %d %s", code, out)
+	}
+	// list and cluster list give their snapshots in one shape.
+	var clusterItems, localItems []map[string]any
+	listed(out, "snapshots", &clusterItems)
+	_, lout, _ := hs(t, "list", "--data-dir", dirs[0], "--json")
+	if err := listed(lout, "snapshots", &localItems); err != nil || len(localItems) != 1 {
+		t.Fatalf("local list: %v %s", err, lout)
+	}
+	keys := func(m map[string]any) string {
+		var k []string
+		for n := range m {
+			k = append(k, n)
+		}
+		sort.Strings(k)
+		return strings.Join(k, ",")
+	}
+	if keys(clusterItems[0]) != keys(localItems[0]) {
+		t.Fatalf("list and cluster list items differ:\n cluster %s\n local   %s", keys(clusterItems[0]), keys(localItems[0]))
 	}
 	if code, out, _ = pc.hotsnap(nil, append([]string{"cluster", "create", "--json"}, reader...)...); code != exitError || !strings.Contains(out, `"kind":"forbidden"`) {
 		t.Fatalf("create as a reader: exit %d %s", code, out)

@@ -274,7 +274,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func jsonField(t *testing.T, b []byte, key string) string {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := json.Unmarshal([]byte(lastLine(string(b))), &m); err != nil {
 		t.Fatalf("not JSON: %s", b)
 	}
 	s, _ := m[key].(string)

@@ -60,7 +60,7 @@ func createOptions(c *cli.Context, e *env, q snapshot.Quiescer) snapshot.CreateO
 		Label: c.String("label"), Quiescer: q, Lock: lockPolicy(c), AllowInconsistent: c.Bool("allow-inconsistent"),
 		Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
 		AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"), EncryptionKeyID: c.String("encryption-key-id"),
-		NodeID: c.String("node-id"), Logger: e.log,
+		NodeID: c.String("node-id"), Logger: e.log, Progress: e.progressFor(),
 	}
 }
 

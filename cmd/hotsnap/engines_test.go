@@ -66,7 +66,7 @@ func snapshotWhileRunning(t *testing.T, bin, dir string, n int, flags ...string)
 			ID         string
 			LockHeldMs float64
 		}
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
+		if err := json.Unmarshal([]byte(lastLine(out)), &res); err != nil {
 			t.Fatalf("create %d: %v: %s", i, err, out)
 		}
 		t.Logf("snapshot %s: writes paused %.2f ms", res.ID, res.LockHeldMs)
@@ -194,7 +194,7 @@ func TestEngine_SQLiteLink(t *testing.T) {
 			t.Fatalf("create %d: exit %d: %s", i, code, out)
 		}
 		var res struct{ ID string }
-		json.Unmarshal(out, &res)
+		json.Unmarshal([]byte(lastLine(string(out))), &res)
 		// Wait for the engine to write again (no upper bound), then the
 		// snapshot must fail verification and be refused by restore.
 		st0, _ := os.Stat(dbf + "-wal")

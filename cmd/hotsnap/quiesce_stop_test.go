@@ -100,7 +100,7 @@ func TestCLI_QuiesceFreeze(t *testing.T) {
 				LockHeldMs   float64
 				LockAttempts int
 			}
-			json.Unmarshal(out, &res)
+			json.Unmarshal([]byte(lastLine(string(out))), &res)
 			if res.LockAttempts != 1 || frozen() || len(thawRecords(t, dir)) != 0 {
 				t.Fatalf("after create: %s; frozen %v; records %v", out, frozen(), thawRecords(t, dir))
 			}

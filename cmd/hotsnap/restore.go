@@ -63,7 +63,7 @@ func restoreCommand() *cli.Command {
 				FastVerify: c.Bool("fast-verify"), NoFailsafe: c.Bool("no-failsafe"), DryRun: c.Bool("dry-run"),
 				Quiescer: q, Lock: lockPolicy(c),
 				StopCmd: c.String("stop-cmd"), StartCmd: c.String("start-cmd"), HookTimeout: c.Duration("hook-timeout"),
-				Logger: e.log,
+				Logger: e.log, Progress: e.progressFor(),
 			})
 			if err != nil {
 				return err

@@ -46,7 +46,7 @@ func runCommand() *cli.Command {
 			}
 			defer closeQ()
 			create := createOptions(c, e, q)
-			create.Label, create.Logger = "", nil // the policy's label; its own logger
+			create.Label, create.Logger, create.Progress = "", nil, nil // the policy's label; its own logger; one result
 			res, err := policy.Run(c.Context, l, p, policy.Options{
 				Create: create,
 				OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {

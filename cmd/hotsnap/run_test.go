@@ -43,7 +43,7 @@ func TestCLI_RunPolicy(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("run %d: exit %d: %s %s", i, code, out, errb)
 		}
-		if err := json.Unmarshal([]byte(out), &last); err != nil || !last.OK || (i == 0) != strings.HasSuffix(last.ID, "_hourly") {
+		if err := json.Unmarshal([]byte(lastLine(out)), &last); err != nil || !last.OK || (i == 0) != strings.HasSuffix(last.ID, "_hourly") {
 			t.Fatalf("run %d: %v %s", i, err, out)
 		}
 		var names []string

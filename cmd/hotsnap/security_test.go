@@ -164,7 +164,7 @@ func createID(t *testing.T, args ...string) string {
 	t.Helper()
 	out := mustCode(t, 0, "", append([]string{"create", "--json"}, args...)...)
 	var r struct{ ID string }
-	json.Unmarshal([]byte(out), &r)
+	json.Unmarshal([]byte(lastLine(out)), &r)
 	return r.ID
 }
 
