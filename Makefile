@@ -39,7 +39,7 @@ bench:
 # docs/cli.md is generated from the command definitions; a test fails when
 # it is stale.
 docs:
-	HOTSNAP_UPDATE_DOCS=1 $(GO) test ./cmd/hotsnap -run '^TestDocs_CLIReference$$' -count=1
+	HOTSNAP_UPDATE_DOCS=1 $(GO) test ./cmd/hotsnap -run '^(TestDocs_CLIReference|TestSchemas_Fresh)$$' -count=1
 
 # Fuzz every reader of outside input for FUZZTIME each.
 FUZZTIME ?= 60s

@@ -117,6 +117,7 @@ func TestContract_JSONLines(t *testing.T) {
 			t.Fatalf("hotsnap %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, c.code, out, errOut)
 		}
 		checkLines(t, args, code, out)
+		validateLines(t, args, out)
 	}
 	// A flag after the arguments is refused, never taken as a path.
 	code, out, _ := hs(t, "ls", "--data-dir", dir, "--id", id, "db", "--json")
