@@ -494,14 +494,14 @@ func TestCLI_ListIsHonest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("list: exit %d %s %s", code, out, errb)
 	}
-	var infos []snapshot.Info
+	var infos []listItem
 	if err := listed(out, "snapshots", &infos); err != nil || len(infos) != 3 {
 		t.Fatalf("list --json: %v %s", err, out)
 	}
 	want := map[string]string{a: snapshot.SealRecorded, b: snapshot.SealProven, c: snapshot.SealDamaged}
 	for _, i := range infos {
-		if i.Seal != want[i.ID] {
-			t.Errorf("%s: seal %q, want %q (%s)", i.ID, i.Seal, want[i.ID], i.Error)
+		if i.Seal != want[i.ID] || i.Available != (i.ID != c) {
+			t.Errorf("%s: seal %q, want %q; available %v (%v)", i.ID, i.Seal, want[i.ID], i.Available, i.Problems)
 		}
 	}
 	code, out, _ = hs(t, "list", "--data-dir", dir)
