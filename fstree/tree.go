@@ -150,8 +150,21 @@ func OpenChecked(root *fsutil.Dir, e *manifest.Entry) (*os.File, fsutil.Stat, er
 	if err != nil {
 		return nil, st, err
 	}
+	if err := CheckStat(root, e, st); err != nil {
+		f.Close()
+		return nil, st, err
+	}
+	return f, st, nil
+}
+
+// CheckStat requires st, the stat of e.Path below root, to be what the
+// entry says: a regular file of its size and mtime and, for a file
+// captured by link, of its owner and mode.
+func CheckStat(root *fsutil.Dir, e *manifest.Entry, st fsutil.Stat) error {
 	var bad string
 	switch {
+	case !st.IsRegular():
+		bad = "not a regular file"
 	case st.Size != e.Size:
 		bad = fmt.Sprintf("size %d, manifest says %d", st.Size, e.Size)
 	case st.MtimeNs != e.MtimeNs:
@@ -162,8 +175,51 @@ func OpenChecked(root *fsutil.Dir, e *manifest.Entry) (*os.File, fsutil.Stat, er
 		bad = fmt.Sprintf("mode %04o, manifest says %04o", st.Perm(), e.Mode)
 	}
 	if bad != "" {
-		f.Close()
-		return nil, st, fmt.Errorf("%s %w: %s", root.Join(string(e.Path)), ErrMismatch, bad)
+		return fmt.Errorf("%s %w: %s", root.Join(string(e.Path)), ErrMismatch, bad)
 	}
-	return f, st, nil
+	return nil
+}
+
+// DirCache keeps the one directory below Root that the entries being made
+// are in: a manifest is in byte order of whole paths, so the entries of a
+// directory come together, and each is reached from its open parent
+// instead of walking its path again (a walk costs an open and a close per
+// component).
+type DirCache struct {
+	Root *fsutil.Dir
+	rel  string
+	d    *fsutil.Dir
+	st   fsutil.Stat
+}
+
+// At returns the open directory rel ("" is Root) and its stat.
+func (c *DirCache) At(rel string) (*fsutil.Dir, fsutil.Stat, error) {
+	if c.d != nil && c.rel == rel {
+		return c.d, c.st, nil
+	}
+	c.Close()
+	d := c.Root
+	if rel != "" {
+		var err error
+		if d, err = c.Root.OpenDir(rel); err != nil {
+			return nil, fsutil.Stat{}, err
+		}
+	}
+	st, err := d.Stat()
+	if err != nil {
+		if d != c.Root {
+			d.Close()
+		}
+		return nil, st, err
+	}
+	c.d, c.rel, c.st = d, rel, st
+	return d, st, nil
+}
+
+// Close closes the cached directory (never Root).
+func (c *DirCache) Close() {
+	if c.d != nil && c.d != c.Root {
+		c.d.Close()
+	}
+	c.d = nil
 }

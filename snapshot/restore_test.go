@@ -407,3 +407,55 @@ func TestImport_DoesNotBlockOtherCommands(t *testing.T) {
 	}
 	assertClean(t, l)
 }
+
+// TestRestore_FastVerifyChecksWhileBuilding: --fast-verify has no stat
+// pass of its own; the build checks every file as it links or copies it,
+// in the staging tree. A snapshot file replaced by another (another size,
+// a missing one) is refused, exit 4, the data dir untouched, nothing left;
+// a snapshot directory that others may write is restored from opened
+// files, and the result is the snapshot's.
+func TestRestore_FastVerifyChecksWhileBuilding(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{AppVersion: "3.5.1", Copy: []string{"CURRENT"}})
+	want := testtree.Snapshot(t, l.TreeDir(res.ID))
+	mutate(t, dir)
+	before := live(t, dir)
+	o := RestoreOptions{AppVersion: "3.5.1", FastVerify: true}
+	tree := l.TreeDir(res.ID)
+
+	// A linked file of the snapshot replaced by another inode.
+	victim := filepath.Join(tree, "db", "000001.sst")
+	orig, _ := os.ReadFile(victim)
+	os.WriteFile(victim+".tmp", append(orig, 'x'), 0o644)
+	os.Rename(victim, victim+".keep")
+	os.Rename(victim+".tmp", victim)
+	if _, err := Restore(context.Background(), l, res.ID, o); !errors.Is(err, ErrVerifyFailed) || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("fast restore of a replaced file: %v", err)
+	}
+	if d := testtree.Diff(before, live(t, dir)); d != "" {
+		t.Fatalf("a refused restore touched the data dir:\n%s", d)
+	}
+	assertNoRestoreLeftovers(t, l)
+	// Missing.
+	os.Remove(victim)
+	if _, err := Restore(context.Background(), l, res.ID, o); !errors.Is(err, ErrVerifyFailed) {
+		t.Fatalf("fast restore of a missing file: %v", err)
+	}
+	assertNoRestoreLeftovers(t, l)
+	os.Rename(victim+".keep", victim)
+
+	// A directory others may write: the file is opened, checked, linked.
+	os.Chmod(filepath.Join(tree, "db"), 0o777)
+	r, err := Restore(context.Background(), l, res.ID, RestoreOptions{AppVersion: "3.5.1", FastVerify: true, NoFailsafe: true})
+	if err != nil || r.Verified != "fast" {
+		t.Fatalf("fast restore: %+v %v", r, err)
+	}
+	os.Chmod(filepath.Join(tree, "db"), 0o755)
+	got := live(t, dir)
+	for p, e := range want {
+		if strings.HasPrefix(p, "db/") && e.Mode.IsRegular() && string(got[p].Data) != string(e.Data) {
+			t.Fatalf("%s after a fast restore: %q, want %q", p, got[p].Data, e.Data)
+		}
+	}
+}

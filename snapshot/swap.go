@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -121,6 +122,10 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 	copies := map[int]string{} // link group -> the first copy's path
 	var dirs []manifest.Entry  // finished last
 	var owned []string         // what the tree owns, to fsync: dirs and copies
+	// Each file is reached from its open parent on both sides (fstree.DirCache).
+	from, to := &fstree.DirCache{Root: snap}, &fstree.DirCache{Root: dst}
+	defer from.Close()
+	defer to.Close()
 	_, err = mf.Each(func(e *manifest.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -151,19 +156,50 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		if first, ok := copies[e.LinkGroup]; ok && e.LinkGroup != 0 && e.Capture != manifest.CaptureLink {
 			return dst.Link(first, dst, p)
 		}
-		f, _, err := fstree.OpenChecked(snap, e)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
-		}
-		if e.Capture == manifest.CaptureLink {
-			err = fsutil.LinkFile(f, dst, p)
-		} else {
-			err = s.copyChecked(f, dst, e)
-			owned = append(owned, p)
-		}
-		f.Close()
+		dir, base := path.Split(p)
+		dir = strings.TrimSuffix(dir, "/")
+		sd, sst, err := from.At(dir)
 		if err != nil {
 			return err
+		}
+		dd, _, err := to.At(dir)
+		if err != nil {
+			return err
+		}
+		be := *e
+		be.Path = manifest.Name(base)
+		switch {
+		case e.Capture == manifest.CaptureLink && nobodyElseWrites(sst):
+			// Link by name from the stat: nobody but this user (or root)
+			// can change the entries of this directory, so the inode
+			// checked is the one linked, without opening it.
+			st, err := sd.Lstat(base)
+			if err == nil {
+				err = fstree.CheckStat(sd, &be, st)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+			}
+			if err := sd.Link(base, dd, base); err != nil {
+				return err
+			}
+		default:
+			// Others may write the directory: link or copy from the
+			// open file that was checked.
+			f, _, err := fstree.OpenChecked(sd, &be)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+			}
+			if e.Capture == manifest.CaptureLink {
+				err = fsutil.LinkFile(f, dd, base)
+			} else {
+				err = s.copyChecked(f, dd, &be)
+				owned = append(owned, p)
+			}
+			f.Close()
+			if err != nil {
+				return err
+			}
 		}
 		if e.LinkGroup != 0 {
 			copies[e.LinkGroup] = p
@@ -182,6 +218,13 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		return err
 	}
 	return s.priv.SyncDir(restoringName)
+}
+
+// nobodyElseWrites reports whether a directory of the given stat can be
+// changed only by this process's user or root: theirs, not writable by
+// group or others.
+func nobodyElseWrites(st fsutil.Stat) bool {
+	return (st.UID == 0 || st.UID == uint32(os.Geteuid())) && st.Mode&0o022 == 0
 }
 
 // copyChecked copies a snapshot's file for a restore. When other users may

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Restore at the floor (issue 30): N files of 1 KiB in N/100 dirs on a
+# fresh ext4 loop image, the page cache dropped before every command, side
+# by side in one run. The floors: `cp -al` of the tree (what a restore
+# that only links costs) and a parallel read of every file (4 readers of
+# cat: what a restore that re-hashes every byte must read). Measured: a
+# first create, a re-create of the unchanged tree, a restore with
+# --fast-verify and one with the full re-hash (both --no-failsafe, of the
+# newest snapshot over the unchanged data dir); each as a median of RUNS
+# and as a ratio to its floor. The bars of issue 30: first create <= 1.15 x
+# the read floor, re-create <= 1.2 x cp -al, restore --fast-verify <= 1.3 x
+# cp -al, full restore <= 1.2 x the read floor.
+#
+#   bash scripts/bench-restore.sh
+#   RESTORE_SIZES=50000 RESTORE_RUNS=1 bash scripts/bench-restore.sh
+#   RESTORE_BASELINE=/path/to/older/hotsnap bash scripts/bench-restore.sh
+#     (also times that binary's restores, in the same rounds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES="${RESTORE_SIZES:-200000}"
+RUNS="${RESTORE_RUNS:-3}"
+[ "$(id -u)" = 0 ] || { echo "bench-restore: needs root (a loop mount, drop_caches)" >&2; exit 1; }
+go build -o bin/hotsnap ./cmd/hotsnap
+go build -o bin/gendata ./scripts/gendata
+HS="$PWD/bin/hotsnap"
+WORK=$(mktemp -d "${RESTORE_WORK:-/tmp}/hotsnap-restore.XXXXXX")
+MNT=
+cleanup() {
+  [ -n "$MNT" ] && { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+now() { date +%s%N; }
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+
+echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, cold cache before every command"
+for N in $SIZES; do
+  MNT="$WORK/mnt"; mkdir -p "$MNT"
+  truncate -s 8G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
+  D="$MNT/data"
+  bin/gendata -dir "$D" -files "$N" -dirs $(( N / 100 )) -filesize 1KiB >/dev/null
+  CP=(); RD=(); FIRST=(); RE=(); FAST=(); FULL=(); BFAST=(); BFULL=()
+  for _ in $(seq "$RUNS"); do
+    cold; t0=$(now); cp -al "$D" "$MNT/cpal"; t1=$(now); CP+=("$(ms "$t0" "$t1")"); rm -rf "$MNT/cpal"
+    cold; t0=$(now); find "$D" -type f -print0 | xargs -0 -P4 -n 2000 cat > /dev/null; t1=$(now); RD+=("$(ms "$t0" "$t1")")
+    "$HS" list -d "$D" --json | python3 -c 'import json,sys; [print(s["id"]) for s in json.loads(sys.stdin.read().strip().splitlines()[-1])["snapshots"]]' \
+      | xargs -r -n1 "$HS" delete -d "$D" --id >/dev/null
+    cold; t0=$(now); "$HS" create -d "$D" --quiesce none --json >/dev/null; t1=$(now); FIRST+=("$(ms "$t0" "$t1")")
+    cold; t0=$(now); out=$("$HS" create -d "$D" --quiesce none --json); t1=$(now); RE+=("$(ms "$t0" "$t1")")
+    ID=$(echo "$out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["id"])')
+    cold; t0=$(now); "$HS" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --fast-verify --json >/dev/null; t1=$(now); FAST+=("$(ms "$t0" "$t1")")
+    cold; t0=$(now); "$HS" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --json >/dev/null; t1=$(now); FULL+=("$(ms "$t0" "$t1")")
+    if [ -n "${RESTORE_BASELINE:-}" ]; then
+      cold; t0=$(now); "$RESTORE_BASELINE" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --fast-verify --json >/dev/null; t1=$(now); BFAST+=("$(ms "$t0" "$t1")")
+      cold; t0=$(now); "$RESTORE_BASELINE" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --json >/dev/null; t1=$(now); BFULL+=("$(ms "$t0" "$t1")")
+    fi
+  done
+  cp_=$(med "${CP[@]}"); rd=$(med "${RD[@]}")
+  echo "## $N files of 1 KiB in $(( N / 100 )) dirs"
+  printf '%-32s %10s %12s\n' measure "median ms" "x its floor"
+  printf '%-32s %10s %12s\n' "floor: cp -al" "$cp_" ""
+  printf '%-32s %10s %12s\n' "floor: read every file (4 cat)" "$rd" ""
+  printf '%-32s %10s %12s\n' "first create" "$(med "${FIRST[@]}")" "$(ratio "$(med "${FIRST[@]}")" "$rd") x read"
+  printf '%-32s %10s %12s\n' "re-create" "$(med "${RE[@]}")" "$(ratio "$(med "${RE[@]}")" "$cp_") x cp -al"
+  printf '%-32s %10s %12s\n' "restore --fast-verify" "$(med "${FAST[@]}")" "$(ratio "$(med "${FAST[@]}")" "$cp_") x cp -al"
+  printf '%-32s %10s %12s\n' "restore (full re-hash)" "$(med "${FULL[@]}")" "$(ratio "$(med "${FULL[@]}")" "$rd") x read"
+  if [ -n "${RESTORE_BASELINE:-}" ]; then
+    printf '%-32s %10s %12s\n' "baseline restore --fast-verify" "$(med "${BFAST[@]}")" "$(ratio "$(med "${BFAST[@]}")" "$cp_") x cp -al"
+    printf '%-32s %10s %12s\n' "baseline restore (full)" "$(med "${BFULL[@]}")" "$(ratio "$(med "${BFULL[@]}")" "$rd") x read"
+  fi
+  umount "$MNT"; rm -f "$WORK/fs.img"; MNT=
+done
