@@ -5,7 +5,8 @@
 # that only links costs) and a parallel read of every file (4 readers of
 # cat: what a restore that re-hashes every byte must read). Measured: a
 # first create, a re-create of the unchanged tree, a restore with
-# --fast-verify and one with the full re-hash (both --no-failsafe, of the
+# --fast-verify and one with the full re-hash (the previous tree kept as
+# a failsafe, a rename, and dropped after the timing; of the
 # newest snapshot over the unchanged data dir); each as a median of RUNS
 # and as a ratio to its floor. The bars of issue 30: first create <= 1.15 x
 # the read floor, re-create <= 1.2 x cp -al, restore --fast-verify <= 1.3 x
@@ -51,11 +52,11 @@ for N in $SIZES; do
     cold; t0=$(now); "$HS" create -d "$D" --quiesce none --json >/dev/null; t1=$(now); FIRST+=("$(ms "$t0" "$t1")")
     cold; t0=$(now); out=$("$HS" create -d "$D" --quiesce none --json); t1=$(now); RE+=("$(ms "$t0" "$t1")")
     ID=$(echo "$out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["id"])')
-    cold; t0=$(now); "$HS" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --fast-verify --json >/dev/null; t1=$(now); FAST+=("$(ms "$t0" "$t1")")
-    cold; t0=$(now); "$HS" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --json >/dev/null; t1=$(now); FULL+=("$(ms "$t0" "$t1")")
+    cold; t0=$(now); "$HS" restore -d "$D" --id "$ID" --quiesce none --fast-verify --json >/dev/null; t1=$(now); "$HS" failsafe drop -d "$D" --all >/dev/null; FAST+=("$(ms "$t0" "$t1")")
+    cold; t0=$(now); "$HS" restore -d "$D" --id "$ID" --quiesce none --json >/dev/null; t1=$(now); "$HS" failsafe drop -d "$D" --all >/dev/null; FULL+=("$(ms "$t0" "$t1")")
     if [ -n "${RESTORE_BASELINE:-}" ]; then
-      cold; t0=$(now); "$RESTORE_BASELINE" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --fast-verify --json >/dev/null; t1=$(now); BFAST+=("$(ms "$t0" "$t1")")
-      cold; t0=$(now); "$RESTORE_BASELINE" restore -d "$D" --id "$ID" --quiesce none --no-failsafe --json >/dev/null; t1=$(now); BFULL+=("$(ms "$t0" "$t1")")
+      cold; t0=$(now); "$RESTORE_BASELINE" restore -d "$D" --id "$ID" --quiesce none --fast-verify --json >/dev/null; t1=$(now); "$HS" failsafe drop -d "$D" --all >/dev/null; BFAST+=("$(ms "$t0" "$t1")")
+      cold; t0=$(now); "$RESTORE_BASELINE" restore -d "$D" --id "$ID" --quiesce none --json >/dev/null; t1=$(now); "$HS" failsafe drop -d "$D" --all >/dev/null; BFULL+=("$(ms "$t0" "$t1")")
     fi
   done
   cp_=$(med "${CP[@]}"); rd=$(med "${RD[@]}")
