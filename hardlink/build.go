@@ -64,6 +64,9 @@ type Options struct {
 	// fails with ErrMarked rather than take old snapshots or hotsnap's
 	// state as the application's data.
 	Marker string
+	// OnEntries, when set, is told how many entries were captured and
+	// their bytes, as they are (progress; called from the workers).
+	OnEntries func(n int, bytes int64)
 }
 
 // ErrMarked is returned when the tree holds a directory of hotsnap's own.
@@ -252,6 +255,13 @@ func (b *builder) record(items ...Item) {
 	b.mu.Lock()
 	b.batches = append(b.batches, items)
 	b.mu.Unlock()
+	if b.opts.OnEntries != nil {
+		var n int64
+		for i := range items {
+			n += items[i].Size
+		}
+		b.opts.OnEntries(len(items), n)
+	}
 }
 
 // spawn runs fn as a task once a worker slot is free. A task never waits for

@@ -60,7 +60,8 @@ type CreateOptions struct {
 	Workers int
 	// Logger receives progress and warnings; nil is silent.
 	Logger *slog.Logger
-	// Progress, when set, follows the hashing of the files the capture
+	// Progress, when set, follows the first pass of the capture (entries
+	// captured; totals unknown) and the hashing of the files the capture
 	// could not take hashes for from the previous snapshot.
 	Progress Progress
 	// Now is the clock (tests); nil means time.Now.
@@ -276,7 +277,10 @@ func (p *Pending) firstPassCapture(ctx context.Context) error {
 		p.warnings = append(p.warnings, warning)
 	}
 	start := time.Now()
+	prog := progressOr(p.o.Progress)
+	prog.Start("capture", 0, 0) // the first pass: totals unknown until it ends
 	p.pass, err = hardlink.Pre(ctx, s.data, tree, hardlink.Options{
+		OnEntries:      func(n int, bytes int64) { prog.Add(int64(n), bytes) },
 		ForeignLinksOf: foreign,
 		Skip: func(rel string, isDir bool) bool {
 			if rel == writegate.StateDirName || (backupsTop != "" && rel == backupsTop) {
@@ -289,6 +293,7 @@ func (p *Pending) firstPassCapture(ctx context.Context) error {
 		Workers:  p.o.Workers,
 		Marker:   markerName,
 	})
+	prog.Done()
 	if errors.Is(err, hardlink.ErrMarked) {
 		return fmt.Errorf("%w: capture tree: %v", ErrUntrusted, err)
 	}

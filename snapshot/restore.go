@@ -218,7 +218,11 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 			log.Warn("could not remove the restore tree; the next command will", "path", s.priv.Join(restoring), "err", err)
 		}
 	}
-	if err := s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers); err != nil {
+	bp := progressOr(o.Progress)
+	bp.Start("build", res.Files, res.Bytes)
+	err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, bp)
+	bp.Done()
+	if err != nil {
 		cleanup()
 		if errors.Is(err, ErrVerifyFailed) {
 			return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, err)

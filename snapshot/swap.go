@@ -106,7 +106,7 @@ func (s *session) swapNames(source string, sel *selection) (out, in []string, er
 // against its entry, and linked or copied from that open file. With
 // include, only the entries it selects are built, with the directories
 // above them.
-func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int) error {
+func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int, prog Progress) error {
 	sel, err := fstree.NewSelector(include)
 	if err != nil {
 		return err
@@ -168,6 +168,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		}
 		be := *e
 		be.Path = manifest.Name(base)
+		prog.Add(1, e.Size)
 		switch {
 		case e.Capture == manifest.CaptureLink && nobodyElseWrites(sst):
 			// Link by name from the stat: nobody but this user (or root)

@@ -40,7 +40,10 @@ type barProgress struct {
 func (p *barProgress) Start(op string, files, bytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.op, p.files = op, files
+	p.op, p.files, p.filesDone = op, files, 0
+	if bytes <= 0 {
+		bytes = -1 // unknown: a spinner with the count
+	}
 	p.bar = progressbar.NewOptions64(bytes,
 		progressbar.OptionSetWriter(p.w), progressbar.OptionShowBytes(true), progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
@@ -79,7 +82,10 @@ type jsonProgress struct {
 func (p *jsonProgress) Start(op string, files, bytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A command may run several phases (create: capture, then hash):
+	// each Start begins afresh.
 	p.op, p.files, p.bytes, p.start = op, files, bytes, time.Now()
+	p.filesDone, p.bytesDone = 0, 0
 	p.emit()
 }
 
