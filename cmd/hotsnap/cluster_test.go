@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,6 +217,13 @@ func (pc *procCluster) hotsnap(env []string, args ...string) (int, string, strin
 		}
 	} else if err != nil {
 		pc.t.Fatal(err)
+	}
+	if code >= 0 && len(args) > 0 && args[0] == "cluster" && slices.Contains(args, "--json") && !slices.Contains(args, "ca") {
+		// Every cluster command's --json output (but a killed one's)
+		// holds to the contract
+		// (docs/json.md) and to its schema.
+		checkLines(pc.t, args, code, stdout.String())
+		validateLines(pc.t, args, stdout.String())
 	}
 	return code, stdout.String(), stderr.String()
 }
@@ -607,6 +615,27 @@ func TestCluster_CLI(t *testing.T) {
 	code, out, _ = pc.cluster(nil, "status", "--job", jr.JobID)
 	if code != 0 || strings.Count(out, `"status":"COMPLETED"`) != 2 {
 		t.Fatalf("status: %d %s", code, out)
+	}
+	// A detached job: its id at once; status follows it; abort says how
+	// each node's ended (here: done before the abort).
+	code, out, _ = pc.cluster(nil, "verify", "--id", res.ID, "--detach")
+	var dj cluster.JobsResult
+	lastJSON(t, out, &dj)
+	if code != 0 || dj.JobID == "" || len(dj.Jobs) != 2 {
+		t.Fatalf("verify --detach: %d %s", code, out)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		code, out, _ = pc.cluster(nil, "status", "--job", dj.JobID)
+		if code == 0 && strings.Count(out, `"status":"COMPLETED"`) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the detached verify did not complete: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, out, _ = pc.cluster(nil, "abort", "--job", dj.JobID); code != 0 || strings.Count(out, `"status":"COMPLETED"`) != 2 {
+		t.Fatalf("abort of a finished job: %d %s", code, out)
 	}
 	if code, out, _ = pc.cluster(nil, "delete", "--id", res.ID); code != 0 {
 		t.Fatalf("delete: %d %s", code, out)

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/policy"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -70,6 +72,31 @@ type (
 			Kind    string `json:"kind"`
 		} `json:"error"`
 	}
+	schemaClusterList struct {
+		Cluster     string            `json:"cluster"`
+		Nodes       []string          `json:"nodes"`
+		Snapshots   []listItem        `json:"snapshots"`
+		Unreachable map[string]string `json:"unreachable"`
+	}
+	schemaJobs struct {
+		Jobs []cluster.Job `json:"jobs"`
+	}
+	schemaClusterPlan struct {
+		Cluster  string           `json:"cluster"`
+		Revision int64            `json:"revision"`
+		Nodes    []cluster.Member `json:"nodes"`
+		User     json.RawMessage  `json:"user"`
+		Expected []string         `json:"expected"`
+		Missing  []string         `json:"missing"`
+	}
+	schemaClusterProgress struct {
+		Op        string        `json:"op"`
+		ID        string        `json:"id"`
+		JobID     string        `json:"jobId"`
+		Nodes     int           `json:"nodes"`
+		NodesDone int           `json:"nodesDone"`
+		Jobs      []cluster.Job `json:"jobs"`
+	}
 	schemaProgress struct {
 		Op             string `json:"op"`
 		FilesDone      int64  `json:"filesDone"`
@@ -83,32 +110,45 @@ type (
 
 // schemaTypes names each schema file and the type of its lines' fields.
 var schemaTypes = map[string]any{
-	"create":          snapshot.CreateResult{},
-	"list":            schemaList{},
-	"verify":          schemaVerify{},
-	"delete":          schemaDelete{},
-	"ls":              schemaLs{},
-	"ls-item":         lsEntry{},
-	"diff":            schemaDiff{},
-	"diff-item":       manifest.Change{},
-	"usage":           snapshot.UsageResult{},
-	"prune":           snapshot.PruneResult{},
-	"failsafe-list":   schemaFailsafes{},
-	"recover":         snapshot.RecoverResult{},
-	"restore":         snapshot.RestoreResult{},
-	"restore-target":  snapshot.ExtractResult{},
-	"upload":          archive.UploadResult{},
-	"download":        archive.DownloadResult{},
-	"download-target": archive.ExtractResult{},
-	"archive-ls":      schemaArchiveLs{},
-	"archive-check":   archive.CheckResult{},
-	"archive-forget":  archive.ForgetResult{},
-	"archive-gc":      archive.GCResult{},
-	"archive-unlock":  schemaUnlock{},
-	"archive-keygen":  schemaKeygen{},
-	"version":         schemaVersion{},
-	"error":           schemaError{},
-	"progress":        schemaProgress{},
+	"create":           snapshot.CreateResult{},
+	"list":             schemaList{},
+	"verify":           schemaVerify{},
+	"delete":           schemaDelete{},
+	"ls":               schemaLs{},
+	"ls-item":          lsEntry{},
+	"diff":             schemaDiff{},
+	"diff-item":        manifest.Change{},
+	"usage":            snapshot.UsageResult{},
+	"prune":            snapshot.PruneResult{},
+	"failsafe-list":    schemaFailsafes{},
+	"recover":          snapshot.RecoverResult{},
+	"restore":          snapshot.RestoreResult{},
+	"restore-target":   snapshot.ExtractResult{},
+	"upload":           archive.UploadResult{},
+	"download":         archive.DownloadResult{},
+	"download-target":  archive.ExtractResult{},
+	"archive-ls":       schemaArchiveLs{},
+	"archive-check":    archive.CheckResult{},
+	"archive-forget":   archive.ForgetResult{},
+	"archive-gc":       archive.GCResult{},
+	"archive-unlock":   schemaUnlock{},
+	"archive-keygen":   schemaKeygen{},
+	"version":          schemaVersion{},
+	"error":            schemaError{},
+	"cluster-create":   cluster.CreateResult{},
+	"cluster-list":     schemaClusterList{},
+	"cluster-delete":   cluster.DeleteResult{},
+	"cluster-restore":  cluster.RestoreResult{},
+	"cluster-upload":   cluster.JobsResult{},
+	"cluster-download": cluster.JobsResult{},
+	"cluster-verify":   cluster.JobsResult{},
+	"cluster-status":   schemaJobs{},
+	"cluster-abort":    schemaJobs{},
+	"cluster-plan":     schemaClusterPlan{},
+	"cluster-prune":    cluster.PruneResult{},
+	"cluster-run":      policy.Result{},
+	"cluster-progress": schemaClusterProgress{},
+	"progress":         schemaProgress{},
 }
 
 // schemaOf is the JSON Schema of t's JSON form.
@@ -182,8 +222,10 @@ func lineSchema(name string, v any) map[string]any {
 	s := schemaOf(reflect.TypeOf(v))
 	event := "result"
 	switch {
-	case name == "error" || name == "progress":
-		event = name
+	case name == "error":
+		event = evError
+	case strings.HasSuffix(name, "progress"):
+		event = evProgress
 	case strings.HasSuffix(name, "-item"):
 		event = "item"
 	}
@@ -330,8 +372,13 @@ func asStrings(v any) []string {
 
 // schemaFor names the schema of a line of `hotsnap args` with event ev.
 func schemaFor(args []string, ev string) string {
-	switch ev {
-	case evError, evProgress:
+	clusterCmd := len(args) > 0 && args[0] == "cluster"
+	switch {
+	case ev == evError:
+		return ev
+	case ev == evProgress && clusterCmd:
+		return "cluster-progress"
+	case ev == evProgress:
 		return ev
 	}
 	var words []string
@@ -340,7 +387,7 @@ func schemaFor(args []string, ev string) string {
 		if a == "--target" {
 			target = true
 		}
-		if !strings.HasPrefix(a, "-") && len(words) < 2 && (len(words) == 0 || words[0] == "archive" || words[0] == "failsafe") {
+		if !strings.HasPrefix(a, "-") && len(words) < 2 && (len(words) == 0 || words[0] == "archive" || words[0] == "failsafe" || words[0] == "cluster") {
 			words = append(words, a)
 		}
 	}
