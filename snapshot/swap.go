@@ -9,12 +9,16 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
@@ -119,15 +123,62 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		return err
 	}
 	defer dst.Close()
+	if workers <= 0 {
+		workers = defaults.Workers()
+	}
 	copies := map[int]string{} // link group -> the first copy's path
 	var dirs []manifest.Entry  // finished last
 	var owned []string         // what the tree owns, to fsync: dirs and copies
-	// Each file is reached from its open parent on both sides (fstree.DirCache).
+	var ownedMu sync.Mutex
+	// Files are made by workers, a directory's files at a time (a
+	// manifest lists a directory's entries together), each worker reaching
+	// them from the open directory on both sides (fstree.DirCache).
+	// Directories and symlinks are made here, in order, before the files
+	// in them; so are the members of link groups, which link to each other.
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan []*manifest.Entry, workers)
+	for range workers {
+		g.Go(func() error {
+			return par.Safely(func() error {
+				from, to := &fstree.DirCache{Root: snap}, &fstree.DirCache{Root: dst}
+				defer from.Close()
+				defer to.Close()
+				for b := range batches {
+					for _, e := range b {
+						copied, err := s.makeFile(from, to, e, prog)
+						if err != nil {
+							return err
+						}
+						if copied {
+							ownedMu.Lock()
+							owned = append(owned, string(e.Path))
+							ownedMu.Unlock()
+						}
+					}
+				}
+				return nil
+			})
+		})
+	}
+	var batch []*manifest.Entry
+	batchDir := ""
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case batches <- batch:
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+		batch = nil
+		return nil
+	}
 	from, to := &fstree.DirCache{Root: snap}, &fstree.DirCache{Root: dst}
 	defer from.Close()
 	defer to.Close()
 	_, err = mf.Each(func(e *manifest.Entry) error {
-		if err := ctx.Err(); err != nil {
+		if err := gctx.Err(); err != nil {
 			return err
 		}
 		parents, selected := sel.Next(e)
@@ -139,7 +190,9 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 				return err
 			}
 			dirs = append(dirs, parents[i])
+			ownedMu.Lock()
 			owned = append(owned, string(parents[i].Path))
+			ownedMu.Unlock()
 		}
 		p := string(e.Path)
 		if err := fstree.MakeDirOrSymlink(dst, e); err != nil {
@@ -148,65 +201,45 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		switch e.Type {
 		case manifest.TypeDir:
 			dirs = append(dirs, *e)
+			ownedMu.Lock()
 			owned = append(owned, p)
+			ownedMu.Unlock()
 			return nil
 		case manifest.TypeSymlink:
 			return nil
 		}
-		if first, ok := copies[e.LinkGroup]; ok && e.LinkGroup != 0 && e.Capture != manifest.CaptureLink {
-			return dst.Link(first, dst, p)
-		}
-		dir, base := path.Split(p)
-		dir = strings.TrimSuffix(dir, "/")
-		sd, sst, err := from.At(dir)
-		if err != nil {
-			return err
-		}
-		dd, _, err := to.At(dir)
-		if err != nil {
-			return err
-		}
-		be := *e
-		be.Path = manifest.Name(base)
-		prog.Add(1, e.Size)
-		switch {
-		case e.Capture == manifest.CaptureLink && nobodyElseWrites(sst):
-			// Link by name from the stat: nobody but this user (or root)
-			// can change the entries of this directory, so the inode
-			// checked is the one linked, without opening it.
-			st, err := sd.Lstat(base)
-			if err == nil {
-				err = fstree.CheckStat(sd, &be, st)
-			}
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
-			}
-			if err := sd.Link(base, dd, base); err != nil {
-				return err
-			}
-		default:
-			// Others may write the directory: link or copy from the
-			// open file that was checked.
-			f, _, err := fstree.OpenChecked(sd, &be)
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
-			}
-			if e.Capture == manifest.CaptureLink {
-				err = fsutil.LinkFile(f, dd, base)
-			} else {
-				err = s.copyChecked(f, dd, &be)
-				owned = append(owned, p)
-			}
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
 		if e.LinkGroup != 0 {
+			// Here, in order: a member may link to the first copy.
+			if first, ok := copies[e.LinkGroup]; ok && e.Capture != manifest.CaptureLink {
+				return dst.Link(first, dst, p)
+			}
+			copied, err := s.makeFile(from, to, e, prog)
+			if copied {
+				ownedMu.Lock()
+				owned = append(owned, p)
+				ownedMu.Unlock()
+			}
 			copies[e.LinkGroup] = p
+			return err
 		}
+		dir, _ := path.Split(p)
+		if dir != batchDir || len(batch) >= 512 {
+			if err := flush(); err != nil {
+				return err
+			}
+			batchDir = dir
+		}
+		ec := *e
+		batch = append(batch, &ec)
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
+	close(batches)
+	if werr := g.Wait(); err == nil || errors.Is(err, context.Canceled) && werr != nil {
+		err = werr
+	}
 	if err != nil {
 		return err
 	}
@@ -219,6 +252,50 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		return err
 	}
 	return s.priv.SyncDir(restoringName)
+}
+
+// makeFile makes the regular file e in the restore tree: reached from the
+// open directories from (the snapshot's) and to (the tree's); it reports
+// whether it wrote a copy (which the tree then fsyncs).
+func (s *session) makeFile(from, to *fstree.DirCache, e *manifest.Entry, prog Progress) (copied bool, err error) {
+	p := string(e.Path)
+	dir, base := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	sd, sst, err := from.At(dir)
+	if err != nil {
+		return false, err
+	}
+	dd, _, err := to.At(dir)
+	if err != nil {
+		return false, err
+	}
+	be := *e
+	be.Path = manifest.Name(base)
+	prog.Add(1, e.Size)
+	if e.Capture == manifest.CaptureLink && nobodyElseWrites(sst) {
+		// Link by name from the stat: nobody but this user (or root) can
+		// change the entries of this directory, so the inode checked is
+		// the one linked, without opening it.
+		st, err := sd.Lstat(base)
+		if err == nil {
+			err = fstree.CheckStat(sd, &be, st)
+		}
+		if err != nil {
+			return false, fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+		}
+		return false, sd.Link(base, dd, base)
+	}
+	// Others may write the directory: link or copy from the open file
+	// that was checked.
+	f, _, err := fstree.OpenChecked(sd, &be)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+	}
+	defer f.Close()
+	if e.Capture == manifest.CaptureLink {
+		return false, fsutil.LinkFile(f, dd, base)
+	}
+	return true, s.copyChecked(f, dd, &be)
 }
 
 // nobodyElseWrites reports whether a directory of the given stat can be
