@@ -328,6 +328,21 @@ func (e *env) result(v any, text func(w io.Writer)) {
 	}
 }
 
+// partial prints what a command did before it failed with err: with
+// --json as an item line (the error line follows and ends the output),
+// else its text form. With no error it is the result.
+func (e *env) partial(v any, text func(w io.Writer), err error) error {
+	switch {
+	case err == nil:
+		e.result(v, text)
+	case e.json:
+		writeEvent(e.stdout, evItem, v)
+	case !e.quiet:
+		text(e.stdout)
+	}
+	return err
+}
+
 // layout resolves --data-dir and --backups-dir.
 func layout(c *cli.Context) (*snapshot.Layout, error) {
 	if c.String("data-dir") == "" {

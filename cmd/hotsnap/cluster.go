@@ -123,7 +123,7 @@ func clusterCommand() *cli.Command {
 						return remote.Open(ctx, spec, o, false)
 					})
 					if res != nil {
-						e.result(res, func(w io.Writer) { printPolicy(w, res) })
+						return e.partial(res, func(w io.Writer) { printPolicy(w, res) }, err)
 					}
 					return err
 				}),
@@ -365,10 +365,10 @@ func runJobs(c *cli.Context, e *env, co *cluster.Coordinator, op string, req clu
 	if c.Bool("detach") {
 		res, err := co.StartJobs(c.Context, op, id, req)
 		if res != nil {
-			e.result(res, func(w io.Writer) {
+			return e.partial(res, func(w io.Writer) {
 				fmt.Fprintf(w, "%s of %s started on %d nodes: job %s (cluster status --job %s follows it, cluster abort --job %s stops it)\n",
 					op, res.ID, len(res.Jobs), res.JobID, res.JobID, res.JobID)
-			})
+			}, err)
 		}
 		return err
 	}

@@ -110,10 +110,14 @@ func deleteCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			node := snapshot.DefaultNodeID // the node whose piece this is, as cluster delete says it
+			if h, err := snapshot.ReadHeader(l, id); err == nil && h.Node.ID != "" {
+				node = h.Node.ID
+			}
 			if err := snapshot.Delete(c.Context, l, id, e.log); err != nil {
 				return err
 			}
-			e.result(map[string]any{"id": id, "deleted": true}, func(w io.Writer) { fmt.Fprintf(w, "deleted %s\n", id) })
+			e.result(map[string]any{"id": id, "deleted": []string{node}, "absent": []string{}}, func(w io.Writer) { fmt.Fprintf(w, "deleted %s\n", id) })
 			return nil
 		},
 	}

@@ -59,7 +59,7 @@ func runCommand() *cli.Command {
 				Logger: e.log,
 			})
 			if res != nil {
-				e.result(res, func(w io.Writer) { printPolicy(w, res) })
+				return e.partial(res, func(w io.Writer) { printPolicy(w, res) }, err)
 			}
 			return err
 		},
