@@ -70,6 +70,10 @@ func TestContract_JSONLines(t *testing.T) {
 		}
 		return all
 	}
+	repo2 := "file://" + t.TempDir() + "/encrypted"
+	k1, k2 := filepath.Join(t.TempDir(), "k1"), filepath.Join(t.TempDir(), "k2")
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	os.WriteFile(pol, []byte(`{"label": "pol", "remote": "`+repo+`", "keepLocal": {"last": 5}, "keepRemote": {"last": 5}}`), 0o644)
 	cases := []struct {
 		args []string
 		code int
@@ -100,6 +104,17 @@ func TestContract_JSONLines(t *testing.T) {
 		{cat([]string{"archive", "unlock"}, r), 0},
 		{cat([]string{"archive", "ls", "--remote", "ftp://x"}), exitUsage},
 		{[]string{"archive", "keygen", "--output", key}, 0},
+		{[]string{"archive", "keygen", "--output", k1}, 0},
+		{[]string{"archive", "keygen", "--output", k2}, 0},
+		{[]string{"archive", "init", "--remote", repo2, "--encryption-key-file", k1}, 0},
+		{[]string{"archive", "init", "--remote", repo2, "--encryption-key-file", k1}, exitError},
+		{[]string{"archive", "key", "add", "--remote", repo2, "--encryption-key-file", k1, "--new-key-file", k2}, 0},
+		{[]string{"archive", "key", "list", "--remote", repo2, "--encryption-key-file", k2}, 0},
+		{[]string{"archive", "key", "list", "--remote", repo2}, exitUsage},
+		{[]string{"archive", "ls", "--remote", repo2}, 5},
+		{cat([]string{"run", "--quiesce", "none", "--policy", pol}, d), 0},
+		{cat([]string{"run", "--quiesce", "none"}, d), exitUsage},
+		{cat([]string{"failsafe", "drop", "--all"}, d), 0},
 		{cat([]string{"download", "--id", id, "--target", filepath.Join(t.TempDir(), "t")}, r), 0},
 		{cat([]string{"download", "--id", "2020-01-01T00.00.00Z_nope", "--target", filepath.Join(t.TempDir(), "t")}, r), exitNotFound},
 		{cat([]string{"delete", "--id", id2}, d), 0},

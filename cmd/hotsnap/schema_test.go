@@ -73,6 +73,28 @@ type (
 			Kind    string `json:"kind"`
 		} `json:"error"`
 	}
+	schemaArchiveInit struct {
+		Remote     string                `json:"remote"`
+		ID         string                `json:"id"`
+		PackSize   int                   `json:"packSize"`
+		Chunker    archive.ChunkerParams `json:"chunker"`
+		KeyID      string                `json:"keyId"`
+		KeyFile    string                `json:"keyFile"`
+		ObjectLock *archive.ObjectLock   `json:"objectLock"`
+	}
+	schemaKeyList struct {
+		KeyFiles    []string `json:"keyFiles"`
+		DataKeyFile string   `json:"dataKeyFile"`
+	}
+	schemaKeyAdded struct {
+		Added string `json:"added"`
+	}
+	schemaKeyRemoved struct {
+		Removed string `json:"removed"`
+	}
+	schemaDropped struct {
+		Dropped []snapshot.FailsafeInfo `json:"dropped"`
+	}
 	schemaClusterList struct {
 		Cluster     string            `json:"cluster"`
 		Nodes       []string          `json:"nodes"`
@@ -150,6 +172,11 @@ var schemaTypes = map[string]any{
 	"cluster-run":           policy.Result{},
 	"cluster-progress":      schemaClusterProgress{},
 	"run":                   policy.Result{},
+	"archive-init":          schemaArchiveInit{},
+	"archive-key-list":      schemaKeyList{},
+	"archive-key-add":       schemaKeyAdded{},
+	"archive-key-remove":    schemaKeyRemoved{},
+	"failsafe-drop":         schemaDropped{},
 	"run-item":              policy.Result{},
 	"cluster-run-item":      policy.Result{},
 	"cluster-upload-item":   cluster.JobsResult{},
@@ -394,7 +421,11 @@ func schemaFor(args []string, ev string) string {
 		if a == "--target" {
 			target = true
 		}
-		if !strings.HasPrefix(a, "-") && len(words) < 2 && (len(words) == 0 || words[0] == "archive" || words[0] == "failsafe" || words[0] == "cluster") {
+		max := 2
+		if len(words) >= 2 && words[0] == "archive" && words[1] == "key" {
+			max = 3
+		}
+		if !strings.HasPrefix(a, "-") && len(words) < max && (len(words) == 0 || words[0] == "archive" || words[0] == "failsafe" || words[0] == "cluster") {
 			words = append(words, a)
 		}
 	}
