@@ -80,13 +80,19 @@ func listOrNone(nodes []string) string {
 
 // Status reads job jobID on every live node.
 func (c *Coordinator) Status(ctx context.Context, jobID string) ([]Job, error) {
+	return c.onEveryNode(ctx, jobID, (*Client).Job)
+}
+
+// onEveryNode calls call (a client's Job or Abort) for job jobID on every
+// live node; it fails when no node knows the job.
+func (c *Coordinator) onEveryNode(ctx context.Context, jobID string, call func(*Client, context.Context, string) (*Job, error)) ([]Job, error) {
 	_, cls, err := c.plan(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Job, len(cls))
 	errs := each(cls, func(i int, cl *Client) error {
-		j, err := cl.Job(ctx, jobID)
+		j, err := call(cl, ctx, jobID)
 		if err != nil {
 			out[i] = Job{ID: jobID, Node: cl.Node, Error: asRemote(cl.Node, err)}
 			return err

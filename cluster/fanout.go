@@ -85,30 +85,7 @@ func (c *Coordinator) StartJobs(ctx context.Context, op, id string, req JobReque
 // Abort aborts job jobID on every live node and returns how each ended
 // (ABORTED, or how it ended first).
 func (c *Coordinator) Abort(ctx context.Context, jobID string) ([]Job, error) {
-	_, cls, err := c.plan(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Job, len(cls))
-	errs := each(cls, func(i int, cl *Client) error {
-		j, err := cl.Abort(ctx, jobID)
-		if err != nil {
-			out[i] = Job{ID: jobID, Node: cl.Node, Error: asRemote(cl.Node, err)}
-			return err
-		}
-		out[i] = *j
-		return nil
-	})
-	found := 0
-	for _, err := range errs {
-		if err == nil {
-			found++
-		}
-	}
-	if found == 0 {
-		return out, fmt.Errorf("job %s: %w on any node", jobID, snapshot.ErrNotFound)
-	}
-	return out, nil
+	return c.onEveryNode(ctx, jobID, (*Client).Abort)
 }
 
 func (c *Coordinator) runJobs(ctx context.Context, cls []*Client, op, id string, req JobRequest) (*JobsResult, error) {

@@ -56,22 +56,7 @@ func (s *Store) EnsureLocked(ctx context.Context, mode string, days int) error {
 	if !m.IsValid() || days <= 0 {
 		return fmt.Errorf("object lock: mode %q, %d days: want governance or compliance, at least 1 day", mode, days)
 	}
-	err := store.Do(ctx, s, "bucket", s.cfg.Bucket, func() error {
-		ctx, _, done := s.watched(ctx)
-		defer done()
-		ok, err := s.c.BucketExists(ctx, s.cfg.Bucket)
-		if err != nil {
-			return s.fail(ctx, "bucket", s.cfg.Bucket, err)
-		}
-		if ok {
-			return nil
-		}
-		err = s.c.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{Region: s.cfg.Region, ObjectLocking: true})
-		if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
-			return s.fail(ctx, "create bucket", s.cfg.Bucket, err)
-		}
-		return nil
-	})
+	err := store.Do(ctx, s, "bucket", s.cfg.Bucket, func() error { return s.ensureBucket(ctx, true) })
 	if err != nil {
 		return err
 	}

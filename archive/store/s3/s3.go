@@ -137,10 +137,12 @@ func (s *Store) String() string {
 // EnsureBucket creates the bucket when it does not exist, under the one
 // retry policy of every call (store.Retry).
 func (s *Store) EnsureBucket(ctx context.Context) error {
-	return store.Do(ctx, s, "bucket", s.cfg.Bucket, func() error { return s.ensureBucket(ctx) })
+	return store.Do(ctx, s, "bucket", s.cfg.Bucket, func() error { return s.ensureBucket(ctx, false) })
 }
 
-func (s *Store) ensureBucket(ctx context.Context) error {
+// ensureBucket makes the bucket when it does not exist, with object
+// locking when locking is set.
+func (s *Store) ensureBucket(ctx context.Context, locking bool) error {
 	ctx, _, done := s.watched(ctx)
 	defer done()
 	ok, err := s.c.BucketExists(ctx, s.cfg.Bucket)
@@ -150,10 +152,8 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 	if ok {
 		return nil
 	}
-	if err := s.c.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{Region: s.cfg.Region}); err != nil {
-		if r := minio.ToErrorResponse(err); r.Code == "BucketAlreadyOwnedByYou" {
-			return nil
-		}
+	err = s.c.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{Region: s.cfg.Region, ObjectLocking: locking})
+	if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
 		return s.fail(ctx, "create bucket", s.cfg.Bucket, err)
 	}
 	return nil
