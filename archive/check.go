@@ -156,7 +156,7 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 				needs.add(packKey(id), until)
 			}
 			if until.After(needs.newest) {
-				needs.newest, needs.newestK = until, k
+				needs.newest = until
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/internal/par"
 )
 
 // ObjectLock is an archive's object lock policy (S3 Object Lock). Every
@@ -160,45 +161,23 @@ func (r *Repo) protect(ctx context.Context, packs map[ID]struct{}, now time.Time
 	return rep, err
 }
 
-// extendAll extends the retention of keys, 8 at a time, each to until(k),
-// and returns those it extended. It stops at the first error.
+// extendAll extends the retention of keys, 8 at a time (par.ForEach: the
+// first error stops the rest), each to until(k), and returns those it
+// extended.
 func extendAll(ctx context.Context, lk store.Locking, keys []string, until func(string) store.Retention) (map[string]bool, error) {
 	var mu sync.Mutex
 	done := map[string]bool{}
-	var first error
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(8, len(keys)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range work {
-				err := store.Do(ctx, lk, "extend retention of", k, func() error { return lk.Extend(ctx, k, until(k)) })
-				mu.Lock()
-				if err == nil {
-					done[k] = true
-				} else if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, k := range keys {
-		mu.Lock()
-		stop := first != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
-			break
+	err := par.ForEach(ctx, len(keys), 8, func(ctx context.Context, i int) error {
+		k := keys[i]
+		if err := store.Do(ctx, lk, "extend retention of", k, func() error { return lk.Extend(ctx, k, until(k)) }); err != nil {
+			return err
 		}
-		work <- k
-	}
-	close(work)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return done, first
+		mu.Lock()
+		done[k] = true
+		mu.Unlock()
+		return nil
+	})
+	return done, err
 }
 
 // RetentionCheck is what check found of the archive's object lock. The
@@ -223,9 +202,8 @@ type RetentionCheck struct {
 // retentionNeeds is what check gathers for the retention check: for each
 // object, the latest time a snapshot needing it is promised protection.
 type retentionNeeds struct {
-	need    map[string]time.Time
-	newest  time.Time
-	newestK string
+	need   map[string]time.Time
+	newest time.Time
 }
 
 func (n *retentionNeeds) add(key string, until time.Time) {

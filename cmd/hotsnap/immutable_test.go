@@ -361,3 +361,32 @@ func TestCLI_ImmutableUsage(t *testing.T) {
 	mustCode(t, 2, "in the future", "archive", "ls", "--remote", "file://"+repo, "--as-of", "2999-01-01")
 	mustCode(t, 2, "needs an archive with an object lock", "archive", "check", "--remote", "file://"+repo, "--repair-retention")
 }
+
+// TestArchive_ImmutableStalled: the object lock's own calls (the bucket's
+// lock settings at init, reading and extending retention at upload, the
+// version listing of --as-of) are bounded like every remote call: against
+// a stalled endpoint (SIGSTOP) each command fails with exit 1, "timed
+// out", after --io-timeout and one retry; never a hang, never 130.
+func TestArchive_ImmutableStalled(t *testing.T) {
+	s := newImmutable(t)
+	s.run(t, s.root, 0, "archive", "init", "--object-lock-days", "2")
+	id := createID(t, "--data-dir", s.dir, "--quiesce", "none")
+	s.run(t, s.root, 0, "upload", "--data-dir", s.dir, "--id", id)
+	asOf := time.Now().UTC().Format(time.RFC3339Nano)
+	s.m.Pause()
+	defer s.m.Resume()
+	for _, args := range [][]string{
+		{"archive", "ls", "--as-of", asOf, "--io-timeout", "1s"},
+		{"upload", "--data-dir", s.dir, "--id", id, "--io-timeout", "1s"},
+		{"archive", "check", "--io-timeout", "1s"},
+	} {
+		out := s.run(t, s.root, exitError, args...)
+		if !strings.Contains(out, "timed out") {
+			t.Fatalf("hotsnap %s against a stalled endpoint: %s", strings.Join(args, " "), out)
+		}
+	}
+	s.m.Resume()
+	if out := s.run(t, s.root, 0, "archive", "ls", "--as-of", asOf); !strings.Contains(out, id) {
+		t.Fatalf("archive ls --as-of after the endpoint came back: %s", out)
+	}
+}

@@ -103,11 +103,7 @@ func (s *Store) Retentions(ctx context.Context, prefix string, fn func(key strin
 			}
 			w.kick()
 			it := item{key: strings.TrimPrefix(o.Key, s.prefix), ask: o.UserMetadata == nil || s.cfg.noListRetention}
-			if until := o.UserMetadata["X-Amz-Object-Lock-Retain-Until-Date"]; until != "" {
-				it.r.Until, _ = time.Parse(time.RFC3339, until)
-				it.r.Mode = o.UserMetadata["X-Amz-Object-Lock-Mode"]
-			}
-			for k, v := range o.UserMetadata { // the case MinIO gives varies by version
+			for k, v := range o.UserMetadata { // the case of the names varies by MinIO version
 				switch strings.ToLower(k) {
 				case "x-amz-object-lock-retain-until-date":
 					it.r.Until, _ = time.Parse(time.RFC3339, v)
