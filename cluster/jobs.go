@@ -157,8 +157,7 @@ func (a *Agent) runVerify(ctx context.Context, j *jobState, id string, req JobRe
 		return nil, err
 	}
 	progress{j}.Start("verify", m.Totals.Files, m.Totals.Bytes)
-	vr, err := snapshot.Verify(ctx, a.cfg.Layout, id, snapshot.VerifyOptions{Fast: req.FastVerify, Logger: a.log,
-		OnHashed: func(n int64) { progress{j}.Add(1, n) }})
+	vr, err := snapshot.Verify(ctx, a.cfg.Layout, id, snapshot.VerifyOptions{Fast: req.FastVerify, Logger: a.log, Progress: progress{j}})
 	if err != nil {
 		return nil, err
 	}

@@ -54,3 +54,24 @@ func Prune(ctx context.Context, l *Layout, p retention.KeepPolicy, dryRun bool, 
 	}
 	return res, nil
 }
+
+// PruneFailsafes drops the failsafes of restores older than age at now
+// and returns them; with dryRun it drops nothing and returns those it
+// would drop.
+func PruneFailsafes(ctx context.Context, l *Layout, age time.Duration, dryRun bool, now time.Time, log *slog.Logger) ([]FailsafeInfo, error) {
+	old := func(fi FailsafeInfo) bool { return !fi.CreatedAt.IsZero() && now.Sub(fi.CreatedAt) > age }
+	if !dryRun {
+		return DropFailsafes(ctx, l, old, log)
+	}
+	all, err := Failsafes(ctx, l, log)
+	if err != nil {
+		return nil, err
+	}
+	out := []FailsafeInfo{}
+	for _, fi := range all {
+		if old(fi) {
+			out = append(out, fi)
+		}
+	}
+	return out, nil
+}

@@ -13,8 +13,9 @@ type VerifyOptions struct {
 	Fast    bool // stat only; the default re-hashes every file
 	Workers int
 	Logger  *slog.Logger
-	// OnHashed, when set, is called with the size of each file hashed.
-	OnHashed func(bytes int64)
+	// Progress, when set, follows the re-hash ("verify"), started with the
+	// manifest's totals; a stat-only check reports none.
+	Progress Progress
 }
 
 // Verify reads snapshot id's manifest (checking who wrote it, and its seal
@@ -27,7 +28,17 @@ type VerifyOptions struct {
 func Verify(ctx context.Context, l *Layout, id string, o VerifyOptions) (*manifest.VerifyResult, error) {
 	var res *manifest.VerifyResult
 	err := l.readTree(ctx, o.Logger, id, func(s *session, tree *fsutil.Dir, mf *ManifestFile) (err error) {
-		res, err = s.verifyTree(ctx, tree, mf, manifest.VerifyOptions{Fast: o.Fast, Workers: o.Workers, OnHashed: o.OnHashed})
+		vo := manifest.VerifyOptions{Fast: o.Fast, Workers: o.Workers}
+		if o.Progress != nil && !o.Fast {
+			h, err := mf.Header()
+			if err != nil {
+				return err
+			}
+			o.Progress.Start("verify", h.Totals.Files, h.Totals.Bytes)
+			defer o.Progress.Done()
+			vo.OnHashed = func(n int64) { o.Progress.Add(1, n) }
+		}
+		res, err = s.verifyTree(ctx, tree, mf, vo)
 		return err
 	})
 	return res, err

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -12,6 +11,7 @@ import (
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -109,18 +109,10 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	defer ag.Close()
-	run.Ready = func(url string) {
-		if e.json {
-			writeEvent(e.stdout, evProgress, map[string]any{"op": "agent", "state": "ready", "node": cfg.NodeID, "cluster": cfg.Cluster, "url": url, "pid": os.Getpid()})
-		} else if !e.quiet {
-			fmt.Fprintf(e.stdout, "agent %s of cluster %s serving at %s\n", cfg.NodeID, cfg.Cluster, url)
-		}
-	}
+	run.Ready = func(url string) { e.AgentReady(cfg.NodeID, cfg.Cluster, url, os.Getpid()) }
 	if err := ag.Run(c.Context, *run); err != nil {
 		return err
 	}
-	e.result(map[string]any{"node": cfg.NodeID, "cluster": cfg.Cluster, "stopped": true}, func(w io.Writer) {
-		fmt.Fprintf(w, "agent %s stopped\n", cfg.NodeID)
-	})
+	e.Result(map[string]any{"node": cfg.NodeID, "cluster": cfg.Cluster, "stopped": true}, report.Line("agent %s stopped", cfg.NodeID))
 	return nil
 }

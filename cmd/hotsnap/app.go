@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,17 +14,16 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/errs"
-	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
 // env carries what every command needs: where output goes and how.
 type env struct {
-	stdout, stderr io.Writer
-	json, quiet    bool
-	log            *slog.Logger
+	*report.Output
+	log *slog.Logger
 }
 
 type envKey struct{}
@@ -104,38 +102,22 @@ func newApp() *cli.App {
 		OnUsageError:   onUsageError,
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	var all []*cli.Command
-	var walk func(cmds []*cli.Command)
-	walk = func(cmds []*cli.Command) {
-		for _, cmd := range cmds {
-			all = append(all, cmd)
-			walk(cmd.Subcommands)
-		}
-	}
-	walk(app.Commands)
-	for _, cmd := range all {
+	for _, cmd := range allCommands(app.Commands) {
 		cmd.OnUsageError = app.OnUsageError
-		if cmd.Action == nil {
-			continue
-		}
-		before := cmd.Before
-		cmd.Before = func(c *cli.Context) error {
-			if err := setupEnv(c); err != nil {
-				return err
-			}
-			if before != nil {
-				return before(c)
-			}
-			return nil
+		if cmd.Action != nil {
+			cmd.Before = setupEnv // no command has a Before of its own
 		}
 	}
 	return app
 }
 
-// versionInfo is `hotsnap version`'s result: the tool's version and the
-// formats it writes.
-func versionInfo() map[string]any {
-	return map[string]any{"version": snapshot.ToolVersion, "manifestFormat": manifest.Format, "archiveFormat": archive.FormatVersion}
+// allCommands is cmds and their subcommands, all the way down.
+func allCommands(cmds []*cli.Command) []*cli.Command {
+	var all []*cli.Command
+	for _, cmd := range cmds {
+		all = append(append(all, cmd), allCommands(cmd.Subcommands)...)
+	}
+	return all
 }
 
 func versionCommand() *cli.Command {
@@ -144,10 +126,8 @@ func versionCommand() *cli.Command {
 		Usage: "print hotsnap's version and the manifest and archive formats it writes",
 		Flags: outputFlags(),
 		Action: func(c *cli.Context) error {
-			v := versionInfo()
-			getEnv(c).result(v, func(w io.Writer) {
-				fmt.Fprintf(w, "hotsnap %s (manifest format %d, archive format %d)\n", v["version"], v["manifestFormat"], v["archiveFormat"])
-			})
+			v := map[string]any{"version": snapshot.ToolVersion, "manifestFormat": manifest.Format, "archiveFormat": archive.FormatVersion}
+			getEnv(c).Result(v, report.Line("hotsnap %s (manifest format %d, archive format %d)", v["version"], v["manifestFormat"], v["archiveFormat"]))
 			return nil
 		},
 	}
@@ -157,20 +137,15 @@ func versionCommand() *cli.Command {
 // documents write it (--max-wait-for-lock 5): such a value gets an "s".
 func bareSeconds(app *cli.App, args []string) []string {
 	durations := map[string]bool{}
-	var walk func([]*cli.Command)
-	walk = func(cmds []*cli.Command) {
-		for _, cmd := range cmds {
-			for _, f := range cmd.Flags {
-				if _, ok := f.(*cli.DurationFlag); ok {
-					for _, n := range f.Names() {
-						durations[n] = true
-					}
+	for _, cmd := range allCommands(app.Commands) {
+		for _, f := range cmd.Flags {
+			if _, ok := f.(*cli.DurationFlag); ok {
+				for _, n := range f.Names() {
+					durations[n] = true
 				}
 			}
-			walk(cmd.Subcommands)
 		}
 	}
-	walk(app.Commands)
 	number := func(v string) bool {
 		_, err := strconv.ParseFloat(v, 64)
 		return err == nil && v != "" && v[0] != '-' && v[0] != '+'
@@ -226,27 +201,27 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 // setupEnv reads the output flags into the env.
 func setupEnv(c *cli.Context) error {
 	e := getEnv(c)
-	e.json = c.Bool("json")
-	e.quiet = c.Bool("quiet")
+	e.JSON = c.Bool("json")
+	e.Quiet = c.Bool("quiet")
 	level := slog.LevelWarn // commands without the output flags
 	if c.String("log-level") != "" || c.IsSet("log-level") {
 		if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 			return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
 		}
 	}
-	if e.quiet {
+	if e.Quiet {
 		level = slog.LevelError
 	}
-	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	e.log = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
 	return nil
 }
 
 // run is the whole CLI, callable in-process by tests.
 func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
+	e := &env{Output: &report.Output{Stdout: stdout, Stderr: stderr}, log: slog.New(slog.DiscardHandler)}
 	for _, a := range args {
 		if a == "--json" || a == "-json" || a == "--json=true" {
-			e.json = true
+			e.JSON = true
 		}
 	}
 	app := newApp()
@@ -269,78 +244,14 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && ctx.Err() != nil {
 		// The root context ends only on SIGINT or SIGTERM: whatever failed
 		// on the way, a person asked to stop.
-		err = fmt.Errorf("%w (%v): %s", errs.ErrInterrupted, err, interruptNote(args))
+		err = fmt.Errorf("%w (%v): %s", errs.ErrInterrupted, err, report.InterruptNote(args))
 	}
 	code, kind := exitCode(err)
 	var silent silentError
 	if err != nil && !errors.As(err, &silent) {
-		if e.json {
-			writeEvent(stdout, evError, map[string]any{"error": map[string]any{"message": err.Error(), "code": code, "kind": kind}})
-		} else {
-			fmt.Fprintf(stderr, "hotsnap: %s\n", fsutil.QuoteText(err.Error()))
-		}
+		e.Error(err, code, kind)
 	}
 	return code
-}
-
-// The JSON contract (docs/json.md): with --json every line on stdout is
-// one JSON object whose first field, "event", says what the line is:
-// progress, warning, item, result or error. The last line is the result
-// or the error. A listing is one result holding its array under a name
-// (list: "snapshots").
-
-// Events.
-const (
-	evProgress = "progress"
-	evWarning  = "warning"
-	evItem     = "item"
-	evResult   = "result"
-	evError    = "error"
-)
-
-// writeEvent writes v, a struct or map, as one line with "event" first.
-func writeEvent(w io.Writer, event string, v any) {
-	b, err := json.Marshal(v)
-	if err != nil || len(b) < 2 || b[0] != '{' {
-		b, _ = json.Marshal(map[string]string{"message": fmt.Sprintf("not an object: %v", err)})
-		event = evError
-	}
-	line := make([]byte, 0, len(b)+24)
-	line = append(line, `{"event":"`...)
-	line = append(line, event...)
-	line = append(line, '"')
-	if len(b) > 2 {
-		line = append(line, ',')
-	}
-	line = append(line, b[1:]...)
-	w.Write(append(line, '\n'))
-}
-
-// result prints a command's result: JSON when asked, else the text form
-// (unless --quiet).
-func (e *env) result(v any, text func(w io.Writer)) {
-	if e.json {
-		writeEvent(e.stdout, evResult, v)
-		return
-	}
-	if !e.quiet {
-		text(e.stdout)
-	}
-}
-
-// partial prints what a command did before it failed with err: with
-// --json as an item line (the error line follows and ends the output),
-// else its text form. With no error it is the result.
-func (e *env) partial(v any, text func(w io.Writer), err error) error {
-	switch {
-	case err == nil:
-		e.result(v, text)
-	case e.json:
-		writeEvent(e.stdout, evItem, v)
-	case !e.quiet:
-		text(e.stdout)
-	}
-	return err
 }
 
 // layout resolves --data-dir and --backups-dir.
@@ -384,23 +295,35 @@ func prologue(c *cli.Context, needID bool) (*env, *snapshot.Layout, string, erro
 	return getEnv(c), l, id, nil
 }
 
+// localCmd is a command on one data dir: the data dir's flags (and --id
+// with needID), its flags, the output flags; action gets the layout.
+func localCmd(name, usage string, needID bool, flags []cli.Flag, action func(c *cli.Context, e *env, l *snapshot.Layout, id string) error) *cli.Command {
+	all := []cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag()}
+	if needID {
+		all = append(all, idFlag())
+	}
+	return &cli.Command{Name: name, Usage: usage, Flags: withOutput(append(all, flags...)...),
+		Action: func(c *cli.Context) error {
+			e, l, id, err := prologue(c, needID)
+			if err != nil {
+				return err
+			}
+			return action(c, e, l, id)
+		}}
+}
+
+// show prints a command's result res in its text form, unless it failed.
+func show[T any](e *env, res T, err error, text func(T) report.Text) error {
+	if err != nil {
+		return err
+	}
+	e.Result(res, text(res))
+	return nil
+}
+
 func noArgs(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (all inputs are flags)", c.Args().First())}
 	}
 	return nil
-}
-
-// humanBytes formats a byte count for people.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/report"
 )
 
 // archive key add|list|remove: the key files of an encrypted archive.
@@ -30,31 +30,29 @@ func readKeyFile(c *cli.Context, flag string) (archive.Key, error) {
 	return k, nil
 }
 
+// keyCmd is an archive key command: an archive command that needs
+// --encryption-key-file, a key file that opens the archive now.
+func keyCmd(name, usage string, flags []cli.Flag, action func(c *cli.Context, e *env, r *archive.Repo) error) *cli.Command {
+	cmd := archiveCmd(name, usage, flags, action)
+	open := cmd.Action
+	cmd.Action = func(c *cli.Context) error {
+		if c.String("encryption-key-file") == "" {
+			return usageError{errors.New("--encryption-key-file (a key file that opens the archive now) is required")}
+		}
+		return open(c)
+	}
+	return cmd
+}
+
 // keyCommand: archive key add|list|remove (key rotation).
 func keyCommand() *cli.Command {
-	open := func(c *cli.Context) (*env, *archive.Repo, error) {
-		if err := noArgs(c); err != nil {
-			return nil, nil, err
-		}
-		if c.String("encryption-key-file") == "" {
-			return nil, nil, usageError{errors.New("--encryption-key-file (a key file that opens the archive now) is required")}
-		}
-		r, err := openRemote(c, false)
-		return getEnv(c), r, err
-	}
 	return &cli.Command{
 		Name:  "key",
 		Usage: "the key files that open an encrypted archive: add, list, remove (rotation without re-encrypting)",
 		Subcommands: []*cli.Command{
-			{
-				Name:  "add",
-				Usage: "let another key file open the archive (made with archive keygen): --new-key-file F",
-				Flags: withOutput(append([]cli.Flag{&cli.StringFlag{Name: "new-key-file", Usage: "the key file to add"}}, remoteFlags()...)...),
-				Action: func(c *cli.Context) error {
-					e, r, err := open(c)
-					if err != nil {
-						return err
-					}
+			keyCmd("add", "let another key file open the archive (made with archive keygen): --new-key-file F",
+				[]cli.Flag{&cli.StringFlag{Name: "new-key-file", Usage: "the key file to add"}},
+				func(c *cli.Context, e *env, r *archive.Repo) error {
 					k, err := readKeyFile(c, "new-key-file")
 					if err != nil {
 						return err
@@ -62,45 +60,20 @@ func keyCommand() *cli.Command {
 					if err := r.AddKeyFile(c.Context, k); err != nil {
 						return err
 					}
-					e.result(map[string]string{"added": k.ID()}, func(w io.Writer) {
-						fmt.Fprintf(w, "key file %s now opens the archive too\n", k.ID())
-					})
+					e.Result(map[string]string{"added": k.ID()}, report.Line("key file %s now opens the archive too", k.ID()))
 					return nil
-				},
-			},
-			{
-				Name:  "list",
-				Usage: "list the ids of the key files that open the archive",
-				Flags: withOutput(remoteFlags()...),
-				Action: func(c *cli.Context) error {
-					e, r, err := open(c)
-					if err != nil {
-						return err
-					}
-					ids, legacy, err := r.KeyFiles(c.Context)
-					if err != nil {
-						return err
-					}
-					e.result(map[string]any{"keyFiles": append([]string{}, ids...), "dataKeyFile": legacy}, func(w io.Writer) {
-						for _, id := range ids {
-							fmt.Fprintln(w, id)
-						}
-						if legacy != "" {
-							fmt.Fprintf(w, "%s (the data key itself: an archive of hotsnap 0.2; cannot be removed)\n", legacy)
-						}
-					})
-					return nil
-				},
-			},
-			{
-				Name:  "remove",
-				Usage: "revoke a key file: it no longer opens the archive (--key-id ID, from archive key list)",
-				Flags: withOutput(append([]cli.Flag{&cli.StringFlag{Name: "key-id", Usage: "the id of the key file to revoke"}}, remoteFlags()...)...),
-				Action: func(c *cli.Context) error {
-					e, r, err := open(c)
-					if err != nil {
-						return err
-					}
+				}),
+			keyCmd("list", "list the ids of the key files that open the archive", nil, func(c *cli.Context, e *env, r *archive.Repo) error {
+				ids, legacy, err := r.KeyFiles(c.Context)
+				if err != nil {
+					return err
+				}
+				e.Result(map[string]any{"keyFiles": append([]string{}, ids...), "dataKeyFile": legacy}, report.KeyFiles(ids, legacy))
+				return nil
+			}),
+			keyCmd("remove", "revoke a key file: it no longer opens the archive (--key-id ID, from archive key list)",
+				[]cli.Flag{&cli.StringFlag{Name: "key-id", Usage: "the id of the key file to revoke"}},
+				func(c *cli.Context, e *env, r *archive.Repo) error {
 					id := c.String("key-id")
 					if id == "" {
 						return usageError{errors.New("--key-id is required (archive key list shows them)")}
@@ -108,12 +81,9 @@ func keyCommand() *cli.Command {
 					if err := r.RemoveKeyFile(c.Context, id); err != nil {
 						return err
 					}
-					e.result(map[string]string{"removed": id}, func(w io.Writer) {
-						fmt.Fprintf(w, "key file %s no longer opens the archive\n", id)
-					})
+					e.Result(map[string]string{"removed": id}, report.Line("key file %s no longer opens the archive", id))
 					return nil
-				},
-			},
+				}),
 		},
 	}
 }

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -58,70 +57,6 @@ func openEntries(c *cli.Context, l *snapshot.Layout, rs *remoteSide, ref string)
 	return archive.OpenEntries(c.Context, l, open, ref, c.String("node-id"))
 }
 
-func nodeFlag() cli.Flag {
-	return nodeIDFlag("with --remote: whose piece of the snapshot")
-}
-
-// modeString is ls -l's mode column: type, then rwx with s, S, t, T.
-func modeString(e *manifest.Entry) string {
-	b := []byte("----------")
-	switch e.Type {
-	case manifest.TypeDir:
-		b[0] = 'd'
-	case manifest.TypeSymlink:
-		b[0] = 'l'
-	}
-	const rwx = "rwxrwxrwx"
-	for i := 0; i < 9; i++ {
-		if e.Mode&(1<<(8-i)) != 0 {
-			b[i+1] = rwx[i]
-		}
-	}
-	special := func(bit uint32, at int, set, unset byte) {
-		if e.Mode&bit != 0 {
-			if b[at] == '-' {
-				b[at] = unset
-			} else {
-				b[at] = set
-			}
-		}
-	}
-	special(0o4000, 3, 's', 'S')
-	special(0o2000, 6, 's', 'S')
-	special(0o1000, 9, 't', 'T')
-	return string(b)
-}
-
-// lsEntry is one line of `ls --json`.
-type lsEntry struct {
-	Path    string `json:"path"`
-	Type    string `json:"type"`
-	Mode    string `json:"mode"` // octal permission bits, setuid, setgid and sticky included
-	UID     uint32 `json:"uid"`
-	GID     uint32 `json:"gid"`
-	Size    int64  `json:"size"`
-	MtimeNs int64  `json:"mtimeNs"`
-	BLAKE3  string `json:"blake3,omitempty"`
-	Target  string `json:"target,omitempty"`
-}
-
-// underAny reports whether p is one of the prefixes or lies below one,
-// and marks in seen (when not nil) each prefix it is.
-func underAny(p string, prefixes []string, seen []bool) bool {
-	if len(prefixes) == 0 {
-		return true
-	}
-	for i, q := range prefixes {
-		if p == q || strings.HasPrefix(p, q+"/") {
-			if seen != nil && p == q {
-				seen[i] = true
-			}
-			return true
-		}
-	}
-	return false
-}
-
 // flagsFirst refuses a flag given after the positional arguments, which
 // would otherwise be taken as a path.
 func flagsFirst(c *cli.Context) error {
@@ -133,27 +68,9 @@ func flagsFirst(c *cli.Context) error {
 	return nil
 }
 
-// relPath is a PATH argument as a clean path relative to the data dir
-// ("" for the data dir itself).
-func relPath(arg string) string { return path.Clean("/" + arg)[1:] }
-
-// cleanPaths are ls's PATH arguments; nil (everything) when one of them
-// is the data dir itself.
-func cleanPaths(args []string) []string {
-	var out []string
-	for _, a := range args {
-		p := relPath(a)
-		if p == "" {
-			return nil
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // browseFlags are ls's and cat's: a snapshot, local or archived.
 func browseFlags() []cli.Flag {
-	return withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeFlag(), asOfFlag()}, remoteFlags()...)...)
+	return withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), idFlag(), nodeIDFlag("with --remote: whose piece of the snapshot"), asOfFlag()}, remoteFlags()...)...)
 }
 
 func lsCommand() *cli.Command {
@@ -175,9 +92,7 @@ func lsCommand() *cli.Command {
 			if err := flagsFirst(c); err != nil {
 				return err
 			}
-			prefixes := cleanPaths(c.Args().Slice())
-			seen := make([]bool, len(prefixes))
-			entries := 0
+			sel := manifest.Select(c.Args().Slice())
 			rs := &remoteSide{c: c}
 			defer rs.close()
 			ref := id
@@ -189,43 +104,19 @@ func lsCommand() *cli.Command {
 				return err
 			}
 			defer closeES()
-			w := bufio.NewWriterSize(e.stdout, 256<<10)
+			w := bufio.NewWriterSize(e.Stdout, 256<<10)
 			defer w.Flush()
-			for {
-				m, err := es.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					w.Flush()
-					return fmt.Errorf("%w (the listing above is not to be trusted)", err)
-				}
-				if !underAny(string(m.Path), prefixes, seen) {
-					continue
-				}
-				entries++
-				switch {
-				case e.json:
-					writeEvent(w, evItem, lsEntry{Path: string(m.Path), Type: m.Type, Mode: fmt.Sprintf("%04o", m.Mode), UID: m.UID, GID: m.GID,
-						Size: m.Size, MtimeNs: m.MtimeNs, BLAKE3: m.BLAKE3, Target: string(m.Target)})
-				case !e.quiet:
-					name := fsutil.Quote(string(m.Path))
-					if m.Type == manifest.TypeSymlink {
-						name += " -> " + fsutil.Quote(string(m.Target))
-					}
-					fmt.Fprintf(w, "%s %5d:%-5d %12d %s %s\n", modeString(m), m.UID, m.GID, m.Size,
-						time.Unix(0, m.MtimeNs).UTC().Format("2006-01-02 15:04:05"), name)
-				}
+			entries, err := sel.Walk(es.Next, func(m *manifest.Entry) { e.Entry(w, m) })
+			if err != nil {
+				w.Flush()
+				return fmt.Errorf("%w (the listing above is not to be trusted)", err)
 			}
-			for i, ok := range seen {
-				if !ok {
-					w.Flush()
-					return fmt.Errorf("%s is not in snapshot %s: %w", fsutil.Quote(prefixes[i]), id, snapshot.ErrNotFound)
-				}
+			if p, unmet := sel.Unmet(); unmet {
+				w.Flush()
+				return fmt.Errorf("%s is not in snapshot %s: %w", fsutil.Quote(p), id, snapshot.ErrNotFound)
 			}
-			if e.json {
-				writeEvent(w, evResult, map[string]any{"id": id, "entries": entries})
-			}
+			w.Flush() // the items, then the result
+			e.Result(map[string]any{"id": id, "entries": entries}, func(io.Writer) {})
 			return nil
 		},
 	}
@@ -236,7 +127,7 @@ func diffCommand() *cli.Command {
 		Name:      "diff",
 		Usage:     "what changed between two snapshots (local or archived), or a snapshot and the live data (--live), from manifests alone",
 		ArgsUsage: "FROM TO | --live ID   (an id, or local:ID or remote:ID)",
-		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), nodeFlag(),
+		Flags: withOutput(append([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), nodeIDFlag("with --remote: whose piece of the snapshot"),
 			&cli.BoolFlag{Name: "live", Usage: "compare the snapshot with the live data dir (stat only: content means size or mtime moved)"},
 			&cli.BoolFlag{Name: "hash", Usage: "with --live: also re-hash files of equal size and mtime"},
 		}, remoteFlags()...)...),
@@ -259,22 +150,9 @@ func diffCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			w := bufio.NewWriterSize(e.stdout, 256<<10)
+			w := bufio.NewWriterSize(e.Stdout, 256<<10)
 			defer w.Flush()
-			emit := func(ch manifest.Change) error {
-				switch {
-				case e.json:
-					writeEvent(w, evItem, ch)
-				case !e.quiet:
-					mark := map[string]string{manifest.Added: "+", manifest.Removed: "-", manifest.Modified: "M"}[ch.Kind]
-					what := ""
-					if len(ch.What) > 0 {
-						what = " (" + strings.Join(ch.What, ", ") + ")"
-					}
-					fmt.Fprintf(w, "%s %-7s %s%s\n", mark, ch.Type, fsutil.Quote(ch.Path), what)
-				}
-				return nil
-			}
+			emit := func(ch manifest.Change) error { e.Change(w, ch); return nil }
 			var n manifest.DiffCounts
 			from, to := args[0], "live"
 			if live {
@@ -284,39 +162,39 @@ func diffCommand() *cli.Command {
 				n, err = snapshot.LiveDiff(c.Context, l, strings.TrimPrefix(from, "local:"), c.Bool("hash"), emit)
 			} else {
 				to = args[1]
-				rs := &remoteSide{c: c}
-				defer rs.close()
-				a, closeA, _, err := openEntries(c, l, rs, from)
-				if err != nil {
-					return err
-				}
-				defer closeA()
-				b, closeB, _, err := openEntries(c, l, rs, to)
-				if err != nil {
-					return err
-				}
-				defer closeB()
-				n, err = manifest.Diff(c.Context, a, b, emit)
-				if err != nil {
-					w.Flush()
-					return fmt.Errorf("%w (the changes above are not to be trusted)", err)
-				}
+				n, err = diffSnapshots(c, l, from, to, emit)
 			}
 			if err != nil {
 				return err
 			}
-			if e.json {
-				writeEvent(w, evResult, struct {
-					From string `json:"from"`
-					To   string `json:"to"`
-					manifest.DiffCounts
-				}{from, to, n})
-			} else if !e.quiet {
-				fmt.Fprintf(w, "%s -> %s: %d added, %d removed, %d modified\n", from, to, n.Added, n.Removed, n.Modified)
-			}
+			w.Flush() // the items, then the result
+			res := report.DiffResult{From: from, To: to, DiffCounts: n}
+			e.Result(res, report.Diff(res))
 			return nil
 		},
 	}
+}
+
+// diffSnapshots emits the changes from snapshot from to snapshot to,
+// each local or archived.
+func diffSnapshots(c *cli.Context, l *snapshot.Layout, from, to string, emit func(manifest.Change) error) (manifest.DiffCounts, error) {
+	rs := &remoteSide{c: c}
+	defer rs.close()
+	a, closeA, _, err := openEntries(c, l, rs, from)
+	if err != nil {
+		return manifest.DiffCounts{}, err
+	}
+	defer closeA()
+	b, closeB, _, err := openEntries(c, l, rs, to)
+	if err != nil {
+		return manifest.DiffCounts{}, err
+	}
+	defer closeB()
+	n, err := manifest.Diff(c.Context, a, b, emit)
+	if err != nil {
+		return n, fmt.Errorf("%w (the changes above are not to be trusted)", err)
+	}
+	return n, nil
 }
 
 func catCommand() *cli.Command {
@@ -337,7 +215,7 @@ func catCommand() *cli.Command {
 			if c.Args().Len() != 1 {
 				return usageError{errors.New("cat takes one PATH, relative to the data dir")}
 			}
-			p := relPath(c.Args().First())
+			p := manifest.RelPath(c.Args().First())
 			if p == "" {
 				return usageError{errors.New("cat needs a file's path, not the data dir")}
 			}
@@ -346,7 +224,7 @@ func catCommand() *cli.Command {
 				return err
 			}
 			if c.String("remote") == "" {
-				_, err = snapshot.Cat(c.Context, l, id, p, e.stdout)
+				_, err = snapshot.Cat(c.Context, l, id, p, e.Stdout)
 				return err
 			}
 			rs := &remoteSide{c: c}
@@ -355,7 +233,7 @@ func catCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			_, err = rd.Cat(c.Context, id, c.String("node-id"), p, e.stdout)
+			_, err = rd.Cat(c.Context, id, c.String("node-id"), p, e.Stdout)
 			return err
 		},
 	}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/hotsnap/hotsnap/report"
 )
 
 func writeReplace(t *testing.T, p, content string) {
@@ -112,7 +114,7 @@ func TestCLI_LsDiffCat(t *testing.T) {
 	code, out, _ = hs(t, "ls", "--data-dir", dir, "--id", two, "--json", "db", "./keep/")
 	var paths []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var e lsEntry
+		var e report.LsEntry
 		if err := json.Unmarshal([]byte(l), &e); err != nil {
 			t.Fatal(err)
 		}

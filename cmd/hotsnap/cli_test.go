@@ -15,14 +15,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
 // listed decodes the array under key of a listing's --json result (its
 // last line) into v.
+// The exit codes the tests expect, from the one table in package errs
+// (docs/exit-codes.md).
+var (
+	exitError        = errs.Error.ExitCode()
+	exitUsage        = errs.Usage.ExitCode()
+	exitLockTimeout  = errs.LockTimeout.ExitCode()
+	exitVerifyFailed = errs.VerifyFailed.ExitCode()
+	exitNotFound     = errs.NotFound.ExitCode()
+	exitInternal     = errs.Internal.ExitCode()
+)
+
 func listed(out, key string, v any) error {
 	var m map[string]json.RawMessage
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -494,7 +507,7 @@ func TestCLI_ListIsHonest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("list: exit %d %s %s", code, out, errb)
 	}
-	var infos []listItem
+	var infos []report.ListItem
 	if err := listed(out, "snapshots", &infos); err != nil || len(infos) != 3 {
 		t.Fatalf("list --json: %v %s", err, out)
 	}

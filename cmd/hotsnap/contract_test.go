@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/report"
 )
 
 // checkLines holds a --json output to the contract (docs/json.md): every
@@ -34,11 +35,11 @@ func checkLines(t *testing.T, args []string, code int, out string) {
 		var ev string
 		json.Unmarshal(m["event"], &ev)
 		switch ev {
-		case evProgress, evWarning, evItem:
+		case report.Progress, report.Warning, report.Item:
 			if i == len(lines)-1 {
 				t.Fatalf("hotsnap %s: the last line is a %s, not the result or the error: %q", strings.Join(args, " "), ev, line)
 			}
-		case evResult, evError:
+		case report.Result, report.Error:
 			if i != len(lines)-1 {
 				t.Fatalf("hotsnap %s: a %s before the last line: %q", strings.Join(args, " "), ev, line)
 			}
@@ -47,7 +48,7 @@ func checkLines(t *testing.T, args []string, code int, out string) {
 		}
 		last = ev
 	}
-	if (last == evError) != (code != 0 && code != exitVerifyFailed) && !(last == evError && code == exitVerifyFailed) {
+	if (last == report.Error) != (code != 0 && code != exitVerifyFailed) && !(last == report.Error && code == exitVerifyFailed) {
 		t.Fatalf("hotsnap %s: exit %d with a last line %s", strings.Join(args, " "), code, last)
 	}
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"io"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/defaults"
-	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -60,7 +57,7 @@ func createOptions(c *cli.Context, e *env, q snapshot.Quiescer) snapshot.CreateO
 		Label: c.String("label"), Quiescer: q, Lock: lockPolicy(c), AllowInconsistent: c.Bool("allow-inconsistent"),
 		Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
 		AppVersion: c.String("app-version"), AppEngine: c.String("app-engine"), EncryptionKeyID: c.String("encryption-key-id"),
-		NodeID: c.String("node-id"), Logger: e.log, Progress: e.progressFor(),
+		NodeID: c.String("node-id"), Logger: e.log, Progress: e.Progress(),
 	}
 }
 
@@ -79,46 +76,17 @@ func flagGroups(groups ...[]cli.Flag) []cli.Flag {
 }
 
 func createCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "create",
-		Usage: "take a snapshot of the data dir under a brief write lock",
-		Flags: withOutput(flagGroups([]cli.Flag{dataDirFlag(), backupsDirFlag(), allowSharedFlag(), nodeIDFlag("this node's id, recorded in the topology"), allowInconsistentFlag(),
-			&cli.StringFlag{Name: "label", Usage: "id suffix: letters, digits, '.', '_', '-' (default: a random UUID)"},
-		}, captureFlags(), quiesceFlags())...),
-		Action: func(c *cli.Context) error {
-			e, l, _, err := prologue(c, false)
-			if err != nil {
-				return err
-			}
+	flags := flagGroups([]cli.Flag{nodeIDFlag("this node's id, recorded in the topology"), allowInconsistentFlag(),
+		&cli.StringFlag{Name: "label", Usage: "id suffix: letters, digits, '.', '_', '-' (default: a random UUID)"},
+	}, captureFlags(), quiesceFlags())
+	return localCmd("create", "take a snapshot of the data dir under a brief write lock", false, flags,
+		func(c *cli.Context, e *env, l *snapshot.Layout, _ string) error {
 			q, closeQ, err := snapshot.NewQuiescer(c.Context, l, quiesceConfig(c), false)
 			if err != nil {
 				return err
 			}
 			defer closeQ()
 			res, err := snapshot.Create(c.Context, l, createOptions(c, e, q))
-			if err != nil {
-				return err
-			}
-			e.result(res, func(w io.Writer) {
-				fmt.Fprintf(w, "created %s\n", res.ID)
-				fmt.Fprintf(w, "  %d files, %d dirs, %d symlinks, %s\n", res.Files, res.Dirs, res.Symlinks, humanBytes(res.Bytes))
-				fmt.Fprintf(w, "  writes paused %.1f ms (%d lock attempt(s)); took %.0f ms; hashed %s, reused %d hashes\n",
-					res.LockHeldMs, res.LockAttempts, res.DurationMs, humanBytes(res.HashedBytes), res.ReusedHashes)
-				if q := res.Quiesced; q != nil {
-					fmt.Fprintf(w, "  quiesced: %s, %d process(es) held", q.Mode, q.Processes)
-					if q.Target != "" {
-						fmt.Fprintf(w, " (%s)", fsutil.Quote(q.Target))
-					}
-					fmt.Fprintln(w)
-				}
-				if res.PotentiallyInconsistent {
-					fmt.Fprintln(w, "  WARNING: potentiallyInconsistent: writes were not stopped")
-				}
-				for _, warn := range res.Warnings {
-					fmt.Fprintf(w, "  warning: %s\n", fsutil.QuoteText(warn))
-				}
-			})
-			return nil
-		},
-	}
+			return show(e, res, err, report.Create)
+		})
 }

@@ -4,16 +4,6 @@ import (
 	"github.com/hotsnap/hotsnap/errs"
 )
 
-// Exit codes, from the one table in package errs (documented in docs/exit-codes.md).
-var (
-	exitError        = errs.Error.ExitCode()
-	exitUsage        = errs.Usage.ExitCode()
-	exitLockTimeout  = errs.LockTimeout.ExitCode()
-	exitVerifyFailed = errs.VerifyFailed.ExitCode()
-	exitNotFound     = errs.NotFound.ExitCode()
-	exitInternal     = errs.Internal.ExitCode()
-)
-
 // usageError marks bad command-line usage (exit 2).
 type usageError struct{ err error }
 

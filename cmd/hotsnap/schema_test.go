@@ -15,6 +15,7 @@ import (
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -26,12 +27,7 @@ import (
 
 type (
 	schemaList struct {
-		Snapshots []listItem `json:"snapshots"`
-	}
-	schemaVerify struct {
-		ID string `json:"id"`
-		OK bool   `json:"ok"`
-		*manifest.VerifyResult
+		Snapshots []report.ListItem `json:"snapshots"`
 	}
 	schemaDelete struct {
 		ID      string   `json:"id"`
@@ -41,11 +37,6 @@ type (
 	schemaLs struct {
 		ID      string `json:"id"`
 		Entries int    `json:"entries"`
-	}
-	schemaDiff struct {
-		From string `json:"from"`
-		To   string `json:"to"`
-		manifest.DiffCounts
 	}
 	schemaFailsafes struct {
 		Failsafes []snapshot.FailsafeInfo `json:"failsafes"`
@@ -98,7 +89,7 @@ type (
 	schemaClusterList struct {
 		Cluster     string            `json:"cluster"`
 		Nodes       []string          `json:"nodes"`
-		Snapshots   []listItem        `json:"snapshots"`
+		Snapshots   []report.ListItem `json:"snapshots"`
 		Unreachable map[string]string `json:"unreachable"`
 	}
 	schemaJobs struct {
@@ -135,11 +126,11 @@ type (
 var schemaTypes = map[string]any{
 	"create":                snapshot.CreateResult{},
 	"list":                  schemaList{},
-	"verify":                schemaVerify{},
+	"verify":                report.VerifyResult{},
 	"delete":                schemaDelete{},
 	"ls":                    schemaLs{},
-	"ls-item":               lsEntry{},
-	"diff":                  schemaDiff{},
+	"ls-item":               report.LsEntry{},
+	"diff":                  report.DiffResult{},
 	"diff-item":             manifest.Change{},
 	"usage":                 snapshot.UsageResult{},
 	"prune":                 snapshot.PruneResult{},
@@ -257,9 +248,9 @@ func lineSchema(name string, v any) map[string]any {
 	event := "result"
 	switch {
 	case name == "error":
-		event = evError
+		event = report.Error
 	case strings.HasSuffix(name, "progress"):
-		event = evProgress
+		event = report.Progress
 	case strings.HasSuffix(name, "-item"):
 		event = "item"
 	}
@@ -408,11 +399,11 @@ func asStrings(v any) []string {
 func schemaFor(args []string, ev string) string {
 	clusterCmd := len(args) > 0 && args[0] == "cluster"
 	switch {
-	case ev == evError:
+	case ev == report.Error:
 		return ev
-	case ev == evProgress && clusterCmd:
+	case ev == report.Progress && clusterCmd:
 		return "cluster-progress"
-	case ev == evProgress:
+	case ev == report.Progress:
 		return ev
 	}
 	var words []string
@@ -433,7 +424,7 @@ func schemaFor(args []string, ev string) string {
 	if target {
 		name += "-target"
 	}
-	if ev == evItem {
+	if ev == report.Item {
 		name += "-item"
 	}
 	return name

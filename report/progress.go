@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"fmt"
@@ -11,23 +11,46 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/cluster"
 )
 
-// progressFor picks how progress is shown: JSON-lines events on stdout with
-// --json, a live bar on stderr when it is a terminal, nothing otherwise.
-func (e *env) progressFor() archive.Progress {
+// Progress picks how progress is shown: JSON-lines events on Stdout with
+// JSON, a live bar on Stderr when it is a terminal, nothing otherwise.
+func (o *Output) Progress() archive.Progress {
 	switch {
-	case e.json:
-		return &jsonProgress{w: e.stdout}
-	case e.quiet:
+	case o.JSON:
+		return &jsonProgress{w: o.Stdout}
+	case o.Quiet:
 		return archive.NoProgress{}
 	}
-	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return &barProgress{w: e.stderr}
+	if f, ok := o.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return &barProgress{w: o.Stderr}
 	}
 	return archive.NoProgress{}
 }
 
+// ClusterProgress prints per-node job progress: JSON lines with JSON
+// (at most two a second, and on every node finishing), else a line on
+// Stderr (at most every 2 s, and on every node finishing).
+func (o *Output) ClusterProgress() func(cluster.JobsProgress) {
+	var last time.Time
+	lastDone := -1
+	return func(p cluster.JobsProgress) {
+		switch {
+		case o.JSON:
+			if time.Since(last) >= 500*time.Millisecond || p.Done != lastDone {
+				WriteEvent(o.Stdout, Progress, map[string]any{"op": p.Op, "id": p.ID, "jobId": p.JobID, "nodes": p.Nodes, "nodesDone": p.Done, "jobs": p.Jobs})
+				last, lastDone = time.Now(), p.Done
+			}
+		case o.Quiet:
+		default:
+			if time.Since(last) >= 2*time.Second || p.Done != lastDone {
+				fmt.Fprintln(o.Stderr, p.String())
+				last, lastDone = time.Now(), p.Done
+			}
+		}
+	}
+}
 // barProgress is a terminal bar: bytes, files, rate, ETA.
 type barProgress struct {
 	w                io.Writer
@@ -115,6 +138,6 @@ func (p *jsonProgress) emit() {
 	if rate > 0 {
 		eta = float64(p.bytes-p.bytesDone) / rate
 	}
-	writeEvent(p.w, evProgress, map[string]any{"op": p.op, "filesDone": p.filesDone, "filesTotal": p.files,
+	WriteEvent(p.w, Progress, map[string]any{"op": p.op, "filesDone": p.filesDone, "filesTotal": p.files,
 		"bytesDone": p.bytesDone, "bytesTotal": p.bytes, "bytesPerSecond": int64(rate), "etaSeconds": int64(eta)})
 }

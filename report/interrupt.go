@@ -1,4 +1,4 @@
-package main
+package report
 
 import "strings"
 
@@ -20,8 +20,8 @@ var interruptNotes = map[string]string{
 // nothing behind.
 var readOnly = map[string]bool{"list": true, "ls": true, "diff": true, "cat": true, "verify": true, "usage": true, "version": true}
 
-// interruptNote says what an interrupt of the command args name left.
-func interruptNote(args []string) string {
+// InterruptNote says what an interrupt of the command args name left.
+func InterruptNote(args []string) string {
 	var words []string
 	for _, a := range args[1:] {
 		if strings.HasPrefix(a, "-") {
