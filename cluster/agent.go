@@ -16,6 +16,7 @@ import (
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/policy"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // An agent serves one node: the HTTP API (api.go for the types, server.go
@@ -40,10 +41,10 @@ type AgentConfig struct {
 	// NewQuiescer returns a fresh quiescer (and its closer) for each lock:
 	// the agent's lock, and a restore's swap. force asks it to abort long
 	// write transactions.
-	NewQuiescer func(force bool) (snapshot.Quiescer, func())
+	NewQuiescer func(force bool) (quiesce.Quiescer, func())
 	// Lock is the policy of locks the agent takes itself (a create without
 	// a coordinator's lock, a restore's swap).
-	Lock snapshot.LockPolicy
+	Lock quiesce.Policy
 	// MaxLease caps a coordinator's lock lease; 0 means 60s.
 	MaxLease time.Duration
 	// Passed to every create: as `hotsnap create`'s flags.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // Stopping and starting the application around a cluster restore: each
@@ -56,7 +57,7 @@ func (a *Agent) handleApp(w http.ResponseWriter, r *http.Request) {
 		if req.Action == "start" {
 			ctx = context.WithoutCancel(ctx)
 		}
-		if err := snapshot.RunHook(ctx, req.Action, cmd, a.cfg.HookTimeout, a.cfg.Layout.DataDir, a.log); err != nil {
+		if err := quiesce.RunHook(ctx, req.Action, cmd, a.cfg.HookTimeout, a.cfg.Layout.DataDir, a.log); err != nil {
 			resp.OK, resp.Error = false, err.Error()
 		}
 		resp.DurationMs = ms(time.Since(start))

@@ -32,6 +32,7 @@ import (
 	"github.com/hotsnap/hotsnap/internal/testutil/testetcd"
 	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
@@ -62,7 +63,7 @@ type testCluster struct {
 }
 
 type hookQuiescer struct {
-	*snapshot.FlockQuiescer
+	*quiesce.Flock
 	n *testNode
 }
 
@@ -73,7 +74,7 @@ func (h hookQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 	if h.n.onQuiesce != nil {
 		h.n.onQuiesce()
 	}
-	return h.FlockQuiescer.Quiesce(ctx, wait)
+	return h.Flock.Quiesce(ctx, wait)
 }
 
 func startCluster(t testing.TB, n int) *testCluster {
@@ -138,11 +139,11 @@ func (tc *testCluster) addNode(t testing.TB, id string) *testNode {
 	pool := x509.NewCertPool()
 	pool.AddCert(tc.ca.Cert)
 	nd.agent, err = NewAgent(AgentConfig{Layout: l, NodeID: id, Cluster: "test", ClientCA: pool,
-		NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
-			q := &snapshot.FlockQuiescer{DataDir: dir, Force: force}
+		NewQuiescer: func(force bool) (quiesce.Quiescer, func()) {
+			q := &quiesce.Flock{DataDir: dir, Force: force}
 			return hookQuiescer{q, nd}, func() { q.Close() }
 		},
-		Lock: snapshot.LockPolicy{MaxWait: 5 * time.Second}})
+		Lock: quiesce.Policy{MaxWait: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

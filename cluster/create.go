@@ -18,6 +18,7 @@ import (
 	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // CreateOptions tune a cluster create.
@@ -25,7 +26,7 @@ type CreateOptions struct {
 	Label string
 	// MaxWait bounds the whole lock phase (0 means defaults.MaxWaitForLock);
 	// InitialPeriod is the first attempt's period (0 means
-	// defaults.LockPeriod), each retry 10 % longer: snapshot.Acquire's loop.
+	// defaults.LockPeriod), each retry 10 % longer: quiesce.Acquire's loop.
 	MaxWait, InitialPeriod time.Duration
 	// Lease is how long an agent keeps writes stopped without hearing from
 	// the coordinator (0 means defaults.LockLease). The coordinator renews
@@ -105,7 +106,7 @@ func (o *CreateOptions) setDefaults() error {
 
 // Create takes a consistent snapshot of every node (docs/DESIGN.md,
 // Cluster): agency lock, plan, prepare, all agents locked at once
-// (snapshot.Acquire over allNodes: growing periods until MaxWait), the same
+// (quiesce.Acquire over allNodes: growing periods until MaxWait), the same
 // id created on every node under its lock, unlock, plan check. On any
 // failure the pieces already taken are deleted.
 func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResult, error) {
@@ -167,7 +168,7 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 
 	// 4. Lock every agent at once.
 	lockStart := time.Now()
-	st, err := snapshot.Acquire(ctx, q, snapshot.LockPolicy{MaxWait: o.MaxWait, InitialPeriod: o.InitialPeriod})
+	st, err := quiesce.Acquire(ctx, q, quiesce.Policy{MaxWait: o.MaxWait, InitialPeriod: o.InitialPeriod})
 	res.LockAttempts, res.LockWaitMs = st.Attempts, ms(time.Since(lockStart))
 	switch {
 	case err == nil:
@@ -237,8 +238,8 @@ func (c *Coordinator) Create(ctx context.Context, o CreateOptions) (*CreateResul
 	return res, nil
 }
 
-// allNodes is a snapshot.Quiescer over every node of a plan, so that the
-// cluster's lock loop is snapshot.Acquire's. One attempt locks every node
+// allNodes is a quiesce.Quiescer over every node of a plan, so that the
+// cluster's lock loop is quiesce.Acquire's. One attempt locks every node
 // at once, each for the attempt's period; if any node fails, the others
 // are unlocked and the attempt fails (ErrLockTimeout when nodes only timed
 // out, their names kept for the message). Resume unlocks every node.

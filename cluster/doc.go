@@ -11,7 +11,7 @@
 //
 // A Coordinator, run by the CLI wherever it is invoked, drives the agents
 // of the plan: Create (create.go) locks every node at the same instant
-// through snapshot.Acquire over an allNodes quiescer, creates the same id
+// through quiesce.Acquire over an allNodes quiescer, creates the same id
 // everywhere and checks the plan did not change; List and Delete (list.go);
 // RunJobs (fanout.go); Restore (restore.go) proves every piece before any
 // node changes and puts every node back if one fails. Errors cross the wire

@@ -10,6 +10,7 @@ import (
 	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // The write lock an agent holds for a coordinator: taken for one attempt,
@@ -19,7 +20,7 @@ import (
 type heldLock struct {
 	id        string
 	held      bool // false while acquiring or releasing
-	q         snapshot.Quiescer
+	q         quiesce.Quiescer
 	closeQ    func()
 	acquired  time.Time
 	expires   time.Time

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // countingQuiescer always stops writes at once and counts what it holds.
@@ -32,7 +33,7 @@ func leaseAgent(t *testing.T) (*Agent, *countingQuiescer, func(method, path stri
 	}
 	q := &countingQuiescer{}
 	a, err := NewAgent(AgentConfig{Layout: l, NodeID: "n1", Token: testToken,
-		NewQuiescer: func(bool) (snapshot.Quiescer, func()) { return q, func() {} }})
+		NewQuiescer: func(bool) (quiesce.Quiescer, func()) { return q, func() {} }})
 	if err != nil {
 		t.Fatal(err)
 	}

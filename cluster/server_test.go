@@ -16,6 +16,7 @@ import (
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // TestServer_SurvivesAbuse: 3,000 connections that never finish a TLS
@@ -45,8 +46,8 @@ func TestServer_SurvivesAbuse(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(tc.ca.Cert)
 	ag, err := NewAgent(AgentConfig{Layout: l, NodeID: "n2", Cluster: "test", ClientCA: pool,
-		NewQuiescer: func(force bool) (snapshot.Quiescer, func()) {
-			q := &snapshot.FlockQuiescer{DataDir: dir, Force: force}
+		NewQuiescer: func(force bool) (quiesce.Quiescer, func()) {
+			q := &quiesce.Flock{DataDir: dir, Force: force}
 			return q, func() { q.Close() }
 		}})
 	if err != nil {

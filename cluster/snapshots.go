@@ -7,6 +7,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 type prepared struct {
@@ -70,7 +71,7 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 		co.Quiescer = &heldQuiescer{a: a, id: req.LockID}
 	case req.Inconsistent:
 		co.Quiescer, co.AllowInconsistent = timedOut{}, true
-		co.Lock = snapshot.LockPolicy{MaxWait: time.Nanosecond}
+		co.Lock = quiesce.Policy{MaxWait: time.Nanosecond}
 	default:
 		q, closeQ := a.cfg.NewQuiescer(false)
 		defer closeQ()

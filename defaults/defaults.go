@@ -11,7 +11,7 @@ import (
 // NodeID is a single-node snapshot's node id when none is given.
 const NodeID = "local"
 
-// Stopping writes (snapshot.LockPolicy, cluster.CreateOptions, the
+// Stopping writes (quiesce.Policy, cluster.CreateOptions, the
 // create/restore/cluster create flags).
 const (
 	// MaxWaitForLock is the total time spent trying to stop writes, as the

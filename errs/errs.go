@@ -176,6 +176,11 @@ var (
 		Internal: ErrInternal, Interrupted: ErrInterrupted}
 )
 
+// ErrUntrusted is returned for state that another user could have
+// written and hotsnap will not act on (docs/DESIGN.md, Trust). It exits
+// 4, as data that fails verification.
+var ErrUntrusted = New(VerifyFailed, "refusing untrusted state")
+
 // Sentinel returns kind k's own sentinel error.
 func Sentinel(k Kind) error {
 	if k >= numKinds {

@@ -51,6 +51,7 @@ func (o *Output) ClusterProgress() func(cluster.JobsProgress) {
 		}
 	}
 }
+
 // barProgress is a terminal bar: bytes, files, rate, ETA.
 type barProgress struct {
 	w                io.Writer

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/examples/bank"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 const (
@@ -39,11 +40,11 @@ func startBank(t *testing.T, inPlace bool) (*Layout, *bank.Writer, func() error)
 // money (write-new-file-and-rename): every snapshot must sum to the total.
 func TestBank_ConsistentUnderLoad(t *testing.T) {
 	l, w, stop := startBank(t, false)
-	q := &FlockQuiescer{DataDir: l.DataDir}
+	q := &quiesce.Flock{DataDir: l.DataDir}
 	defer q.Close()
 	var ids []string
 	for i := 0; i < 15; i++ {
-		res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: LockPolicy{MaxWait: 20 * time.Second}})
+		res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: quiesce.Policy{MaxWait: 20 * time.Second}})
 		if err != nil {
 			stop()
 			t.Fatalf("create %d: %v", i, err)
@@ -84,7 +85,7 @@ func TestBank_ConsistentUnderLoad(t *testing.T) {
 func TestBank_InPlaceWritersNeedCopy(t *testing.T) {
 	l, _, stop := startBank(t, true)
 	defer stop()
-	q := &FlockQuiescer{DataDir: l.DataDir}
+	q := &quiesce.Flock{DataDir: l.DataDir}
 	defer q.Close()
 	caught := false
 	for i := 0; i < 30 && !caught; i++ {
@@ -131,7 +132,7 @@ func TestBank_WithoutLockIsInconsistent(t *testing.T) {
 	l, _, stop := startBank(t, false)
 	defer stop()
 	for i := 0; i < 40; i++ {
-		res, err := Create(context.Background(), l, CreateOptions{Quiescer: NoQuiescer{}})
+		res, err := Create(context.Background(), l, CreateOptions{Quiescer: quiesce.None{}})
 		if errors.Is(err, ErrModifiedInPlace) {
 			// Without the lock a writer's half-written temp file can be
 			// captured and then grow: create rightly refuses. Try again.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // makeTree writes dirs*perDir files of size bytes under a new data dir.
@@ -43,7 +45,7 @@ func BenchmarkPause(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			q := &FlockQuiescer{DataDir: root}
+			q := &quiesce.Flock{DataDir: root}
 			defer q.Close()
 			var pause float64
 			b.ResetTimer()
@@ -88,7 +90,7 @@ func BenchmarkCreate1GiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	q := &FlockQuiescer{DataDir: root}
+	q := &quiesce.Flock{DataDir: root}
 	defer q.Close()
 	b.Run("first", func(b *testing.B) {
 		b.SetBytes(1 << 30)

@@ -15,6 +15,7 @@ import (
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // ToolVersion is recorded in every manifest.
@@ -24,16 +25,16 @@ var ToolVersion = "0.4.0"
 const DefaultNodeID = defaults.NodeID
 
 // CreateOptions tune Create. The zero value takes a snapshot with no write
-// lock of its own (NoQuiescer), linking every file.
+// lock of its own (quiesce.None), linking every file.
 type CreateOptions struct {
 	// Label is the id's suffix; empty means a random UUID. Ignored when ID is set.
 	Label string
 	// ID fixes the snapshot id (cluster snapshots share one id on every node).
 	ID string
-	// Quiescer stops writes; nil means NoQuiescer.
-	Quiescer Quiescer
-	// Lock is the retry policy around the Quiescer.
-	Lock LockPolicy
+	// quiesce.Quiescer stops writes; nil means quiesce.None.
+	Quiescer quiesce.Quiescer
+	// Lock is the retry policy around the quiesce.Quiescer.
+	Lock quiesce.Policy
 	// AllowInconsistent takes the snapshot without the lock when the lock
 	// times out, and flags it potentiallyInconsistent.
 	AllowInconsistent bool
@@ -64,7 +65,7 @@ type CreateOptions struct {
 	Progress Progress
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
-	// LockedSince, when set, is when the Quiescer's writes were really
+	// LockedSince, when set, is when the quiesce.Quiescer's writes were really
 	// stopped (an agent's lock taken before Create was called, in a cluster
 	// snapshot); the recorded lock-held time counts from it.
 	LockedSince time.Time
@@ -93,7 +94,7 @@ type CreateResult struct {
 	Warnings                []string `json:"warnings"`
 	// Quiesced says what the quiescer stopped (nil when the lock was not
 	// taken: --allow-inconsistent after a timeout).
-	Quiesced *QuiesceReport `json:"quiesced"`
+	Quiesced *quiesce.Report `json:"quiesced"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -139,8 +140,8 @@ type Pending struct {
 // CaptureOptions say how a Pending captures: as the CreateOptions fields
 // of the same names.
 type CaptureOptions struct {
-	Quiescer          Quiescer
-	Lock              LockPolicy
+	Quiescer          quiesce.Quiescer
+	Lock              quiesce.Policy
 	AllowInconsistent bool
 	LockedSince       time.Time
 }
@@ -269,19 +270,19 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	s := p.s
 	o.Quiescer, o.Lock, o.AllowInconsistent, o.LockedSince = co.Quiescer, co.Lock, co.AllowInconsistent, co.LockedSince
 	if o.Quiescer == nil {
-		o.Quiescer = NoQuiescer{}
+		o.Quiescer = quiesce.None{}
 	}
 	tree := p.tree
 	// --- Quiesce: writes stop here. ---
 	res = &CreateResult{ID: id, Path: l.SnapshotDir(id), Warnings: append([]string{}, p.warnings...), FirstPassMs: ms(p.firstPass)}
-	stats, lerr := Acquire(ctx, o.Quiescer, o.Lock)
+	stats, lerr := quiesce.Acquire(ctx, o.Quiescer, o.Lock)
 	res.LockAttempts = stats.Attempts
 	res.LockWaitMs = ms(stats.Waited)
 	locked := lerr == nil
-	var held *resumer
+	var held *quiesce.Held
 	if locked {
-		held = holding(ctx, o.Quiescer)
-		defer held.resume()
+		held = quiesce.Hold(ctx, o.Quiescer)
+		defer held.Resume()
 	}
 	if lerr != nil {
 		if !errors.Is(lerr, ErrLockTimeout) || !o.AllowInconsistent {
@@ -294,7 +295,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	}
 	crashPoint("create.locked")
 	var copyInode func(dev, ino uint64) bool
-	if wf, ok := o.Quiescer.(WriterFiles); ok && locked {
+	if wf, ok := o.Quiescer.(quiesce.WriterFiles); ok && locked {
 		files, err := wf.WritableFiles()
 		if err != nil {
 			return nil, fmt.Errorf("list the files the stopped processes can write: %w", err)
@@ -308,7 +309,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 	crashPoint("create.linked")
 	var rerr error
 	if locked {
-		rerr = held.resume()
+		rerr = held.Resume()
 		since := stats.Acquired
 		if !o.LockedSince.IsZero() {
 			since = o.LockedSince
@@ -323,7 +324,7 @@ func (p *Pending) Capture(ctx context.Context, co CaptureOptions) (res *CreateRe
 		return nil, fmt.Errorf("resume writes: %w (the snapshot was discarded)", rerr)
 	}
 	crashPoint("create.resumed")
-	if r, ok := o.Quiescer.(Reporter); ok && locked {
+	if r, ok := o.Quiescer.(quiesce.Reporter); ok && locked {
 		rep := r.Report()
 		res.Quiesced = &rep
 		if rep.Mode == "flock" && rep.Processes == 0 {

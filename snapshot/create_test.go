@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
@@ -29,7 +30,7 @@ func newLayout(t *testing.T, dataDir string) *Layout {
 func mustCreate(t *testing.T, l *Layout, o CreateOptions) *CreateResult {
 	t.Helper()
 	if o.Quiescer == nil {
-		q := &FlockQuiescer{DataDir: l.DataDir}
+		q := &quiesce.Flock{DataDir: l.DataDir}
 		defer q.Close()
 		o.Quiescer = q
 	}
@@ -184,12 +185,12 @@ func TestCreate_HashReuse(t *testing.T) {
 // inPlaceWriter is a quiescer whose Resume rewrites a file in place, as an
 // application that ignores the link contract would right after the lock.
 type inPlaceWriter struct {
-	FlockQuiescer
+	quiesce.Flock
 	path string
 }
 
 func (q *inPlaceWriter) Resume(ctx context.Context) error {
-	err := q.FlockQuiescer.Resume(ctx)
+	err := q.Flock.Resume(ctx)
 	time.Sleep(2 * time.Millisecond) // a later mtime, whatever the clock's granularity
 	f, _ := os.OpenFile(q.path, os.O_WRONLY, 0)
 	f.WriteAt([]byte("XX"), 0)
@@ -200,7 +201,7 @@ func (q *inPlaceWriter) Resume(ctx context.Context) error {
 func TestCreate_ModifiedInPlaceIsCaught(t *testing.T) {
 	dir := testtree.New(t)
 	l := newLayout(t, dir)
-	q := &inPlaceWriter{FlockQuiescer: FlockQuiescer{DataDir: dir}, path: filepath.Join(dir, "db/CURRENT")}
+	q := &inPlaceWriter{Flock: quiesce.Flock{DataDir: dir}, path: filepath.Join(dir, "db/CURRENT")}
 	defer q.Close()
 	_, err := Create(context.Background(), l, CreateOptions{Quiescer: q})
 	if !errors.Is(err, ErrModifiedInPlace) || !errors.Is(err, ErrVerifyFailed) {
@@ -236,9 +237,9 @@ func TestCreate_LockTimeoutAndAllowInconsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.End()
-	q := &FlockQuiescer{DataDir: dir}
+	q := &quiesce.Flock{DataDir: dir}
 	defer q.Close()
-	pol := LockPolicy{MaxWait: 400 * time.Millisecond, InitialPeriod: 50 * time.Millisecond}
+	pol := quiesce.Policy{MaxWait: 400 * time.Millisecond, InitialPeriod: 50 * time.Millisecond}
 	_, err = Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: pol})
 	if !errors.Is(err, ErrLockTimeout) {
 		t.Fatalf("want ErrLockTimeout, got %v", err)
@@ -287,7 +288,7 @@ func TestAcquire_PeriodsGrowByTenPercent(t *testing.T) {
 		r := &recordingQuiescer{}
 		start := time.Now()
 		maxWait, first := 600*time.Millisecond, 20*time.Millisecond
-		st, err := Acquire(context.Background(), r, LockPolicy{MaxWait: maxWait, InitialPeriod: first})
+		st, err := quiesce.Acquire(context.Background(), r, quiesce.Policy{MaxWait: maxWait, InitialPeriod: first})
 		if !errors.Is(err, ErrLockTimeout) {
 			t.Fatalf("want ErrLockTimeout, got %v", err)
 		}
@@ -324,7 +325,7 @@ func TestAcquire_RefusedAtOnce(t *testing.T) {
 		r := &refusingQuiescer{}
 		start := time.Now()
 		maxWait, first := 3*time.Second, 100*time.Millisecond
-		st, err := Acquire(context.Background(), r, LockPolicy{MaxWait: maxWait, InitialPeriod: first})
+		st, err := quiesce.Acquire(context.Background(), r, quiesce.Policy{MaxWait: maxWait, InitialPeriod: first})
 		if !errors.Is(err, ErrLockTimeout) || time.Since(start) != maxWait {
 			t.Fatalf("gave up after %s with %v, want %s and a lock timeout", time.Since(start), err, maxWait)
 		}
@@ -340,7 +341,7 @@ func TestAcquire_RefusedAtOnce(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(150*time.Millisecond, cancel)
 		start = time.Now()
-		if _, err := Acquire(ctx, r, LockPolicy{MaxWait: maxWait, InitialPeriod: first}); !errors.Is(err, context.Canceled) || time.Since(start) != 150*time.Millisecond {
+		if _, err := quiesce.Acquire(ctx, r, quiesce.Policy{MaxWait: maxWait, InitialPeriod: first}); !errors.Is(err, context.Canceled) || time.Since(start) != 150*time.Millisecond {
 			t.Fatalf("cancelled: %v after %s", err, time.Since(start))
 		}
 	})
@@ -352,8 +353,8 @@ func TestAcquire_RefusedAtOnce(t *testing.T) {
 func TestExecQuiescer_RefusesAtOnce(t *testing.T) {
 	dir := testtree.New(t)
 	count := filepath.Join(t.TempDir(), "count")
-	q := &ExecQuiescer{LockCmd: `echo x >> ` + count + `; exit 75`, UnlockCmd: "true", DataDir: dir}
-	st, err := Acquire(context.Background(), q, LockPolicy{MaxWait: time.Second, InitialPeriod: 100 * time.Millisecond})
+	q := &quiesce.Exec{LockCmd: `echo x >> ` + count + `; exit 75`, UnlockCmd: "true", DataDir: dir}
+	st, err := quiesce.Acquire(context.Background(), q, quiesce.Policy{MaxWait: time.Second, InitialPeriod: 100 * time.Millisecond})
 	b, _ := os.ReadFile(count)
 	ran := strings.Count(string(b), "x")
 	t.Logf("the lock command ran %d times in 1 s", ran)
@@ -370,8 +371,8 @@ func TestExecQuiescer(t *testing.T) {
 	// Fails twice with 75 (retry), then locks; the unlock removes the marker.
 	lock := `echo x >> ` + count + `; [ $(wc -l < ` + count + `) -ge 3 ] || exit 75; touch ` + state + `/locked`
 	unlock := `rm -f ` + state + `/locked`
-	q := &ExecQuiescer{LockCmd: lock, UnlockCmd: unlock, DataDir: dir}
-	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: LockPolicy{InitialPeriod: 100 * time.Millisecond}})
+	q := &quiesce.Exec{LockCmd: lock, UnlockCmd: unlock, DataDir: dir}
+	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: quiesce.Policy{InitialPeriod: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestExecQuiescer(t *testing.T) {
 	}
 	// Any other status is a failure, not retried, and leaves nothing.
 	os.Remove(count)
-	q = &ExecQuiescer{LockCmd: `echo x >> ` + count + `; echo "db is read-only" >&2; exit 3`, UnlockCmd: "true", DataDir: dir}
+	q = &quiesce.Exec{LockCmd: `echo x >> ` + count + `; echo "db is read-only" >&2; exit 3`, UnlockCmd: "true", DataDir: dir}
 	_, err = Create(context.Background(), l, CreateOptions{Quiescer: q})
 	if !errors.Is(err, ErrLockFailed) || !strings.Contains(err.Error(), "db is read-only") {
 		t.Fatalf("want ErrLockFailed with stderr, got %v", err)
@@ -392,7 +393,7 @@ func TestExecQuiescer(t *testing.T) {
 		t.Fatalf("a failing lock command must not be retried (ran %d times)", strings.Count(string(b), "x"))
 	}
 	// A failing unlock discards the snapshot and says so.
-	q = &ExecQuiescer{LockCmd: "true", UnlockCmd: "exit 1", DataDir: dir}
+	q = &quiesce.Exec{LockCmd: "true", UnlockCmd: "exit 1", DataDir: dir}
 	_, err = Create(context.Background(), l, CreateOptions{Quiescer: q})
 	if !errors.Is(err, ErrLockFailed) || !strings.Contains(err.Error(), "discarded") {
 		t.Fatalf("want unlock failure, got %v", err)

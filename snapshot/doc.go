@@ -1,5 +1,5 @@
 // Package snapshot takes, lists, deletes, verifies and restores hot
-// snapshots of one node's data dir: quiesce writes (Quiescer), capture a
+// snapshots of one node's data dir: quiesce writes (quiesce.Quiescer), capture a
 // hard-link tree under the lock (package hardlink), resume, hash, seal a
 // manifest (package manifest) and publish atomically into the backups dir.
 // Every mutating call first takes the data dir's operation lock and runs

@@ -5,6 +5,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 var (
@@ -13,7 +14,7 @@ var (
 	ErrLockTimeout = errs.ErrLockTimeout
 	// ErrLockFailed is returned when the quiesce provider failed outright
 	// (a lock command exited with an error, an unlock failed).
-	ErrLockFailed = errors.New("quiesce failed")
+	ErrLockFailed = quiesce.ErrFailed
 	// ErrNotFound is returned for an unknown snapshot id or a missing data dir.
 	ErrNotFound = errs.ErrNotFound
 	// ErrExists is returned when a snapshot with the id already exists.
@@ -39,7 +40,7 @@ var (
 	// invoking user's, a symlink, fifo or hard link where hotsnap keeps a
 	// file of its own, a restore journal naming paths outside its places.
 	// It exits 4, as data that fails verification.
-	ErrUntrusted = errs.New(errs.VerifyFailed, "refusing untrusted state")
+	ErrUntrusted = errs.ErrUntrusted
 
 	// Re-exported so callers of this package need not import manifest.
 	ErrCorrupt      = manifest.ErrCorrupt

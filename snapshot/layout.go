@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
@@ -163,16 +165,26 @@ func (l *Layout) openData() (*fsutil.Dir, error) {
 // create, a missing one is made, owned by the invoking user, mode 0755:
 // the application's writers only need to open the lock files in it.
 func openState(data *fsutil.Dir, create bool) (*fsutil.Dir, error) {
-	if create {
-		if err := mkdirSync(data, writegate.StateDirName, 0o755); err != nil {
-			return nil, fmt.Errorf("create state dir: %w", err)
-		}
-	}
-	d, err := data.OpenDir(writegate.StateDirName)
+	return quiesce.OpenStateDir(data, create)
+}
+
+// PrivateState opens hotsnap's private state dir, creating it: a
+// quiesce.StateDir, where a quiescer that stops processes keeps its thaw
+// record (the next command of the data dir thaws what a killed one
+// stopped).
+func (l *Layout) PrivateState() (*fsutil.Dir, error) {
+	data, err := l.openData()
 	if err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+		return nil, err
 	}
-	return d, nil
+	defer data.Close()
+	return l.openPrivate(data, true)
+}
+
+// NewQuiescer builds the quiescer c asks for over l's data dir
+// (quiesce.New), its thaw records in l's private state dir.
+func (l *Layout) NewQuiescer(ctx context.Context, c quiesce.Config, force bool) (quiesce.Quiescer, func(), error) {
+	return quiesce.New(ctx, l.DataDir, l.PrivateState, c, force)
 }
 
 // openPrivate opens hotsnap's private state dir, <state-dir>/private,

@@ -128,7 +128,7 @@ func (s *session) partialUnits(sel *selection) (out, in []string, err error) {
 				break
 			}
 			if !st.IsDir() {
-				return nil, nil, fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory holding %s; include %s itself to replace it; nothing was changed",
+				return nil, nil, fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory quiesce.Hold %s; include %s itself to replace it; nothing was changed",
 					ErrConflict, p, st.TypeName(), top, p)
 			}
 			isDir[p] = true

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 func TestRestore_Partial(t *testing.T) {
@@ -35,7 +36,7 @@ func TestRestore_Partial(t *testing.T) {
 	old := live(t, dir)
 	currentIno := ino(t, filepath.Join(dir, "db/CURRENT"))
 
-	q := &FlockQuiescer{DataDir: dir}
+	q := &quiesce.Flock{DataDir: dir}
 	defer q.Close()
 	o := RestoreOptions{Include: []string{"db/nested", "CURRENT", "private"}, Quiescer: q, DryRun: true}
 	dry, err := Restore(context.Background(), l, res.ID, o)

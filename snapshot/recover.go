@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hotsnap/hotsnap/fsutil/flock"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 
 	"golang.org/x/sys/unix"
 
@@ -51,7 +52,7 @@ func (s *session) recoverLocked(ctx context.Context) (*RecoverResult, error) {
 		return nil, err
 	}
 	res.Restore = msg
-	if res.Thawed, err = s.recoverThaws(); err != nil {
+	if res.Thawed, err = quiesce.RecoverThaws(s.priv, s.log); err != nil {
 		return nil, err
 	}
 	names, err := s.priv.Names(".")

@@ -9,6 +9,7 @@ import (
 	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/internal/testutil/testxfs"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // TestBank_InPlaceReflinkXFS: on a real XFS with reflinks (a loop-mounted
@@ -34,7 +35,7 @@ func TestBank_InPlaceReflinkXFS(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			l := newLayout(t, dir)
-			q := &FlockQuiescer{DataDir: dir}
+			q := &quiesce.Flock{DataDir: dir}
 			defer q.Close()
 			var ids []string
 			for i := 0; i < 10; i++ {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
@@ -40,10 +41,10 @@ type RestoreOptions struct {
 	NoFailsafe bool
 	// DryRun checks everything and reports what would change, changing nothing.
 	DryRun bool
-	// Quiescer holds the application's writes for the whole swap; nil means
-	// NoQuiescer. Lock is its retry policy.
-	Quiescer Quiescer
-	Lock     LockPolicy
+	// quiesce.Quiescer holds the application's writes for the whole swap; nil means
+	// quiesce.None. Lock is its retry policy.
+	Quiescer quiesce.Quiescer
+	Lock     quiesce.Policy
 	// StopCmd runs (sh -c) before the swap and must succeed; StartCmd runs after it.
 	StopCmd, StartCmd string
 	// HookTimeout bounds each hook; 0 means 5 minutes.
@@ -87,7 +88,7 @@ type RestoreResult struct {
 }
 
 // ErrHook is returned when a --stop-cmd or --start-cmd fails.
-var ErrHook = errors.New("hook command failed")
+var ErrHook = quiesce.ErrHook
 
 // Restore puts snapshot id back as the data dir (docs/DESIGN.md, Restore and recover). Nothing in the
 // data dir is touched until the manifest's seal, the snapshot's tree and the
@@ -103,7 +104,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		o.Now = time.Now
 	}
 	if o.Quiescer == nil {
-		o.Quiescer = NoQuiescer{}
+		o.Quiescer = quiesce.None{}
 	}
 	if o.NodeID == "" {
 		o.NodeID = DefaultNodeID
@@ -233,28 +234,28 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 
 	// 3. Stop the application, then hold its writes for the swap.
 	if o.StopCmd != "" {
-		if err := runHook(ctx, "stop", o.StopCmd, o.HookTimeout, l.DataDir, log); err != nil {
+		if err := quiesce.RunHook(ctx, "stop", o.StopCmd, o.HookTimeout, l.DataDir, log); err != nil {
 			cleanup()
 			return nil, fmt.Errorf("%w; nothing was changed", err)
 		}
 	}
-	stats, err := Acquire(ctx, o.Quiescer, o.Lock)
+	stats, err := quiesce.Acquire(ctx, o.Quiescer, o.Lock)
 	if err != nil {
 		cleanup()
 		err = fmt.Errorf("restore %s refused, nothing was changed: the write lock could not be held for the swap: %w", id, err)
 		if o.StartCmd != "" {
-			if serr := runHook(context.WithoutCancel(ctx), "start", o.StartCmd, o.HookTimeout, l.DataDir, log); serr != nil {
+			if serr := quiesce.RunHook(context.WithoutCancel(ctx), "start", o.StartCmd, o.HookTimeout, l.DataDir, log); serr != nil {
 				err = errors.Join(err, serr)
 			}
 		}
 		return nil, err
 	}
-	held := holding(ctx, o.Quiescer)
-	defer held.resume()
+	held := quiesce.Hold(ctx, o.Quiescer)
+	defer held.Resume()
 	swapStart := time.Now()
 	failsafe, serr := s.swap(id, restoring, sel, o)
 	res.SwapMs = ms(time.Since(swapStart))
-	rerr := held.resume()
+	rerr := held.Resume()
 	res.LockHeldMs = ms(time.Since(stats.Acquired))
 	if serr != nil {
 		cleanup()
@@ -270,7 +271,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		errs = append(errs, fmt.Errorf("resume writes: %w", rerr))
 	}
 	if o.StartCmd != "" {
-		if err := runHook(context.WithoutCancel(ctx), "start", o.StartCmd, o.HookTimeout, l.DataDir, log); err != nil {
+		if err := quiesce.RunHook(context.WithoutCancel(ctx), "start", o.StartCmd, o.HookTimeout, l.DataDir, log); err != nil {
 			errs = append(errs, fmt.Errorf("the data dir was restored to %s, but %w", id, err))
 		}
 	}

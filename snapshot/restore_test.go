@@ -12,6 +12,7 @@ import (
 	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
@@ -46,7 +47,7 @@ func TestRestore_RoundTrip(t *testing.T) {
 	want := testtree.Snapshot(t, l.TreeDir(res.ID))
 	mutate(t, dir)
 	old := live(t, dir)
-	q := &FlockQuiescer{DataDir: dir}
+	q := &quiesce.Flock{DataDir: dir}
 	defer q.Close()
 	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{AppVersion: "3.6.2", Quiescer: q})
 	if err != nil {
@@ -278,9 +279,9 @@ func TestRestore_HoldsTheWriteLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &FlockQuiescer{DataDir: dir}
+	q := &quiesce.Flock{DataDir: dir}
 	defer q.Close()
-	_, err = Restore(context.Background(), l, res.ID, RestoreOptions{Quiescer: q, Lock: LockPolicy{MaxWait: 300 * time.Millisecond, InitialPeriod: 50 * time.Millisecond}})
+	_, err = Restore(context.Background(), l, res.ID, RestoreOptions{Quiescer: q, Lock: quiesce.Policy{MaxWait: 300 * time.Millisecond, InitialPeriod: 50 * time.Millisecond}})
 	tx.End()
 	if !errors.Is(err, ErrLockTimeout) {
 		t.Fatalf("want ErrLockTimeout while a writer holds the lock, got %v", err)
@@ -296,7 +297,7 @@ func TestRestore_HoldsTheWriteLock(t *testing.T) {
 // and the writers carry on from the restored balances.
 func TestRestore_BankUnderLoad(t *testing.T) {
 	l, w, stop := startBank(t, false)
-	q := &FlockQuiescer{DataDir: l.DataDir}
+	q := &quiesce.Flock{DataDir: l.DataDir}
 	defer q.Close()
 	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q})
 	if err != nil {

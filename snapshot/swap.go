@@ -20,11 +20,12 @@ import (
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // swap runs the journaled swap; the caller holds the write lock. source is
-// the folder of the private state dir holding the new entries. It returns
-// the failsafe dir holding the previous state. A partial restore (sel not
+// the folder of the private state dir quiesce.Hold the new entries. It returns
+// the failsafe dir quiesce.Hold the previous state. A partial restore (sel not
 // nil) moves its units (partialUnits) instead of every top-level entry.
 func (s *session) swap(id, source string, sel *selection, o RestoreOptions) (string, error) {
 	out, in, err := s.swapNames(source, sel)
@@ -322,8 +323,8 @@ func (s *session) copyChecked(f *os.File, dst *fsutil.Dir, e *manifest.Entry) er
 
 // RevertOptions tune Revert.
 type RevertOptions struct {
-	Quiescer Quiescer
-	Lock     LockPolicy
+	Quiescer quiesce.Quiescer
+	Lock     quiesce.Policy
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -339,7 +340,7 @@ func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (s
 		o.Now = time.Now
 	}
 	if o.Quiescer == nil {
-		o.Quiescer = NoQuiescer{}
+		o.Quiescer = quiesce.None{}
 	}
 	// The failsafe is named as a restore returned it (its path) or by its
 	// folder name; either way only that one name is used, below the
@@ -366,14 +367,14 @@ func Revert(ctx context.Context, l *Layout, failsafe string, o RevertOptions) (s
 	if st, err := s.priv.Lstat(source); err != nil || !st.IsDir() {
 		return "", fmt.Errorf("failsafe %s: %w", s.priv.Join(source), ErrNotFound)
 	}
-	stats, err := Acquire(ctx, o.Quiescer, o.Lock)
+	stats, err := quiesce.Acquire(ctx, o.Quiescer, o.Lock)
 	if err != nil {
 		return "", fmt.Errorf("revert refused, nothing was changed: the write lock could not be held for the swap: %w", err)
 	}
-	held := holding(ctx, o.Quiescer)
-	defer held.resume()
+	held := quiesce.Hold(ctx, o.Quiescer)
+	defer held.Resume()
 	next, serr := s.swap("revert", source, nil, RestoreOptions{Now: o.Now})
-	rerr := held.resume()
+	rerr := held.Resume()
 	if serr != nil {
 		return "", serr
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hotsnap/hotsnap/examples/bank"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // atLock is a quiescer that records the data dir as it is when writes
@@ -145,7 +146,7 @@ func TestCreate_InPlaceChangesInTheWindow(t *testing.T) {
 func TestBank_WritersInTheWindow(t *testing.T) {
 	l, w, stop := startBank(t, false)
 	defer stop()
-	q := &FlockQuiescer{DataDir: l.DataDir}
+	q := &quiesce.Flock{DataDir: l.DataDir}
 	defer q.Close()
 	rescanned := 0
 	for i := 0; i < 8; i++ {
@@ -156,7 +157,7 @@ func TestBank_WritersInTheWindow(t *testing.T) {
 		for before := w.Transfers.Load(); w.Transfers.Load() < before+100; {
 			time.Sleep(time.Millisecond) // the window: transfers go on
 		}
-		res, err := p.Capture(context.Background(), CaptureOptions{Quiescer: q, Lock: LockPolicy{MaxWait: 20 * time.Second}})
+		res, err := p.Capture(context.Background(), CaptureOptions{Quiescer: q, Lock: quiesce.Policy{MaxWait: 20 * time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/hotsnap/hotsnap/policy"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 func agentCommand() *cli.Command {
@@ -52,13 +53,13 @@ func agentConfig(c *cli.Context, e *env, l *snapshot.Layout) (cluster.AgentConfi
 	cfg.Copy, cfg.Exclude, cfg.LinkMode = c.StringSlice("copy"), c.StringSlice("exclude"), c.String("link-mode")
 	// The quiesce flags are checked once, here; each lock builds afresh.
 	qc := quiesceConfig(c)
-	_, closeQ, err := snapshot.NewQuiescer(c.Context, l, qc, false)
+	_, closeQ, err := l.NewQuiescer(c.Context, qc, false)
 	if err != nil {
 		return cfg, nil, err
 	}
 	closeQ()
-	cfg.NewQuiescer = func(force bool) (snapshot.Quiescer, func()) {
-		q, closeQ, _ := snapshot.NewQuiescer(c.Context, l, qc, force)
+	cfg.NewQuiescer = func(force bool) (quiesce.Quiescer, func()) {
+		q, closeQ, _ := l.NewQuiescer(c.Context, qc, force)
 		return q, closeQ
 	}
 	run := &cluster.RunOptions{Listen: c.String("listen"), AdvertiseURL: c.String("advertise-url"), MemberTTL: c.Duration("member-ttl"),

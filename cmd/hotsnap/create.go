@@ -6,6 +6,7 @@ import (
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 func quiesceFlags() []cli.Flag {
@@ -26,16 +27,16 @@ func quiesceFlags() []cli.Flag {
 }
 
 // quiesceConfig is the quiescer the --quiesce flags ask for.
-func quiesceConfig(c *cli.Context) snapshot.QuiesceConfig {
-	return snapshot.QuiesceConfig{Mode: c.String("quiesce"), Cgroup: c.String("cgroup"), Unit: c.String("unit"), PidFile: c.String("pid-file"),
+func quiesceConfig(c *cli.Context) quiesce.Config {
+	return quiesce.Config{Mode: c.String("quiesce"), Cgroup: c.String("cgroup"), Unit: c.String("unit"), PidFile: c.String("pid-file"),
 		LockURL: c.String("lock-url"), UnlockURL: c.String("unlock-url"), LockTokenFile: c.String("lock-token-file"),
 		LockCmd: c.String("lock-cmd"), UnlockCmd: c.String("unlock-cmd"), Force: c.Bool("force")}
 }
 
 // lockPolicy is the retry loop the --max-wait-for-lock and --lock-period
 // flags ask for.
-func lockPolicy(c *cli.Context) snapshot.LockPolicy {
-	return snapshot.LockPolicy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")}
+func lockPolicy(c *cli.Context) quiesce.Policy {
+	return quiesce.Policy{MaxWait: c.Duration("max-wait-for-lock"), InitialPeriod: c.Duration("lock-period")}
 }
 
 // captureFlags are what a create records and how it captures: create's,
@@ -52,7 +53,7 @@ func captureFlags() []cli.Flag {
 }
 
 // createOptions is the create the capture and quiesce flags ask for.
-func createOptions(c *cli.Context, e *env, q snapshot.Quiescer) snapshot.CreateOptions {
+func createOptions(c *cli.Context, e *env, q quiesce.Quiescer) snapshot.CreateOptions {
 	return snapshot.CreateOptions{
 		Label: c.String("label"), Quiescer: q, Lock: lockPolicy(c), AllowInconsistent: c.Bool("allow-inconsistent"),
 		Copy: c.StringSlice("copy"), Exclude: c.StringSlice("exclude"), LinkMode: c.String("link-mode"),
@@ -81,7 +82,7 @@ func createCommand() *cli.Command {
 	}, captureFlags(), quiesceFlags())
 	return localCmd("create", "take a snapshot of the data dir under a brief write lock", false, flags,
 		func(c *cli.Context, e *env, l *snapshot.Layout, _ string) error {
-			q, closeQ, err := snapshot.NewQuiescer(c.Context, l, quiesceConfig(c), false)
+			q, closeQ, err := l.NewQuiescer(c.Context, quiesceConfig(c), false)
 			if err != nil {
 				return err
 			}

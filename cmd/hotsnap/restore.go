@@ -37,7 +37,7 @@ func restoreCommand() *cli.Command {
 				res, err := snapshot.Extract(c.Context, l, id, c.String("target"), snapshot.ExtractOptions{Include: c.StringSlice("include")})
 				return show(e, res, err, report.Extract)
 			}
-			q, closeQ, err := snapshot.NewQuiescer(c.Context, l, quiesceConfig(c), false)
+			q, closeQ, err := l.NewQuiescer(c.Context, quiesceConfig(c), false)
 			if err != nil {
 				return err
 			}

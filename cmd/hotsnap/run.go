@@ -25,7 +25,7 @@ func runCommand() *cli.Command {
 			if err := p.Check(); err != nil {
 				return err
 			}
-			q, closeQ, err := snapshot.NewQuiescer(c.Context, l, quiesceConfig(c), false)
+			q, closeQ, err := l.NewQuiescer(c.Context, quiesceConfig(c), false)
 			if err != nil {
 				return err
 			}

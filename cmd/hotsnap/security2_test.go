@@ -18,8 +18,8 @@ import (
 	"github.com/hotsnap/hotsnap/internal/testutil/testserver"
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/internal/testutil/testuser"
-	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/freezer/freezertest"
+	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 // TestSecurity_PolicyFileAppWritable (security-policy-file-app-writable):
@@ -166,7 +166,7 @@ func TestSecurity_SignalPidFileDirSymlink(t *testing.T) {
 	testuser.RequireRoot(t)
 	victim, rootPid, files := startTree(t) // root's processes; their pid file is root's, in root's directory
 	dir := testuser.DataDir(t)
-	if _, err := snapshot.ReadPidFile(rootPid); err != nil {
+	if _, err := quiesce.ReadPidFile(rootPid); err != nil {
 		t.Fatalf("root's own pid file in root's directory: %v", err)
 	}
 	run := filepath.Join(dir, "run")

@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"os"
@@ -9,11 +9,11 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
 )
 
-// QuiesceReport says what a create's quiescer stopped: its mode, how many
+// Report says what a create's quiescer stopped: its mode, how many
 // processes it held (flock: those that had the write gate open; freeze
 // and signal: those frozen or stopped), and for exec and http the command
 // or URL that answered. The JSON form is create's `quiesced`.
-type QuiesceReport struct {
+type Report struct {
 	Mode      string `json:"mode"`
 	Processes int    `json:"processes"`
 	Target    string `json:"target,omitempty"`
@@ -23,14 +23,14 @@ type QuiesceReport struct {
 // successful Quiesce (and Resume: it may look around then, so as not to
 // lengthen the pause).
 type Reporter interface {
-	Report() QuiesceReport
+	Report() Report
 }
 
 // Report implements Reporter: the processes, other than this one, that
 // have the gate or write lock open now (a writer using the gate keeps both
 // open). As another user than root only that user's processes are seen.
-func (q *FlockQuiescer) Report() QuiesceReport {
-	r := QuiesceReport{Mode: "flock"}
+func (q *Flock) Report() Report {
+	r := Report{Mode: "flock"}
 	if q.state == nil {
 		return r
 	}
@@ -78,24 +78,24 @@ func processesWithOpen(want map[[2]uint64]bool) int {
 }
 
 // Report implements Reporter.
-func (q *ExecQuiescer) Report() QuiesceReport {
-	return QuiesceReport{Mode: "exec", Target: q.LockCmd}
+func (q *Exec) Report() Report {
+	return Report{Mode: "exec", Target: q.LockCmd}
 }
 
 // Report implements Reporter.
-func (q *HTTPQuiescer) Report() QuiesceReport {
-	return QuiesceReport{Mode: "http", Target: q.LockURL}
+func (q *HTTP) Report() Report {
+	return Report{Mode: "http", Target: q.LockURL}
 }
 
 // Report implements Reporter.
-func (q *FreezeQuiescer) Report() QuiesceReport {
-	return QuiesceReport{Mode: "freeze", Processes: q.held, Target: q.Cgroup.Dir}
+func (q *Freeze) Report() Report {
+	return Report{Mode: "freeze", Processes: q.held, Target: q.Cgroup.Dir}
 }
 
 // Report implements Reporter.
-func (q *SignalQuiescer) Report() QuiesceReport {
-	return QuiesceReport{Mode: "signal", Processes: q.held, Target: q.PidFile}
+func (q *Signal) Report() Report {
+	return Report{Mode: "signal", Processes: q.held, Target: q.PidFile}
 }
 
 // Report implements Reporter.
-func (NoQuiescer) Report() QuiesceReport { return QuiesceReport{Mode: "none"} }
+func (None) Report() Report { return Report{Mode: "none"} }

@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil/flock"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +21,7 @@ import (
 // Quiescer stops an application's writes for the moment a snapshot is taken.
 type Quiescer interface {
 	// Quiesce blocks new writes and waits for in-flight ones to finish, for
-	// at most wait. It returns ErrLockTimeout when writes could not be
+	// at most wait. It returns errs.ErrLockTimeout when writes could not be
 	// drained in time, having released everything so that writes continue;
 	// any other error is a failure that retrying will not fix.
 	Quiesce(ctx context.Context, wait time.Duration) error
@@ -28,13 +29,13 @@ type Quiescer interface {
 	Resume(ctx context.Context) error
 }
 
-// NoQuiescer is for data that is already quiet (a stopped application).
-type NoQuiescer struct{}
+// None is for data that is already quiet (a stopped application).
+type None struct{}
 
-func (NoQuiescer) Quiesce(context.Context, time.Duration) error { return nil }
-func (NoQuiescer) Resume(context.Context) error                 { return nil }
+func (None) Quiesce(context.Context, time.Duration) error { return nil }
+func (None) Resume(context.Context) error                 { return nil }
 
-// FlockQuiescer is the snapshot's side of the write-gate protocol (see
+// Flock is the snapshot's side of the write-gate protocol (see
 // package writegate): gate.lock exclusively, then write.lock exclusively.
 //
 // The lock files live in <data-dir>/.hotsnap, where the application's
@@ -44,7 +45,7 @@ func (NoQuiescer) Resume(context.Context) error                 { return nil }
 // creates get the data dir's owner and group and mode 0660, so the
 // application's writers can take their shared locks; an existing one is
 // never chowned or chmodded (it might be someone's hard link).
-type FlockQuiescer struct {
+type Flock struct {
 	DataDir string
 	// Force leaves <state-dir>/force-requested while waiting, which writers
 	// can check (Tx.AbortRequested) to abort long transactions.
@@ -54,9 +55,9 @@ type FlockQuiescer struct {
 	gate, write *flock.File
 }
 
-var _ Quiescer = (*FlockQuiescer)(nil)
+var _ Quiescer = (*Flock)(nil)
 
-func (q *FlockQuiescer) open() error {
+func (q *Flock) open() error {
 	if q.gate != nil {
 		return nil
 	}
@@ -69,7 +70,7 @@ func (q *FlockQuiescer) open() error {
 	if err != nil {
 		return err
 	}
-	state, err := openState(data, true)
+	state, err := OpenStateDir(data, true)
 	if err != nil {
 		return err
 	}
@@ -86,6 +87,25 @@ func (q *FlockQuiescer) open() error {
 	}
 	q.state, q.gate, q.write = state, g, w
 	return nil
+}
+
+// OpenStateDir opens the data dir's shared state dir (.hotsnap), where the
+// write gate's lock files live, creating it (0755) with create.
+func OpenStateDir(data *fsutil.Dir, create bool) (*fsutil.Dir, error) {
+	if create {
+		err := data.Mkdir(writegate.StateDirName, 0o755)
+		if err == nil {
+			err = data.Sync()
+		}
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+	}
+	d, err := data.OpenDir(writegate.StateDirName)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	return d, nil
 }
 
 // openGateLock opens (creating when missing) one lock file of the
@@ -106,32 +126,32 @@ func openGateLock(state *fsutil.Dir, name string, owner fsutil.Stat) (*flock.Fil
 	}
 	f, st, err := state.OpenRegular(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: lock file: %v (remove it: hotsnap creates it again)", ErrUntrusted, err)
+		return nil, fmt.Errorf("%w: lock file: %v (remove it: hotsnap creates it again)", errs.ErrUntrusted, err)
 	}
 	if st.Nlink != 1 {
 		f.Close()
-		return nil, fmt.Errorf("%w: lock file %s has %d links: it may be a hard link to another file; remove it (hotsnap creates it again)", ErrUntrusted, f.Name(), st.Nlink)
+		return nil, fmt.Errorf("%w: lock file %s has %d links: it may be a hard link to another file; remove it (hotsnap creates it again)", errs.ErrUntrusted, f.Name(), st.Nlink)
 	}
 	return flock.New(f), nil
 }
 
 // Quiesce implements Quiescer.
-func (q *FlockQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+func (q *Flock) Quiesce(ctx context.Context, wait time.Duration) error {
 	if err := q.open(); err != nil {
-		if errors.Is(err, ErrUntrusted) {
+		if errors.Is(err, errs.ErrUntrusted) {
 			return err
 		}
-		return fmt.Errorf("%w: open lock files: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: open lock files: %v", ErrFailed, err)
 	}
 	if q.Force {
 		// Whatever stands at the name is replaced by a new empty file of
 		// ours (O_EXCL, never through a symlink).
 		if err := q.state.Remove(writegate.ForceName); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %v", ErrLockFailed, err)
+			return fmt.Errorf("%w: %v", ErrFailed, err)
 		}
 		f, err := q.state.OpenFile(writegate.ForceName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrLockFailed, err)
+			return fmt.Errorf("%w: %v", ErrFailed, err)
 		}
 		f.Close()
 		defer q.state.Remove(writegate.ForceName)
@@ -139,14 +159,14 @@ func (q *FlockQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	if err := q.gate.LockUntil(ctx, true, deadline); err != nil {
 		if err == flock.ErrWouldBlock {
-			return ErrLockTimeout
+			return errs.ErrLockTimeout
 		}
 		return err
 	}
 	if err := q.write.LockUntil(ctx, true, deadline); err != nil {
 		q.gate.Unlock()
 		if err == flock.ErrWouldBlock {
-			return ErrLockTimeout
+			return errs.ErrLockTimeout
 		}
 		return err
 	}
@@ -155,14 +175,14 @@ func (q *FlockQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 
 // Resume implements Quiescer: write.lock first, then the gate, so a writer
 // let through the gate never finds write.lock still held.
-func (q *FlockQuiescer) Resume(context.Context) error {
+func (q *Flock) Resume(context.Context) error {
 	err1 := q.write.Unlock()
 	err2 := q.gate.Unlock()
 	return errors.Join(err1, err2)
 }
 
 // Close closes the lock files.
-func (q *FlockQuiescer) Close() error {
+func (q *Flock) Close() error {
 	if q.gate == nil {
 		return nil
 	}
@@ -177,13 +197,13 @@ func (q *FlockQuiescer) Close() error {
 // "could not drain writes in time, try again with a longer period".
 const ExitTempFail = 75
 
-// ExecQuiescer runs commands (through sh -c) to lock and unlock the
+// Exec runs commands (through sh -c) to lock and unlock the
 // application. The lock command gets HOTSNAP_LOCK_TIMEOUT_MS (the period),
 // HOTSNAP_DATA_DIR and, with Force, HOTSNAP_FORCE=1. It exits 0 when writes
 // are stopped, 75 when they could not be stopped within the period (hotsnap
 // retries with a longer one), anything else on failure (hotsnap gives up).
 // A lock command still running after the period is killed and counts as 75.
-type ExecQuiescer struct {
+type Exec struct {
 	LockCmd, UnlockCmd string
 	DataDir            string
 	Force              bool
@@ -191,21 +211,21 @@ type ExecQuiescer struct {
 	UnlockTimeout time.Duration
 }
 
-var _ Quiescer = (*ExecQuiescer)(nil)
+var _ Quiescer = (*Exec)(nil)
 
-func (q *ExecQuiescer) run(ctx context.Context, cmdline string, timeout time.Duration) (shellResult, error) {
+func (q *Exec) run(ctx context.Context, cmdline string, timeout time.Duration) (ShellResult, error) {
 	env := []string{"HOTSNAP_LOCK_TIMEOUT_MS=" + strconv.FormatInt(timeout.Milliseconds(), 10), "HOTSNAP_DATA_DIR=" + q.DataDir}
 	if q.Force {
 		env = append(env, "HOTSNAP_FORCE=1")
 	}
-	return runShell(ctx, cmdline, timeout, env, false)
+	return Shell(ctx, cmdline, timeout, env, false)
 }
 
 // Quiesce implements Quiescer.
-func (q *ExecQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+func (q *Exec) Quiesce(ctx context.Context, wait time.Duration) error {
 	r, err := q.run(ctx, q.LockCmd, wait)
 	if err != nil {
-		return fmt.Errorf("%w: lock command: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: lock command: %v", ErrFailed, err)
 	}
 	if r.Code == 0 && !r.TimedOut {
 		return nil
@@ -213,15 +233,15 @@ func (q *ExecQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
 	if r.TimedOut || r.Code == ExitTempFail {
 		// Whatever the command managed to lock, let it go before retrying.
 		q.run(context.WithoutCancel(ctx), q.UnlockCmd, q.unlockTimeout())
-		return ErrLockTimeout
+		return errs.ErrLockTimeout
 	}
 	if r.Output != "" {
-		return fmt.Errorf("%w: lock command %q exited with status %d: %s", ErrLockFailed, q.LockCmd, r.Code, r.Output)
+		return fmt.Errorf("%w: lock command %q exited with status %d: %s", ErrFailed, q.LockCmd, r.Code, r.Output)
 	}
-	return fmt.Errorf("%w: lock command %q exited with status %d", ErrLockFailed, q.LockCmd, r.Code)
+	return fmt.Errorf("%w: lock command %q exited with status %d", ErrFailed, q.LockCmd, r.Code)
 }
 
-func (q *ExecQuiescer) unlockTimeout() time.Duration {
+func (q *Exec) unlockTimeout() time.Duration {
 	if q.UnlockTimeout > 0 {
 		return q.UnlockTimeout
 	}
@@ -229,21 +249,21 @@ func (q *ExecQuiescer) unlockTimeout() time.Duration {
 }
 
 // Resume implements Quiescer.
-func (q *ExecQuiescer) Resume(ctx context.Context) error {
+func (q *Exec) Resume(ctx context.Context) error {
 	r, err := q.run(ctx, q.UnlockCmd, q.unlockTimeout())
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: unlock command: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: unlock command: %v", ErrFailed, err)
 	case r.TimedOut:
-		return fmt.Errorf("%w: unlock command %q did not finish within %s", ErrLockFailed, q.UnlockCmd, q.unlockTimeout())
+		return fmt.Errorf("%w: unlock command %q did not finish within %s", ErrFailed, q.UnlockCmd, q.unlockTimeout())
 	case r.Code != 0:
-		return fmt.Errorf("%w: unlock command %q exited with status %d: %s", ErrLockFailed, q.UnlockCmd, r.Code, r.Output)
+		return fmt.Errorf("%w: unlock command %q exited with status %d: %s", ErrFailed, q.UnlockCmd, r.Code, r.Output)
 	}
 	return nil
 }
 
-// LockPolicy is the retry loop around a Quiescer (docs/DESIGN.md, Create).
-type LockPolicy struct {
+// Policy is the retry loop around a Quiescer (docs/DESIGN.md, Create).
+type Policy struct {
 	// MaxWait is the total time spent trying; 0 means defaults.MaxWaitForLock.
 	MaxWait time.Duration
 	// InitialPeriod is the first attempt's period; each failed attempt
@@ -251,7 +271,7 @@ type LockPolicy struct {
 	InitialPeriod time.Duration
 }
 
-func (p LockPolicy) withDefaults() LockPolicy {
+func (p Policy) withDefaults() Policy {
 	if p.MaxWait <= 0 {
 		p.MaxWait = defaults.MaxWaitForLock
 	}
@@ -261,8 +281,8 @@ func (p LockPolicy) withDefaults() LockPolicy {
 	return p
 }
 
-// LockStats describes how the lock was obtained.
-type LockStats struct {
+// Stats describes how the lock was obtained.
+type Stats struct {
 	Attempts int
 	// Waited is the time spent in failed attempts (writes were blocked at
 	// the gate for part of it).
@@ -273,20 +293,20 @@ type LockStats struct {
 }
 
 // Acquire runs q.Quiesce in periods growing by 10 % until it succeeds or
-// MaxWait is spent (ErrLockTimeout). Hard failures end it at once. An
+// MaxWait is spent (errs.ErrLockTimeout). Hard failures end it at once. An
 // attempt refused before its period ended (a lock command that says "not
 // now" at once) waits out the rest of its period before the next, so the
 // attempts in MaxWait are bounded by the periods, never a spin.
-func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
+func Acquire(ctx context.Context, q Quiescer, p Policy) (Stats, error) {
 	p = p.withDefaults()
 	start := time.Now()
 	period := p.InitialPeriod
-	var st LockStats
+	var st Stats
 	for {
 		remaining := p.MaxWait - time.Since(start)
 		if remaining <= 0 {
 			st.Waited = time.Since(start)
-			return st, fmt.Errorf("%w: gave up after %d attempt(s) in %s (--max-wait-for-lock); a long write transaction may be running", ErrLockTimeout, st.Attempts, st.Waited.Round(time.Millisecond))
+			return st, fmt.Errorf("%w: gave up after %d attempt(s) in %s (--max-wait-for-lock); a long write transaction may be running", errs.ErrLockTimeout, st.Attempts, st.Waited.Round(time.Millisecond))
 		}
 		try := min(period, remaining)
 		st.Attempts++
@@ -297,7 +317,7 @@ func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
 			st.Waited = at.Sub(start)
 			return st, nil
 		}
-		if !errors.Is(err, ErrLockTimeout) {
+		if !errors.Is(err, errs.ErrLockTimeout) {
 			return st, err
 		}
 		if ctx.Err() != nil {
@@ -316,21 +336,24 @@ func Acquire(ctx context.Context, q Quiescer, p LockPolicy) (LockStats, error) {
 	}
 }
 
-// resumer resumes a quiesced Quiescer exactly once: where the code says
+// Held resumes a quiesced Quiescer exactly once: where the code says
 // so, or, deferred, when the code between panics or returns early, so a
 // bug of ours never leaves the application's writes (or its frozen
 // processes) stopped.
-type resumer struct {
+type Held struct {
 	ctx  context.Context
 	q    Quiescer
 	done bool
 }
 
-func holding(ctx context.Context, q Quiescer) *resumer {
-	return &resumer{ctx: context.WithoutCancel(ctx), q: q}
+// Hold is q, quiesced: Resume it once (a deferred Resume after the
+// explicit one does nothing). It resumes with ctx's values but without
+// its cancellation, so an interrupt still lets writes continue.
+func Hold(ctx context.Context, q Quiescer) *Held {
+	return &Held{ctx: context.WithoutCancel(ctx), q: q}
 }
 
-func (r *resumer) resume() error {
+func (r *Held) Resume() error {
 	if r == nil || r.done {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
@@ -27,39 +28,39 @@ type WriterFiles interface {
 	WritableFiles() (map[freezer.FileID]bool, error)
 }
 
-// FreezeQuiescer stops every process of a cgroup at once with the
+// Freeze stops every process of a cgroup at once with the
 // kernel's freezer, for applications that know nothing of hotsnap: the
 // snapshot is then exactly what a power cut at that instant would have
 // left, which is what crash-safe storage engines recover from. Before it
 // freezes it writes a thaw record (see thaw.go) that `hotsnap recover`
 // uses should hotsnap be killed while the cgroup is frozen.
-type FreezeQuiescer struct {
-	Layout *Layout
+type Freeze struct {
+	State  StateDir
 	Cgroup freezer.Cgroup
 
 	log  *thawLog
 	held int // processes frozen by the last Quiesce
 }
 
-var _ WriterFiles = (*FreezeQuiescer)(nil)
+var _ WriterFiles = (*Freeze)(nil)
 
 // Quiesce implements Quiescer.
-func (q *FreezeQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
-	t, err := openThawLog(q.Layout)
+func (q *Freeze) Quiesce(ctx context.Context, wait time.Duration) error {
+	t, err := openThawLog(q.State)
 	if err != nil {
-		return fmt.Errorf("%w: thaw record: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: thaw record: %v", ErrFailed, err)
 	}
 	if err := t.write(ThawRecord{Kind: q.Cgroup.Kind(), Path: q.Cgroup.Dir}); err != nil {
 		t.done()
-		return fmt.Errorf("%w: thaw record: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: thaw record: %v", ErrFailed, err)
 	}
 	err = q.Cgroup.Freeze(ctx, time.Now().Add(wait))
 	if err != nil {
 		t.done()
 		if errors.Is(err, freezer.ErrTimeout) {
-			return ErrLockTimeout
+			return errs.ErrLockTimeout
 		}
-		return fmt.Errorf("%w: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: %v", ErrFailed, err)
 	}
 	q.log = t
 	if pids, err := q.Cgroup.Pids(); err == nil {
@@ -69,7 +70,7 @@ func (q *FreezeQuiescer) Quiesce(ctx context.Context, wait time.Duration) error 
 }
 
 // WritableFiles implements WriterFiles; call it while frozen.
-func (q *FreezeQuiescer) WritableFiles() (map[freezer.FileID]bool, error) {
+func (q *Freeze) WritableFiles() (map[freezer.FileID]bool, error) {
 	pids, err := q.Cgroup.Pids()
 	if err != nil {
 		return nil, err
@@ -78,16 +79,16 @@ func (q *FreezeQuiescer) WritableFiles() (map[freezer.FileID]bool, error) {
 }
 
 // Resume implements Quiescer.
-func (q *FreezeQuiescer) Resume(context.Context) error {
+func (q *Freeze) Resume(context.Context) error {
 	if err := q.Cgroup.Thaw(); err != nil {
-		return fmt.Errorf("%w: %v (run `hotsnap recover` to try again)", ErrLockFailed, err)
+		return fmt.Errorf("%w: %v (run `hotsnap recover` to try again)", ErrFailed, err)
 	}
 	err := q.log.done()
 	q.log = nil
 	return err
 }
 
-// SignalQuiescer stops a process and its descendants with SIGSTOP and
+// Signal stops a process and its descendants with SIGSTOP and
 // resumes them with SIGCONT, for hosts without a cgroup freezer. The
 // process is named by a pid file. As root, hotsnap only signals a process
 // owned by the pid file's owner (or any, when root owns the pid file), so
@@ -95,8 +96,8 @@ func (q *FreezeQuiescer) Resume(context.Context) error {
 // user's processes; never pid 1 and never hotsnap or its ancestors. A
 // process that forks a daemon which leaves the tree (a double fork) is
 // not followed: prefer the freeze quiescer where there is a cgroup.
-type SignalQuiescer struct {
-	Layout  *Layout
+type Signal struct {
+	State   StateDir
 	PidFile string
 
 	tree *freezer.Tree
@@ -104,10 +105,10 @@ type SignalQuiescer struct {
 	held int // processes stopped by the last Quiesce
 }
 
-var _ WriterFiles = (*SignalQuiescer)(nil)
+var _ WriterFiles = (*Signal)(nil)
 
 // ReadPidFile reads a pid file and checks that the process may be stopped
-// (see SignalQuiescer).
+// (see Signal).
 func ReadPidFile(path string) (int, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -117,7 +118,7 @@ func ReadPidFile(path string) (int, error) {
 	// for a symlink would aim hotsnap at another file.
 	f, st, err := fsutil.OpenRegularPath(abs)
 	if errors.Is(err, fsutil.ErrSymlink) {
-		return 0, fmt.Errorf("%w: pid file %s: a component of its path is a symlink", ErrUntrusted, path)
+		return 0, fmt.Errorf("%w: pid file %s: a component of its path is a symlink", errs.ErrUntrusted, path)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("pid file: %w", err)
@@ -128,12 +129,12 @@ func ReadPidFile(path string) (int, error) {
 	owner := st.UID
 	dirs, err := fsutil.DirsOwner(abs)
 	if err != nil {
-		return 0, fmt.Errorf("%w: pid file %s: %v", ErrUntrusted, path, err)
+		return 0, fmt.Errorf("%w: pid file %s: %v", errs.ErrUntrusted, path, err)
 	}
 	if owner == 0 {
 		owner = dirs
 	} else if dirs != 0 && dirs != owner {
-		return 0, fmt.Errorf("%w: pid file %s is owned by uid %d in a directory of uid %d", ErrUntrusted, path, owner, dirs)
+		return 0, fmt.Errorf("%w: pid file %s is owned by uid %d in a directory of uid %d", errs.ErrUntrusted, path, owner, dirs)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 64))
 	if err != nil {
@@ -159,24 +160,24 @@ func ReadPidFile(path string) (int, error) {
 		return 0, fmt.Errorf("pid file %s names pid %d, which is not running", path, pid)
 	}
 	if owner != 0 && uid != owner {
-		return 0, fmt.Errorf("%w: pid file %s can be written by uid %d but names pid %d of uid %d: refusing to stop another user's process", ErrUntrusted, path, owner, pid, uid)
+		return 0, fmt.Errorf("%w: pid file %s can be written by uid %d but names pid %d of uid %d: refusing to stop another user's process", errs.ErrUntrusted, path, owner, pid, uid)
 	}
 	return pid, nil
 }
 
 // Quiesce implements Quiescer. The pid file is read again at every
 // attempt: a restarted application has a new pid.
-func (q *SignalQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+func (q *Signal) Quiesce(ctx context.Context, wait time.Duration) error {
 	pid, err := ReadPidFile(q.PidFile)
 	if err != nil {
-		if errors.Is(err, ErrUntrusted) {
+		if errors.Is(err, errs.ErrUntrusted) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: %v", ErrFailed, err)
 	}
-	t, err := openThawLog(q.Layout)
+	t, err := openThawLog(q.State)
 	if err != nil {
-		return fmt.Errorf("%w: thaw record: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: thaw record: %v", ErrFailed, err)
 	}
 	tree := &freezer.Tree{Root: pid}
 	err = tree.Stop(ctx, time.Now().Add(wait), func(ids []freezer.Ident) error {
@@ -185,16 +186,16 @@ func (q *SignalQuiescer) Quiesce(ctx context.Context, wait time.Duration) error 
 	if err != nil {
 		t.done() // Stop resumed whatever it had stopped
 		if errors.Is(err, freezer.ErrTimeout) {
-			return ErrLockTimeout
+			return errs.ErrLockTimeout
 		}
-		return fmt.Errorf("%w: %v", ErrLockFailed, err)
+		return fmt.Errorf("%w: %v", ErrFailed, err)
 	}
 	q.tree, q.log, q.held = tree, t, len(tree.Stopped())
 	return nil
 }
 
 // WritableFiles implements WriterFiles; call it while stopped.
-func (q *SignalQuiescer) WritableFiles() (map[freezer.FileID]bool, error) {
+func (q *Signal) WritableFiles() (map[freezer.FileID]bool, error) {
 	ids := q.tree.Stopped()
 	pids := make([]int, len(ids))
 	for i, id := range ids {
@@ -204,10 +205,10 @@ func (q *SignalQuiescer) WritableFiles() (map[freezer.FileID]bool, error) {
 }
 
 // Resume implements Quiescer.
-func (q *SignalQuiescer) Resume(context.Context) error {
+func (q *Signal) Resume(context.Context) error {
 	err := q.tree.Cont()
 	if err != nil {
-		return fmt.Errorf("%w: %v (run `hotsnap recover` to try again)", ErrLockFailed, err)
+		return fmt.Errorf("%w: %v (run `hotsnap recover` to try again)", ErrFailed, err)
 	}
 	err = q.log.done()
 	q.tree, q.log = nil, nil

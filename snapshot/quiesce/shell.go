@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"bytes"
@@ -11,19 +11,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hotsnap/hotsnap/defaults"
 )
 
-// shellResult is how a command run by runShell ended.
-type shellResult struct {
+// ShellResult is how a command run by Shell ended.
+type ShellResult struct {
 	TimedOut bool
 	Code     int    // exit status; -1 when it did not exit normally
 	Output   string // the last 500 bytes of stderr (and stdout when asked)
 }
 
-// runShell runs cmdline through sh -c with extra environment variables,
+// Shell runs cmdline through sh -c with extra environment variables,
 // killing its whole process group after timeout. The error is for failures
 // to run it at all or a cancelled ctx; a non-zero exit is in the result.
-func runShell(ctx context.Context, cmdline string, timeout time.Duration, env []string, withStdout bool) (shellResult, error) {
+func Shell(ctx context.Context, cmdline string, timeout time.Duration, env []string, withStdout bool) (ShellResult, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", cmdline)
@@ -37,7 +39,7 @@ func runShell(ctx context.Context, cmdline string, timeout time.Duration, env []
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
-	res := shellResult{Code: -1, Output: strings.TrimSpace(out.String())}
+	res := ShellResult{Code: -1, Output: strings.TrimSpace(out.String())}
 	if len(res.Output) > 500 {
 		res.Output = res.Output[len(res.Output)-500:]
 	}
@@ -61,18 +63,14 @@ func runShell(ctx context.Context, cmdline string, timeout time.Duration, env []
 }
 
 // RunHook runs the application's stop or start command (what) through
-// sh -c, with HOTSNAP_DATA_DIR set, killing it after timeout (0 means 5
-// minutes); a failure is an ErrHook error with the command's last output.
+// sh -c, with HOTSNAP_DATA_DIR set, killing it after timeout (0 means
+// defaults.HookTimeout); a failure is an ErrHook error with the command's
+// last output.
 func RunHook(ctx context.Context, what, cmdline string, timeout time.Duration, dataDir string, log *slog.Logger) error {
-	return runHook(ctx, what, cmdline, timeout, dataDir, log)
-}
-
-// runHook runs a stop or start command through sh -c with a timeout.
-func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, dataDir string, log *slog.Logger) error {
 	if timeout <= 0 {
-		timeout = 5 * time.Minute
+		timeout = defaults.HookTimeout
 	}
-	r, err := runShell(ctx, cmdline, timeout, []string{"HOTSNAP_DATA_DIR=" + dataDir}, true)
+	r, err := Shell(ctx, cmdline, timeout, []string{"HOTSNAP_DATA_DIR=" + dataDir}, true)
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: %s command %q: %v", ErrHook, what, cmdline, err)
@@ -83,6 +81,8 @@ func runHook(ctx context.Context, what, cmdline string, timeout time.Duration, d
 	case r.Code != 0:
 		return fmt.Errorf("%w: %s command %q exited with status %d", ErrHook, what, cmdline, r.Code)
 	}
-	logger(log).Info(what+" command ran", "cmd", cmdline)
+	if log != nil {
+		log.Info(what+" command ran", "cmd", cmdline)
+	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 	"github.com/hotsnap/hotsnap/snapshot/freezer"
 )
 
-// QuiesceConfig says how writes are stopped, as the CLI's --quiesce flags
+// Config says how writes are stopped, as the CLI's --quiesce flags
 // and an agent's configuration give it.
-type QuiesceConfig struct {
+type Config struct {
 	// Mode is flock (the write-gate protocol; the default), freeze (a
 	// cgroup: Cgroup or Unit), signal (SIGSTOP the tree of PidFile), exec
 	// (LockCmd, UnlockCmd), http (LockURL, UnlockURL, LockTokenFile) or
@@ -31,7 +31,7 @@ func usage(format string, args ...any) error {
 }
 
 // check refuses settings that belong to another mode.
-func (c QuiesceConfig) check() error {
+func (c Config) check() error {
 	switch {
 	case (c.Cgroup != "" || c.Unit != "") && c.Mode != "freeze":
 		return usage("--cgroup and --unit need --quiesce freeze")
@@ -43,10 +43,11 @@ func (c QuiesceConfig) check() error {
 	return nil
 }
 
-// NewQuiescer builds the quiescer c asks for over l's data dir, and the
+// New builds the quiescer c asks for over dataDir (a freeze or signal
+// quiescer keeps its thaw record in state), and the
 // function that releases it. force (or c.Force) asks the application to
 // abort long write transactions. A bad configuration is a usage error.
-func NewQuiescer(ctx context.Context, l *Layout, c QuiesceConfig, force bool) (Quiescer, func(), error) {
+func New(ctx context.Context, dataDir string, state StateDir, c Config, force bool) (Quiescer, func(), error) {
 	force = force || c.Force
 	if c.Mode == "" {
 		c.Mode = "flock"
@@ -72,25 +73,25 @@ func NewQuiescer(ctx context.Context, l *Layout, c QuiesceConfig, force bool) (Q
 		if err != nil {
 			return nil, nil, usage("--quiesce freeze: %v", err)
 		}
-		return &FreezeQuiescer{Layout: l, Cgroup: cg}, nothing, nil
+		return &Freeze{State: state, Cgroup: cg}, nothing, nil
 	case "signal":
 		if c.PidFile == "" {
 			return nil, nil, usage("--quiesce signal needs --pid-file FILE")
 		}
-		return &SignalQuiescer{Layout: l, PidFile: c.PidFile}, nothing, nil
+		return &Signal{State: state, PidFile: c.PidFile}, nothing, nil
 	case "flock":
-		q := &FlockQuiescer{DataDir: l.DataDir, Force: force}
+		q := &Flock{DataDir: dataDir, Force: force}
 		return q, func() { q.Close() }, nil
 	case "exec":
 		if c.LockCmd == "" || c.UnlockCmd == "" {
 			return nil, nil, usage("--quiesce exec needs both --lock-cmd and --unlock-cmd")
 		}
-		return &ExecQuiescer{LockCmd: c.LockCmd, UnlockCmd: c.UnlockCmd, DataDir: l.DataDir, Force: force}, nothing, nil
+		return &Exec{LockCmd: c.LockCmd, UnlockCmd: c.UnlockCmd, DataDir: dataDir, Force: force}, nothing, nil
 	case "http":
 		if c.LockURL == "" || c.UnlockURL == "" {
 			return nil, nil, usage("--quiesce http needs both --lock-url and --unlock-url")
 		}
-		q := &HTTPQuiescer{LockURL: c.LockURL, UnlockURL: c.UnlockURL, DataDir: l.DataDir, Force: force}
+		q := &HTTP{LockURL: c.LockURL, UnlockURL: c.UnlockURL, DataDir: dataDir, Force: force}
 		if c.LockTokenFile != "" {
 			b, err := fsutil.ReadSecretFile(c.LockTokenFile, "lock token file")
 			if err != nil {
@@ -100,7 +101,7 @@ func NewQuiescer(ctx context.Context, l *Layout, c QuiesceConfig, force bool) (Q
 		}
 		return q, nothing, nil
 	case "none":
-		return NoQuiescer{}, nothing, nil
+		return None{}, nothing, nil
 	}
 	return nil, nil, usage("--quiesce %q: want flock, freeze, signal, exec, http or none", c.Mode)
 }

@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"bytes"
@@ -10,16 +10,18 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/hotsnap/hotsnap/errs"
 )
 
-// HTTPQuiescer asks the application itself to stop and resume writes over
+// HTTP asks the application itself to stop and resume writes over
 // HTTP. Lock: POST LockURL with {"timeoutMs": period, "force": bool,
 // "dataDir": path}; 200 means writes are stopped, 409, 423 or 503 mean
 // "could not drain in time, retry with a longer period" (hotsnap posts the
 // unlock URL first), anything else is a failure. Resume: POST UnlockURL;
 // it must answer 200. A request still running after the period counts as a
 // retry. A bearer token is sent when set.
-type HTTPQuiescer struct {
+type HTTP struct {
 	LockURL, UnlockURL string
 	Token              string
 	DataDir            string
@@ -29,9 +31,9 @@ type HTTPQuiescer struct {
 	Client        *http.Client
 }
 
-var _ Quiescer = (*HTTPQuiescer)(nil)
+var _ Quiescer = (*HTTP)(nil)
 
-func (q *HTTPQuiescer) post(ctx context.Context, url string, timeout time.Duration) (int, string, error) {
+func (q *HTTP) post(ctx context.Context, url string, timeout time.Duration) (int, string, error) {
 	body, _ := json.Marshal(map[string]any{"timeoutMs": timeout.Milliseconds(), "force": q.Force, "dataDir": q.DataDir})
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -60,21 +62,21 @@ func (q *HTTPQuiescer) post(ctx context.Context, url string, timeout time.Durati
 }
 
 // Quiesce implements Quiescer.
-func (q *HTTPQuiescer) Quiesce(ctx context.Context, wait time.Duration) error {
+func (q *HTTP) Quiesce(ctx context.Context, wait time.Duration) error {
 	code, msg, err := q.post(ctx, q.LockURL, wait)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), code == http.StatusConflict, code == http.StatusLocked, code == http.StatusServiceUnavailable:
 		q.post(context.WithoutCancel(ctx), q.UnlockURL, q.unlockTimeout())
-		return ErrLockTimeout
+		return errs.ErrLockTimeout
 	case err != nil:
-		return fmt.Errorf("%w: lock request to %s: %v", ErrLockFailed, q.LockURL, err)
+		return fmt.Errorf("%w: lock request to %s: %v", ErrFailed, q.LockURL, err)
 	case code != http.StatusOK:
-		return fmt.Errorf("%w: lock request to %s answered %d: %s", ErrLockFailed, q.LockURL, code, msg)
+		return fmt.Errorf("%w: lock request to %s answered %d: %s", ErrFailed, q.LockURL, code, msg)
 	}
 	return nil
 }
 
-func (q *HTTPQuiescer) unlockTimeout() time.Duration {
+func (q *HTTP) unlockTimeout() time.Duration {
 	if q.UnlockTimeout > 0 {
 		return q.UnlockTimeout
 	}
@@ -82,13 +84,13 @@ func (q *HTTPQuiescer) unlockTimeout() time.Duration {
 }
 
 // Resume implements Quiescer.
-func (q *HTTPQuiescer) Resume(ctx context.Context) error {
+func (q *HTTP) Resume(ctx context.Context) error {
 	code, msg, err := q.post(ctx, q.UnlockURL, q.unlockTimeout())
 	if err != nil {
-		return fmt.Errorf("%w: unlock request to %s: %v", ErrLockFailed, q.UnlockURL, err)
+		return fmt.Errorf("%w: unlock request to %s: %v", ErrFailed, q.UnlockURL, err)
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("%w: unlock request to %s answered %d: %s", ErrLockFailed, q.UnlockURL, code, msg)
+		return fmt.Errorf("%w: unlock request to %s answered %d: %s", ErrFailed, q.UnlockURL, code, msg)
 	}
 	return nil
 }

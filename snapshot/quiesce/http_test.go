@@ -1,4 +1,4 @@
-package snapshot
+package quiesce
 
 import (
 	"context"
@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
 // app is a real HTTP server on loopback standing in for an application's
@@ -58,30 +56,35 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestHTTPQuiescer(t *testing.T) {
-	dir := testtree.New(t)
-	l := newLayout(t, dir)
+	ctx := context.Background()
 	a := &app{busy: 2}
 	srv := httptest.NewServer(a)
 	defer srv.Close()
-	q := &HTTPQuiescer{LockURL: srv.URL + "/lock", UnlockURL: srv.URL + "/unlock", Token: "t0ken", DataDir: dir, Force: true}
-	res, err := Create(context.Background(), l, CreateOptions{Quiescer: q, Lock: LockPolicy{InitialPeriod: time.Second}})
+	q := &HTTP{LockURL: srv.URL + "/lock", UnlockURL: srv.URL + "/unlock", Token: "t0ken", DataDir: "/data", Force: true}
+	// Busy twice (409, 423 or 503: retry), then locked: three attempts.
+	st, err := Acquire(ctx, q, Policy{InitialPeriod: time.Second, MaxWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.LockAttempts != 3 || a.locked != 0 || !a.force {
-		t.Fatalf("attempts %d, still locked %d, force %v", res.LockAttempts, a.locked, a.force)
+	if err := Hold(ctx, q).Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Attempts != 3 || a.locked != 0 || !a.force {
+		t.Fatalf("attempts %d, still locked %d, force %v", st.Attempts, a.locked, a.force)
 	}
 	// A refusal that retrying cannot fix fails at once, with the app's words.
 	a.lockStatus = http.StatusForbidden
-	_, err = Create(context.Background(), l, CreateOptions{Quiescer: q})
-	if !errors.Is(err, ErrLockFailed) || !strings.Contains(err.Error(), "read-only mode") {
-		t.Fatalf("want ErrLockFailed with the app's message, got %v", err)
+	st, err = Acquire(ctx, q, Policy{})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "read-only mode") || st.Attempts != 1 {
+		t.Fatalf("want ErrFailed with the app's message at once, got %v after %d attempts", err, st.Attempts)
 	}
 	// A wrong token is a failure too.
 	q.Token = "wrong"
 	a.lockStatus = 0
-	if _, err := Create(context.Background(), l, CreateOptions{Quiescer: q}); !errors.Is(err, ErrLockFailed) {
+	if _, err := Acquire(ctx, q, Policy{}); !errors.Is(err, ErrFailed) {
 		t.Fatalf("wrong token: %v", err)
 	}
-	assertClean(t, l)
+	if a.locked != 0 {
+		t.Fatalf("still locked %d", a.locked)
+	}
 }

@@ -1,14 +1,16 @@
-package snapshot
+package quiesce
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil/flock"
 
 	"golang.org/x/sys/unix"
@@ -47,18 +49,12 @@ type thawLog struct {
 	name string
 }
 
-// openThawLog creates a new, locked record file in the data dir's private
-// state dir.
-func openThawLog(l *Layout) (*thawLog, error) {
-	if l == nil {
-		return nil, fmt.Errorf("%w: a quiescer that stops processes needs the data dir's layout (for its thaw record)", ErrInvalid)
+// openThawLog creates a new, locked record file in the state dir.
+func openThawLog(state StateDir) (*thawLog, error) {
+	if state == nil {
+		return nil, fmt.Errorf("%w: a quiescer that stops processes needs a state dir (for its thaw record)", errs.ErrInvalid)
 	}
-	data, err := l.openData()
-	if err != nil {
-		return nil, err
-	}
-	defer data.Close()
-	priv, err := l.openPrivate(data, true)
+	priv, err := state()
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +104,10 @@ func (t *thawLog) done() error {
 	return err
 }
 
-// recoverThaws thaws what the records of dead quiescers name, and removes
-// them. It returns a line per record for RecoverResult.Thawed.
-func (s *session) recoverThaws() ([]string, error) {
-	names, err := s.priv.Names(".")
+// RecoverThaws thaws what the records of dead quiescers in the state dir
+// priv name, and removes them. It returns a line per record thawed.
+func RecoverThaws(priv *fsutil.Dir, log *slog.Logger) ([]string, error) {
+	names, err := priv.Names(".")
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +116,9 @@ func (s *session) recoverThaws() ([]string, error) {
 		if !strings.HasPrefix(n, thawPrefix) || !strings.HasSuffix(n, ".json") {
 			continue
 		}
-		f, _, err := s.priv.OpenRegular(n)
+		f, _, err := priv.OpenRegular(n)
 		if err != nil {
-			return nil, fmt.Errorf("thaw record %s: %w", s.priv.Join(n), err)
+			return nil, fmt.Errorf("thaw record %s: %w", priv.Join(n), err)
 		}
 		lf := flock.New(f)
 		if lf.TryLock(true) != nil {
@@ -137,14 +133,14 @@ func (s *session) recoverThaws() ([]string, error) {
 		if err == nil && len(b) > 0 {
 			if terr := r.thaw(); terr != nil {
 				lf.Close()
-				return thawed, fmt.Errorf("thaw what a killed hotsnap stopped (record %s): %w", s.priv.Join(n), terr)
+				return thawed, fmt.Errorf("thaw what a killed hotsnap stopped (record %s): %w", priv.Join(n), terr)
 			}
 			thawed = append(thawed, r.String())
-			s.log.Warn("resumed processes that a killed hotsnap had stopped", "what", r.String())
+			log.Warn("resumed processes that a killed hotsnap had stopped", "what", r.String())
 		}
 		// An empty or torn record was never acted on: it is written and
 		// synced before anything is stopped.
-		s.priv.Remove(n)
+		priv.Remove(n)
 		lf.Close()
 	}
 	return thawed, nil
