@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	s3store "github.com/hotsnap/hotsnap/archive/store/s3"
@@ -80,7 +81,7 @@ func snap(t *testing.T, dir string, copyGlobs ...string) (*snapshot.Layout, stri
 
 func openRepo(t *testing.T, st store.Store) *Repo {
 	t.Helper()
-	r, err := Init(context.Background(), st, InitOptions{PackSize: 1 << 20})
+	r, err := Init(context.Background(), st, repo.InitOptions{PackSize: 1 << 20})
 	must(t, err)
 	return r
 }
@@ -179,10 +180,10 @@ func TestArchive_DownloadFetchesEverythingWithoutLocalCopies(t *testing.T) {
 	if _, err := Download(ctx, r, l2, id, DownloadOptions{}); !errors.Is(err, snapshot.ErrExists) {
 		t.Fatalf("second download must refuse: %v", err)
 	}
-	if _, err := Download(ctx, r, l2, "2020-01-01T00.00.00Z_nope", DownloadOptions{}); !errors.Is(err, ErrNotFound) {
+	if _, err := Download(ctx, r, l2, "2020-01-01T00.00.00Z_nope", DownloadOptions{}); !errors.Is(err, repo.ErrNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
-	if _, err := Download(ctx, r, l2, id, DownloadOptions{Node: "n9"}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "local") {
+	if _, err := Download(ctx, r, l2, id, DownloadOptions{Node: "n9"}); !errors.Is(err, repo.ErrNotFound) || !strings.Contains(err.Error(), "local") {
 		t.Fatalf("unknown node must name the nodes present: %v", err)
 	}
 }
@@ -244,7 +245,7 @@ func TestArchive_CorruptOrMissingPack(t *testing.T) {
 		for _, k := range packs {
 			b, err := st.Get(ctx, k, 1<<30)
 			must(t, err)
-			refs, err := parsePack(nil, b)
+			refs, err := r.ParsePack(b)
 			must(t, err)
 			for _, ref := range refs {
 				if ref.Raw >= 256<<10 {
@@ -259,8 +260,8 @@ func TestArchive_CorruptOrMissingPack(t *testing.T) {
 			}
 		}
 		_, err = Download(ctx, r, l, id, DownloadOptions{})
-		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "snapshot files affected") {
-			t.Fatalf("corrupt pack: want ErrCorrupt naming files, got %v", err)
+		if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "snapshot files affected") {
+			t.Fatalf("corrupt pack: want repo.ErrCorrupt naming files, got %v", err)
 		}
 		if infos, _ := snapshot.List(ctx, l, nil); len(infos) != 0 {
 			t.Fatal("a failed download left a snapshot")
@@ -277,7 +278,7 @@ func TestArchive_CorruptOrMissingPack(t *testing.T) {
 		if !strings.Contains(strings.Join(c.Problems, "\n"), "missing") {
 			t.Fatalf("structure check must find the missing pack: %v", c.Problems)
 		}
-		if _, err = Download(ctx, r, l, id, DownloadOptions{}); !errors.Is(err, ErrCorrupt) {
+		if _, err = Download(ctx, r, l, id, DownloadOptions{}); !errors.Is(err, repo.ErrCorrupt) {
 			t.Fatalf("missing pack: %v", err)
 		}
 	})
@@ -310,7 +311,7 @@ func TestArchive_TrailerFlipFoundByCheck(t *testing.T) {
 	var first string
 	st.List(ctx, "packs/", func(i store.Info) error { first = i.Key; return nil })
 	b, _ := st.Get(ctx, first, 1<<30)
-	b[len(b)-trailerTailLen-5] ^= 0x01 // inside the last trailer entry
+	b[len(b)-repo.TrailerTailLen-5] ^= 0x01 // inside the last trailer entry
 	must(t, st.Put(ctx, first, b))
 	c, err := r.Check(ctx, CheckOptions{ReadData: true})
 	must(t, err)
@@ -326,7 +327,7 @@ func TestArchive_MinIOStoppedMidUpload(t *testing.T) {
 	r := openRepo(t, st)
 	dir := dataDir(t)
 	l, id := snap(t, dir)
-	r.st = &stopAfterPuts{Store: st, n: 2, stop: m.Stop}
+	r.Repo = r.WithStore(&stopAfterPuts{Store: st, n: 2, stop: m.Stop})
 	res, err := Upload(ctx, r, l, id, UploadOptions{})
 	if err == nil || !strings.Contains(err.Error(), "failed after") {
 		t.Fatalf("want a clear failure after bounded retries, got %v", err)
@@ -338,7 +339,7 @@ func TestArchive_MinIOStoppedMidUpload(t *testing.T) {
 		t.Fatalf("MinIO was stopped after 2 packs, upload says %d", res.PacksWritten)
 	}
 	m.Start()
-	r.st = st
+	r.Repo = r.WithStore(st)
 	// Nothing references missing data: no manifest was written, check is clean.
 	if list, _ := r.List(ctx); len(list) != 0 {
 		t.Fatalf("an interrupted upload left a manifest: %+v", list)
@@ -358,11 +359,11 @@ func TestArchive_MinIOStoppedMidUpload(t *testing.T) {
 func TestInit_Twice(t *testing.T) {
 	st, _ := fsstore.New(t.TempDir())
 	openRepo(t, st)
-	if _, err := Init(context.Background(), st, InitOptions{}); !errors.Is(err, ErrAlreadyInitialised) {
+	if _, err := Init(context.Background(), st, repo.InitOptions{}); !errors.Is(err, repo.ErrAlreadyInitialised) {
 		t.Fatalf("%v", err)
 	}
 	empty, _ := fsstore.New(t.TempDir())
-	if _, err := Open(context.Background(), empty, nil); !errors.Is(err, ErrNotInitialised) {
+	if _, err := Open(context.Background(), empty, nil); !errors.Is(err, repo.ErrNotInitialised) {
 		t.Fatalf("%v", err)
 	}
 }
@@ -378,22 +379,22 @@ func TestUpload_IndexesAsItGoes(t *testing.T) {
 	indexFlushBlobs = 8
 	ctx := context.Background()
 	dir := t.TempDir()
-	shared := make([]byte, DefaultMaxChunk)
-	randomFill(shared, 99)
+	shared := make([]byte, repo.DefaultMaxChunk)
+	testtree.RandomFill(shared, 99)
 	for _, name := range []string{"a", "z"} {
 		tail := make([]byte, 100<<10)
-		randomFill(tail, uint64(name[0]))
+		testtree.RandomFill(tail, uint64(name[0]))
 		must(t, os.WriteFile(filepath.Join(dir, name), append(append([]byte{}, shared...), tail...), 0o644))
 	}
 	for i := range 40 {
 		b := make([]byte, 64<<10)
-		randomFill(b, uint64(i))
+		testtree.RandomFill(b, uint64(i))
 		must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("m%02d", i)), b, 0o644))
 	}
 	l, id := snap(t, dir)
 	root := t.TempDir()
 	st, _ := fsstore.New(root)
-	r, err := Init(ctx, st, InitOptions{PackSize: 1 << 20})
+	r, err := Init(ctx, st, repo.InitOptions{PackSize: 1 << 20})
 	must(t, err)
 	up, err := Upload(ctx, r, l, id, UploadOptions{})
 	must(t, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -57,9 +58,9 @@ func BenchmarkUpload(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				dir, _ := os.MkdirTemp("/dev/shm", "hotsnap-bench-")
 				st, _ := fsstore.New(dir)
-				o := InitOptions{}
+				o := repo.InitOptions{}
 				if encrypted {
-					k := GenerateKey()
+					k := repo.GenerateKey()
 					o.Key = &k
 				}
 				r, _ := Init(context.Background(), st, o)
@@ -81,7 +82,7 @@ func BenchmarkDownload(b *testing.B) {
 	dir, _ := os.MkdirTemp("/dev/shm", "hotsnap-bench-")
 	defer os.RemoveAll(dir)
 	st, _ := fsstore.New(dir)
-	r, _ := Init(context.Background(), st, InitOptions{})
+	r, _ := Init(context.Background(), st, repo.InitOptions{})
 	if _, err := Upload(context.Background(), r, l, id, UploadOptions{}); err != nil {
 		b.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func BenchmarkGC(b *testing.B) {
 		}
 		l, _ := snapshot.NewLayout(dir, "")
 		st, _ := fsstore.New(filepath.Join(b.TempDir(), "repo"))
-		r, _ := Init(context.Background(), st, InitOptions{})
+		r, _ := Init(context.Background(), st, repo.InitOptions{})
 		var firstUpload time.Duration
 		for s := 0; s < 20; s++ {
 			if s > 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -21,7 +22,7 @@ import (
 // manifest stream's chunks are fetched, never file data.
 type ManifestStream struct {
 	*manifest.Reader
-	s *streamReader
+	s *repo.StreamReader
 }
 
 // Close stops the stream.
@@ -29,21 +30,21 @@ func (m *ManifestStream) Close() { m.s.Close() }
 
 // openManifest starts reading the manifest of snapshot id's piece of node.
 // idx is from LoadIndex.
-func (r *Repo) openManifest(ctx context.Context, idx *Index, id, node string) (*ManifestStream, error) {
-	s, err := r.readSnapshot(ctx, id, node)
+func (r *Repo) openManifest(ctx context.Context, idx *repo.Index, id, node string) (*ManifestStream, error) {
+	s, err := r.ReadSnapshot(ctx, id, node)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkStreams(idx); err != nil {
+	if err := s.CheckStreams(idx); err != nil {
 		return nil, err
 	}
-	ms := r.openStream(ctx, idx, s.key+" (manifest stream)", s.obj.Manifest)
+	ms := r.OpenStream(ctx, idx, s.Key()+" (manifest stream)", s.Object().Manifest)
 	mr, err := manifest.NewReader(ms)
 	if err != nil {
 		ms.Close()
-		return nil, fmt.Errorf("%s: %w", s.key, err)
+		return nil, fmt.Errorf("%s: %w", s.Key(), err)
 	}
-	if err := s.describes(mr.Header()); err != nil {
+	if err := s.Describes(mr.Header()); err != nil {
 		ms.Close()
 		return nil, err
 	}
@@ -53,18 +54,18 @@ func (r *Repo) openManifest(ctx context.Context, idx *Index, id, node string) (*
 // cat writes the content of the file at path in snapshot id's piece of
 // node to w, chunk by chunk as they arrive, each chunk checked against its
 // id, and the whole against the manifest's BLAKE3 at the end: an error
-// wrapping ErrCorrupt then says w got bytes that are not the file's. The
+// wrapping repo.ErrCorrupt then says w got bytes that are not the file's. The
 // manifest is read only up to the file (entries are sorted by path).
-func (r *Repo) cat(ctx context.Context, idx *Index, id, node, path string, w io.Writer) (*manifest.Entry, error) {
-	p, err := r.openPieceOf(ctx, idx, id, node)
+func (r *Repo) cat(ctx context.Context, idx *repo.Index, id, node, path string, w io.Writer) (*manifest.Entry, error) {
+	p, err := r.OpenPieceOf(ctx, idx, id, node)
 	if err != nil {
 		return nil, err
 	}
 	defer p.Close()
 	for {
-		e, ids, err := p.next()
+		e, ids, err := p.Next()
 		if err == io.EOF || (err == nil && string(e.Path) > path) {
-			return nil, fmt.Errorf("%s is not in snapshot %s (node %s): %w", path, id, node, ErrNotFound)
+			return nil, fmt.Errorf("%s is not in snapshot %s (node %s): %w", path, id, node, repo.ErrNotFound)
 		}
 		if err != nil {
 			return nil, err
@@ -78,7 +79,7 @@ func (r *Repo) cat(ctx context.Context, idx *Index, id, node, path string, w io.
 		h := manifest.NewHasher()
 		out := io.MultiWriter(w, h)
 		for _, cid := range ids {
-			b, err := r.fetchChunk(ctx, idx, cid)
+			b, err := r.FetchChunk(ctx, idx, cid)
 			if err != nil {
 				return nil, err
 			}
@@ -87,7 +88,7 @@ func (r *Repo) cat(ctx context.Context, idx *Index, id, node, path string, w io.
 			}
 		}
 		if sum := h.Sum(); sum != e.BLAKE3 {
-			return nil, fmt.Errorf("%w: %s: the bytes written hash to %s, the manifest says %s", ErrCorrupt, path, sum, e.BLAKE3)
+			return nil, fmt.Errorf("%w: %s: the bytes written hash to %s, the manifest says %s", repo.ErrCorrupt, path, sum, e.BLAKE3)
 		}
 		return e, nil
 	}
@@ -113,21 +114,21 @@ type ExtractResult struct {
 // make a local snapshot, and it takes no lock of the data dir. The tree is
 // built in a hidden directory beside target and renamed to target only
 // when whole and the manifest's seal is proven.
-func (r *Repo) extract(ctx context.Context, idx *Index, id, node, target string, include []string, allowSetID bool) (*ExtractResult, error) {
+func (r *Repo) extract(ctx context.Context, idx *repo.Index, id, node, target string, include []string, allowSetID bool) (*ExtractResult, error) {
 	start := time.Now()
 	x, err := fstree.NewExtraction(target, include)
 	if err != nil {
 		return nil, err
 	}
 	defer x.Close()
-	p, err := r.openPieceOf(ctx, idx, id, node)
+	p, err := r.OpenPieceOf(ctx, idx, id, node)
 	if err != nil {
 		return nil, err
 	}
 	defer p.Close()
 	var chunks int64
 	for {
-		e, ids, err := p.next()
+		e, ids, err := p.Next()
 		if err == io.EOF {
 			break
 		}
@@ -154,8 +155,8 @@ func (r *Repo) extract(ctx context.Context, idx *Index, id, node, target string,
 
 // writeFile makes e below dst from its chunks, hashing as it writes, with
 // the entry's attributes; a file that does not hash to the manifest's
-// BLAKE3 is removed and an error wrapping ErrCorrupt returned.
-func (r *Repo) writeFile(ctx context.Context, idx *Index, dst *fsutil.Dir, e *manifest.Entry, ids []ID) (err error) {
+// BLAKE3 is removed and an error wrapping repo.ErrCorrupt returned.
+func (r *Repo) writeFile(ctx context.Context, idx *repo.Index, dst *fsutil.Dir, e *manifest.Entry, ids []repo.ID) (err error) {
 	f, err := dst.Create(string(e.Path), 0o600)
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func (r *Repo) writeFile(ctx context.Context, idx *Index, dst *fsutil.Dir, e *ma
 	h := manifest.NewHasher()
 	w := io.MultiWriter(f, h)
 	for _, cid := range ids {
-		b, err := r.fetchChunk(ctx, idx, cid)
+		b, err := r.FetchChunk(ctx, idx, cid)
 		if err != nil {
 			return err
 		}
@@ -178,7 +179,7 @@ func (r *Repo) writeFile(ctx context.Context, idx *Index, dst *fsutil.Dir, e *ma
 		}
 	}
 	if sum := h.Sum(); sum != e.BLAKE3 {
-		return fmt.Errorf("%w: %s: the chunks make a file hashing to %s, the manifest says %s", ErrCorrupt, e.Path, sum, e.BLAKE3)
+		return fmt.Errorf("%w: %s: the chunks make a file hashing to %s, the manifest says %s", repo.ErrCorrupt, e.Path, sum, e.BLAKE3)
 	}
 	return fstree.SetAttrs(f, e)
 }

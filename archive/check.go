@@ -11,6 +11,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/errs"
 )
@@ -71,45 +72,45 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 		}
 	}
 
-	stored, odd, err := r.listPacks(ctx)
+	stored, odd, err := r.ListPacks(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range odd {
 		add("%s: not a pack name", k)
 	}
-	idx := newIndex()
-	layouts := map[ID]ID{} // pack -> hash of its blob list as indexed
+	idx := repo.NewIndex()
+	layouts := map[repo.ID]repo.ID{} // pack -> hash of its blob list as indexed
 	var needs *retentionNeeds
-	indexPacks := map[string][]ID{}
-	if r.cfg.ObjectLock != nil && !store.IsReadOnly(r.st) {
+	indexPacks := map[string][]repo.ID{}
+	if r.Config().ObjectLock != nil && !store.IsReadOnly(r.Store()) {
 		needs = &retentionNeeds{need: map[string]time.Time{}}
 	} else if o.RepairRetention {
 		return nil, fmt.Errorf("%w: --repair-retention needs an archive with an object lock, opened for writing (not --as-of)", errs.ErrInvalid)
 	}
 	var blobsSeen int
-	err = r.eachIndex(ctx, func(ob indexObject) error {
-		if ob.err != nil {
-			add("%v", ob.err)
+	err = r.EachIndex(ctx, func(ob repo.IndexObject) error {
+		if ob.Err != nil {
+			add("%v", ob.Err)
 			return nil
 		}
-		if ob.misnamed {
-			add("%s: content does not hash to its name", ob.key)
+		if ob.Misnamed {
+			add("%s: content does not hash to its name", ob.Key)
 		}
-		for _, p := range ob.packs {
+		for _, p := range ob.Packs {
 			if needs != nil {
-				indexPacks[ob.key] = append(indexPacks[ob.key], p.ID)
+				indexPacks[ob.Key] = append(indexPacks[ob.Key], p.ID)
 			}
 			size, ok := stored[p.ID]
 			switch {
 			case !ok:
-				add("%s lists pack %s, which is missing", ob.key, p.ID)
+				add("%s lists pack %s, which is missing", ob.Key, p.ID)
 			case size != p.Size:
-				add("pack %s is %d bytes, %s says %d", p.ID, size, ob.key, p.Size)
+				add("pack %s is %d bytes, %s says %d", p.ID, size, ob.Key, p.Size)
 			}
 			if !idx.HasPack(p.ID) {
 				blobsSeen += len(p.Blobs)
-				idx.addPack(p.ID, p.Size, p.Blobs)
+				idx.AddPack(p.ID, p.Size, p.Blobs)
 				layouts[p.ID] = blobsHash(p.Blobs)
 			}
 		}
@@ -127,14 +128,14 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	}
 	res.Packs = len(stored)
 
-	keys, err := r.snapshotKeys(ctx)
+	keys, err := r.SnapshotKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	res.Snapshots = len(keys)
 	written := map[string]time.Time{}
 	if needs != nil {
-		if err := r.st.List(ctx, "snapshots/", func(i store.Info) error { written[i.Key] = i.ModTime; return nil }); err != nil {
+		if err := r.Store().List(ctx, "snapshots/", func(i store.Info) error { written[i.Key] = i.ModTime; return nil }); err != nil {
 			return nil, err
 		}
 	}
@@ -142,18 +143,18 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var packs map[ID]struct{}
+		var packs map[repo.ID]struct{}
 		if needs != nil {
-			packs = map[ID]struct{}{}
+			packs = map[repo.ID]struct{}{}
 		}
 		if err := r.checkPiece(ctx, idx, stored, k, packs); err != nil {
 			add("%v", err)
 		}
 		if needs != nil {
-			until := written[k].Add(days(r.cfg.ObjectLock.Days))
+			until := written[k].Add(days(r.Config().ObjectLock.Days))
 			needs.add(k, until)
 			for id := range packs {
-				needs.add(packKey(id), until)
+				needs.add(repo.PackKey(id), until)
 			}
 			if until.After(needs.newest) {
 				needs.newest = until
@@ -163,12 +164,12 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 	if needs != nil {
 		for k, packs := range indexPacks {
 			for _, p := range packs {
-				if t, ok := needs.need[packKey(p)]; ok {
+				if t, ok := needs.need[repo.PackKey(p)]; ok {
 					needs.add(k, t)
 				}
 			}
 		}
-		if err := r.st.List(ctx, "keys/", func(i store.Info) error { needs.add(i.Key, needs.newest); return nil }); err != nil {
+		if err := r.Store().List(ctx, "keys/", func(i store.Info) error { needs.add(i.Key, needs.newest); return nil }); err != nil {
 			return nil, err
 		}
 		needs.add("config", needs.newest)
@@ -181,7 +182,7 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 		return res, nil
 	}
 	res.ReadDataDone = true
-	var toRead []ID
+	var toRead []repo.ID
 	for id := range stored {
 		toRead = append(toRead, id)
 	}
@@ -212,21 +213,21 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (*CheckResult, error) 
 
 // checkPiece reads one snapshot object and both its streams to their
 // ends; packs, when not nil, gathers every pack it needs.
-func (r *Repo) checkPiece(ctx context.Context, idx *Index, stored map[ID]int64, key string, packs map[ID]struct{}) error {
-	s, err := r.readSnapshotKey(ctx, key)
+func (r *Repo) checkPiece(ctx context.Context, idx *repo.Index, stored map[repo.ID]int64, key string, packs map[repo.ID]struct{}) error {
+	s, err := r.ReadSnapshotKey(ctx, key)
 	if err != nil {
 		return err
 	}
 	if packs != nil {
-		for _, d := range []*streamDesc{&s.obj.Manifest, &s.obj.Content} {
-			for _, id := range d.ids() {
+		for _, d := range []*repo.StreamDesc{&s.Object().Manifest, &s.Object().Content} {
+			for _, id := range d.IDs() {
 				if loc, ok := idx.Lookup(id); ok {
 					packs[loc.Pack] = struct{}{}
 				}
 			}
 		}
 	}
-	return r.eachFile(ctx, idx, s, func(ids []ID) error {
+	return r.EachFile(ctx, idx, s, func(ids []repo.ID) error {
 		for _, id := range ids {
 			loc, _ := idx.Lookup(id)
 			if stored[loc.Pack] == 0 {
@@ -242,15 +243,15 @@ func (r *Repo) checkPiece(ctx context.Context, idx *Index, stored map[ID]int64, 
 
 // checkPack reads a whole pack (bounded by the largest pack an upload can
 // write) and checks its name, trailer and every blob.
-func (r *Repo) checkPack(ctx context.Context, layouts map[ID]ID, id ID) error {
-	data, err := r.st.Get(ctx, packKey(id), r.maxPack())
+func (r *Repo) checkPack(ctx context.Context, layouts map[repo.ID]repo.ID, id repo.ID) error {
+	data, err := r.Store().Get(ctx, repo.PackKey(id), r.MaxPack())
 	if err != nil {
 		return err
 	}
-	if hashOf(data) != id {
+	if repo.HashOf(data) != id {
 		return fmt.Errorf("content does not hash to its name (damaged)")
 	}
-	blobs, err := parsePack(r.enc, data)
+	blobs, err := r.ParsePack(data)
 	if err != nil {
 		return err
 	}
@@ -258,10 +259,10 @@ func (r *Repo) checkPack(ctx context.Context, layouts map[ID]ID, id ID) error {
 		return fmt.Errorf("its trailer disagrees with the index")
 	}
 	for _, b := range blobs {
-		if b.Raw > r.cfg.Chunker.Max || b.Length > r.maxBlob() {
-			return fmt.Errorf("%w: blob %s is larger than a blob can be", ErrCorrupt, b.ID)
+		if b.Raw > r.Config().Chunker.Max || b.Length > r.MaxBlob() {
+			return fmt.Errorf("%w: blob %s is larger than a blob can be", repo.ErrCorrupt, b.ID)
 		}
-		if _, err := decodeBlob(r.enc, data[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw); err != nil {
+		if _, err := r.DecodeBlob(data[b.Offset:b.Offset+int64(b.Length)], b.ID, b.Raw); err != nil {
 			return err
 		}
 	}
@@ -270,9 +271,9 @@ func (r *Repo) checkPack(ctx context.Context, layouts map[ID]ID, id ID) error {
 
 // blobsHash fingerprints a pack's blob list, to compare a trailer with an
 // index without holding every list.
-func blobsHash(blobs []BlobRef) ID {
+func blobsHash(blobs []repo.BlobRef) repo.ID {
 	h := blake3.New()
-	var b [indexBlobLen]byte
+	var b [repo.IndexBlobLen]byte
 	for _, bl := range blobs {
 		copy(b[:], bl.ID[:])
 		binary.LittleEndian.PutUint32(b[32:], uint32(bl.Offset))
@@ -280,7 +281,7 @@ func blobsHash(blobs []BlobRef) ID {
 		binary.LittleEndian.PutUint32(b[40:], uint32(bl.Raw))
 		h.Write(b[:])
 	}
-	var id ID
+	var id repo.ID
 	h.Sum(id[:0])
 	return id
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -23,8 +24,8 @@ const marker = "HOTSNAP-PLAINTEXT-MARKER-6d1f0c"
 func TestEncryption_RoundTripAndKeys(t *testing.T) {
 	stores(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
-		key := GenerateKey()
-		r, err := Init(ctx, st, InitOptions{PackSize: 1 << 20, Key: &key})
+		key := repo.GenerateKey()
+		r, err := Init(ctx, st, repo.InitOptions{PackSize: 1 << 20, Key: &key})
 		must(t, err)
 		dir := dataDir(t)
 		must(t, os.WriteFile(filepath.Join(dir, "secret.txt"), []byte(strings.Repeat(marker+"\n", 1000)), 0o644))
@@ -56,11 +57,11 @@ func TestEncryption_RoundTripAndKeys(t *testing.T) {
 		must(t, err)
 		checkAll(t, r2)
 		// A wrong or missing key fails when the archive is opened, before any data moves.
-		wrong := GenerateKey()
-		if _, err := Open(ctx, st, &wrong); !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), key.ID()) {
+		wrong := repo.GenerateKey()
+		if _, err := Open(ctx, st, &wrong); !errors.Is(err, repo.ErrWrongKey) || !strings.Contains(err.Error(), key.ID()) {
 			t.Fatalf("wrong key: %v", err)
 		}
-		if _, err := Open(ctx, st, nil); !errors.Is(err, ErrKeyRequired) {
+		if _, err := Open(ctx, st, nil); !errors.Is(err, repo.ErrKeyRequired) {
 			t.Fatalf("missing key: %v", err)
 		}
 	})
@@ -69,21 +70,21 @@ func TestEncryption_RoundTripAndKeys(t *testing.T) {
 func TestEncryption_KeyOnPlainArchiveRefused(t *testing.T) {
 	st, _ := fsstore.New(t.TempDir())
 	openRepo(t, st)
-	k := GenerateKey()
+	k := repo.GenerateKey()
 	if _, err := Open(context.Background(), st, &k); err == nil || !strings.Contains(err.Error(), "not encrypted") {
 		t.Fatalf("%v", err)
 	}
 }
 
 func TestParseKey(t *testing.T) {
-	k := GenerateKey()
+	k := repo.GenerateKey()
 	for _, b := range [][]byte{k[:], []byte(hex.EncodeToString(k[:]) + "\n")} {
-		got, err := ParseKey(b)
+		got, err := repo.ParseKey(b)
 		if err != nil || got != k {
 			t.Fatalf("ParseKey(%d bytes): %v", len(b), err)
 		}
 	}
-	if _, err := ParseKey([]byte("short")); err == nil {
+	if _, err := repo.ParseKey([]byte("short")); err == nil {
 		t.Fatal("a 5-byte key was accepted")
 	}
 }
@@ -92,10 +93,10 @@ func TestParseKey(t *testing.T) {
 // an encrypted archive: each flip must be refused, never read as data.
 func TestEncryption_EveryFlipIsDetected(t *testing.T) {
 	ctx := context.Background()
-	key := GenerateKey()
+	key := repo.GenerateKey()
 	root := t.TempDir()
 	st, _ := fsstore.New(root)
-	r, err := Init(ctx, st, InitOptions{PackSize: 1 << 20, Key: &key})
+	r, err := Init(ctx, st, repo.InitOptions{PackSize: 1 << 20, Key: &key})
 	must(t, err)
 	l, id := snap(t, dataDir(t))
 	_, err = Upload(ctx, r, l, id, UploadOptions{})
@@ -139,9 +140,9 @@ func TestEncryption_EveryFlipIsDetected(t *testing.T) {
 	// pack: a byte of a blob, and a byte of the trailer.
 	pk := keyOf("packs/")
 	data, _ := st.Get(ctx, pk, 1<<30)
-	refs, err := parsePack(r.enc, data)
+	refs, err := r.ParsePack(data)
 	must(t, err)
-	for _, at := range []int{int(refs[0].Offset) + refs[0].Length/2, len(data) - trailerTailLen - 5} {
+	for _, at := range []int{int(refs[0].Offset) + refs[0].Length/2, len(data) - repo.TrailerTailLen - 5} {
 		undo := flip(pk, at)
 		c, err := r.Check(ctx, CheckOptions{ReadData: true})
 		must(t, err)
@@ -151,10 +152,10 @@ func TestEncryption_EveryFlipIsDetected(t *testing.T) {
 		undo()
 	}
 	// lock: an unreadable lock is treated as a live exclusive one.
-	lk, err := r.Lock(ctx, LockShared, "test")
+	lk, err := r.Lock(ctx, repo.LockShared, "test")
 	must(t, err)
-	undo := flip(lk.key, 30)
-	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) {
+	undo := flip(lk.Key(), 30)
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, repo.ErrLocked) {
 		t.Fatalf("flipped lock: gc %v", err)
 	}
 	undo()

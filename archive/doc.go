@@ -5,6 +5,7 @@
 // one back into a backups dir, verifying every chunk and file, and check
 // proves the repository's structure and, optionally, its data.
 //
-// The format is specified in docs/archive.md ("Archive format"). It does not
-// take snapshots or restore them; package snapshot does.
+// The repository's format (config, keys, packs, index, streams, locks) is
+// package archive/repo; this package holds the operations over it. It does
+// not take snapshots or restore them; package snapshot does.
 package archive

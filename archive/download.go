@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fstree"
@@ -65,15 +66,6 @@ func logger(l *slog.Logger) *slog.Logger {
 	return l
 }
 
-// packError names a pack that could not be read or was damaged.
-type packError struct {
-	pack ID
-	err  error
-}
-
-func (e *packError) Error() string { return fmt.Sprintf("pack %s: %v", e.pack, e.err) }
-func (e *packError) Unwrap() error { return e.err }
-
 // Download materialises snapshot id (one node's piece) into the backups
 // dir through Local.Import: staging, then one atomic publish. The
 // manifest stream is fetched first and proven; then the content records
@@ -100,25 +92,25 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 	// which is safe because every chunk and file is verified (a gc running
 	// meanwhile can only make it fail, clearly). A gc that holds the archive
 	// is still refused.
-	lock, err := r.Lock(ctx, LockShared, "download "+id)
+	lock, err := r.Lock(ctx, repo.LockShared, "download "+id)
 	switch {
-	case errors.Is(err, ErrLocked):
+	case errors.Is(err, repo.ErrLocked):
 		return nil, err
 	case err != nil:
-		others, lerr := r.liveLocks(ctx, "")
+		others, lerr := r.LiveLocks(ctx, "")
 		if lerr != nil {
 			return nil, lerr
 		}
 		for _, l := range others {
-			if l.Kind == LockExclusive {
-				return nil, r.conflict(l)
+			if l.Kind == repo.LockExclusive {
+				return nil, r.Conflict(l)
 			}
 		}
 		logger(o.Logger).Warn("downloading without a lock (cannot write one)", "err", err)
 	default:
 		defer lock.Release()
 	}
-	rs, err := r.readSnapshot(ctx, id, o.Node)
+	rs, err := r.ReadSnapshot(ctx, id, o.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +118,7 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)
 	}
-	if err := rs.checkStreams(idx); err != nil {
+	if err := rs.CheckStreams(idx); err != nil {
 		return nil, fmt.Errorf("%w (run `hotsnap archive check`)", err)
 	}
 	localTree, localMF, err := l.OpenLatest(ctx)
@@ -143,7 +135,7 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: rs.Files, Bytes: rs.Bytes}
 	o.Progress.Start("download", rs.Files, rs.Bytes)
 	defer o.Progress.Done()
-	origin, _ := json.Marshal(map[string]string{"remote": r.st.String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
+	origin, _ := json.Marshal(map[string]string{"remote": r.Store().String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
 	src := &downloadSource{r: r, idx: idx, rs: rs, localTree: localTree, localMF: localMF, o: o}
 	if err := l.Import(ctx, id, origin, src, o.Logger); err != nil {
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
@@ -160,8 +152,8 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 // downloadSource is what Import publishes for a download.
 type downloadSource struct {
 	r   *Repo
-	idx *Index
-	rs  *RemoteSnapshot
+	idx *repo.Index
+	rs  *repo.RemoteSnapshot
 	// The newest local snapshot (nil when none): unchanged files are
 	// taken from it instead of fetched.
 	localTree *fsutil.Dir
@@ -174,7 +166,7 @@ type downloadSource struct {
 // WriteManifest fetches the manifest stream (checked chunk by chunk, then
 // whole against its size and BLAKE3).
 func (d *downloadSource) WriteManifest(ctx context.Context, w io.Writer) error {
-	s := d.r.openStream(ctx, d.idx, d.rs.key+" (manifest stream)", d.rs.obj.Manifest)
+	s := d.r.OpenStream(ctx, d.idx, d.rs.Key()+" (manifest stream)", d.rs.Object().Manifest)
 	defer s.Close()
 	_, err := io.Copy(w, s)
 	return err
@@ -188,7 +180,7 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifes
 	if err != nil {
 		return err
 	}
-	if err := d.rs.describes(h); err != nil {
+	if err := d.rs.Describes(h); err != nil {
 		return err
 	}
 	records, err := d.fetchRecords(ctx, root, mf)
@@ -210,7 +202,7 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifes
 	if err != nil {
 		return err
 	}
-	rr := newRecordReader(records, d.r.cfg.Chunker.Min)
+	rr := repo.NewRecordReader(records, d.r.Config().Chunker.Min)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -228,7 +220,7 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifes
 		if e.Type != manifest.TypeFile {
 			continue
 		}
-		ids, err := rr.next(e, nil)
+		ids, err := rr.Next(e, nil)
 		if err != nil {
 			return err
 		}
@@ -249,7 +241,7 @@ func (d *downloadSource) fetchRecords(ctx context.Context, root *fsutil.Dir, mf 
 		return nil, &os.PathError{Op: "create temp file in", Path: root.Path(), Err: err}
 	}
 	tmp := os.NewFile(uintptr(fd), root.Join("(content records)"))
-	s := d.r.openStream(ctx, d.idx, d.rs.key+" (content stream)", d.rs.obj.Content)
+	s := d.r.OpenStream(ctx, d.idx, d.rs.Key()+" (content stream)", d.rs.Object().Content)
 	defer s.Close()
 	if _, err := io.Copy(tmp, s); err != nil {
 		tmp.Close()
@@ -274,8 +266,8 @@ func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 	if err != nil {
 		return err
 	}
-	rr := newRecordReader(bufio.NewReader(tmp), d.r.cfg.Chunker.Min)
-	var buf []ID
+	rr := repo.NewRecordReader(bufio.NewReader(tmp), d.r.Config().Chunker.Min)
+	var buf []repo.ID
 	var missing []string
 	for {
 		e, err := mr.Next()
@@ -291,24 +283,24 @@ func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 		if err := d.r.gateSetID(d.rs.ID, e, d.o.AllowSetID); err != nil {
 			return err
 		}
-		if buf, err = rr.next(e, buf); err != nil {
-			return fmt.Errorf("%s: %w", d.rs.key, err)
+		if buf, err = rr.Next(e, buf); err != nil {
+			return fmt.Errorf("%s: %w", d.rs.Key(), err)
 		}
-		if err := checkExtents(d.idx, e, buf); err != nil {
-			if errors.Is(err, errNotIndexed) {
+		if err := repo.CheckExtents(d.idx, e, buf); err != nil {
+			if errors.Is(err, repo.ErrNotIndexed) {
 				if len(missing) < 10 {
 					missing = append(missing, string(e.Path))
 				}
 				continue
 			}
-			return fmt.Errorf("%s: %w", d.rs.key, err)
+			return fmt.Errorf("%s: %w", d.rs.Key(), err)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: file(s) of %s need chunks the archive's index does not hold: %s (run `hotsnap archive check`)", ErrCorrupt, d.rs.ID, listSome(missing))
+		return fmt.Errorf("%w: file(s) of %s need chunks the archive's index does not hold: %s (run `hotsnap archive check`)", repo.ErrCorrupt, d.rs.ID, listSome(missing))
 	}
-	if err := rr.end(); err != nil {
-		return fmt.Errorf("%s: %w", d.rs.key, err)
+	if err := rr.End(); err != nil {
+		return fmt.Errorf("%s: %w", d.rs.Key(), err)
 	}
 	return nil
 }
@@ -317,11 +309,11 @@ func (d *downloadSource) checkRecords(tmp *os.File, mf *manifest.File) error {
 // archive is not encrypted (so not authenticated) and allow is not set
 // (DownloadOptions.AllowSetID).
 func (r *Repo) gateSetID(id string, e *manifest.Entry, allow bool) error {
-	if allow || r.cfg.Encryption != nil || e.Type != manifest.TypeFile || e.Mode&0o6000 == 0 {
+	if allow || r.Config().Encryption != nil || e.Type != manifest.TypeFile || e.Mode&0o6000 == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %s names %s, mode %04o, owner %d: an unencrypted archive cannot prove who wrote its manifests; if only you can write %s, download again with --allow-setid; nothing was written",
-		ErrUnauthenticatedSetID, id, fsutil.Quote(string(e.Path)), e.Mode, e.UID, r.st)
+		ErrUnauthenticatedSetID, id, fsutil.Quote(string(e.Path)), e.Mode, e.UID, r.Store())
 }
 
 // checkSpace refuses a download of snapshot id (bytes in all) into dir when

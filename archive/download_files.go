@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -32,10 +33,10 @@ type filler struct {
 
 type fileJob struct {
 	e   manifest.Entry
-	ids []ID
+	ids []repo.ID
 }
 
-func (f *filler) file(ctx context.Context, e *manifest.Entry, ids []ID) error {
+func (f *filler) file(ctx context.Context, e *manifest.Entry, ids []repo.ID) error {
 	if e.LinkGroup != 0 {
 		if first, ok := f.groups[e.LinkGroup]; ok {
 			f.links = append(f.links, [2]string{first, string(e.Path)})
@@ -48,7 +49,7 @@ func (f *filler) file(ctx context.Context, e *manifest.Entry, ids []ID) error {
 		f.d.o.Progress.Add(1, e.Size)
 		return nil
 	}
-	f.batch = append(f.batch, fileJob{e: *e, ids: append([]ID(nil), ids...)})
+	f.batch = append(f.batch, fileJob{e: *e, ids: append([]repo.ID(nil), ids...)})
 	f.bytes += e.Size
 	if f.bytes >= batchBytes || len(f.batch) >= batchFiles {
 		return f.flush(ctx)
@@ -80,9 +81,9 @@ func (f *filler) flush(ctx context.Context) error {
 		f.d.bytes.Add(n)
 		f.d.reqs.Add(reqs)
 		if err != nil {
-			var pe *packError
+			var pe *repo.PackError
 			if errors.As(err, &pe) {
-				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(f.batch, f.d.idx, pe.pack)))
+				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(f.batch, f.d.idx, pe.Pack)))
 			}
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -37,13 +38,13 @@ type target struct {
 }
 
 type neededBlob struct {
-	loc     Location
-	id      ID
+	loc     repo.Location
+	id      repo.ID
 	targets []target
 }
 
 type fetchRange struct {
-	pack       ID
+	pack       repo.ID
 	start, end int64
 	blobs      []*neededBlob
 }
@@ -54,8 +55,8 @@ type fetchRange struct {
 // in every file that holds it; then each file is hashed whole against its
 // manifest BLAKE3 and given its attributes. It returns bytes fetched and
 // requests made.
-func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, mk *fsutil.Maker, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
-	byBlob := map[ID]*neededBlob{}
+func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.Dir, mk *fsutil.Maker, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
+	byBlob := map[repo.ID]*neededBlob{}
 	for i := range jobs {
 		// Files are created by their first chunk's write, in the fetch
 		// workers; empty files in the hash pass below.
@@ -72,7 +73,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 		}
 	}
 	// Ranges: per pack, blobs in pack order, merged across small gaps.
-	perPack := map[ID][]*neededBlob{}
+	perPack := map[repo.ID][]*neededBlob{}
 	for _, nb := range byBlob {
 		perPack[nb.loc.Pack] = append(perPack[nb.loc.Pack], nb)
 	}
@@ -101,16 +102,16 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 	whole := make([]bool, len(jobs))
 	err := par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
 		rg := ranges[k]
-		data, err := r.st.GetRange(ctx, packKey(rg.pack), rg.start, rg.end-rg.start)
+		data, err := r.Store().GetRange(ctx, repo.PackKey(rg.pack), rg.start, rg.end-rg.start)
 		reqs.Add(1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if errors.Is(err, store.ErrNotFound) {
-				err = fmt.Errorf("%w: missing from the archive", ErrCorrupt)
+				err = fmt.Errorf("%w: missing from the archive", repo.ErrCorrupt)
 			}
-			return &packError{rg.pack, err}
+			return &repo.PackError{Pack: rg.pack, Err: err}
 		}
 		fetched.Add(int64(len(data)))
 		// A range of small files holds thousands of them: they are made by
@@ -120,9 +121,9 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 		return par.Stripes(ctx, len(rg.blobs), o.Workers, func(ctx context.Context, i int) error {
 			nb := rg.blobs[i]
 			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
-			chunk, err := decodeBlob(r.enc, b, nb.id, nb.loc.Raw)
+			chunk, err := r.DecodeBlob(b, nb.id, nb.loc.Raw)
 			if err != nil {
-				return &packError{rg.pack, err}
+				return &repo.PackError{Pack: rg.pack, Err: err}
 			}
 			for _, t := range nb.targets {
 				j := &jobs[t.file]
@@ -168,7 +169,7 @@ func (r *Repo) fetchContents(ctx context.Context, idx *Index, root *fsutil.Dir, 
 			return err
 		}
 		if sum != e.BLAKE3 || n != e.Size {
-			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, sum, n)
+			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, e.Path, sum, n)
 		}
 		o.Progress.Add(1, e.Size)
 		return fstree.SetAttrs(f, e)
@@ -203,13 +204,13 @@ func writeAt(root *fsutil.Dir, rel string, b []byte, off int64) error {
 // attributes.
 func writeWhole(mk *fsutil.Maker, e *manifest.Entry, chunk []byte) error {
 	if int64(len(chunk)) != e.Size || manifest.HashBytes(chunk) != e.BLAKE3 {
-		return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", ErrCorrupt, e.Path, e.BLAKE3, e.Size)
+		return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, e.Path, e.BLAKE3, e.Size)
 	}
 	return mk.Write(string(e.Path), chunk, e.UID, e.GID, e.Mode, e.MtimeNs)
 }
 
 // filesUsingPack lists the batch's files with a chunk in pack.
-func filesUsingPack(jobs []fileJob, idx *Index, pack ID) []string {
+func filesUsingPack(jobs []fileJob, idx *repo.Index, pack repo.ID) []string {
 	var out []string
 	for _, j := range jobs {
 		for _, cid := range j.ids {

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -34,7 +36,7 @@ func seeded(t testing.TB) (string, []string, string) {
 		}
 		data := filepath.Join(base, "data")
 		os.MkdirAll(filepath.Join(data, "db"), 0o755)
-		os.WriteFile(filepath.Join(data, "db", "text.log"), proseText(600<<10, 3), 0o644)
+		os.WriteFile(filepath.Join(data, "db", "text.log"), testtree.ProseText(600<<10, 3), 0o644)
 		os.WriteFile(filepath.Join(data, "a.txt"), []byte("alpha\n"), 0o644)
 		os.WriteFile(filepath.Join(data, "empty"), nil, 0o644)
 		os.Link(filepath.Join(data, "a.txt"), filepath.Join(data, "db", "a-link"))
@@ -48,7 +50,7 @@ func seeded(t testing.TB) (string, []string, string) {
 				var st *fsstore.Store
 				if st, err = fsstore.New(seedArchive.dir); err == nil {
 					var r *Repo
-					if r, err = Init(context.Background(), st, InitOptions{PackSize: 1 << 20}); err == nil {
+					if r, err = Init(context.Background(), st, repo.InitOptions{PackSize: 1 << 20}); err == nil {
 						_, err = Upload(context.Background(), r, l, res.ID, UploadOptions{})
 					}
 				}

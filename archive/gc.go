@@ -1,13 +1,12 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/internal/crash"
 	"github.com/hotsnap/hotsnap/retention"
@@ -27,7 +26,7 @@ func (r *Repo) Forget(ctx context.Context, p retention.KeepPolicy, dryRun bool, 
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	lock, err := r.Lock(ctx, LockShared, "forget")
+	lock, err := r.Lock(ctx, repo.LockShared, "forget")
 	if err != nil {
 		return nil, err
 	}
@@ -70,11 +69,11 @@ func (r *Repo) Forget(ctx context.Context, p retention.KeepPolicy, dryRun bool, 
 	}
 	for _, d := range remove {
 		var keys []string
-		if err := r.st.List(ctx, "snapshots/"+d.ID+"/", func(i store.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+		if err := r.Store().List(ctx, "snapshots/"+d.ID+"/", func(i store.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
 			return res, err
 		}
 		for _, k := range keys {
-			if err := r.st.Delete(ctx, k); err != nil {
+			if err := r.Store().Delete(ctx, k); err != nil {
 				return res, fmt.Errorf("forget %s: %w", d.ID, err)
 			}
 		}
@@ -86,7 +85,7 @@ func (r *Repo) Forget(ctx context.Context, p retention.KeepPolicy, dryRun bool, 
 // remove whose objects are still retained: they move to keep, with the
 // date their retention ends. The rest is returned.
 func (r *Repo) unretained(ctx context.Context, remove []retention.Decision, now time.Time, keep *[]retention.Decision) ([]retention.Decision, error) {
-	if r.cfg.ObjectLock == nil || len(remove) == 0 {
+	if r.Config().ObjectLock == nil || len(remove) == 0 {
 		return remove, nil
 	}
 	lk, err := r.locking()
@@ -159,7 +158,7 @@ type tempSweeper interface {
 }
 
 // GC deletes the data no snapshot needs, under an exclusive lock (stale
-// locks are removed first; a live lock makes it fail, ErrLocked). Mark:
+// locks are removed first; a live lock makes it fail, repo.ErrLocked). Mark:
 // every snapshot's streams are read, one at a time, into a sorted set of
 // used chunk ids (if any snapshot cannot be read, nothing is deleted).
 // Sweep: packs with no used chunk are deleted; packs with some garbage are
@@ -174,14 +173,14 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 		o = NoProgress{}
 	}
 	res := &GCResult{DryRun: dryRun, StaleLocks: []string{}}
-	lock, stale, err := r.lock(ctx, LockExclusive, "gc", true)
+	lock, stale, err := r.LockOrBreak(ctx, repo.LockExclusive, "gc", true)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
 	crash.Point("gc.locked")
 	res.StaleLocks = append(res.StaleLocks, stale...)
-	if ts, ok := store.Unwrap(r.st).(tempSweeper); ok && !dryRun {
+	if ts, ok := store.Unwrap(r.Store()).(tempSweeper); ok && !dryRun {
 		removed, err := ts.SweepTemp(ctx, time.Now().Add(-tempSweepAge).UnixNano())
 		if err != nil {
 			return nil, fmt.Errorf("sweep temp files: %w", err)
@@ -191,22 +190,22 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 
 	// What is stored: packs (by listing) and their blobs, from the indexes
 	// or, for packs no index lists, their trailers.
-	stored, _, err := r.listPacks(ctx)
+	stored, _, err := r.ListPacks(ctx)
 	if err != nil {
 		return nil, err
 	}
-	idx := newIndex()
-	blobsOf := map[ID][]BlobRef{}
+	idx := repo.NewIndex()
+	blobsOf := map[repo.ID][]repo.BlobRef{}
 	var ikeys []string
-	err = r.eachIndex(ctx, func(ob indexObject) error {
-		if ob.err != nil {
-			return fmt.Errorf("gc refused, nothing deleted: %w", ob.err)
+	err = r.EachIndex(ctx, func(ob repo.IndexObject) error {
+		if ob.Err != nil {
+			return fmt.Errorf("gc refused, nothing deleted: %w", ob.Err)
 		}
-		ikeys = append(ikeys, ob.key)
-		for _, p := range ob.packs {
+		ikeys = append(ikeys, ob.Key)
+		for _, p := range ob.Packs {
 			if _, ok := stored[p.ID]; ok && blobsOf[p.ID] == nil {
 				blobsOf[p.ID] = p.Blobs
-				idx.addPack(p.ID, p.Size, p.Blobs)
+				idx.AddPack(p.ID, p.Size, p.Blobs)
 			}
 		}
 		return nil
@@ -216,43 +215,43 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	}
 	for id, size := range stored {
 		if _, ok := blobsOf[id]; !ok {
-			if blobs, err := r.readTrailer(ctx, id, size); err == nil {
+			if blobs, err := r.ReadTrailer(ctx, id, size); err == nil {
 				blobsOf[id] = blobs
-				idx.addPack(id, size, blobs)
+				idx.AddPack(id, size, blobs)
 			} else {
 				blobsOf[id] = nil // unreadable: nothing in it can be relied on
 			}
 		}
 		res.BytesBefore += size
 	}
-	idx.seal()
+	idx.Seal()
 
 	// Mark.
-	keys, err := r.snapshotKeys(ctx)
+	keys, err := r.SnapshotKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	used := &idSet{}
+	used := &repo.IDSet{}
 	for _, k := range keys {
 		if err := r.markPiece(ctx, idx, k, used); err != nil {
 			return nil, fmt.Errorf("gc refused, nothing deleted: %w", err)
 		}
 	}
-	used.compact()
-	res.Snapshots, res.ChunksUsed = len(keys), len(used.ids)
+	used.Compact()
+	res.Snapshots, res.ChunksUsed = len(keys), used.Len()
 
 	plan, err := r.sweepPlan(stored, blobsOf, used)
 	if err != nil {
 		return nil, err
 	}
-	if r.cfg.ObjectLock != nil {
+	if r.Config().ObjectLock != nil {
 		if err := r.lockedPlan(ctx, plan, stored, blobsOf, res); err != nil {
 			return nil, err
 		}
 	}
 	res.PacksRepacked, res.PacksMerged = len(plan.mixed), len(plan.small)
 	res.PacksDeleted = len(plan.dead) + len(plan.mixed) + len(plan.small)
-	for _, list := range [][]ID{plan.dead, plan.mixed, plan.small} {
+	for _, list := range [][]repo.ID{plan.dead, plan.mixed, plan.small} {
 		for _, id := range list {
 			res.BlobsDeleted += len(blobsOf[id])
 		}
@@ -264,14 +263,14 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	}
 	if dryRun {
 		for _, m := range plan.moves {
-			after += int64(m.ref.Length) + trailerEntry
+			after += int64(m.ref.Length) + repo.TrailerEntry
 		}
 		res.BytesAfter = after
 		res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 		return res, nil
 	}
 
-	if r.cfg.ObjectLock != nil && len(plan.dead) == 0 {
+	if r.Config().ObjectLock != nil && len(plan.dead) == 0 {
 		// Nothing to delete: the index stays as it is (rewriting it would
 		// only add retained versions).
 		err := r.purgeVersions(ctx, res)
@@ -293,7 +292,7 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	if err := lock.Check(ctx); err != nil {
 		return nil, err
 	}
-	written, err := r.writeIndex(ctx, append(plan.kept, newPacks...))
+	written, err := r.WriteIndex(ctx, append(plan.kept, newPacks...))
 	if err != nil {
 		return nil, err
 	}
@@ -306,20 +305,20 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 	}
 	for _, k := range ikeys {
 		if !keep[k] {
-			if err := r.st.Delete(ctx, k); err != nil {
+			if err := r.Store().Delete(ctx, k); err != nil {
 				return nil, err
 			}
 			res.IndexesMerged++
 		}
 	}
-	for _, list := range [][]ID{plan.dead, plan.mixed, plan.small} {
+	for _, list := range [][]repo.ID{plan.dead, plan.mixed, plan.small} {
 		for _, id := range list {
-			if err := r.st.Delete(ctx, packKey(id)); err != nil {
+			if err := r.Store().Delete(ctx, repo.PackKey(id)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if r.cfg.ObjectLock != nil {
+	if r.Config().ObjectLock != nil {
 		if err := r.purgeVersions(ctx, res); err != nil {
 			return nil, err
 		}
@@ -331,49 +330,20 @@ func (r *Repo) GC(ctx context.Context, dryRun bool, o Progress) (*GCResult, erro
 
 // markPiece adds every chunk one snapshot needs (both its streams and
 // every file's chunks) to used, reading the snapshot as a stream.
-func (r *Repo) markPiece(ctx context.Context, idx *Index, key string, used *idSet) error {
-	s, err := r.readSnapshotKey(ctx, key)
+func (r *Repo) markPiece(ctx context.Context, idx *repo.Index, key string, used *repo.IDSet) error {
+	s, err := r.ReadSnapshotKey(ctx, key)
 	if err != nil {
 		return err
 	}
-	for _, d := range []*streamDesc{&s.obj.Manifest, &s.obj.Content} {
-		for _, id := range d.ids() {
-			used.add(id)
+	for _, d := range []*repo.StreamDesc{&s.Object().Manifest, &s.Object().Content} {
+		for _, id := range d.IDs() {
+			used.Add(id)
 		}
 	}
-	return r.eachFile(ctx, idx, s, func(ids []ID) error {
+	return r.EachFile(ctx, idx, s, func(ids []repo.ID) error {
 		for _, id := range ids {
-			used.add(id)
+			used.Add(id)
 		}
 		return nil
 	})
-}
-
-// idSet is a set of chunk ids: a slice, sorted and deduplicated whenever
-// it doubles, then searched by bisection; 32 bytes a chunk.
-type idSet struct {
-	ids    []ID
-	sorted int
-	table  prefixTable // of ids[:sorted]
-}
-
-func (s *idSet) add(id ID) {
-	s.ids = append(s.ids, id)
-	if len(s.ids) >= 2*s.sorted+1<<16 {
-		s.compact()
-	}
-}
-
-func (s *idSet) compact() {
-	slices.SortFunc(s.ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
-	s.ids = slices.Compact(s.ids)
-	s.sorted = len(s.ids)
-	s.table = buildPrefixTable(s.sorted, func(i int) *ID { return &s.ids[i] })
-}
-
-// index is id's position in a compacted set.
-func (s *idSet) index(id ID) (int, bool) {
-	lo, hi := s.table.span(&id, s.sorted)
-	i, ok := slices.BinarySearchFunc(s.ids[lo:hi], id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
-	return lo + i, ok
 }

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/archive/store/faulty"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	"github.com/hotsnap/hotsnap/internal/proc"
 	"github.com/hotsnap/hotsnap/retention"
@@ -94,9 +96,9 @@ func TestGC_Locks(t *testing.T) {
 	root := t.TempDir()
 	st, _ := fsstore.New(root)
 	r := openRepo(t, st)
-	shared, err := r.Lock(ctx, LockShared, "upload test")
+	shared, err := r.Lock(ctx, repo.LockShared, "upload test")
 	must(t, err)
-	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "upload test") {
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, repo.ErrLocked) || !strings.Contains(err.Error(), "upload test") {
 		t.Fatalf("gc under a live shared lock: %v", err)
 	}
 	shared.Release()
@@ -104,7 +106,7 @@ func TestGC_Locks(t *testing.T) {
 	// store's clock (the object's modification time, an hour ago), not
 	// what the lock says of itself: it claims to expire in a year.
 	plant := func(key string, age time.Duration, expires time.Time) {
-		b, _ := json.Marshal(LockInfo{Kind: LockExclusive, Op: "gc", Holder: proc.Holder{Host: "gone", Pid: 1}, Created: time.Now().Add(-age), Expires: expires})
+		b, _ := json.Marshal(repo.LockInfo{Kind: repo.LockExclusive, Op: "gc", Holder: proc.Holder{Host: "gone", Pid: 1}, Created: time.Now().Add(-age), Expires: expires})
 		must(t, st.Put(ctx, key, b))
 		at := time.Now().Add(-age)
 		must(t, os.Chtimes(filepath.Join(root, key), at, at))
@@ -118,16 +120,16 @@ func TestGC_Locks(t *testing.T) {
 	// A lock refreshed a moment ago is live, whatever its host's clock
 	// wrote into it (it claims to have expired a day ago).
 	plant("locks/fresh", 0, time.Now().Add(-24*time.Hour))
-	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) {
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, repo.ErrLocked) {
 		t.Fatalf("a freshly refreshed lock was not honoured: %v", err)
 	}
 	must(t, st.Delete(ctx, "locks/fresh"))
 	// An upload cannot start while gc holds its exclusive lock.
-	ex, err := r.Lock(ctx, LockExclusive, "gc")
+	ex, err := r.Lock(ctx, repo.LockExclusive, "gc")
 	must(t, err)
 	defer ex.Release()
 	l, id := snap(t, dataDir(t))
-	if _, err := Upload(ctx, r, l, id, UploadOptions{}); !errors.Is(err, ErrLocked) {
+	if _, err := Upload(ctx, r, l, id, UploadOptions{}); !errors.Is(err, repo.ErrLocked) {
 		t.Fatalf("upload during gc: %v", err)
 	}
 }
@@ -159,11 +161,11 @@ func TestGC_DuringUpload(t *testing.T) {
 	l, id := snap(t, dir)
 	p := &pauseAfterPack{Store: base, paused: make(chan struct{}), release: make(chan struct{})}
 	ru := *r
-	ru.st = p
+	ru.Repo = ru.WithStore(p)
 	done := make(chan error, 1)
 	go func() { _, err := Upload(ctx, &ru, l, id, UploadOptions{}); done <- err }()
 	<-p.paused
-	if _, err := r.GC(ctx, false, nil); !errors.Is(err, ErrLocked) {
+	if _, err := r.GC(ctx, false, nil); !errors.Is(err, repo.ErrLocked) {
 		close(p.release)
 		t.Fatalf("gc during an upload: %v", err)
 	}
@@ -180,13 +182,6 @@ func TestGC_DuringUpload(t *testing.T) {
 	checkAll(t, r)
 }
 
-// readOnly refuses every write, as restore-only credentials do.
-type readOnly struct{ store.Store }
-
-func (readOnly) Put(context.Context, string, []byte) error {
-	return errors.New("AccessDenied: read-only credentials")
-}
-
 func TestDownload_ReadOnlyCredentials(t *testing.T) {
 	ctx := context.Background()
 	st, _ := fsstore.New(t.TempDir())
@@ -196,46 +191,17 @@ func TestDownload_ReadOnlyCredentials(t *testing.T) {
 	must(t, err)
 	must(t, snapshot.Delete(ctx, l, id, nil))
 	ro := *r
-	ro.st = readOnly{st}
+	ro.Repo = ro.WithStore(faulty.ReadOnly{Store: st})
 	if _, err := Download(ctx, &ro, l, id, DownloadOptions{}); err != nil {
 		t.Fatalf("download with read-only credentials: %v", err)
 	}
 	// A gc holding the archive still stops it.
 	must(t, snapshot.Delete(ctx, l, id, nil))
-	ex, err := r.Lock(ctx, LockExclusive, "gc")
+	ex, err := r.Lock(ctx, repo.LockExclusive, "gc")
 	must(t, err)
 	defer ex.Release()
-	if _, err := Download(ctx, &ro, l, id, DownloadOptions{}); !errors.Is(err, ErrLocked) {
+	if _, err := Download(ctx, &ro, l, id, DownloadOptions{}); !errors.Is(err, repo.ErrLocked) {
 		t.Fatalf("download during gc: %v", err)
-	}
-}
-
-// TestLock_CheckFailsWhenTheLockIsLost: a refresh that failed, a lock not
-// refreshed for a TTL (an injected clock), or a lock object someone removed
-// each make Check fail, so the holder stops before writing.
-func TestLock_CheckFailsWhenTheLockIsLost(t *testing.T) {
-	ctx := context.Background()
-	st, _ := fsstore.New(t.TempDir())
-	r := openRepo(t, st)
-	l, err := r.Lock(ctx, LockShared, "upload test")
-	must(t, err)
-	defer l.Release()
-	must(t, l.Check(ctx))
-	now := time.Now()
-	l.now = func() time.Time { return now.Add(LockTTL) }
-	if err := l.Check(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "lapsed") {
-		t.Fatalf("a lock not refreshed for a TTL: %v", err)
-	}
-	l.now = time.Now
-	l.write(ctx)
-	must(t, l.Check(ctx))
-	ro := *r
-	ro.st = readOnly{st}
-	l.r = &ro
-	l.write(ctx) // the refresh fails
-	l.r = r
-	if err := l.Check(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "could not be refreshed") {
-		t.Fatalf("after a failed refresh: %v", err)
 	}
 }
 
@@ -263,8 +229,8 @@ func TestUpload_StopsWhenItsLockIsLost(t *testing.T) {
 	r := openRepo(t, base)
 	l, id := snap(t, dataDir(t))
 	ru := *r
-	ru.st = &breakLockAfterPack{Store: base}
-	if _, err := Upload(ctx, &ru, l, id, UploadOptions{}); !errors.Is(err, ErrLocked) {
+	ru.Repo = ru.WithStore(&breakLockAfterPack{Store: base})
+	if _, err := Upload(ctx, &ru, l, id, UploadOptions{}); !errors.Is(err, repo.ErrLocked) {
 		t.Fatalf("upload after its lock was removed: %v", err)
 	}
 	var idx, snaps int

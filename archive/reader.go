@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/manifest"
 )
@@ -15,13 +16,13 @@ import (
 // shared lock while it is open, so gc waits.
 type Reader struct {
 	r    *Repo
-	idx  *Index
-	lock *ArchiveLock
+	idx  *repo.Index
+	lock *repo.ArchiveLock
 }
 
 // OpenReader loads r's index under a shared lock taken for op; Close it.
 func OpenReader(ctx context.Context, r *Repo, op string) (*Reader, error) {
-	lock, err := r.Lock(ctx, LockShared, op)
+	lock, err := r.Lock(ctx, repo.LockShared, op)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ type Entries interface {
 	Next() (*manifest.Entry, error)
 }
 
-// OpenEntries opens the manifest of ref: "local:ID", "remote:ID", or an ID
+// OpenEntries opens the manifest of ref: "local:ID", "remote:ID", or an repo.ID
 // looked up in l first, then in the archive. open opens the archive on
 // first need (nil: there is none). It returns the stream, the function
 // that closes it, and where it was found ("local" or "remote").

@@ -5,45 +5,47 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/hotsnap/hotsnap/archive/repo"
 )
 
 // gc's sweep: which packs to keep, rewrite or merge, and the rewriting.
 
 // A gc's sweep plan.
 type gcPlan struct {
-	kept  []packEntry // packs kept whole
-	dead  []ID        // packs with nothing used
-	mixed []ID        // packs with garbage: their used blobs move
-	small []ID        // under-filled packs merged: all their blobs move
+	kept  []repo.PackEntry // packs kept whole
+	dead  []repo.ID        // packs with nothing used
+	mixed []repo.ID        // packs with garbage: their used blobs move
+	small []repo.ID        // under-filled packs merged: all their blobs move
 	moves []gcMove
 }
 
 type gcMove struct {
-	from ID
-	ref  BlobRef
+	from repo.ID
+	ref  repo.BlobRef
 }
 
 // smallPack is the fill below which a pack is merged into others.
-func (r *Repo) smallPack() int64 { return int64(r.cfg.PackSize) / 2 }
+func (r *Repo) smallPack() int64 { return int64(r.Config().PackSize) / 2 }
 
 // sweepPlan decides the fate of every pack. A used chunk is kept once, in
 // the first whole pack (in id order) that holds it; a pack is kept whole
 // when every blob in it is kept there. Whole packs under half the target
 // size are merged, when there are at least two of them.
-func (r *Repo) sweepPlan(stored map[ID]int64, blobsOf map[ID][]BlobRef, used *idSet) (*gcPlan, error) {
-	kept := make([]bool, len(used.ids)) // by position in used
-	var whole, mixed []ID
+func (r *Repo) sweepPlan(stored map[repo.ID]int64, blobsOf map[repo.ID][]repo.BlobRef, used *repo.IDSet) (*gcPlan, error) {
+	kept := make([]bool, used.Len()) // by position in used
+	var whole, mixed []repo.ID
 	plan := &gcPlan{}
-	ids := make([]ID, 0, len(blobsOf))
+	ids := make([]repo.ID, 0, len(blobsOf))
 	for id := range blobsOf {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b repo.ID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		blobs := blobsOf[id]
 		garbage := 0
 		for _, b := range blobs {
-			if _, ok := used.index(b.ID); !ok {
+			if _, ok := used.Index(b.ID); !ok {
 				garbage++
 			}
 		}
@@ -56,12 +58,12 @@ func (r *Repo) sweepPlan(stored map[ID]int64, blobsOf map[ID][]BlobRef, used *id
 			mixed = append(mixed, id)
 		}
 	}
-	var small []ID
+	var small []repo.ID
 	for _, id := range whole {
 		blobs := blobsOf[id]
 		dup := 0
 		for _, b := range blobs {
-			if i, _ := used.index(b.ID); kept[i] {
+			if i, _ := used.Index(b.ID); kept[i] {
 				dup++
 			}
 		}
@@ -76,21 +78,21 @@ func (r *Repo) sweepPlan(stored map[ID]int64, blobsOf map[ID][]BlobRef, used *id
 		for _, b := range blobs {
 			kept[pos(used, b.ID)] = true
 		}
-		plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobs})
+		plan.kept = append(plan.kept, repo.PackEntry{ID: id, Size: stored[id], Blobs: blobs})
 	}
 	if len(small) < 2 { // one small pack alone is not worth rewriting
 		for _, id := range small {
 			for _, b := range blobsOf[id] {
 				kept[pos(used, b.ID)] = true
 			}
-			plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+			plan.kept = append(plan.kept, repo.PackEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
 		}
 		small = nil
 	}
 	// Mixed and small packs: their used chunks not kept elsewhere move.
 	for _, id := range append(mixed, small...) {
 		for _, b := range blobsOf[id] {
-			if i, ok := used.index(b.ID); ok && !kept[i] {
+			if i, ok := used.Index(b.ID); ok && !kept[i] {
 				kept[i] = true
 				plan.moves = append(plan.moves, gcMove{id, b})
 			}
@@ -104,59 +106,59 @@ func (r *Repo) sweepPlan(stored map[ID]int64, blobsOf map[ID][]BlobRef, used *id
 		}
 	}
 	if missing > 0 {
-		return nil, fmt.Errorf("gc refused, nothing deleted: %w: %d used chunk(s) are in no readable pack (run archive check)", ErrCorrupt, missing)
+		return nil, fmt.Errorf("gc refused, nothing deleted: %w: %d used chunk(s) are in no readable pack (run archive check)", repo.ErrCorrupt, missing)
 	}
 	return plan, nil
 }
 
-func pos(s *idSet, id ID) int {
-	i, _ := s.index(id)
+func pos(s *repo.IDSet, id repo.ID) int {
+	i, _ := s.Index(id)
 	return i
 }
 
 // repack writes the moving blobs into new packs, reading each source pack
 // once (bounded by the largest pack an upload writes) and verifying each
 // blob it moves.
-func (r *Repo) repack(ctx context.Context, plan *gcPlan, o Progress) ([]packEntry, error) {
-	byPack := map[ID][]BlobRef{}
-	var order []ID
+func (r *Repo) repack(ctx context.Context, plan *gcPlan, o Progress) ([]repo.PackEntry, error) {
+	byPack := map[repo.ID][]repo.BlobRef{}
+	var order []repo.ID
 	for _, m := range plan.moves {
 		if byPack[m.from] == nil {
 			order = append(order, m.from)
 		}
 		byPack[m.from] = append(byPack[m.from], m.ref)
 	}
-	var out []packEntry
-	p := &packWriter{}
+	var out []repo.PackEntry
+	p := &repo.PackWriter{}
 	flush := func() error {
-		if len(p.blobs) == 0 {
+		if len(p.Blobs()) == 0 {
 			return nil
 		}
-		data, pid, refs := p.finish(r.enc)
-		if err := r.st.Put(ctx, packKey(pid), data); err != nil {
+		data, pid, refs := r.FinishPack(p)
+		if err := r.Store().Put(ctx, repo.PackKey(pid), data); err != nil {
 			return fmt.Errorf("gc: write pack: %w", err)
 		}
-		out = append(out, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
-		p = &packWriter{}
+		out = append(out, repo.PackEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
+		p = &repo.PackWriter{}
 		return nil
 	}
 	o.Start("gc", int64(len(order)), 0)
 	defer o.Done()
 	for _, id := range order {
-		data, err := r.st.Get(ctx, packKey(id), r.maxPack())
+		data, err := r.Store().Get(ctx, repo.PackKey(id), r.MaxPack())
 		if err != nil {
 			return nil, fmt.Errorf("gc: read pack %s: %w", id, err)
 		}
 		for _, b := range byPack[id] {
 			if b.Offset+int64(b.Length) > int64(len(data)) {
-				return nil, fmt.Errorf("gc refused to repack: %w: pack %s is shorter than its index says", ErrCorrupt, id)
+				return nil, fmt.Errorf("gc refused to repack: %w: pack %s is shorter than its index says", repo.ErrCorrupt, id)
 			}
 			blob := data[b.Offset : b.Offset+int64(b.Length)]
-			if _, err := decodeBlob(r.enc, blob, b.ID, b.Raw); err != nil {
+			if _, err := r.DecodeBlob(blob, b.ID, b.Raw); err != nil {
 				return nil, fmt.Errorf("gc refused to repack a damaged chunk: %w", err)
 			}
-			p.add(b.ID, blob, b.Raw)
-			if p.size() >= r.cfg.PackSize {
+			p.Add(b.ID, blob, b.Raw)
+			if p.Size() >= r.Config().PackSize {
 				if err := flush(); err != nil {
 					return nil, err
 				}

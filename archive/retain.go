@@ -10,40 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/internal/par"
 )
-
-// ObjectLock is an archive's object lock policy (S3 Object Lock). Every
-// object is retained by the bucket's default retention, BucketDays()
-// from its writing; an upload makes sure that every object the new
-// snapshot needs and did not write (the packs it reuses, the index
-// objects, the config and key files) is retained at least Days from
-// now, extending those that end sooner to BucketDays() from now. So a
-// snapshot stays whole for Days after its upload, whatever it reuses,
-// and an object is extended at most once every ExtendDays.
-type ObjectLock struct {
-	Mode       string `json:"mode"`       // governance or compliance
-	Days       int    `json:"days"`       // how long every snapshot is protected after its upload
-	ExtendDays int    `json:"extendDays"` // the slack above Days that new and extended objects get
-}
-
-const maxLockDays = 100 * 365
-
-func (o *ObjectLock) check() error {
-	switch {
-	case o.Mode != "governance" && o.Mode != "compliance":
-		return fmt.Errorf("object lock mode %q: want governance or compliance", o.Mode)
-	case o.Days < 1 || o.Days > maxLockDays:
-		return fmt.Errorf("object lock of %d days: want 1 to %d", o.Days, maxLockDays)
-	case o.ExtendDays < 1 || o.ExtendDays > maxLockDays:
-		return fmt.Errorf("object lock slack of %d days: want 1 to %d", o.ExtendDays, maxLockDays)
-	}
-	return nil
-}
-
-// BucketDays is the bucket's default retention: Days and the slack.
-func (o *ObjectLock) BucketDays() int { return o.Days + o.ExtendDays }
 
 func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 
@@ -66,9 +36,9 @@ type RetentionReport struct {
 // locking returns the store's object lock side, or an error when the
 // archive has a lock the store cannot keep.
 func (r *Repo) locking() (store.Locking, error) {
-	lk, ok := store.Unwrap(r.st).(store.Locking)
+	lk, ok := store.Unwrap(r.Store()).(store.Locking)
 	if !ok {
-		return nil, fmt.Errorf("%w: the archive's config asks for an object lock, but %s cannot lock objects", ErrCorrupt, r.st)
+		return nil, fmt.Errorf("%w: the archive's config asks for an object lock, but %s cannot lock objects", repo.ErrCorrupt, r.Store())
 	}
 	return lk, nil
 }
@@ -112,8 +82,8 @@ var lockedPrefixes = []string{"config", "keys/", "index/", "packs/", "snapshots/
 // key files must be retained Days from now (an hour's margin covers the
 // commit and clocks that differ); those that end sooner are extended to
 // BucketDays from now, 8 calls at a time.
-func (r *Repo) protect(ctx context.Context, packs map[ID]struct{}, now time.Time) (*RetentionReport, error) {
-	ol := r.cfg.ObjectLock
+func (r *Repo) protect(ctx context.Context, packs map[repo.ID]struct{}, now time.Time) (*RetentionReport, error) {
+	ol := r.Config().ObjectLock
 	lk, err := r.locking()
 	if err != nil {
 		return nil, err
@@ -123,9 +93,9 @@ func (r *Repo) protect(ctx context.Context, packs map[ID]struct{}, now time.Time
 		if k == "config" || strings.HasPrefix(k, "keys/") || strings.HasPrefix(k, "index/") {
 			return true
 		}
-		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
+		id, err := repo.ParseID(k[strings.LastIndexByte(k, '/')+1:])
 		_, used := packs[id]
-		return err == nil && used && packKey(id) == k
+		return err == nil && used && repo.PackKey(id) == k
 	}
 	ret, err := r.retentions(ctx, lk, isNeeded, "config", "keys/", "index/", "packs/")
 	if err != nil {
@@ -133,7 +103,7 @@ func (r *Repo) protect(ctx context.Context, packs map[ID]struct{}, now time.Time
 	}
 	var needed []string
 	for id := range packs {
-		needed = append(needed, packKey(id))
+		needed = append(needed, repo.PackKey(id))
 	}
 	for k := range ret {
 		if k == "config" || strings.HasPrefix(k, "keys/") || strings.HasPrefix(k, "index/") {
@@ -215,7 +185,7 @@ func (n *retentionNeeds) add(key string, until time.Time) {
 // checkRetention compares every needed object's retention with its need,
 // reports those short in add, and with repair extends them to it.
 func (r *Repo) checkRetention(ctx context.Context, n *retentionNeeds, repair bool, add func(string, ...any)) (*RetentionCheck, error) {
-	ol := r.cfg.ObjectLock
+	ol := r.Config().ObjectLock
 	lk, err := r.locking()
 	if err != nil {
 		return nil, err
@@ -266,27 +236,27 @@ func fmtTime(t time.Time) string {
 // nothing is repacked or merged (the old packs would stay, retained,
 // beside the new ones), and an unused pack is deleted only once its
 // retention has passed; until then it is kept and counted in res.
-func (r *Repo) lockedPlan(ctx context.Context, plan *gcPlan, stored map[ID]int64, blobsOf map[ID][]BlobRef, res *GCResult) error {
+func (r *Repo) lockedPlan(ctx context.Context, plan *gcPlan, stored map[repo.ID]int64, blobsOf map[repo.ID][]repo.BlobRef, res *GCResult) error {
 	lk, err := r.locking()
 	if err != nil {
 		return err
 	}
 	deadKeys := map[string]bool{}
 	for _, id := range plan.dead {
-		deadKeys[packKey(id)] = true
+		deadKeys[repo.PackKey(id)] = true
 	}
 	ret, err := r.retentions(ctx, lk, func(k string) bool { return deadKeys[k] }, "packs/")
 	if err != nil {
 		return err
 	}
 	for _, id := range append(plan.mixed, plan.small...) {
-		plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+		plan.kept = append(plan.kept, repo.PackEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
 	}
 	plan.mixed, plan.small, plan.moves = nil, nil, nil
 	now := time.Now()
-	var dead []ID
+	var dead []repo.ID
 	for _, id := range plan.dead {
-		t := ret[packKey(id)].Until
+		t := ret[repo.PackKey(id)].Until
 		if !t.After(now) {
 			dead = append(dead, id)
 			continue
@@ -298,7 +268,7 @@ func (r *Repo) lockedPlan(ctx context.Context, plan *gcPlan, stored map[ID]int64
 			res.RetainedUntil = &t
 		}
 		if blobsOf[id] != nil {
-			plan.kept = append(plan.kept, packEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
+			plan.kept = append(plan.kept, repo.PackEntry{ID: id, Size: stored[id], Blobs: blobsOf[id]})
 		}
 	}
 	plan.dead = dead

@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -57,7 +58,7 @@ type UploadResult struct {
 }
 
 type blobMsg struct {
-	id   ID
+	id   repo.ID
 	blob []byte
 	raw  int
 }
@@ -82,11 +83,11 @@ func blobBuf(n int) []byte {
 // sealBlob compresses a chunk into a blob and, in an encrypted archive,
 // seals it (fresh nonce), in pooled buffers.
 func (r *Repo) sealBlob(chunk []byte) []byte {
-	b := encodeBlob(blobBuf(len(chunk)), chunk)
-	if r.enc == nil {
+	b := repo.EncodeBlob(blobBuf(len(chunk)), chunk)
+	if !r.Encrypted() {
 		return b
 	}
-	sealed := r.enc.seal(blobBuf(len(b)+r.enc.overhead()), b)
+	sealed := r.Seal(blobBuf(len(b)+r.Overhead()), b)
 	blobBufs.Put(b[:0])
 	return sealed
 }
@@ -133,7 +134,7 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	}
 	defer tree.Close()
 	res := &UploadResult{ID: id, Node: hdr.Node.ID, Files: hdr.Totals.Files}
-	lock, err := r.Lock(ctx, LockShared, "upload "+id)
+	lock, err := r.Lock(ctx, repo.LockShared, "upload "+id)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	defer o.Progress.Done()
 	u := r.newUploader(ctx, idx, lock, o, res)
 	content, cerr := u.contentStream(tree, mf, prev)
-	var mdesc streamDesc
+	var mdesc repo.StreamDesc
 	if cerr == nil {
 		raw, err := mf.Raw()
 		if err == nil {
@@ -171,21 +172,21 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 	if err := lock.Check(ctx); err != nil {
 		return res, err
 	}
-	if err := r.checkConfig(ctx); err != nil {
+	if err := r.CheckConfig(ctx); err != nil {
 		return res, err
 	}
-	if r.cfg.ObjectLock != nil {
+	if r.Config().ObjectLock != nil {
 		if res.Retention, err = r.protect(ctx, u.usedPacks, time.Now()); err != nil {
 			return res, fmt.Errorf("keep the snapshot's objects locked: %w", err)
 		}
 	}
-	obj := &snapshotObject{ID: id, Node: hdr.Node.ID, CreatedAt: hdr.CreatedAt, Files: hdr.Totals.Files, Bytes: hdr.Totals.Bytes,
+	obj := &repo.SnapshotObject{ID: id, Node: hdr.Node.ID, CreatedAt: hdr.CreatedAt, Files: hdr.Totals.Files, Bytes: hdr.Totals.Bytes,
 		PotentiallyInconsistent: hdr.PotentiallyInconsistent, Manifest: mdesc, Content: content}
-	b, err := r.encodeSnapshot(obj)
+	b, err := r.EncodeSnapshot(obj)
 	if err != nil {
 		return res, err
 	}
-	if err := r.st.Put(ctx, snapshotKey(id, hdr.Node.ID), b); err != nil {
+	if err := r.Store().Put(ctx, repo.SnapshotKey(id, hdr.Node.ID), b); err != nil {
 		return res, fmt.Errorf("write manifest: %w", err)
 	}
 	if err := r.readBack(ctx, idx, u.indexKeys, id, hdr.Node.ID); err != nil {
@@ -197,30 +198,30 @@ func Upload(ctx context.Context, r *Repo, l Local, id string, o UploadOptions) (
 
 // readBack reads what an upload wrote: the index objects, the snapshot
 // object, and its two streams in full, zipped as a download reads them.
-func (r *Repo) readBack(ctx context.Context, idx *Index, keys []string, id, node string) error {
+func (r *Repo) readBack(ctx context.Context, idx *repo.Index, keys []string, id, node string) error {
 	for _, k := range keys {
-		if o := r.readIndex(ctx, k); o.err != nil || o.misnamed {
-			return fmt.Errorf("index object %s: %v (misnamed: %v)", k, o.err, o.misnamed)
+		if o := r.ReadIndex(ctx, k); o.Err != nil || o.Misnamed {
+			return fmt.Errorf("index object %s: %v (misnamed: %v)", k, o.Err, o.Misnamed)
 		}
 	}
-	s, err := r.readSnapshot(ctx, id, node)
+	s, err := r.ReadSnapshot(ctx, id, node)
 	if err != nil {
 		return err
 	}
-	return r.eachFile(ctx, idx, s, func([]ID) error { return nil })
+	return r.EachFile(ctx, idx, s, func([]repo.ID) error { return nil })
 }
 
 // previousPiece finds the node's newest archived piece (id's own, when it
 // was uploaded before) whose streams are indexed, for reusing chunk lists;
 // nil when none.
-func (r *Repo) previousPiece(ctx context.Context, idx *Index, node, id string, log *slog.Logger) *RemoteSnapshot {
-	keys, err := r.snapshotKeys(ctx)
+func (r *Repo) previousPiece(ctx context.Context, idx *repo.Index, node, id string, log *slog.Logger) *repo.RemoteSnapshot {
+	keys, err := r.SnapshotKeys(ctx)
 	if err != nil {
 		return nil
 	}
 	for i := len(keys) - 1; i >= 0; i-- {
-		s, err := r.readSnapshotKey(ctx, keys[i])
-		if err != nil || s.Node != node || s.checkStreams(idx) != nil {
+		s, err := r.ReadSnapshotKey(ctx, keys[i])
+		if err != nil || s.Node != node || s.CheckStreams(idx) != nil {
 			continue
 		}
 		return s
@@ -236,19 +237,19 @@ func (r *Repo) previousPiece(ctx context.Context, idx *Index, node, id string, l
 // per new chunk is idx's 48 bytes, not a growing list and set.
 type uploader struct {
 	r       *Repo
-	idx     *Index
-	lock    *ArchiveLock
+	idx     *repo.Index
+	lock    *repo.ArchiveLock
 	o       UploadOptions
 	res     *UploadResult
 	ctx     context.Context
 	g       *errgroup.Group
 	blobs   chan blobMsg
 	mu      sync.Mutex // claimed, newPacks, newBlobs, indexKeys, usedPacks
-	claimed map[ID]struct{}
+	claimed map[repo.ID]struct{}
 	// usedPacks, with an object lock only, gathers the packs of earlier
 	// uploads the snapshot needs (their retention may need extending).
-	usedPacks map[ID]struct{}
-	newPacks  []packEntry
+	usedPacks map[repo.ID]struct{}
+	newPacks  []repo.PackEntry
 	newBlobs  int
 	indexKeys []string // index objects written
 	newCh     atomic.Int64
@@ -260,15 +261,15 @@ type uploader struct {
 	reused    atomic.Int64
 }
 
-func (r *Repo) newUploader(ctx context.Context, idx *Index, lock *ArchiveLock, o UploadOptions, res *UploadResult) *uploader {
+func (r *Repo) newUploader(ctx context.Context, idx *repo.Index, lock *repo.ArchiveLock, o UploadOptions, res *UploadResult) *uploader {
 	g, gctx := errgroup.WithContext(ctx)
-	u := &uploader{r: r, idx: idx, lock: lock, o: o, res: res, ctx: gctx, g: g, blobs: make(chan blobMsg, o.Workers), claimed: map[ID]struct{}{}}
-	if r.cfg.ObjectLock != nil {
-		u.usedPacks = map[ID]struct{}{}
+	u := &uploader{r: r, idx: idx, lock: lock, o: o, res: res, ctx: gctx, g: g, blobs: make(chan blobMsg, o.Workers), claimed: map[repo.ID]struct{}{}}
+	if r.Config().ObjectLock != nil {
+		u.usedPacks = map[repo.ID]struct{}{}
 	}
 	// One finished pack may wait while another is sent, so compression goes
 	// on during a PUT; still only o.Uploads PUTs are ever in flight.
-	puts := make(chan *packWriter, 1)
+	puts := make(chan *repo.PackWriter, 1)
 	g.Go(func() error { return par.Safely(func() error { return u.pack(puts) }) })
 	var senders sync.WaitGroup
 	for range o.Uploads {
@@ -283,12 +284,12 @@ func (r *Repo) newUploader(ctx context.Context, idx *Index, lock *ArchiveLock, o
 
 // add hands one chunk to the pipeline unless the archive or this upload
 // already holds it, and returns its id.
-func (u *uploader) add(chunk []byte) (ID, error) {
-	cid := u.r.enc.chunkID(chunk)
+func (u *uploader) add(chunk []byte) (repo.ID, error) {
+	cid := u.r.ChunkID(chunk)
 	u.mu.Lock()
 	_, dup := u.claimed[cid]
 	if !dup {
-		var loc Location
+		var loc repo.Location
 		loc, dup = u.idx.Lookup(cid)
 		if dup && u.usedPacks != nil {
 			u.usedPacks[loc.Pack] = struct{}{}
@@ -312,21 +313,21 @@ func (u *uploader) add(chunk []byte) (ID, error) {
 }
 
 // pack fills packs of about PackSize.
-func (u *uploader) pack(puts chan<- *packWriter) error {
+func (u *uploader) pack(puts chan<- *repo.PackWriter) error {
 	defer close(puts)
 	r := u.r
-	newPack := func() *packWriter {
+	newPack := func() *repo.PackWriter {
 		buf := packBufs.Get().([]byte)
-		if want := r.cfg.PackSize + r.maxBlob() + 1<<16; cap(buf) < want {
+		if want := r.Config().PackSize + r.MaxBlob() + 1<<16; cap(buf) < want {
 			buf = make([]byte, 0, want) // a pack never grows past this
 		}
-		return &packWriter{buf: buf[:0]}
+		return repo.NewPackWriter(buf)
 	}
 	p := newPack()
 	for b := range u.blobs {
-		p.add(b.id, b.blob, b.raw)
+		p.Add(b.id, b.blob, b.raw)
 		blobBufs.Put(b.blob[:0])
-		if p.size() >= r.cfg.PackSize {
+		if p.Size() >= r.Config().PackSize {
 			select {
 			case puts <- p:
 			case <-u.ctx.Done():
@@ -335,7 +336,7 @@ func (u *uploader) pack(puts chan<- *packWriter) error {
 			p = newPack()
 		}
 	}
-	if len(p.blobs) > 0 {
+	if len(p.Blobs()) > 0 {
 		select {
 		case puts <- p:
 		case <-u.ctx.Done():
@@ -346,21 +347,21 @@ func (u *uploader) pack(puts chan<- *packWriter) error {
 }
 
 // send puts packs.
-func (u *uploader) send(puts <-chan *packWriter) error {
+func (u *uploader) send(puts <-chan *repo.PackWriter) error {
 	for p := range puts {
-		data, pid, refs := p.finish(u.r.enc)
-		if err := u.r.st.Put(u.ctx, packKey(pid), data); err != nil {
+		data, pid, refs := u.r.FinishPack(p)
+		if err := u.r.Store().Put(u.ctx, repo.PackKey(pid), data); err != nil {
 			return fmt.Errorf("upload pack: %w", err)
 		}
 		u.sent.Add(int64(len(data)))
 		packBufs.Put(data[:0])
 		n := u.packs.Add(1)
 		u.mu.Lock()
-		var full []packEntry // the packs of one full index object
+		var full []repo.PackEntry // the packs of one full index object
 		if u.newBlobs+len(refs) > indexFlushBlobs && len(u.newPacks) > 0 {
 			full, u.newPacks, u.newBlobs = u.newPacks, nil, 0
 		}
-		u.newPacks = append(u.newPacks, packEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
+		u.newPacks = append(u.newPacks, repo.PackEntry{ID: pid, Size: int64(len(data)), Blobs: refs})
 		u.newBlobs += len(refs)
 		u.mu.Unlock()
 		crash.Point(fmt.Sprintf("upload.pack.%d", n))
@@ -375,7 +376,7 @@ func (u *uploader) send(puts <-chan *packWriter) error {
 
 // indexFlushBlobs is how many new blobs an upload gathers before it writes
 // their index object (a variable for tests).
-var indexFlushBlobs = maxIndexBlobs
+var indexFlushBlobs = repo.MaxIndexBlobs
 
 // finish waits for every pack to be stored and fills in the result.
 func (u *uploader) finish() error {
@@ -390,7 +391,7 @@ func (u *uploader) finish() error {
 
 // reusing notes the packs of a file's chunk list taken from the previous
 // snapshot (with an object lock only).
-func (u *uploader) reusing(ids []ID) {
+func (u *uploader) reusing(ids []repo.ID) {
 	if u.usedPacks == nil {
 		return
 	}
@@ -405,21 +406,21 @@ func (u *uploader) reusing(ids []ID) {
 
 // chunkFile reads one file of a snapshot, cutting it into chunks handed to
 // the pipeline, and checks that its BLAKE3 and size are the manifest's.
-func (u *uploader) chunkFile(tree *fsutil.Dir, e *manifest.Entry, ids []ID) ([]ID, error) {
+func (u *uploader) chunkFile(tree *fsutil.Dir, e *manifest.Entry, ids []repo.ID) ([]repo.ID, error) {
 	f, _, err := tree.OpenRegular(string(e.Path))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Path, err)
 	}
 	defer f.Close()
-	c := newChunker(f, &u.r.gear, u.r.cfg.Chunker, chunkBufs.Get().([]byte))
-	defer chunkBufs.Put(c.buf)
+	c := u.r.NewChunker(f, chunkBufs.Get().([]byte))
+	defer chunkBufs.Put(c.Buf())
 	h := blake3.New()
 	var n int64
 	for {
 		if err := u.ctx.Err(); err != nil {
 			return nil, err
 		}
-		chunk, err := c.next()
+		chunk, err := c.Next()
 		if err == io.EOF {
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -18,10 +19,10 @@ const recentContents = 1 << 14
 // contentStream reads the snapshot's files in manifest order (in parallel,
 // each handed to the pipeline as it is chunked), and stores their content
 // records, in manifest order, as a stream.
-func (u *uploader) contentStream(tree *fsutil.Dir, mf *manifest.File, prev *RemoteSnapshot) (streamDesc, error) {
+func (u *uploader) contentStream(tree *fsutil.Dir, mf *manifest.File, prev *repo.RemoteSnapshot) (repo.StreamDesc, error) {
 	pr, pw := io.Pipe()
 	type out struct {
-		d   streamDesc
+		d   repo.StreamDesc
 		err error
 	}
 	done := make(chan out, 1)
@@ -43,7 +44,7 @@ func (u *uploader) contentStream(tree *fsutil.Dir, mf *manifest.File, prev *Remo
 // slot is one file on its way to its content record.
 type slot struct {
 	e    manifest.Entry
-	ids  []ID
+	ids  []repo.ID
 	err  error
 	done chan struct{}
 	same *slot // a file of the same content, read for both
@@ -52,7 +53,7 @@ type slot struct {
 // records writes the content record of every file entry to w, in order.
 // Files are chunked by Workers in parallel; a bounded window of slots keeps
 // the records in order while they work.
-func (u *uploader) records(tree *fsutil.Dir, mf *manifest.File, prev *RemoteSnapshot, w io.Writer) error {
+func (u *uploader) records(tree *fsutil.Dir, mf *manifest.File, prev *repo.RemoteSnapshot, w io.Writer) error {
 	mr, err := mf.Reader()
 	if err != nil {
 		return err
@@ -90,7 +91,7 @@ func (u *uploader) records(tree *fsutil.Dir, mf *manifest.File, prev *RemoteSnap
 				first = s.err
 				continue
 			}
-			buf = appendRecord(buf[:0], s.ids)
+			buf = repo.AppendRecord(buf[:0], s.ids)
 			if _, err := w.Write(buf); err != nil {
 				first = err
 				continue
@@ -152,25 +153,25 @@ func (u *uploader) records(tree *fsutil.Dir, mf *manifest.File, prev *RemoteSnap
 // Every list it returns has been checked to be indexed and to make exactly
 // the file's size. The end function reads the piece to its end: if it
 // turns out damaged there after lists were taken from it, the upload fails.
-func (u *uploader) reuser(prev *RemoteSnapshot) (func(e *manifest.Entry) ([]ID, bool), func(drain bool) error) {
-	none := func(*manifest.Entry) ([]ID, bool) { return nil, false }
+func (u *uploader) reuser(prev *repo.RemoteSnapshot) (func(e *manifest.Entry) ([]repo.ID, bool), func(drain bool) error) {
+	none := func(*manifest.Entry) ([]repo.ID, bool) { return nil, false }
 	if prev == nil {
 		return none, func(bool) error { return nil }
 	}
-	pp, err := u.r.openPiece(u.ctx, u.idx, prev)
+	pp, err := u.r.OpenPiece(u.ctx, u.idx, prev)
 	if err != nil {
 		if u.o.Logger != nil {
-			u.o.Logger.Warn("previous archived snapshot unreadable: every file is read", "key", prev.key, "err", err)
+			u.o.Logger.Warn("previous archived snapshot unreadable: every file is read", "key", prev.Key(), "err", err)
 		}
 		return none, func(bool) error { return nil }
 	}
 	var cur *manifest.Entry
-	var ids []ID
+	var ids []repo.ID
 	var perr error
 	taken := false
-	find := func(e *manifest.Entry) ([]ID, bool) {
+	find := func(e *manifest.Entry) ([]repo.ID, bool) {
 		for perr == nil && (cur == nil || cur.Path < e.Path) {
-			cur, ids, perr = pp.next()
+			cur, ids, perr = pp.Next()
 		}
 		if perr != nil {
 			return nil, false
@@ -178,23 +179,23 @@ func (u *uploader) reuser(prev *RemoteSnapshot) (func(e *manifest.Entry) ([]ID, 
 		if cur.Path == e.Path && cur.Type == manifest.TypeFile && cur.BLAKE3 == e.BLAKE3 && cur.Size == e.Size {
 			taken = true
 			u.reusing(ids)
-			return append([]ID(nil), ids...), true
+			return append([]repo.ID(nil), ids...), true
 		}
 		return nil, false
 	}
 	end := func(drain bool) error {
 		defer pp.Close()
 		for drain && perr == nil {
-			_, _, perr = pp.next()
+			_, _, perr = pp.Next()
 		}
 		if perr == nil || perr == io.EOF {
 			return nil
 		}
 		if taken && drain {
-			return fmt.Errorf("%w: the previous archived snapshot %s, whose chunk lists this upload reused, is damaged (%v): run `hotsnap archive check`", ErrCorrupt, prev.key, perr)
+			return fmt.Errorf("%w: the previous archived snapshot %s, whose chunk lists this upload reused, is damaged (%v): run `hotsnap archive check`", repo.ErrCorrupt, prev.Key(), perr)
 		}
 		if u.o.Logger != nil {
-			u.o.Logger.Warn("previous archived snapshot: reuse stopped", "key", prev.key, "err", perr)
+			u.o.Logger.Warn("previous archived snapshot: reuse stopped", "key", prev.Key(), "err", perr)
 		}
 		return nil
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/hotsnap/hotsnap/archive/repo"
 )
 
 // What an upload stores besides packs: the manifest and content streams,
@@ -16,19 +18,19 @@ import (
 // the lock is still ours), then moves their chunks from the claimed set
 // into idx. An upload that fails later leaves indexed packs no snapshot
 // uses: the next upload dedups against them, gc removes what stays unused.
-func (u *uploader) flushIndex(ctx context.Context, packs []packEntry) error {
+func (u *uploader) flushIndex(ctx context.Context, packs []repo.PackEntry) error {
 	if len(packs) == 0 {
 		return nil
 	}
 	if err := u.lock.Check(ctx); err != nil {
 		return err
 	}
-	keys, err := u.r.writeIndex(ctx, packs)
+	keys, err := u.r.WriteIndex(ctx, packs)
 	if err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	for _, p := range packs {
-		u.idx.addPack(p.ID, p.Size, p.Blobs)
+		u.idx.AddPack(p.ID, p.Size, p.Blobs)
 	}
 	u.mu.Lock()
 	u.indexKeys = append(u.indexKeys, keys...)
@@ -42,13 +44,13 @@ func (u *uploader) flushIndex(ctx context.Context, packs []packEntry) error {
 }
 
 // storeStream chunks a byte stream into the pipeline and describes it.
-func (u *uploader) storeStream(rd io.Reader) (streamDesc, error) {
-	c := newChunker(rd, &u.r.gear, u.r.cfg.Chunker, chunkBufs.Get().([]byte))
-	defer chunkBufs.Put(c.buf)
+func (u *uploader) storeStream(rd io.Reader) (repo.StreamDesc, error) {
+	c := u.r.NewChunker(rd, chunkBufs.Get().([]byte))
+	defer chunkBufs.Put(c.Buf())
 	h := blake3.New()
-	d := streamDesc{Chunks: []string{}}
+	d := repo.StreamDesc{Chunks: []string{}}
 	for {
-		chunk, err := c.next()
+		chunk, err := c.Next()
 		if err == io.EOF {
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -50,20 +51,20 @@ func DownloadExtract(res *archive.ExtractResult) Text {
 
 // Init is archive init's text; keyFile is the id of the key file that
 // opens an encrypted archive ("" for none).
-func Init(cfg archive.Config, store fmt.Stringer, keyFile string) Text {
+func Init(cfg repo.Config, store fmt.Stringer, keyFile string) Text {
 	return func(w io.Writer) {
 		fmt.Fprintf(w, "initialised archive %s at %s\n", cfg.ID, store)
 		if ol := cfg.ObjectLock; ol != nil {
 			fmt.Fprintf(w, "  object lock: %s mode; every snapshot protected %d days after its upload (the bucket retains new objects %d days)\n", ol.Mode, ol.Days, ol.BucketDays())
 		}
 		if keyFile != "" {
-			fmt.Fprintf(w, "  encrypted (%s) with a random data key, opened by key file %s: keep a key file safe (add a second one with archive key add), the data cannot be read without one\n", archive.Algorithm, keyFile)
+			fmt.Fprintf(w, "  encrypted (%s) with a random data key, opened by key file %s: keep a key file safe (add a second one with archive key add), the data cannot be read without one\n", repo.Algorithm, keyFile)
 		}
 	}
 }
 
 // ArchiveList is archive ls's text.
-func ArchiveList(list []archive.RemoteSnapshot) Text {
+func ArchiveList(list []repo.RemoteSnapshot) Text {
 	return func(w io.Writer) {
 		if len(list) == 0 {
 			fmt.Fprintln(w, "no snapshots in the archive")

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -45,7 +46,7 @@ type Options struct {
 	// AccessKey and SecretKey default to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 	AccessKey, SecretKey string
 	// Key is the archive key; nil for an unencrypted archive.
-	Key *archive.Key
+	Key *repo.Key
 	// AsOf, when set, opens a read-only view of the remote as it was at
 	// that time (store.Locking.AsOf: a versioned S3 bucket).
 	AsOf time.Time

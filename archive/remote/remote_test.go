@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
 	fsstore "github.com/hotsnap/hotsnap/archive/store/fs"
 	"github.com/hotsnap/hotsnap/errs"
@@ -70,7 +70,7 @@ func TestBadSpecs(t *testing.T) {
 			t.Errorf("%q: %v (kind %s), want a usage error with %q", c.spec, err, errs.Of(err), c.want)
 		}
 	}
-	if _, err := Open(context.Background(), "file://"+t.TempDir(), Options{}, false); !errors.Is(err, archive.ErrNotInitialised) {
+	if _, err := Open(context.Background(), "file://"+t.TempDir(), Options{}, false); !errors.Is(err, repo.ErrNotInitialised) {
 		t.Errorf("an empty directory: %v", err)
 	}
 }

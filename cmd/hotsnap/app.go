@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
@@ -90,7 +90,7 @@ func newApp() *cli.App {
 	app := &cli.App{
 		Name:                      "hotsnap",
 		Usage:                     "consistent hot snapshots of a live data directory",
-		Version:                   fmt.Sprintf("%s (manifest format %d, archive format %d)", snapshot.ToolVersion, manifest.Format, archive.FormatVersion),
+		Version:                   fmt.Sprintf("%s (manifest format %d, archive format %d)", snapshot.ToolVersion, manifest.Format, repo.FormatVersion),
 		HideHelpCommand:           true,
 		Suggest:                   true,
 		DisableSliceFlagSeparator: true,
@@ -126,7 +126,7 @@ func versionCommand() *cli.Command {
 		Usage: "print hotsnap's version and the manifest and archive formats it writes",
 		Flags: outputFlags(),
 		Action: func(c *cli.Context) error {
-			v := map[string]any{"version": snapshot.ToolVersion, "manifestFormat": manifest.Format, "archiveFormat": archive.FormatVersion}
+			v := map[string]any{"version": snapshot.ToolVersion, "manifestFormat": manifest.Format, "archiveFormat": repo.FormatVersion}
 			getEnv(c).Result(v, report.Line("hotsnap %s (manifest format %d, archive format %d)", v["version"], v["manifestFormat"], v["archiveFormat"]))
 			return nil
 		},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/report"
@@ -31,7 +32,7 @@ func remoteFlags() []cli.Flag {
 }
 
 // archiveKey reads --encryption-key-file; nil when none is given.
-func archiveKey(c *cli.Context) (*archive.Key, error) {
+func archiveKey(c *cli.Context) (*repo.Key, error) {
 	f := c.String("encryption-key-file")
 	if f == "" {
 		return nil, nil
@@ -40,7 +41,7 @@ func archiveKey(c *cli.Context) (*archive.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := archive.ParseKey(b)
+	k, err := repo.ParseKey(b)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("encryption key %s: %w", f, err)}
 	}
@@ -209,7 +210,7 @@ func keygenCommand() *cli.Command {
 			if out == "" {
 				return usageError{errors.New("--output FILE is required (the key is written there, mode 0600; --output - prints it)")}
 			}
-			k := archive.GenerateKey()
+			k := repo.GenerateKey()
 			line := []byte(fmt.Sprintf("%x\n", k[:]))
 			if out == "-" {
 				e.Stdout.Write(line)
@@ -251,7 +252,7 @@ func archiveInitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			r, err := archive.Init(c.Context, st, archive.InitOptions{PackSize: c.Int("pack-size"), Key: o.Key, ObjectLock: lock})
+			r, err := archive.Init(c.Context, st, repo.InitOptions{PackSize: c.Int("pack-size"), Key: o.Key, ObjectLock: lock})
 			if err != nil {
 				return err
 			}
@@ -289,7 +290,7 @@ func archiveCheckCommand() *cli.Command {
 			if res.OK() {
 				return nil
 			}
-			err = fmt.Errorf("%w: %d problem(s) found", archive.ErrCorrupt, len(res.Problems))
+			err = fmt.Errorf("%w: %d problem(s) found", repo.ErrCorrupt, len(res.Problems))
 			if e.JSON {
 				return silentError{err}
 			}

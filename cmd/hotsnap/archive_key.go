@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/report"
 )
@@ -14,18 +15,18 @@ import (
 // archive key add|list|remove: the key files of an encrypted archive.
 
 // readKeyFile reads a key file named by flag.
-func readKeyFile(c *cli.Context, flag string) (archive.Key, error) {
+func readKeyFile(c *cli.Context, flag string) (repo.Key, error) {
 	f := c.String(flag)
 	if f == "" {
-		return archive.Key{}, usageError{fmt.Errorf("--%s FILE is required", flag)}
+		return repo.Key{}, usageError{fmt.Errorf("--%s FILE is required", flag)}
 	}
 	b, err := fsutil.ReadSecretFile(f, "key file")
 	if err != nil {
-		return archive.Key{}, err
+		return repo.Key{}, err
 	}
-	k, err := archive.ParseKey(b)
+	k, err := repo.ParseKey(b)
 	if err != nil {
-		return archive.Key{}, usageError{fmt.Errorf("key file %s: %w", f, err)}
+		return repo.Key{}, usageError{fmt.Errorf("key file %s: %w", f, err)}
 	}
 	return k, nil
 }

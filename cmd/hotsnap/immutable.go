@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 )
 
 // Immutable archives: the object lock options of archive init, --as-of,
@@ -17,7 +17,7 @@ func asOfFlag() cli.Flag {
 }
 
 // objectLockOption reads archive init's --object-lock-days and -mode.
-func objectLockOption(c *cli.Context) (*archive.ObjectLock, error) {
+func objectLockOption(c *cli.Context) (*repo.ObjectLock, error) {
 	if !c.IsSet("object-lock-days") {
 		if c.IsSet("object-lock-mode") {
 			return nil, usageError{fmt.Errorf("--object-lock-mode needs --object-lock-days N")}
@@ -31,5 +31,5 @@ func objectLockOption(c *cli.Context) (*archive.ObjectLock, error) {
 	if d := c.Int("object-lock-days"); d < 1 {
 		return nil, usageError{fmt.Errorf("--object-lock-days %d: want at least 1", d)}
 	}
-	return &archive.ObjectLock{Mode: mode, Days: c.Int("object-lock-days")}, nil
+	return &repo.ObjectLock{Mode: mode, Days: c.Int("object-lock-days")}, nil
 }

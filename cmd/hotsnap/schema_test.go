@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive"
+	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/policy"
@@ -42,7 +43,7 @@ type (
 		Failsafes []snapshot.FailsafeInfo `json:"failsafes"`
 	}
 	schemaArchiveLs struct {
-		Snapshots []archive.RemoteSnapshot `json:"snapshots"`
+		Snapshots []repo.RemoteSnapshot `json:"snapshots"`
 	}
 	schemaUnlock struct {
 		Removed []string `json:"removed"`
@@ -65,13 +66,13 @@ type (
 		} `json:"error"`
 	}
 	schemaArchiveInit struct {
-		Remote     string                `json:"remote"`
-		ID         string                `json:"id"`
-		PackSize   int                   `json:"packSize"`
-		Chunker    archive.ChunkerParams `json:"chunker"`
-		KeyID      string                `json:"keyId"`
-		KeyFile    string                `json:"keyFile"`
-		ObjectLock *archive.ObjectLock   `json:"objectLock"`
+		Remote     string             `json:"remote"`
+		ID         string             `json:"id"`
+		PackSize   int                `json:"packSize"`
+		Chunker    repo.ChunkerParams `json:"chunker"`
+		KeyID      string             `json:"keyId"`
+		KeyFile    string             `json:"keyFile"`
+		ObjectLock *repo.ObjectLock   `json:"objectLock"`
 	}
 	schemaKeyList struct {
 		KeyFiles    []string `json:"keyFiles"`

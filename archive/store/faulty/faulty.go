@@ -133,3 +133,12 @@ func (f *Store) Delete(ctx context.Context, key string) error {
 	}
 	return f.Store.Delete(ctx, key)
 }
+
+// ReadOnly is a store whose puts are refused, as with restore-only
+// credentials (reads and deletes pass through).
+type ReadOnly struct{ store.Store }
+
+// Put refuses, as S3 does a write without permission.
+func (ReadOnly) Put(context.Context, string, []byte) error {
+	return errors.New("AccessDenied: read-only credentials")
+}

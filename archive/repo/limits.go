@@ -1,4 +1,4 @@
-package archive
+package repo
 
 // Bounds on what a remote serves. Every object is read with one of these
 // as its largest acceptable size, and every count and length inside one is
@@ -11,17 +11,17 @@ const (
 	maxSnapshotObject = 16 << 20  // snapshots/<id>/<node>.manifest: stream descriptors (a chunk id per MiB of manifest)
 	maxIndexObject    = 32 << 20  // index/<id>, as stored
 	maxIndexPlain     = 32 << 20  // index/<id>, decompressed
-	maxIndexBlobs     = 256 << 10 // blobs per index object written: 11 MiB decompressed
+	MaxIndexBlobs     = 256 << 10 // blobs per index object written: 11 MiB decompressed
 	maxStreamSize     = 64 << 30  // a manifest or content stream
 	maxRecordChunks   = 1 << 22   // chunks of one file (4 TiB at the smallest chunk size)
 )
 
-// maxBlob is the largest stored blob: a chunk of the maximum size that did
+// MaxBlob is the largest stored blob: a chunk of the maximum size that did
 // not compress, its encoding byte, and a seal's nonce and tag.
-func (r *Repo) maxBlob() int { return r.cfg.Chunker.Max + 1 + r.enc.overhead() }
+func (r *Repo) MaxBlob() int { return r.cfg.Chunker.Max + 1 + r.enc.overhead() }
 
-// maxPack is the largest pack an upload can write: the target size plus
+// MaxPack is the largest pack an upload can write: the target size plus
 // the blob that crossed it, and a full trailer.
-func (r *Repo) maxPack() int64 {
-	return int64(r.cfg.PackSize) + int64(r.maxBlob()) + int64(maxPackBlobs)*trailerEntry + int64(r.enc.overhead()) + int64(trailerTailLen)
+func (r *Repo) MaxPack() int64 {
+	return int64(r.cfg.PackSize) + int64(r.MaxBlob()) + int64(maxPackBlobs)*TrailerEntry + int64(r.enc.overhead()) + int64(TrailerTailLen)
 }

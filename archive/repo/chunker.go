@@ -1,15 +1,15 @@
-package archive
+package repo
 
 import (
 	"io"
 )
 
-// chunker cuts a stream into content-defined chunks with FastCDC and
+// Chunker cuts a stream into content-defined chunks with FastCDC and
 // normalised chunking: a gear rolling hash over each byte after the minimum
 // size, a stricter mask before the average size and a looser one after it,
 // so chunk sizes cluster around the average; a cut is forced at the maximum.
 // Inserting bytes into a file moves only the boundaries near the insertion.
-type chunker struct {
+type Chunker struct {
 	r             io.Reader
 	gear          *[256]uint64
 	min, avg, max int
@@ -19,7 +19,7 @@ type chunker struct {
 	eof           bool
 }
 
-func newChunker(r io.Reader, gear *[256]uint64, p ChunkerParams, buf []byte) *chunker {
+func NewChunker(r io.Reader, gear *[256]uint64, p ChunkerParams, buf []byte) *Chunker {
 	bits := 0
 	for 1<<bits < p.Avg {
 		bits++
@@ -27,7 +27,7 @@ func newChunker(r io.Reader, gear *[256]uint64, p ChunkerParams, buf []byte) *ch
 	// The gear hash shifts left, so its high bits depend on the most bytes:
 	// masks select high bits. Two bits stricter / looser than the average
 	// (normalisation level 2).
-	c := &chunker{r: r, gear: gear, min: p.Min, avg: p.Avg, max: p.Max,
+	c := &Chunker{r: r, gear: gear, min: p.Min, avg: p.Avg, max: p.Max,
 		maskS: ^uint64(0) << (64 - (bits + 2)), maskL: ^uint64(0) << (64 - (bits - 2))}
 	if cap(buf) < 2*p.Max {
 		buf = make([]byte, 2*p.Max)
@@ -37,7 +37,7 @@ func newChunker(r io.Reader, gear *[256]uint64, p ChunkerParams, buf []byte) *ch
 }
 
 // next returns the next chunk, valid until the following call, or io.EOF.
-func (c *chunker) next() ([]byte, error) {
+func (c *Chunker) Next() ([]byte, error) {
 	if c.end-c.start < c.max && !c.eof {
 		copy(c.buf, c.buf[c.start:c.end])
 		c.end -= c.start
@@ -61,7 +61,7 @@ func (c *chunker) next() ([]byte, error) {
 	return chunk, nil
 }
 
-func (c *chunker) cut(data []byte) int {
+func (c *Chunker) cut(data []byte) int {
 	n := len(data)
 	if n <= c.min {
 		return n
@@ -89,3 +89,6 @@ func (c *chunker) cut(data []byte) int {
 	}
 	return n
 }
+
+// Buf is the chunker's buffer, to be reused by the next one.
+func (c *Chunker) Buf() []byte { return c.buf }

@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"context"
@@ -13,11 +13,11 @@ import (
 )
 
 // A stream is a byte sequence of any length (a node's manifest.json, its
-// content records) stored as chunks through the same chunker, packs and
+// content records) stored as chunks through the same Chunker, packs and
 // index as file data, as restic stores its trees: it dedups across
 // snapshots like any file, and is read back one chunk at a time, never as
 // one object bounded by a decoder limit.
-type streamDesc struct {
+type StreamDesc struct {
 	Size   int64    `json:"size"`
 	BLAKE3 string   `json:"blake3"`
 	Chunks []string `json:"chunks"` // chunk ids, hex, in order
@@ -26,7 +26,7 @@ type streamDesc struct {
 // check bounds a descriptor read from a remote: a size below max, a chunk
 // count that such a size can have (at least one byte per chunk, at most
 // Max), hex ids.
-func (d *streamDesc) check(maxChunk int, max int64) error {
+func (d *StreamDesc) check(maxChunk int, max int64) error {
 	switch {
 	case d.Size < 0 || d.Size > max:
 		return fmt.Errorf("%w: stream of %d bytes (at most %d)", ErrCorrupt, d.Size, max)
@@ -44,7 +44,7 @@ func (d *streamDesc) check(maxChunk int, max int64) error {
 }
 
 // ids parses the chunk ids (check has proven them).
-func (d *streamDesc) ids() []ID {
+func (d *StreamDesc) IDs() []ID {
 	out := make([]ID, len(d.Chunks))
 	for i, c := range d.Chunks {
 		out[i], _ = ParseID(c)
@@ -52,14 +52,14 @@ func (d *streamDesc) ids() []ID {
 	return out
 }
 
-// streamReader reads a stored stream back in order, a few chunks fetched
+// StreamReader reads a stored stream back in order, a few chunks fetched
 // ahead, each checked against its id; at the end the length and BLAKE3 of
 // the whole must be the descriptor's, or Read fails instead of io.EOF.
-type streamReader struct {
+type StreamReader struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	name   string
-	desc   streamDesc
+	desc   StreamDesc
 	ch     chan fetched
 	cur    []byte
 	n      int64
@@ -72,16 +72,16 @@ type fetched struct {
 	err  error
 }
 
-// openStream starts reading stream d (named name in errors) through idx.
-func (r *Repo) openStream(ctx context.Context, idx *Index, name string, d streamDesc) *streamReader {
+// OpenStream starts reading stream d (named name in errors) through idx.
+func (r *Repo) OpenStream(ctx context.Context, idx *Index, name string, d StreamDesc) *StreamReader {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &streamReader{ctx: ctx, cancel: cancel, name: name, desc: d, ch: make(chan fetched, 4), h: blake3.New()}
-	ids := d.ids()
+	s := &StreamReader{ctx: ctx, cancel: cancel, name: name, desc: d, ch: make(chan fetched, 4), h: blake3.New()}
+	ids := d.IDs()
 	go func() {
 		defer close(s.ch)
 		for _, id := range ids {
 			var f fetched
-			f.data, f.err = r.fetchChunk(ctx, idx, id)
+			f.data, f.err = r.FetchChunk(ctx, idx, id)
 			select {
 			case s.ch <- f:
 			case <-ctx.Done():
@@ -95,24 +95,24 @@ func (r *Repo) openStream(ctx context.Context, idx *Index, name string, d stream
 	return s
 }
 
-// fetchChunk reads one chunk: its blob's range of its pack, decoded and
+// FetchChunk reads one chunk: its blob's range of its pack, decoded and
 // checked against its id.
-func (r *Repo) fetchChunk(ctx context.Context, idx *Index, id ID) ([]byte, error) {
+func (r *Repo) FetchChunk(ctx context.Context, idx *Index, id ID) ([]byte, error) {
 	loc, ok := idx.Lookup(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: chunk %s is in no index", ErrCorrupt, id)
 	}
-	b, err := r.st.GetRange(ctx, packKey(loc.Pack), loc.Offset, int64(loc.Length))
+	b, err := r.st.GetRange(ctx, PackKey(loc.Pack), loc.Offset, int64(loc.Length))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("%w: missing from the archive", ErrCorrupt)
 		}
-		return nil, &packError{loc.Pack, err}
+		return nil, &PackError{loc.Pack, err}
 	}
 	return decodeBlob(r.enc, b, id, loc.Raw)
 }
 
-func (s *streamReader) Read(p []byte) (int, error) {
+func (s *StreamReader) Read(p []byte) (int, error) {
 	for len(s.cur) == 0 {
 		if s.err != nil {
 			return 0, s.err
@@ -140,7 +140,7 @@ func (s *streamReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *streamReader) finish() error {
+func (s *StreamReader) finish() error {
 	if s.n != s.desc.Size {
 		return fmt.Errorf("%w: %s is %d bytes, its descriptor says %d", ErrCorrupt, s.name, s.n, s.desc.Size)
 	}
@@ -151,9 +151,18 @@ func (s *streamReader) finish() error {
 }
 
 // Close stops the fetching.
-func (s *streamReader) Close() error {
+func (s *StreamReader) Close() error {
 	s.cancel()
 	for range s.ch {
 	}
 	return nil
 }
+
+// PackError names a pack that could not be read or was damaged.
+type PackError struct {
+	Pack ID
+	Err  error
+}
+
+func (e *PackError) Error() string { return fmt.Sprintf("pack %s: %v", e.Pack, e.Err) }
+func (e *PackError) Unwrap() error { return e.Err }

@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"bytes"
@@ -39,7 +39,7 @@ type packInfo struct {
 }
 
 // Index maps chunk ids to their locations: a slice sorted by id, searched
-// by bisection. Build it with addPack, then seal it; after seal it is safe
+// by bisection. Build it with AddPack, then seal it; after seal it is safe
 // for concurrent reads.
 type Index struct {
 	mu     sync.RWMutex
@@ -47,14 +47,14 @@ type Index struct {
 	packOf map[ID]uint32
 	ents   []indexEnt
 	sorted bool
-	table  prefixTable // of ents, once sorted
+	table  PrefixTable // of ents, once sorted
 }
 
-func newIndex() *Index { return &Index{packOf: map[ID]uint32{}} }
+func NewIndex() *Index { return &Index{packOf: map[ID]uint32{}} }
 
-// addPack adds a pack's blobs (a pack already added is ignored). Blob
+// AddPack adds a pack's blobs (a pack already added is ignored). Blob
 // offsets and lengths must have been checked against the pack size.
-func (x *Index) addPack(pack ID, size int64, blobs []BlobRef) {
+func (x *Index) AddPack(pack ID, size int64, blobs []BlobRef) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, ok := x.packOf[pack]; ok {
@@ -70,7 +70,7 @@ func (x *Index) addPack(pack ID, size int64, blobs []BlobRef) {
 }
 
 // seal sorts the index; of a chunk stored twice, the first added is kept.
-func (x *Index) seal() {
+func (x *Index) Seal() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.sorted {
@@ -78,7 +78,7 @@ func (x *Index) seal() {
 	}
 	slices.SortStableFunc(x.ents, func(a, b indexEnt) int { return bytes.Compare(a.id[:], b.id[:]) })
 	x.ents = slices.CompactFunc(x.ents, func(a, b indexEnt) bool { return a.id == b.id })
-	x.table = buildPrefixTable(len(x.ents), func(i int) *ID { return &x.ents[i].id })
+	x.table = BuildPrefixTable(len(x.ents), func(i int) *ID { return &x.ents[i].id })
 	x.sorted = true
 }
 
@@ -87,7 +87,7 @@ func (x *Index) rlock() {
 	x.mu.RLock()
 	for !x.sorted {
 		x.mu.RUnlock()
-		x.seal()
+		x.Seal()
 		x.mu.RLock()
 	}
 }
@@ -135,8 +135,8 @@ func (x *Index) Len() int {
 	return len(x.ents)
 }
 
-// packEntry is one pack's contribution to an index object.
-type packEntry struct {
+// PackEntry is one pack's contribution to an index object.
+type PackEntry struct {
 	ID    ID
 	Size  int64
 	Blobs []BlobRef
@@ -147,19 +147,19 @@ type packEntry struct {
 //
 //	"HSIDX002" | u32 packs | per pack: id[32] u64 size u32 blobs | per blob: id[32] u32 offset u32 length u32 raw
 //
-// little-endian. Uploads and gc write at most maxIndexBlobs blobs per
+// little-endian. Uploads and gc write at most MaxIndexBlobs blobs per
 // object, so every object reads back within bounded memory, however large
 // the archive (the old format held one JSON index that grew without bound).
 const (
 	indexMagic   = "HSIDX002"
 	indexPackLen = 32 + 8 + 4
-	indexBlobLen = 32 + 4 + 4 + 4
+	IndexBlobLen = 32 + 4 + 4 + 4
 )
 
-func encodeIndex(c *crypter, packs []packEntry) []byte {
+func EncodeIndex(c *crypter, packs []PackEntry) []byte {
 	n := len(indexMagic) + 4
 	for _, p := range packs {
-		n += indexPackLen + len(p.Blobs)*indexBlobLen
+		n += indexPackLen + len(p.Blobs)*IndexBlobLen
 	}
 	b := make([]byte, 0, n)
 	b = append(b, indexMagic...)
@@ -178,11 +178,11 @@ func encodeIndex(c *crypter, packs []packEntry) []byte {
 	return c.seal(nil, compress(b))
 }
 
-// decodeIndex opens, parses and checks an index object. Every count is
+// DecodeIndex opens, parses and checks an index object. Every count is
 // checked against the bytes left before it is used; every blob must fit its
-// pack, in order, without overlap, no longer than maxBlob, its chunk no
+// pack, in order, without overlap, no longer than MaxBlob, its chunk no
 // longer than maxRaw.
-func decodeIndex(c *crypter, data []byte, maxBlob, maxRaw int) ([]packEntry, error) {
+func DecodeIndex(c *crypter, data []byte, MaxBlob, maxRaw int) ([]PackEntry, error) {
 	z, err := c.open(data)
 	if err != nil {
 		return nil, err
@@ -200,20 +200,20 @@ func decodeIndex(c *crypter, data []byte, maxBlob, maxRaw int) ([]packEntry, err
 	if npacks > len(b)/indexPackLen {
 		return nil, fmt.Errorf("%w: index claims %d packs in %d bytes", ErrCorrupt, npacks, len(b))
 	}
-	out := make([]packEntry, 0, npacks)
+	out := make([]PackEntry, 0, npacks)
 	for range npacks {
 		if len(b) < indexPackLen {
 			return nil, fmt.Errorf("%w: index ends inside a pack entry", ErrCorrupt)
 		}
-		var p packEntry
+		var p PackEntry
 		copy(p.ID[:], b)
 		p.Size = int64(binary.LittleEndian.Uint64(b[32:]))
 		nb := int(binary.LittleEndian.Uint32(b[40:]))
 		b = b[indexPackLen:]
-		if p.Size < int64(trailerTailLen) || p.Size > 1<<40 {
+		if p.Size < int64(TrailerTailLen) || p.Size > 1<<40 {
 			return nil, fmt.Errorf("%w: index gives pack %s an impossible size %d", ErrCorrupt, p.ID, p.Size)
 		}
-		if nb > len(b)/indexBlobLen || nb > maxPackBlobs {
+		if nb > len(b)/IndexBlobLen || nb > maxPackBlobs {
 			return nil, fmt.Errorf("%w: index claims %d blobs for pack %s in %d bytes", ErrCorrupt, nb, p.ID, len(b))
 		}
 		p.Blobs = make([]BlobRef, nb)
@@ -224,8 +224,8 @@ func decodeIndex(c *crypter, data []byte, maxBlob, maxRaw int) ([]packEntry, err
 			bl.Offset = int64(binary.LittleEndian.Uint32(b[32:]))
 			bl.Length = int(binary.LittleEndian.Uint32(b[36:]))
 			bl.Raw = int(binary.LittleEndian.Uint32(b[40:]))
-			b = b[indexBlobLen:]
-			if bl.Offset < next || bl.Length < 1 || bl.Length > maxBlob || bl.Raw > maxRaw || bl.Offset+int64(bl.Length) > p.Size-int64(trailerTailLen) {
+			b = b[IndexBlobLen:]
+			if bl.Offset < next || bl.Length < 1 || bl.Length > MaxBlob || bl.Raw > maxRaw || bl.Offset+int64(bl.Length) > p.Size-int64(TrailerTailLen) {
 				return nil, fmt.Errorf("%w: index entry %d of pack %s (offset %d, length %d, chunk %d bytes) does not fit the pack (%d bytes) in order",
 					ErrCorrupt, i, p.ID, bl.Offset, bl.Length, bl.Raw, p.Size)
 			}
@@ -258,17 +258,17 @@ func decompress(b []byte, max int) ([]byte, error) {
 	return out, nil
 }
 
-// indexObject is one index object as read: its packs, or why it could not
+// IndexObject is one index object as read: its packs, or why it could not
 // be read. Misnamed is set when its content does not hash to its name.
-type indexObject struct {
-	key      string
-	packs    []packEntry
-	misnamed bool
-	err      error
+type IndexObject struct {
+	Key      string
+	Packs    []PackEntry
+	Misnamed bool  // its key is not the hash of its content
+	Err      error // it could not be read or decoded
 }
 
-// indexKeys lists the index objects.
-func (r *Repo) indexKeys(ctx context.Context) ([]string, error) {
+// IndexKeys lists the index objects.
+func (r *Repo) IndexKeys(ctx context.Context) ([]string, error) {
 	var keys []string
 	err := r.st.List(ctx, "index/", func(i store.Info) error {
 		keys = append(keys, i.Key)
@@ -278,37 +278,37 @@ func (r *Repo) indexKeys(ctx context.Context) ([]string, error) {
 	return keys, err
 }
 
-// readIndex reads and decodes one index object (bounded: maxIndexObject).
-func (r *Repo) readIndex(ctx context.Context, key string) indexObject {
-	o := indexObject{key: key}
+// ReadIndex reads and decodes one index object (bounded: maxIndexObject).
+func (r *Repo) ReadIndex(ctx context.Context, key string) IndexObject {
+	o := IndexObject{Key: key}
 	b, err := r.st.Get(ctx, key, maxIndexObject)
 	if err != nil {
-		o.err = fmt.Errorf("%s: %w", key, err)
+		o.Err = fmt.Errorf("%s: %w", key, err)
 		return o
 	}
-	o.misnamed = hashOf(b).String() != strings.TrimPrefix(key, "index/")
-	if o.packs, err = decodeIndex(r.enc, b, r.maxBlob(), r.cfg.Chunker.Max); err != nil {
-		o.err = fmt.Errorf("%s: %w", key, err)
+	o.Misnamed = HashOf(b).String() != strings.TrimPrefix(key, "index/")
+	if o.Packs, err = DecodeIndex(r.enc, b, r.MaxBlob(), r.cfg.Chunker.Max); err != nil {
+		o.Err = fmt.Errorf("%s: %w", key, err)
 	}
 	return o
 }
 
-// eachIndex reads every index object, a few at a time, handing each to fn
+// EachIndex reads every index object, a few at a time, handing each to fn
 // in key order; only those few are in memory at once. Errors of single
 // objects are in what fn gets (each caller has its own policy: check
 // reports them, gc and upload refuse); the error is for failing to list,
 // or fn's.
-func (r *Repo) eachIndex(ctx context.Context, fn func(o indexObject) error) error {
-	keys, err := r.indexKeys(ctx)
+func (r *Repo) EachIndex(ctx context.Context, fn func(o IndexObject) error) error {
+	keys, err := r.IndexKeys(ctx)
 	if err != nil {
 		return err
 	}
 	const batch = 4
 	for start := 0; start < len(keys); start += batch {
 		part := keys[start:min(start+batch, len(keys))]
-		objs := make([]indexObject, len(part))
+		objs := make([]IndexObject, len(part))
 		if err := par.ForEach(ctx, len(part), batch, func(ctx context.Context, i int) error {
-			objs[i] = r.readIndex(ctx, part[i])
+			objs[i] = r.ReadIndex(ctx, part[i])
 			return ctx.Err()
 		}); err != nil {
 			return err
@@ -322,15 +322,15 @@ func (r *Repo) eachIndex(ctx context.Context, fn func(o indexObject) error) erro
 	return nil
 }
 
-// listPacks lists the stored packs and their sizes; keys under packs/ that
+// ListPacks lists the stored packs and their sizes; keys under packs/ that
 // are not pack names are returned apart.
-func (r *Repo) listPacks(ctx context.Context) (map[ID]int64, []string, error) {
+func (r *Repo) ListPacks(ctx context.Context) (map[ID]int64, []string, error) {
 	stored := map[ID]int64{}
 	var odd []string
 	err := r.st.List(ctx, "packs/", func(i store.Info) error {
 		k := i.Key
 		id, err := ParseID(k[strings.LastIndexByte(k, '/')+1:])
-		if err != nil || packKey(id) != k {
+		if err != nil || PackKey(id) != k {
 			odd = append(odd, k)
 			return nil
 		}
@@ -344,14 +344,14 @@ func (r *Repo) listPacks(ctx context.Context) (map[ID]int64, []string, error) {
 // lists (left by an interrupted upload) are read from their trailers and
 // returned so the caller can index them: their chunks are then reused, not
 // sent again.
-func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []packEntry, error) {
-	x := newIndex()
-	err := r.eachIndex(ctx, func(o indexObject) error {
-		if o.err != nil {
-			return o.err
+func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []PackEntry, error) {
+	x := NewIndex()
+	err := r.EachIndex(ctx, func(o IndexObject) error {
+		if o.Err != nil {
+			return o.Err
 		}
-		for _, p := range o.packs {
-			x.addPack(p.ID, p.Size, p.Blobs)
+		for _, p := range o.Packs {
+			x.AddPack(p.ID, p.Size, p.Blobs)
 		}
 		return nil
 	})
@@ -359,72 +359,72 @@ func (r *Repo) LoadIndex(ctx context.Context, orphans bool) (*Index, []packEntry
 		return nil, nil, err
 	}
 	if !orphans {
-		x.seal()
+		x.Seal()
 		return x, nil, nil
 	}
-	stored, _, err := r.listPacks(ctx)
+	stored, _, err := r.ListPacks(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	var found []packEntry
+	var found []PackEntry
 	for id, size := range stored {
 		if x.HasPack(id) {
 			continue
 		}
-		blobs, err := r.readTrailer(ctx, id, size)
+		blobs, err := r.ReadTrailer(ctx, id, size)
 		if err != nil {
 			// A damaged orphan is not used; check reports it, gc removes it.
 			continue
 		}
-		x.addPack(id, size, blobs)
-		found = append(found, packEntry{ID: id, Size: size, Blobs: blobs})
+		x.AddPack(id, size, blobs)
+		found = append(found, PackEntry{ID: id, Size: size, Blobs: blobs})
 	}
-	x.seal()
+	x.Seal()
 	return x, found, nil
 }
 
-// readTrailer reads a pack's blob list from its end (two range reads).
-func (r *Repo) readTrailer(ctx context.Context, pack ID, size int64) ([]BlobRef, error) {
-	if size < int64(trailerTailLen) {
+// ReadTrailer reads a pack's blob list from its end (two range reads).
+func (r *Repo) ReadTrailer(ctx context.Context, pack ID, size int64) ([]BlobRef, error) {
+	if size < int64(TrailerTailLen) {
 		return nil, fmt.Errorf("%w: pack %s is %d bytes", ErrCorrupt, pack, size)
 	}
-	tail, err := r.st.GetRange(ctx, packKey(pack), size-int64(trailerTailLen), int64(trailerTailLen))
+	tail, err := r.st.GetRange(ctx, PackKey(pack), size-int64(TrailerTailLen), int64(TrailerTailLen))
 	if err != nil {
 		return nil, err
 	}
-	n, err := trailerLen(r.enc, tail, size)
+	n, err := TrailerLen(r.enc, tail, size)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", pack, err)
 	}
-	tr, err := r.st.GetRange(ctx, packKey(pack), size-int64(trailerTailLen)-int64(n), int64(n))
+	tr, err := r.st.GetRange(ctx, PackKey(pack), size-int64(TrailerTailLen)-int64(n), int64(n))
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := parseTrailer(r.enc, tr, size)
+	blobs, err := ParseTrailer(r.enc, tr, size)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", pack, err)
 	}
 	for i, b := range blobs {
-		if b.Length > r.maxBlob() || b.Raw > r.cfg.Chunker.Max {
+		if b.Length > r.MaxBlob() || b.Raw > r.cfg.Chunker.Max {
 			return nil, fmt.Errorf("%w: pack %s: trailer entry %d is larger than a blob can be", ErrCorrupt, pack, i)
 		}
 	}
 	return blobs, nil
 }
 
-// writeIndex stores packs in index objects of at most maxIndexBlobs blobs
+// WriteIndex stores packs in index objects of at most MaxIndexBlobs blobs
 // (a pack is never split), each named by its content hash. It returns the
 // keys written.
-func (r *Repo) writeIndex(ctx context.Context, packs []packEntry) ([]string, error) {
+func (r *Repo) WriteIndex(ctx context.Context, packs []PackEntry) ([]string, error) {
 	var keys []string
 	for len(packs) > 0 {
 		n, blobs := 0, 0
-		for n < len(packs) && (n == 0 || blobs+len(packs[n].Blobs) <= maxIndexBlobs) {
+		for n < len(packs) && (n == 0 || blobs+len(packs[n].Blobs) <= MaxIndexBlobs) {
 			blobs += len(packs[n].Blobs)
 			n++
 		}
-		b := encodeIndex(r.enc, packs[:n])
-		key := "index/" + hashOf(b).String()
+		b := EncodeIndex(r.enc, packs[:n])
+		key := "index/" + HashOf(b).String()
 		if err := r.st.Put(ctx, key, b); err != nil {
 			return keys, err
 		}

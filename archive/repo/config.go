@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"bytes"
@@ -39,8 +39,8 @@ var (
 	ErrAlreadyInitialised = errs.New(errs.Conflict, "archive is already initialised")
 	// ErrCorrupt is returned when an object of the archive fails its checks.
 	ErrCorrupt = errs.New(errs.VerifyFailed, "archive data is corrupt")
-	// errNotIndexed marks a chunk no index holds (with ErrCorrupt).
-	errNotIndexed = errors.New("no index holds")
+	// ErrNotIndexed marks a chunk no index holds (with ErrCorrupt).
+	ErrNotIndexed = errors.New("no index holds")
 	// ErrNotFound is returned for a snapshot the archive does not hold.
 	ErrNotFound = errs.New(errs.NotFound, "not in the archive")
 	// ErrFormat is returned by Open for an archive of another format
@@ -55,7 +55,7 @@ type Config struct {
 	ID          string          `json:"id"`
 	Encryption  *EncryptionInfo `json:"encryption,omitempty"`
 	Sealed      string          `json:"sealed,omitempty"` // base64(nonce || AEAD(JSON of the fields below))
-	Chunker     ChunkerParams   `json:"chunker"`
+	Chunker     ChunkerParams   `json:"Chunker"`
 	Compression string          `json:"compression,omitempty"`
 	PackSize    int             `json:"packSize,omitempty"`
 	// ObjectLock, when set, says every object is retained (S3 Object
@@ -87,7 +87,7 @@ type encryptedConfig struct {
 // sealedConfig is what an encrypted config seals.
 type sealedConfig struct {
 	ID          string        `json:"id"` // bound to the clear header
-	Chunker     ChunkerParams `json:"chunker"`
+	Chunker     ChunkerParams `json:"Chunker"`
 	Compression string        `json:"compression"`
 	PackSize    int           `json:"packSize"`
 	ObjectLock  *ObjectLock   `json:"objectLock,omitempty"`
@@ -108,14 +108,14 @@ func (c *Config) check() error {
 	case c.Format != FormatVersion:
 		return fmt.Errorf("%w: format %d (this hotsnap reads %d)", ErrCorrupt, c.Format, FormatVersion)
 	case ch.Min < 64 || ch.Avg < ch.Min || ch.Max < ch.Avg || ch.Max > 64<<20 || ch.Avg&(ch.Avg-1) != 0:
-		return fmt.Errorf("%w: bad chunker parameters %+v", ErrCorrupt, ch)
+		return fmt.Errorf("%w: bad Chunker parameters %+v", ErrCorrupt, ch)
 	case c.Compression != "zstd":
 		return fmt.Errorf("%w: unknown compression %q", ErrCorrupt, c.Compression)
 	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
 		return fmt.Errorf("%w: bad pack size %d", ErrCorrupt, c.PackSize)
 	}
 	if b, err := hex.DecodeString(ch.Seed); err != nil || len(b) != 32 {
-		return fmt.Errorf("%w: bad chunker seed", ErrCorrupt)
+		return fmt.Errorf("%w: bad Chunker seed", ErrCorrupt)
 	}
 	if c.ObjectLock != nil {
 		if err := c.ObjectLock.check(); err != nil {
@@ -145,6 +145,14 @@ func (r *Repo) KeyID() string {
 
 // Store returns the repository's store.
 func (r *Repo) Store() store.Store { return r.st }
+
+// WithStore is r on another store holding the same archive (a store
+// wrapped to inject faults, or with other credentials).
+func (r *Repo) WithStore(st store.Store) *Repo {
+	c := *r
+	c.st = st
+	return &c
+}
 
 // Config returns the repository's configuration.
 func (r *Repo) Config() Config { return r.cfg }
@@ -255,7 +263,7 @@ func Init(ctx context.Context, st store.Store, o InitOptions) (*Repo, error) {
 // repo was opened with: two commands initialised an empty remote at the
 // same moment and the other one's config won. A commit is refused then,
 // rather than leave a snapshot that the archive's key cannot read.
-func (r *Repo) checkConfig(ctx context.Context) error {
+func (r *Repo) CheckConfig(ctx context.Context) error {
 	b, err := r.st.Get(ctx, "config", maxConfigObject)
 	if err != nil {
 		return fmt.Errorf("re-read config: %w", err)

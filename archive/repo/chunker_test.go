@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"bytes"
@@ -10,10 +10,10 @@ import (
 
 func cuts(t *testing.T, r *Repo, data []byte) []ID {
 	t.Helper()
-	c := newChunker(bytes.NewReader(data), &r.gear, r.cfg.Chunker, nil)
+	c := NewChunker(bytes.NewReader(data), &r.gear, r.cfg.Chunker, nil)
 	var ids []ID
 	for {
-		ch, err := c.next()
+		ch, err := c.Next()
 		if err == io.EOF {
 			return ids
 		}
@@ -23,7 +23,7 @@ func cuts(t *testing.T, r *Repo, data []byte) []ID {
 		if len(ch) > r.cfg.Chunker.Max {
 			t.Fatalf("chunk of %d bytes > max", len(ch))
 		}
-		ids = append(ids, hashOf(ch))
+		ids = append(ids, HashOf(ch))
 	}
 }
 
@@ -73,25 +73,25 @@ func TestChunker_SmallFileIsOneChunk(t *testing.T) {
 func TestBlob_RawWhenIncompressible(t *testing.T) {
 	random := make([]byte, 1<<20)
 	rand.Read(random)
-	if b := encodeBlob(nil, random); b[0] != blobRaw || len(b) != len(random)+1 {
+	if b := EncodeBlob(nil, random); b[0] != blobRaw || len(b) != len(random)+1 {
 		t.Fatalf("random data must be stored raw, got encoding %d, %d bytes", b[0], len(b))
 	}
 	text := bytes.Repeat([]byte("compressible text "), 50_000)
-	b := encodeBlob(nil, text)
+	b := EncodeBlob(nil, text)
 	if b[0] != blobZstd || len(b) > len(text)/10 {
 		t.Fatalf("text must be compressed: encoding %d, %d bytes", b[0], len(b))
 	}
-	if out, err := decodeBlob(nil, b, hashOf(text), len(text)); err != nil || !bytes.Equal(out, text) {
+	if out, err := decodeBlob(nil, b, HashOf(text), len(text)); err != nil || !bytes.Equal(out, text) {
 		t.Fatal(err)
 	}
-	if _, err := decodeBlob(nil, b, hashOf(random), len(text)); err == nil {
+	if _, err := decodeBlob(nil, b, HashOf(random), len(text)); err == nil {
 		t.Fatal("a blob must not decode under another id")
 	}
 }
 
 func FuzzParsePack(f *testing.F) {
-	p := &packWriter{}
-	p.add(hashOf([]byte("x")), encodeBlob(nil, []byte("x")), 1)
+	p := &PackWriter{}
+	p.Add(HashOf([]byte("x")), EncodeBlob(nil, []byte("x")), 1)
 	data, _, _ := p.finish(nil)
 	f.Add(data)
 	f.Add([]byte("HSPACK01"))
@@ -107,11 +107,11 @@ func FuzzParsePack(f *testing.F) {
 }
 
 func FuzzDecodeIndex(f *testing.F) {
-	b := encodeIndex(nil, []packEntry{{ID: hashOf([]byte("p")), Size: 100, Blobs: []BlobRef{{ID: hashOf([]byte("x")), Offset: 0, Length: 10, Raw: 5}}}})
+	b := EncodeIndex(nil, []PackEntry{{ID: HashOf([]byte("p")), Size: 100, Blobs: []BlobRef{{ID: HashOf([]byte("x")), Offset: 0, Length: 10, Raw: 5}}}})
 	f.Add(b)
 	f.Add(compress([]byte(indexMagic + "\xff\xff\xff\xff")))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		packs, err := decodeIndex(nil, b, 1<<20, 1<<20)
+		packs, err := DecodeIndex(nil, b, 1<<20, 1<<20)
 		if err != nil {
 			return
 		}
@@ -132,18 +132,18 @@ func FuzzDecodeIndex(f *testing.F) {
 // bounded.
 func FuzzDecodeSnapshotObject(f *testing.F) {
 	r := testRepo()
-	ok, _ := r.encodeSnapshot(&snapshotObject{ID: "2026-01-01T00.00.00Z_x", Node: "local",
-		Manifest: streamDesc{Size: 10, BLAKE3: strings.Repeat("0", 64), Chunks: []string{strings.Repeat("1", 64)}},
-		Content:  streamDesc{Size: 0, BLAKE3: strings.Repeat("0", 64), Chunks: []string{}}})
+	ok, _ := r.EncodeSnapshot(&SnapshotObject{ID: "2026-01-01T00.00.00Z_x", Node: "local",
+		Manifest: StreamDesc{Size: 10, BLAKE3: strings.Repeat("0", 64), Chunks: []string{strings.Repeat("1", 64)}},
+		Content:  StreamDesc{Size: 0, BLAKE3: strings.Repeat("0", 64), Chunks: []string{}}})
 	f.Add(ok)
 	f.Add([]byte{})
 	f.Add([]byte(`{"format":2,"manifest":{"size":-1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		o, err := r.decodeSnapshot(b)
+		o, err := r.DecodeSnapshot(b)
 		if err != nil {
 			return
 		}
-		for _, d := range []streamDesc{o.Manifest, o.Content} {
+		for _, d := range []StreamDesc{o.Manifest, o.Content} {
 			if d.Size < 0 || int64(len(d.Chunks)) > d.Size || int64(len(d.Chunks))*int64(r.cfg.Chunker.Max) < d.Size {
 				t.Fatalf("accepted an impossible stream: %+v", d)
 			}

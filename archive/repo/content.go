@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 // the same bytes from one snapshot to the next, so the stream dedups like
 // any file.
 
-func appendRecord(b []byte, ids []ID) []byte {
+func AppendRecord(b []byte, ids []ID) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(ids)))
 	for _, id := range ids {
 		b = append(b, id[:]...)
@@ -27,21 +27,21 @@ func appendRecord(b []byte, ids []ID) []byte {
 	return b
 }
 
-// recordReader reads content records back, each bounded by the file it
-// describes.
-type recordReader struct {
+// RecordReader reads content records back, each bounded by the file it
+// Describes.
+type RecordReader struct {
 	r   *bufio.Reader
-	min int // the chunker's minimum: a file of n bytes has at most n/min+1 chunks
+	min int // the Chunker's minimum: a file of n bytes has at most n/min+1 chunks
 	n   int
 }
 
-func newRecordReader(r io.Reader, minChunk int) *recordReader {
-	return &recordReader{r: bufio.NewReaderSize(r, 256<<10), min: max(minChunk, 1)}
+func NewRecordReader(r io.Reader, minChunk int) *RecordReader {
+	return &RecordReader{r: bufio.NewReaderSize(r, 256<<10), min: max(minChunk, 1)}
 }
 
 // next reads the record of file entry e: its count must fit the file's
 // size before anything is allocated for it.
-func (rr *recordReader) next(e *manifest.Entry, buf []ID) ([]ID, error) {
+func (rr *RecordReader) Next(e *manifest.Entry, buf []ID) ([]ID, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(rr.r, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -70,7 +70,7 @@ func (rr *recordReader) next(e *manifest.Entry, buf []ID) ([]ID, error) {
 }
 
 // end requires nothing after the last record.
-func (rr *recordReader) end() error {
+func (rr *RecordReader) End() error {
 	if _, err := rr.r.ReadByte(); err != io.EOF {
 		if err != nil {
 			return err
@@ -80,18 +80,18 @@ func (rr *recordReader) end() error {
 	return nil
 }
 
-// checkExtents proves that a file's chunks, laid end to end, make exactly
+// CheckExtents proves that a file's chunks, laid end to end, make exactly
 // its size: every chunk is indexed with a length, so no chunk can overlap
 // another or lie past the end of the file.
 //
-// A chunk no index holds is errNotIndexed (and ErrCorrupt): a download
+// A chunk no index holds is ErrNotIndexed (and ErrCorrupt): a download
 // lists such files rather than stopping at the first.
-func checkExtents(idx *Index, e *manifest.Entry, ids []ID) error {
+func CheckExtents(idx *Index, e *manifest.Entry, ids []ID) error {
 	var off int64
 	for i, id := range ids {
 		loc, ok := idx.Lookup(id)
 		if !ok {
-			return fmt.Errorf("%w: %s needs chunk %s, which %w (run `hotsnap archive check`)", ErrCorrupt, e.Path, id, errNotIndexed)
+			return fmt.Errorf("%w: %s needs chunk %s, which %w (run `hotsnap archive check`)", ErrCorrupt, e.Path, id, ErrNotIndexed)
 		}
 		if loc.Raw < 1 {
 			return fmt.Errorf("%w: %s: chunk %d is empty", ErrCorrupt, e.Path, i)

@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"context"
@@ -86,13 +86,13 @@ type ArchiveLock struct {
 // lock, then lists: at least one of two racing lockers sees the other and
 // backs off. Expired locks are ignored (gc removes them: see BreakStale).
 func (r *Repo) Lock(ctx context.Context, kind, op string) (*ArchiveLock, error) {
-	l, _, err := r.lock(ctx, kind, op, false)
+	l, _, err := r.LockOrBreak(ctx, kind, op, false)
 	return l, err
 }
 
 // lock is Lock; with breakStale, expired locks of others are removed (and
-// described) before the conflict check.
-func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*ArchiveLock, []string, error) {
+// described) before the Conflict check.
+func (r *Repo) LockOrBreak(ctx context.Context, kind, op string, breakStale bool) (*ArchiveLock, []string, error) {
 	if store.IsReadOnly(r.st) {
 		// A view of the past (--as-of) reads versions that no later
 		// command changes: there is nothing to lock, and nothing may
@@ -135,7 +135,7 @@ func (r *Repo) lock(ctx context.Context, kind, op string, breakStale bool) (*Arc
 			continue
 		}
 		if kind == LockExclusive || o.Kind == LockExclusive {
-			return fail(r.conflict(o))
+			return fail(r.Conflict(o))
 		}
 	}
 	l.stop = make(chan struct{})
@@ -174,6 +174,9 @@ func (l *ArchiveLock) refresh() {
 	}
 }
 
+// Key is the lock object's key in the store.
+func (l *ArchiveLock) Key() string { return l.key }
+
 // Check says whether the lock is still held: no refresh failed, the last
 // good one is younger than the TTL, and the lock object is still there
 // (nobody broke it as stale). Upload and gc check right before they write
@@ -211,15 +214,15 @@ func (l *ArchiveLock) Release() error {
 	return l.r.st.Delete(ctx, l.key)
 }
 
-// conflict is the error for a live lock o that a lock of ours conflicts
+// Conflict is the error for a live lock o that a lock of ours conflicts
 // with: who holds it, since when, when it expires, and how to clear it.
-func (r *Repo) conflict(o LockInfo) error {
+func (r *Repo) Conflict(o LockInfo) error {
 	return fmt.Errorf("%w: %s holds a %s; if that holder is gone, `hotsnap archive unlock --remote %s` removes stale locks (with --force, any lock)",
 		ErrLocked, r.st, o, r.st)
 }
 
 // Unlock removes the archive's stale locks (their holder of this host is
-// gone, or they expired) or, with force, every lock, and describes each
+// gone, or they expired) or, with force, every lock, and Describes each
 // one removed; the live ones kept are described in kept.
 func (r *Repo) Unlock(ctx context.Context, force bool) (removed, kept []string, err error) {
 	all, err := r.locks(ctx, "")
@@ -285,9 +288,9 @@ func (r *Repo) locks(ctx context.Context, ref string) (map[string]LockInfo, erro
 	return out, nil
 }
 
-// liveLocks lists the live locks but except (a download that could not
+// LiveLocks lists the live locks but except (a download that could not
 // write its own lock measures ages against the newest lock).
-func (r *Repo) liveLocks(ctx context.Context, except string) ([]LockInfo, error) {
+func (r *Repo) LiveLocks(ctx context.Context, except string) ([]LockInfo, error) {
 	all, err := r.locks(ctx, "")
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"encoding/hex"
@@ -27,7 +27,7 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-func hashOf(b []byte) ID { return ID(blake3.Sum256(b)) }
+func HashOf(b []byte) ID { return ID(blake3.Sum256(b)) }
 
 // Blob encodings: the first byte of every blob in a pack.
 const (
@@ -35,7 +35,7 @@ const (
 	blobZstd = 1
 )
 
-// encoderOptions are the zstd settings of every blob: the default level
+// EncoderOptions are the zstd settings of every blob: the default level
 // (about zstd's level 3), no frame checksum (every chunk is checked against
 // its BLAKE3 id on reading) and a 512 KiB window, as restic uses, which
 // bounds the decoder's memory per blob. With literals, entropy coding in
@@ -45,18 +45,19 @@ const (
 // (literalsCanShrink), since trying costs ten times the match search on a
 // small random chunk. Measured on 512 MiB of text (docs/DESIGN.md,
 // "Compression"): windows of 256 KiB to 2 MiB differ by under 0.3 %.
-func encoderOptions(literals bool) []zstd.EOption {
-	return encoderAt(zstd.SpeedDefault, literals)
+func EncoderOptions(literals bool) []zstd.EOption {
+	return EncoderAt(zstd.SpeedDefault, literals)
 }
 
-// smallChunk is the size under which a chunk is compressed at zstd's
+// SmallChunk is the size under which a chunk is compressed at zstd's
 // fastest level: a small file is a chunk of its own, and at the default
 // level the match finder's tables, cold in the cache, cost 10 µs for a
 // 1 KiB chunk (half an upload of a million such files); the fastest
 // level's are smaller. Text of 4 KiB comes out 1 % larger.
-const smallChunk = 64 << 10
+const SmallChunk = 64 << 10
 
-func encoderAt(level zstd.EncoderLevel, literals bool) []zstd.EOption {
+// EncoderAt is EncoderOptions at another zstd level.
+func EncoderAt(level zstd.EncoderLevel, literals bool) []zstd.EOption {
 	return []zstd.EOption{
 		zstd.WithEncoderLevel(level),
 		zstd.WithAllLitEntropyCompression(literals),
@@ -71,12 +72,12 @@ var (
 	// encoders by [small chunk][literals]
 	encoders = [2][2]sync.Pool{
 		{
-			{New: func() any { e, _ := zstd.NewWriter(nil, encoderOptions(false)...); return e }},
-			{New: func() any { e, _ := zstd.NewWriter(nil, encoderOptions(true)...); return e }},
+			{New: func() any { e, _ := zstd.NewWriter(nil, EncoderOptions(false)...); return e }},
+			{New: func() any { e, _ := zstd.NewWriter(nil, EncoderOptions(true)...); return e }},
 		},
 		{
-			{New: func() any { e, _ := zstd.NewWriter(nil, encoderAt(zstd.SpeedFastest, false)...); return e }},
-			{New: func() any { e, _ := zstd.NewWriter(nil, encoderAt(zstd.SpeedFastest, true)...); return e }},
+			{New: func() any { e, _ := zstd.NewWriter(nil, EncoderAt(zstd.SpeedFastest, false)...); return e }},
+			{New: func() any { e, _ := zstd.NewWriter(nil, EncoderAt(zstd.SpeedFastest, true)...); return e }},
 		},
 	}
 	// decoder never writes past the capacity of the buffer it is given
@@ -85,16 +86,16 @@ var (
 	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecodeAllCapLimit(true))
 )
 
-// encodeBlob compresses a chunk into a blob (header byte + payload); a
+// EncodeBlob compresses a chunk into a blob (header byte + payload); a
 // chunk that does not shrink is stored raw. dst is reused when large
 // enough. zstd always runs (it finds repeats in any data, and gives up on
 // random data at gigabytes a second); entropy coding of literal-only
 // blocks runs when the chunk's byte statistics say it can gain. (An older
 // probe compressed a chunk's first 32 KiB and stored the chunk raw when
 // that did not shrink: it misjudged text whose head finds no match.)
-func encodeBlob(dst, chunk []byte) []byte {
+func EncodeBlob(dst, chunk []byte) []byte {
 	small, lit := 0, 0
-	if len(chunk) < smallChunk {
+	if len(chunk) < SmallChunk {
 		small = 1
 	}
 	if literalsCanShrink(chunk) {

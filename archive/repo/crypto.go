@@ -1,4 +1,4 @@
-package archive
+package repo
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/zeebo/blake3"
@@ -117,15 +118,49 @@ func (c *crypter) open(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// chunkID is a chunk's id: BLAKE3 of its bytes, keyed when encrypted so
+// ChunkID is a chunk's id: BLAKE3 of its bytes, keyed when encrypted so
 // that ids reveal nothing about content.
 func (c *crypter) chunkID(b []byte) ID {
 	if c == nil {
-		return hashOf(b)
+		return HashOf(b)
 	}
 	h, _ := blake3.NewKeyed(c.idKey)
 	h.Write(b)
 	var id ID
 	h.Sum(id[:0])
 	return id
+}
+
+// The repository's blobs and packs, sealed with its data key when it is
+// encrypted.
+
+// Encrypted reports whether the archive is encrypted.
+func (r *Repo) Encrypted() bool { return r.enc != nil }
+
+// Overhead is what sealing adds to a blob (0 unencrypted).
+func (r *Repo) Overhead() int { return r.enc.overhead() }
+
+// Seal appends plain, sealed with a fresh nonce, to dst; an unencrypted
+// archive's blobs are not sealed (call only when Encrypted).
+func (r *Repo) Seal(dst, plain []byte) []byte { return r.enc.seal(dst, plain) }
+
+// ChunkID is a chunk's id: its BLAKE3, keyed in an encrypted archive.
+func (r *Repo) ChunkID(chunk []byte) ID { return r.enc.chunkID(chunk) }
+
+// DecodeBlob opens and decompresses a stored blob and checks it is chunk
+// id of rawLen bytes.
+func (r *Repo) DecodeBlob(stored []byte, id ID, rawLen int) ([]byte, error) {
+	return decodeBlob(r.enc, stored, id, rawLen)
+}
+
+// ParsePack reads a whole pack's trailer: its blobs.
+func (r *Repo) ParsePack(pack []byte) ([]BlobRef, error) { return parsePack(r.enc, pack) }
+
+// FinishPack seals p's trailer and returns the pack, its id and its blobs.
+func (r *Repo) FinishPack(p *PackWriter) ([]byte, ID, []BlobRef) { return p.finish(r.enc) }
+
+// NewChunker cuts rd's content into chunks by the archive's parameters,
+// reading through buf.
+func (r *Repo) NewChunker(rd io.Reader, buf []byte) *Chunker {
+	return NewChunker(rd, &r.gear, r.cfg.Chunker, buf)
 }
