@@ -14,7 +14,7 @@ import (
 	"github.com/hotsnap/hotsnap/cluster/ca"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
@@ -62,7 +62,7 @@ type AgentConfig struct {
 	Remote remote.Options
 	// Policy, when set, is this node's own backup policy (RunPolicy,
 	// RunPolicyEvery).
-	Policy *policy.Policy
+	Policy *pipeline.Policy
 	Logger *slog.Logger
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/retention"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -43,11 +43,11 @@ func newPolicyMetrics(reg *prometheus.Registry, labels prometheus.Labels) *polic
 }
 
 // RunPolicy runs the agent's policy once, now.
-func (a *Agent) RunPolicy(ctx context.Context) (*policy.Result, error) {
+func (a *Agent) RunPolicy(ctx context.Context) (*pipeline.Result, error) {
 	p := a.cfg.Policy
 	q, closeQ := a.cfg.NewQuiescer(false)
 	defer closeQ()
-	res, err := policy.Run(ctx, a.cfg.Layout, p, policy.Options{
+	res, err := pipeline.Run(ctx, a.cfg.Layout, p, pipeline.Options{
 		Create: snapshot.CreateOptions{Quiescer: q, Lock: a.cfg.Lock, NodeID: a.cfg.NodeID,
 			AppVersion: a.cfg.AppVersion, AppEngine: a.cfg.AppEngine, EncryptionKeyID: a.cfg.EncryptionKeyID,
 			Copy: a.cfg.Copy, Exclude: a.cfg.Exclude, LinkMode: a.cfg.LinkMode},
@@ -101,8 +101,8 @@ func (a *Agent) RunPolicyEvery(ctx context.Context, every time.Duration) {
 // credentials; the agents' are theirs). The prune counts only available
 // snapshots: one missing a piece is listed for an operator, never deleted
 // on a guess. Each step runs only if the one before succeeded.
-func (c *Coordinator) RunPolicy(ctx context.Context, p *policy.Policy, co CreateOptions,
-	openRemote func(ctx context.Context, spec string) (*archive.Repo, error)) (*policy.Result, error) {
+func (c *Coordinator) RunPolicy(ctx context.Context, p *pipeline.Policy, co CreateOptions,
+	openRemote func(ctx context.Context, spec string) (*archive.Repo, error)) (*pipeline.Result, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
@@ -110,9 +110,9 @@ func (c *Coordinator) RunPolicy(ctx context.Context, p *policy.Policy, co Create
 	if now == nil {
 		now = time.Now
 	}
-	run := policy.NewRunner(now())
+	run := pipeline.NewRunner(now())
 	co.Label = p.Label
-	err := run.Step("create", func(s *policy.Step) error {
+	err := run.Step("create", func(s *pipeline.Step) error {
 		cr, err := c.Create(ctx, co)
 		if err == nil {
 			s.ID = cr.ID
@@ -126,7 +126,7 @@ func (c *Coordinator) RunPolicy(ctx context.Context, p *policy.Policy, co Create
 		return run.Finish(err)
 	}
 	if p.Remote != "" {
-		err = run.Step("upload", func(s *policy.Step) error {
+		err = run.Step("upload", func(s *pipeline.Step) error {
 			s.ID = run.ID()
 			_, err := c.RunJobs(ctx, "upload", run.ID(), JobRequest{Remote: p.Remote})
 			return err
@@ -137,7 +137,7 @@ func (c *Coordinator) RunPolicy(ctx context.Context, p *policy.Policy, co Create
 	}
 	if p.KeepLocal != nil {
 		kp, _ := p.KeepLocal.KeepPolicy()
-		err = run.Step("prune", func(s *policy.Step) error {
+		err = run.Step("prune", func(s *pipeline.Step) error {
 			l, err := c.List(ctx)
 			if err != nil {
 				return err
@@ -161,5 +161,5 @@ func (c *Coordinator) RunPolicy(ctx context.Context, p *policy.Policy, co Create
 			return run.Finish(err)
 		}
 	}
-	return run.Finish(policy.ArchiveSteps(ctx, run, p, func() (*archive.Repo, error) { return openRemote(ctx, p.Remote) }, now))
+	return run.Finish(pipeline.ArchiveSteps(ctx, run, p, func() (*archive.Repo, error) { return openRemote(ctx, p.Remote) }, now))
 }

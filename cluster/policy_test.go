@@ -11,7 +11,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -22,7 +22,7 @@ func TestCoordinatorRunPolicy(t *testing.T) {
 	tc := startCluster(t, 3)
 	ctx := context.Background()
 	spec := "file://" + t.TempDir()
-	p := &policy.Policy{Remote: spec, KeepLocal: &policy.Keep{Last: 1}, KeepRemote: &policy.Keep{Last: 1}, GC: true}
+	p := &pipeline.Policy{Remote: spec, KeepLocal: &pipeline.Keep{Last: 1}, KeepRemote: &pipeline.Keep{Last: 1}, GC: true}
 	open := func(ctx context.Context, s string) (*archive.Repo, error) {
 		return remote.Open(ctx, s, remote.Options{}, false)
 	}
@@ -54,7 +54,7 @@ func TestCoordinatorRunPolicy(t *testing.T) {
 	// cluster snapshot stays, nothing is pruned.
 	bad := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(bad, []byte("x"), 0o644)
-	res, err := tc.co.RunPolicy(ctx, &policy.Policy{Remote: "file://" + bad, KeepLocal: &policy.Keep{Last: 1}}, CreateOptions{}, open)
+	res, err := tc.co.RunPolicy(ctx, &pipeline.Policy{Remote: "file://" + bad, KeepLocal: &pipeline.Keep{Last: 1}}, CreateOptions{}, open)
 	if err == nil || res.FailedStep != "upload" || !strings.Contains(err.Error(), "upload") {
 		t.Fatalf("a failed upload: %+v %v", res, err)
 	}
@@ -82,7 +82,7 @@ func TestAgentPolicy(t *testing.T) {
 	tc := startCluster(t, 1)
 	nd := tc.nodes[0]
 	spec := "file://" + t.TempDir()
-	nd.agent.cfg.Policy = &policy.Policy{Remote: spec, KeepLocal: &policy.Keep{Last: 5}}
+	nd.agent.cfg.Policy = &pipeline.Policy{Remote: spec, KeepLocal: &pipeline.Keep{Last: 5}}
 	const ok, failed = `hotsnap_policy_runs_total{node="n1",result="ok"}`, `hotsnap_policy_runs_total{node="n1",result="failed"}`
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -109,7 +109,7 @@ func TestAgentPolicy(t *testing.T) {
 	failedBefore := counter(m, failed)
 	bad := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(bad, []byte("x"), 0o644)
-	nd.agent.cfg.Policy = &policy.Policy{Remote: "file://" + bad}
+	nd.agent.cfg.Policy = &pipeline.Policy{Remote: "file://" + bad}
 	if _, err := nd.agent.RunPolicy(context.Background()); err == nil {
 		t.Fatal("a policy with a bad remote succeeded")
 	}

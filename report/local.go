@@ -10,7 +10,7 @@ import (
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
 
@@ -275,7 +275,7 @@ func FailsafesDropped(dropped []snapshot.FailsafeInfo) Text {
 }
 
 // Policy is run's and cluster run's text: one line per step.
-func Policy(res *policy.Result) Text {
+func Policy(res *pipeline.Result) Text {
 	return func(w io.Writer) {
 		for _, s := range res.Steps {
 			status := "ok"

@@ -10,7 +10,7 @@ import (
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 	"github.com/hotsnap/hotsnap/snapshot/quiesce"
@@ -70,7 +70,7 @@ func agentConfig(c *cli.Context, e *env, l *snapshot.Layout) (cluster.AgentConfi
 		return cfg, nil, err
 	}
 	if f := c.String("policy"); f != "" {
-		if cfg.Policy, err = policy.Load(f); err != nil {
+		if cfg.Policy, err = pipeline.Load(f); err != nil {
 			return cfg, nil, err
 		}
 		if run.PolicyEvery < 1e9 {

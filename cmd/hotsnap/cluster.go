@@ -14,7 +14,7 @@ import (
 	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/report"
 )
 
@@ -116,11 +116,11 @@ func clusterRunCommand() *cli.Command {
 }
 
 // loadPolicy reads --policy; its remote defaults to --remote.
-func loadPolicy(c *cli.Context) (*policy.Policy, error) {
+func loadPolicy(c *cli.Context) (*pipeline.Policy, error) {
 	if c.String("policy") == "" {
 		return nil, usageError{errors.New("--policy FILE is required (see docs/snapshots.md, run)")}
 	}
-	p, err := policy.Load(c.String("policy"))
+	p, err := pipeline.Load(c.String("policy"))
 	if err != nil {
 		return nil, err
 	}

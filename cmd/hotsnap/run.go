@@ -7,7 +7,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive"
 	"github.com/hotsnap/hotsnap/archive/remote"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -32,7 +32,7 @@ func runCommand() *cli.Command {
 			defer closeQ()
 			create := createOptions(c, e, q)
 			create.Label, create.Logger, create.Progress = "", nil, nil // the policy's label; its own logger; one result
-			res, err := policy.Run(c.Context, l, p, policy.Options{Create: create, Logger: e.log,
+			res, err := pipeline.Run(c.Context, l, p, pipeline.Options{Create: create, Logger: e.log,
 				OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {
 					o, err := remoteOptions(c)
 					if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/manifest"
-	"github.com/hotsnap/hotsnap/policy"
+	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -161,16 +161,16 @@ var schemaTypes = map[string]any{
 	"cluster-abort":         schemaJobs{},
 	"cluster-plan":          schemaClusterPlan{},
 	"cluster-prune":         cluster.PruneResult{},
-	"cluster-run":           policy.Result{},
+	"cluster-run":           pipeline.Result{},
 	"cluster-progress":      schemaClusterProgress{},
-	"run":                   policy.Result{},
+	"run":                   pipeline.Result{},
 	"archive-init":          schemaArchiveInit{},
 	"archive-key-list":      schemaKeyList{},
 	"archive-key-add":       schemaKeyAdded{},
 	"archive-key-remove":    schemaKeyRemoved{},
 	"failsafe-drop":         schemaDropped{},
-	"run-item":              policy.Result{},
-	"cluster-run-item":      policy.Result{},
+	"run-item":              pipeline.Result{},
+	"cluster-run-item":      pipeline.Result{},
 	"cluster-upload-item":   cluster.JobsResult{},
 	"cluster-download-item": cluster.JobsResult{},
 	"cluster-verify-item":   cluster.JobsResult{},

@@ -1,10 +1,10 @@
-// Package policy runs a backup policy in one go (docs/DESIGN.md,
+// Package pipeline runs a backup policy in one go (docs/DESIGN.md,
 // "Policies"): take a snapshot, upload it, prune the local snapshots and
 // forget archived ones by keep rules, optionally gc the archive. Each step
 // runs only if the one before succeeded, so a failed step leaves
 // everything earlier intact (a snapshot taken stays, whether or not it was
 // uploaded), and the result names the step that failed.
-package policy
+package pipeline
 
 import (
 	"bytes"
