@@ -1,5 +1,8 @@
 package main
 
+// The commands on one data dir's snapshots that need no quiescer: list,
+// delete, usage, recover, verify.
+
 import (
 	"github.com/urfave/cli/v2"
 
