@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,65 +79,19 @@ func logger(l *slog.Logger) *slog.Logger {
 // leaves nothing.
 func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOptions) (*DownloadResult, error) {
 	start := time.Now()
-	if o.Node == "" {
-		o.Node = defaults.NodeID
-	}
-	if o.Workers <= 0 {
-		o.Workers = defaults.DownloadWorkers
-	}
-	if o.Progress == nil {
-		o.Progress = NoProgress{}
-	}
-	// A shared lock keeps gc away. Read-only credentials (common for
-	// restores) cannot write one: the download then goes on without it,
-	// which is safe because every chunk and file is verified (a gc running
-	// meanwhile can only make it fail, clearly). A gc that holds the archive
-	// is still refused.
-	lock, err := r.Lock(ctx, repo.LockShared, "download "+id)
-	switch {
-	case errors.Is(err, repo.ErrLocked):
-		return nil, err
-	case err != nil:
-		others, lerr := r.LiveLocks(ctx, "")
-		if lerr != nil {
-			return nil, lerr
-		}
-		for _, l := range others {
-			if l.Kind == repo.LockExclusive {
-				return nil, r.Conflict(l)
-			}
-		}
-		logger(o.Logger).Warn("downloading without a lock (cannot write one)", "err", err)
-	default:
-		defer lock.Release()
-	}
-	rs, err := r.ReadSnapshot(ctx, id, o.Node)
+	src, done, err := openSource(ctx, r, l, id, &o)
 	if err != nil {
 		return nil, err
 	}
-	idx, _, err := r.LoadIndex(ctx, false)
-	if err != nil {
-		return nil, fmt.Errorf("read index: %w", err)
-	}
-	if err := rs.CheckStreams(idx); err != nil {
-		return nil, fmt.Errorf("%w (run `hotsnap archive check`)", err)
-	}
-	localTree, localMF, err := l.OpenLatest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if localTree != nil {
-		defer localTree.Close()
-		defer localMF.Close()
-	}
-	if err := checkSpace(id, filepath.Dir(l.SnapshotDir(id)), rs.Bytes, localMF); err != nil {
+	defer done()
+	rs := src.rs
+	if err := checkSpace(id, filepath.Dir(l.SnapshotDir(id)), rs.Bytes, src.localMF); err != nil {
 		return nil, err
 	}
 	res := &DownloadResult{ID: id, Node: o.Node, Path: l.SnapshotDir(id), Files: rs.Files, Bytes: rs.Bytes}
 	o.Progress.Start("download", rs.Files, rs.Bytes)
 	defer o.Progress.Done()
 	origin, _ := json.Marshal(map[string]string{"remote": r.Store().String(), "downloadedAt": time.Now().UTC().Format(time.RFC3339)})
-	src := &downloadSource{r: r, idx: idx, rs: rs, localTree: localTree, localMF: localMF, o: o}
 	if err := l.Import(ctx, id, origin, src, o.Logger); err != nil {
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			return nil, fmt.Errorf("download %s into %s: the filesystem is full; nothing was published (the staging was removed): %w", id, filepath.Dir(l.SnapshotDir(id)), err)
@@ -147,6 +102,91 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 	res.BytesFetched, res.RequestsFetched = src.bytes.Load(), src.reqs.Load()
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	return res, nil
+}
+
+// Source is snapshot id (one node's piece, o.Node) of the archive as an
+// fstree.Source: its manifest, then its tree, built with the checks of a
+// download (every chunk against its id, every file against its BLAKE3),
+// into a directory the caller gives. snapshot.RestoreOptions.From takes
+// it: a restore straight from the archive, with no local snapshot kept.
+// It holds the archive's shared lock until done is called (once or more);
+// o.Progress follows the files ("download") and ends with done.
+func Source(ctx context.Context, r *Repo, l Local, id string, o DownloadOptions) (src fstree.Source, done func(), err error) {
+	s, closeS, err := openSource(ctx, r, l, id, &o)
+	if err != nil {
+		return nil, nil, err
+	}
+	o.Progress.Start("download", s.rs.Files, s.rs.Bytes)
+	var once sync.Once
+	return s, func() { once.Do(func() { o.Progress.Done(); closeS() }) }, nil
+}
+
+// openSource is the start of a download: the archive's shared lock, the
+// snapshot object and the index, and the newest local snapshot (unchanged
+// files are taken from it). o's defaults are filled in.
+func openSource(ctx context.Context, r *Repo, l Local, id string, o *DownloadOptions) (src *downloadSource, done func(), err error) {
+	if o.Node == "" {
+		o.Node = defaults.NodeID
+	}
+	if o.Workers <= 0 {
+		o.Workers = defaults.DownloadWorkers
+	}
+	if o.Progress == nil {
+		o.Progress = NoProgress{}
+	}
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	// A shared lock keeps gc away. Read-only credentials (common for
+	// restores) cannot write one: the download then goes on without it,
+	// which is safe because every chunk and file is verified (a gc running
+	// meanwhile can only make it fail, clearly). A gc that holds the archive
+	// is still refused.
+	lock, err := r.Lock(ctx, repo.LockShared, "download "+id)
+	switch {
+	case errors.Is(err, repo.ErrLocked):
+		return nil, nil, err
+	case err != nil:
+		others, lerr := r.LiveLocks(ctx, "")
+		if lerr != nil {
+			return nil, nil, lerr
+		}
+		for _, l := range others {
+			if l.Kind == repo.LockExclusive {
+				return nil, nil, r.Conflict(l)
+			}
+		}
+		logger(o.Logger).Warn("downloading without a lock (cannot write one)", "err", err)
+	default:
+		closers = append(closers, func() { lock.Release() })
+	}
+	rs, err := r.ReadSnapshot(ctx, id, o.Node)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx, _, err := r.LoadIndex(ctx, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read index: %w", err)
+	}
+	if err := rs.CheckStreams(idx); err != nil {
+		return nil, nil, fmt.Errorf("%w (run `hotsnap archive check`)", err)
+	}
+	localTree, localMF, err := l.OpenLatest(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if localTree != nil {
+		closers = append(closers, func() { localTree.Close(); localMF.Close() })
+	}
+	return &downloadSource{r: r, idx: idx, rs: rs, localTree: localTree, localMF: localMF, o: *o}, closeAll, nil
 }
 
 // downloadSource is what Import publishes for a download.

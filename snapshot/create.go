@@ -31,9 +31,9 @@ type CreateOptions struct {
 	Label string
 	// ID fixes the snapshot id (cluster snapshots share one id on every node).
 	ID string
-	// quiesce.Quiescer stops writes; nil means quiesce.None.
+	// Quiescer stops writes; nil means quiesce.None.
 	Quiescer quiesce.Quiescer
-	// Lock is the retry policy around the quiesce.Quiescer.
+	// Lock is the retry policy around the Quiescer.
 	Lock quiesce.Policy
 	// AllowInconsistent takes the snapshot without the lock when the lock
 	// times out, and flags it potentiallyInconsistent.
@@ -65,7 +65,7 @@ type CreateOptions struct {
 	Progress Progress
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
-	// LockedSince, when set, is when the quiesce.Quiescer's writes were really
+	// LockedSince, when set, is when the Quiescer's writes were really
 	// stopped (an agent's lock taken before Create was called, in a cluster
 	// snapshot); the recorded lock-held time counts from it.
 	LockedSince time.Time

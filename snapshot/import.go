@@ -138,6 +138,69 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 	return mf, dirs, nil
 }
 
+// fetchManifest writes the manifest src gives into an unnamed temp file of
+// the private state dir (gone when closed; a dry run's is in the temp dir)
+// and proves it, as importManifest does; it returns the directory entries
+// too.
+func (s *session) fetchManifest(ctx context.Context, id string, src ImportSource) (*ManifestFile, []manifest.Entry, error) {
+	var f *os.File
+	if s.priv == nil { // a dry run: no private state dir is made
+		var err error
+		if f, err = os.CreateTemp("", "hotsnap-manifest-"); err != nil {
+			return nil, nil, err
+		}
+		os.Remove(f.Name())
+	} else {
+		fd, err := unix.Openat(s.priv.Fd(), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, nil, &os.PathError{Op: "create temp file in", Path: s.priv.Path(), Err: err}
+		}
+		f = os.NewFile(uintptr(fd), s.priv.Join("(manifest of "+id+")"))
+	}
+	if err := src.WriteManifest(ctx, f); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	mf := manifest.NewFile(f, st.Size(), id)
+	var dirs []manifest.Entry
+	if _, err := mf.Each(func(e *manifest.Entry) error {
+		if e.Type == manifest.TypeDir {
+			dirs = append(dirs, *e)
+		}
+		return ctx.Err()
+	}); err != nil {
+		mf.Close()
+		return nil, nil, err
+	}
+	return mf, dirs, nil
+}
+
+// fillRestoreTree has src write the snapshot's tree at dstRel in the
+// private state dir, then gives its directories their attributes and makes
+// it durable (finishImported).
+func (s *session) fillRestoreTree(ctx context.Context, dstRel string, mf *ManifestFile, dirs []manifest.Entry, src ImportSource) error {
+	if err := s.priv.Mkdir(dstRel, 0o700); err != nil {
+		return err
+	}
+	tree, err := s.priv.OpenDir(dstRel)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	if err := src.Fill(ctx, tree, mf); err != nil {
+		return err
+	}
+	if err := finishImported(tree, dirs); err != nil {
+		return err
+	}
+	return s.priv.SyncDir(restoringName)
+}
+
 // finishImported gives the tree's directories their attributes, then makes
 // everything durable with one syncfs of the filesystem: every file was
 // written here (nothing is shared with live data), and one call costs less

@@ -13,7 +13,7 @@ import (
 	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 )
 
-// imported makes a data dir quiesce.Hold an imported copy of a fresh snapshot
+// imported makes a data dir holding an imported copy of a fresh snapshot
 // of the fixture (as a download makes it), and returns its layout and id.
 func imported(t *testing.T) (*Layout, string) {
 	t.Helper()

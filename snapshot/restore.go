@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/quiesce"
@@ -41,7 +40,7 @@ type RestoreOptions struct {
 	NoFailsafe bool
 	// DryRun checks everything and reports what would change, changing nothing.
 	DryRun bool
-	// quiesce.Quiescer holds the application's writes for the whole swap; nil means
+	// Quiescer holds the application's writes for the whole swap; nil means
 	// quiesce.None. Lock is its retry policy.
 	Quiescer quiesce.Quiescer
 	Lock     quiesce.Policy
@@ -54,18 +53,13 @@ type RestoreOptions struct {
 	// Progress, when set, follows the re-hash that proves the snapshot.
 	Progress Progress
 	Now      func() time.Time
-}
-
-// RestorePlan says what a restore changes in the data dir.
-type RestorePlan struct {
-	Added        []string `json:"added"`
-	Removed      []string `json:"removed"`
-	Changed      []string `json:"changed"`
-	AddedBytes   int64    `json:"addedBytes"`   // bytes of files added or changed
-	RemovedBytes int64    `json:"removedBytes"` // bytes of files removed or replaced
-	// copyBytes is what the restore writes: its copy entries (links cost
-	// no space), for the free-space check.
-	copyBytes int64
+	// From, when set, is where snapshot id comes from instead of the
+	// backups dir: an archived snapshot (archive.Source), written straight
+	// into the restore's tree with every chunk and file checked as it
+	// lands; no local snapshot is kept. Its manifest is proven (seal, the
+	// compatibility rules) and the change planned before anything is
+	// fetched. Include does not go with it (yet).
+	From fstree.Source
 }
 
 // RestoreResult reports a restore. The JSON form is the CLI's contract.
@@ -73,7 +67,7 @@ type RestoreResult struct {
 	ID                      string       `json:"id"`
 	DryRun                  bool         `json:"dryRun"`
 	Restored                bool         `json:"restored"`
-	Verified                string       `json:"verified"` // "full" (re-hashed), "fast" (stat) or "proof" (stat, under a download's fresh proof)
+	Verified                string       `json:"verified"` // "full" (re-hashed), "fast" (stat), "proof" (stat, under a download's fresh proof) or "download" (from the archive, checked as written)
 	IgnoredVersion          bool         `json:"ignoredVersion"`
 	PotentiallyInconsistent bool         `json:"potentiallyInconsistent"`
 	Include                 []string     `json:"include,omitempty"` // a partial restore's patterns
@@ -128,11 +122,21 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	// 1. Prove: who wrote the manifest, compatibility, the tree against the
 	// manifest (a pass that also proves the seal), what would change (a
 	// pass that also refuses hotsnap's own names).
-	snap, mf, err := s.treeOf(id)
-	if err != nil {
+	var snap *fsutil.Dir
+	var mf *ManifestFile
+	var dirs []manifest.Entry // From: the directories, finished after the fill
+	if o.From != nil {
+		if len(o.Include) > 0 {
+			return nil, fmt.Errorf("%w: a partial restore (include) is from a local snapshot only: download it first", ErrInvalid)
+		}
+		if mf, dirs, err = s.fetchManifest(ctx, id, o.From); err != nil {
+			return nil, err
+		}
+	} else if snap, mf, err = s.treeOf(id); err != nil {
 		return nil, err
+	} else {
+		defer snap.Close()
 	}
-	defer snap.Close()
 	defer mf.Close()
 	m, err := mf.Header()
 	if err != nil {
@@ -164,7 +168,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	vo := manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups}
 	p := progressOr(o.Progress)
-	if !o.FastVerify {
+	if !o.FastVerify && o.From == nil {
 		p.Start("verify", res.Files, res.Bytes)
 		vo.OnHashed = func(n int64) { p.Add(1, n) }
 	}
@@ -175,7 +179,11 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	var vr *manifest.VerifyResult
 	var how string
-	if o.FastVerify && !o.DryRun {
+	if o.From != nil {
+		// The fill checks every chunk against its id and every file
+		// against its BLAKE3 as it writes them.
+		vr, how = &manifest.VerifyResult{}, "download"
+	} else if o.FastVerify && !o.DryRun {
 		// Fast: the build checks each file's stat as it links or copies
 		// it (fstree.CheckStat), in the private staging tree, before the
 		// swap touches anything; a separate pass of stats first would
@@ -198,7 +206,11 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	res.Plan = plan
 	// Free space first: links cost none; the copy entries are written.
-	if err := enoughSpace(s.data, plan.copyBytes, "restore "+id+" (its copied files)"); err != nil {
+	need, what := plan.copyBytes, "restore "+id+" (its copied files)"
+	if o.From != nil {
+		need, what = res.Bytes, "restore "+id+" from the archive"
+	}
+	if err := enoughSpace(s.data, need, what); err != nil {
 		return nil, err
 	}
 	if o.DryRun {
@@ -221,7 +233,11 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	bp := progressOr(o.Progress)
 	bp.Start("build", res.Files, res.Bytes)
-	err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, bp)
+	if o.From != nil {
+		err = s.fillRestoreTree(ctx, restoring, mf, dirs, o.From)
+	} else {
+		err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, bp)
+	}
 	bp.Done()
 	if err != nil {
 		cleanup()
@@ -308,129 +324,6 @@ func reservedTop(reserved map[string]bool, e *manifest.Entry) error {
 		return fmt.Errorf("%w: the snapshot holds %q, which is hotsnap's own place in this data dir; nothing was changed", ErrIncompatible, top)
 	}
 	return nil
-}
-
-// planRestore compares the live data dir with the manifest: the live tree
-// is walked in the manifest's order and merged with it, so nothing grows
-// with the number of entries but the lists of paths reported.
-//
-// A partial restore (sel not nil) compares only what it replaces: the
-// entries at or below its tops, and the directories above them, which are
-// added when missing and otherwise kept; the rest of the live tree is not
-// walked.
-func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *selection) (*RestorePlan, error) {
-	plan := &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
-	reserved := s.l.reservedNames()
-	r, err := mf.Reader()
-	if err != nil {
-		return nil, err
-	}
-	var cur *manifest.Entry
-	var merr error
-	next := func() error {
-		for {
-			cur, merr = r.Next()
-			if merr != nil {
-				return nil
-			}
-			if err := reservedTop(reserved, cur); err != nil {
-				return err
-			}
-			if sel.scope(string(cur.Path)) != scopeOut {
-				if cur.Type == manifest.TypeFile && cur.Capture == manifest.CaptureCopy {
-					plan.copyBytes += cur.Size
-				}
-				return nil
-			}
-		}
-	}
-	if err := next(); err != nil {
-		return nil, err
-	}
-	added := func(e *manifest.Entry) {
-		plan.Added = append(plan.Added, string(e.Path))
-		if e.Type == manifest.TypeFile {
-			plan.AddedBytes += e.Size
-		}
-	}
-	removed := func(p string, st fsutil.Stat) {
-		plan.Removed = append(plan.Removed, p)
-		if st.IsRegular() {
-			plan.RemovedBytes += st.Size
-		}
-	}
-	// The application may still be writing (the plan is made before the
-	// lock): entries that vanish during the walk are simply not counted.
-	err = s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
-		sc := sel.scope(rel)
-		if reserved[rel] || sc == scopeOut {
-			if st.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if st.IsDir() && marked(s.data, rel, st) {
-			return fmt.Errorf("%w: %s: a directory of hotsnap's own (marked %s) was moved inside the data dir; the restore would move it into the failsafe; move it back where it belongs (or remove it, after checking it); nothing was changed",
-				ErrUntrusted, s.data.Join(rel), markerName)
-		}
-		if sc == scopeAbove && !st.IsDir() {
-			return fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory above the entries to restore; include %s itself to replace it; nothing was changed",
-				ErrConflict, rel, st.TypeName(), rel)
-		}
-		for merr == nil && string(cur.Path) < rel {
-			added(cur)
-			if err := next(); err != nil {
-				return err
-			}
-		}
-		if merr != nil && merr != io.EOF {
-			return merr
-		}
-		if merr != nil || string(cur.Path) != rel {
-			removed(rel, st)
-			return nil
-		}
-		e := cur
-		if sc == scopeAbove {
-			return next() // a directory kept as it is
-		}
-		changed := st.TypeName() != e.Type
-		if !changed {
-			switch e.Type {
-			case manifest.TypeFile:
-				sameInode := st.Dev == e.Inode.Dev && st.Ino == e.Inode.Ino
-				changed = !sameInode && (st.Size != e.Size || st.MtimeNs != e.MtimeNs)
-			case manifest.TypeSymlink:
-				t, _ := s.data.Readlink(rel)
-				changed = manifest.Name(t) != e.Target
-			case manifest.TypeDir:
-				changed = st.Perm() != e.Mode
-			}
-		}
-		if changed {
-			plan.Changed = append(plan.Changed, rel)
-			if e.Type == manifest.TypeFile {
-				plan.AddedBytes += e.Size
-			}
-			if st.IsRegular() {
-				plan.RemovedBytes += st.Size
-			}
-		}
-		return next()
-	}, fsutil.IgnoreVanished)
-	if err != nil {
-		return nil, err
-	}
-	for merr == nil {
-		added(cur)
-		if err := next(); err != nil {
-			return nil, err
-		}
-	}
-	if merr != io.EOF {
-		return nil, merr
-	}
-	return plan, nil
 }
 
 // enoughSpace refuses what (which will write need bytes into d's

@@ -24,8 +24,8 @@ import (
 )
 
 // swap runs the journaled swap; the caller holds the write lock. source is
-// the folder of the private state dir quiesce.Hold the new entries. It returns
-// the failsafe dir quiesce.Hold the previous state. A partial restore (sel not
+// the folder of the private state dir holding the new entries. It returns
+// the failsafe dir holding the previous state. A partial restore (sel not
 // nil) moves its units (partialUnits) instead of every top-level entry.
 func (s *session) swap(id, source string, sel *selection, o RestoreOptions) (string, error) {
 	out, in, err := s.swapNames(source, sel)

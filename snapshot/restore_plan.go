@@ -1,0 +1,146 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/manifest"
+)
+
+// RestorePlan says what a restore changes in the data dir.
+type RestorePlan struct {
+	Added        []string `json:"added"`
+	Removed      []string `json:"removed"`
+	Changed      []string `json:"changed"`
+	AddedBytes   int64    `json:"addedBytes"`   // bytes of files added or changed
+	RemovedBytes int64    `json:"removedBytes"` // bytes of files removed or replaced
+	// copyBytes is what the restore writes: its copy entries (links cost
+	// no space), for the free-space check.
+	copyBytes int64
+}
+
+// planRestore compares the live data dir with the manifest: the live tree
+// is walked in the manifest's order and merged with it, so nothing grows
+// with the number of entries but the lists of paths reported.
+//
+// A partial restore (sel not nil) compares only what it replaces: the
+// entries at or below its tops, and the directories above them, which are
+// added when missing and otherwise kept; the rest of the live tree is not
+// walked.
+func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *selection) (*RestorePlan, error) {
+	plan := &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
+	reserved := s.l.reservedNames()
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, err
+	}
+	var cur *manifest.Entry
+	var merr error
+	next := func() error {
+		for {
+			cur, merr = r.Next()
+			if merr != nil {
+				return nil
+			}
+			if err := reservedTop(reserved, cur); err != nil {
+				return err
+			}
+			if sel.scope(string(cur.Path)) != scopeOut {
+				if cur.Type == manifest.TypeFile && cur.Capture == manifest.CaptureCopy {
+					plan.copyBytes += cur.Size
+				}
+				return nil
+			}
+		}
+	}
+	if err := next(); err != nil {
+		return nil, err
+	}
+	added := func(e *manifest.Entry) {
+		plan.Added = append(plan.Added, string(e.Path))
+		if e.Type == manifest.TypeFile {
+			plan.AddedBytes += e.Size
+		}
+	}
+	removed := func(p string, st fsutil.Stat) {
+		plan.Removed = append(plan.Removed, p)
+		if st.IsRegular() {
+			plan.RemovedBytes += st.Size
+		}
+	}
+	// The application may still be writing (the plan is made before the
+	// lock): entries that vanish during the walk are simply not counted.
+	err = s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
+		sc := sel.scope(rel)
+		if reserved[rel] || sc == scopeOut {
+			if st.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if st.IsDir() && marked(s.data, rel, st) {
+			return fmt.Errorf("%w: %s: a directory of hotsnap's own (marked %s) was moved inside the data dir; the restore would move it into the failsafe; move it back where it belongs (or remove it, after checking it); nothing was changed",
+				ErrUntrusted, s.data.Join(rel), markerName)
+		}
+		if sc == scopeAbove && !st.IsDir() {
+			return fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory above the entries to restore; include %s itself to replace it; nothing was changed",
+				ErrConflict, rel, st.TypeName(), rel)
+		}
+		for merr == nil && string(cur.Path) < rel {
+			added(cur)
+			if err := next(); err != nil {
+				return err
+			}
+		}
+		if merr != nil && merr != io.EOF {
+			return merr
+		}
+		if merr != nil || string(cur.Path) != rel {
+			removed(rel, st)
+			return nil
+		}
+		e := cur
+		if sc == scopeAbove {
+			return next() // a directory kept as it is
+		}
+		changed := st.TypeName() != e.Type
+		if !changed {
+			switch e.Type {
+			case manifest.TypeFile:
+				sameInode := st.Dev == e.Inode.Dev && st.Ino == e.Inode.Ino
+				changed = !sameInode && (st.Size != e.Size || st.MtimeNs != e.MtimeNs)
+			case manifest.TypeSymlink:
+				t, _ := s.data.Readlink(rel)
+				changed = manifest.Name(t) != e.Target
+			case manifest.TypeDir:
+				changed = st.Perm() != e.Mode
+			}
+		}
+		if changed {
+			plan.Changed = append(plan.Changed, rel)
+			if e.Type == manifest.TypeFile {
+				plan.AddedBytes += e.Size
+			}
+			if st.IsRegular() {
+				plan.RemovedBytes += st.Size
+			}
+		}
+		return next()
+	}, fsutil.IgnoreVanished)
+	if err != nil {
+		return nil, err
+	}
+	for merr == nil {
+		added(cur)
+		if err := next(); err != nil {
+			return nil, err
+		}
+	}
+	if merr != io.EOF {
+		return nil, merr
+	}
+	return plan, nil
+}
