@@ -3,6 +3,7 @@
 # command timed with its peak RSS (/usr/bin/time), hotsnap against restic
 # on the same data and the same MinIO, in one run. Two sizes show how time
 # grows (bars: peak RSS <= 512 MiB each, 1M files <= 2.2 x the time of 500k;
+# the read floor, a cold read of every file, shows how the filesystem grows;
 # download + restore <= 0.6 x restic's restore).
 #
 #   bash scripts/bench-scale.sh                 # 500k and 1M files
@@ -61,6 +62,9 @@ trap 'drop_fs 2>/dev/null || true; cleanup' EXIT
 for N in $SIZES; do
   fresh_fs "$N"; DATA="$D/data"; FRESH="$D/fresh"; mkdir -p "$FRESH"
   bin/gendata -dir "$DATA" -files "$N" -dirs 1000 -filesize 1KiB >/dev/null
+  # The read floor: every file read once, cold (4 readers of cat), what a
+  # first create (which hashes every byte) cannot go below.
+  timed "$N:read floor" sh -c 'find "$1" -type f -print0 | xargs -0 -P4 -n 2000 cat > /dev/null' sh "$DATA"
   timed "$N:create" "$HS" create -d "$DATA" --quiesce none --json
   ID=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["id"])' "$WORK/out")
   timed "$N:verify" "$HS" verify -d "$DATA" --id "$ID"
@@ -84,7 +88,7 @@ done
 set -- $SIZES
 if [ $# -ge 2 ]; then
   echo "# time of $2 files over $1 files (bar: <= 2.2 for 1M over 500k):"
-  for c in create verify upload "archive ls" "archive check" download restore "restore --from-archive" "archive gc"; do
+  for c in "read floor" create verify upload "archive ls" "archive check" download restore "restore --from-archive" "archive gc"; do
     printf '#   %-16s %s\n' "$c" "$(python3 -c "print(f'{${T[$2:$c]}/max(${T[$1:$c]},0.01):.2f}')")"
   done
 fi
