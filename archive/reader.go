@@ -95,3 +95,38 @@ func OpenEntries(ctx context.Context, l Local, open func() (*Reader, error), ref
 	}
 	return ms, ms.Close, "remote", nil
 }
+
+// LazyReader opens a Reader (OpenReader) on its first use, once: a
+// command that may or may not need the archive (ls of a local or of an
+// archived snapshot) takes no lock and reads no index when it does not.
+type LazyReader struct {
+	ctx  context.Context
+	op   string
+	open func() (*Repo, error)
+	rd   *Reader
+}
+
+// NewLazyReader is a LazyReader of the archive open opens, for op.
+func NewLazyReader(ctx context.Context, op string, open func() (*Repo, error)) *LazyReader {
+	return &LazyReader{ctx: ctx, op: op, open: open}
+}
+
+// Get opens the reader on its first call and returns it.
+func (z *LazyReader) Get() (*Reader, error) {
+	if z.rd != nil {
+		return z.rd, nil
+	}
+	r, err := z.open()
+	if err != nil {
+		return nil, err
+	}
+	z.rd, err = OpenReader(z.ctx, r, z.op)
+	return z.rd, err
+}
+
+// Close releases the reader, if it was opened.
+func (z *LazyReader) Close() {
+	if z.rd != nil {
+		z.rd.Close()
+	}
+}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
@@ -98,6 +99,11 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.MaxJobsPerClient <= 0 {
 		cfg.MaxJobsPerClient = defaults.AgentMaxJobsPerClient
 	}
+	if cfg.AppVersion != "" {
+		if err := manifest.ValidVersion(cfg.AppVersion); err != nil {
+			return nil, fmt.Errorf("%w: %v", snapshot.ErrInvalid, err)
+		}
+	}
 	if !ca.ValidName(cfg.NodeID) {
 		return nil, fmt.Errorf("%w: node id %q: want 1 to 64 of letters, digits, '.', '_', '-'", snapshot.ErrInvalid, cfg.NodeID)
 	}
@@ -157,3 +163,30 @@ func (a *Agent) handleInfo(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 	a.reply(w, http.StatusOK, info)
 }
+
+// QuiescerOf checks c once over l's data dir and returns what an agent's
+// NewQuiescer is: a fresh quiescer of c for each lock. A quiescer that
+// cannot be built later (its cgroup or pid file gone) fails its lock with
+// the reason.
+func QuiescerOf(ctx context.Context, l *snapshot.Layout, c quiesce.Config) (func(force bool) (quiesce.Quiescer, func()), error) {
+	_, closeQ, err := l.NewQuiescer(ctx, c, false)
+	if err != nil {
+		return nil, err
+	}
+	closeQ()
+	return func(force bool) (quiesce.Quiescer, func()) {
+		q, closeQ, err := l.NewQuiescer(ctx, c, force)
+		if err != nil {
+			return failedQuiescer{err}, func() {}
+		}
+		return q, closeQ
+	}, nil
+}
+
+// failedQuiescer is a quiescer that could not be built: its lock fails.
+type failedQuiescer struct{ err error }
+
+func (f failedQuiescer) Quiesce(context.Context, time.Duration) error {
+	return fmt.Errorf("%w: %v", quiesce.ErrFailed, f.err)
+}
+func (failedQuiescer) Resume(context.Context) error { return nil }

@@ -34,6 +34,9 @@ type RunOptions struct {
 // when ctx ends, leave etcd at once and shut the server down within
 // defaults.ShutdownTimeout. It returns when the server stops.
 func (a *Agent) Run(ctx context.Context, o RunOptions) error {
+	if a.cfg.Policy != nil && o.PolicyEvery < time.Second {
+		return fmt.Errorf("%w: a policy's interval must be at least 1s (it is %s)", snapshot.ErrInvalid, o.PolicyEvery)
+	}
 	if o.MemberTTL <= 0 {
 		o.MemberTTL = defaults.MemberTTL
 	}

@@ -2,18 +2,15 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
-	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
-	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 )
 
 func agentCommand() *cli.Command {
@@ -51,16 +48,9 @@ func agentConfig(c *cli.Context, e *env, l *snapshot.Layout) (cluster.AgentConfi
 	}
 	cfg.AppVersion, cfg.AppEngine, cfg.EncryptionKeyID = c.String("app-version"), c.String("app-engine"), c.String("encryption-key-id")
 	cfg.Copy, cfg.Exclude, cfg.LinkMode = c.StringSlice("copy"), c.StringSlice("exclude"), c.String("link-mode")
-	// The quiesce flags are checked once, here; each lock builds afresh.
-	qc := quiesceConfig(c)
-	_, closeQ, err := l.NewQuiescer(c.Context, qc, false)
-	if err != nil {
+	var err error
+	if cfg.NewQuiescer, err = cluster.QuiescerOf(c.Context, l, quiesceConfig(c)); err != nil {
 		return cfg, nil, err
-	}
-	closeQ()
-	cfg.NewQuiescer = func(force bool) (quiesce.Quiescer, func()) {
-		q, closeQ, _ := l.NewQuiescer(c.Context, qc, force)
-		return q, closeQ
 	}
 	run := &cluster.RunOptions{Listen: c.String("listen"), AdvertiseURL: c.String("advertise-url"), MemberTTL: c.Duration("member-ttl"),
 		Limits: cluster.ServerLimits{MaxConns: c.Int("max-conns")}, PolicyEvery: c.Duration("policy-every")}
@@ -72,9 +62,6 @@ func agentConfig(c *cli.Context, e *env, l *snapshot.Layout) (cluster.AgentConfi
 	if f := c.String("policy"); f != "" {
 		if cfg.Policy, err = pipeline.Load(f); err != nil {
 			return cfg, nil, err
-		}
-		if run.PolicyEvery < 1e9 {
-			return cfg, nil, usageError{errors.New("--policy-every must be at least 1s")}
 		}
 	}
 	cfg.Remote, err = remoteOptions(c)
@@ -92,24 +79,19 @@ func runAgent(c *cli.Context) error {
 	case c.IsSet("remote"):
 		return usageError{errors.New("the agent takes no --remote: coordinators name it per upload or download")}
 	}
-	if v := c.String("app-version"); v != "" {
-		if err := manifest.ValidVersion(v); err != nil {
-			return usageError{fmt.Errorf("--%v", err)}
-		}
-	}
 	cfg, run, err := agentConfig(c, e, l)
 	if err != nil {
 		return err
 	}
-	if run.Agency, err = etcdFiles(c).Dial(c.Context); err != nil {
-		return err
-	}
-	defer run.Agency.Close()
-	ag, err := cluster.NewAgent(cfg)
+	ag, err := cluster.NewAgent(cfg) // checks the config before etcd is dialled
 	if err != nil {
 		return err
 	}
 	defer ag.Close()
+	if run.Agency, err = etcdFiles(c).Dial(c.Context); err != nil {
+		return err
+	}
+	defer run.Agency.Close()
 	run.Ready = func(url string) { e.AgentReady(cfg.NodeID, cfg.Cluster, url, os.Getpid()) }
 	if err := ag.Run(c.Context, *run); err != nil {
 		return err

@@ -130,9 +130,9 @@ func downloadCommand() *cli.Command {
 		if err != nil {
 			return err
 		}
-		rs := &remoteSide{c: c}
-		defer rs.close()
-		rd, err := rs.open()
+		rs := remoteReader(c)
+		defer rs.Close()
+		rd, err := rs.Get()
 		if err != nil {
 			return err
 		}

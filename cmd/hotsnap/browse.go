@@ -19,40 +19,22 @@ import (
 // ls, diff and cat: looking into snapshots, local or archived, from their
 // manifests, without restoring or downloading them.
 
-// remoteSide opens --remote once, on first need, for reading
-// (archive.OpenReader: a shared lock, the index loaded).
-type remoteSide struct {
-	c  *cli.Context
-	rd *archive.Reader
-}
-
-func (r *remoteSide) open() (*archive.Reader, error) {
-	if r.rd != nil {
-		return r.rd, nil
-	}
-	if r.c.String("remote") == "" {
-		return nil, usageError{errors.New("an archived snapshot needs --remote")}
-	}
-	repo, err := openRemote(r.c, false)
-	if err != nil {
-		return nil, err
-	}
-	r.rd, err = archive.OpenReader(r.c.Context, repo, "browse")
-	return r.rd, err
-}
-
-func (r *remoteSide) close() {
-	if r.rd != nil {
-		r.rd.Close()
-	}
+// remoteReader opens --remote for reading on first need (archive.LazyReader).
+func remoteReader(c *cli.Context) *archive.LazyReader {
+	return archive.NewLazyReader(c.Context, "browse", func() (*archive.Repo, error) {
+		if c.String("remote") == "" {
+			return nil, usageError{errors.New("an archived snapshot needs --remote")}
+		}
+		return openRemote(c, false)
+	})
 }
 
 // openEntries opens the manifest of ref (archive.OpenEntries): local
 // first, then --remote when one is given.
-func openEntries(c *cli.Context, l *snapshot.Layout, rs *remoteSide, ref string) (archive.Entries, func(), string, error) {
+func openEntries(c *cli.Context, l *snapshot.Layout, rs *archive.LazyReader, ref string) (archive.Entries, func(), string, error) {
 	var open func() (*archive.Reader, error)
 	if c.String("remote") != "" {
-		open = rs.open
+		open = rs.Get
 	}
 	return archive.OpenEntries(c.Context, l, open, ref, c.String("node-id"))
 }
@@ -93,8 +75,8 @@ func lsCommand() *cli.Command {
 				return err
 			}
 			sel := manifest.Select(c.Args().Slice())
-			rs := &remoteSide{c: c}
-			defer rs.close()
+			rs := remoteReader(c)
+			defer rs.Close()
 			ref := id
 			if c.IsSet("remote") && !strings.Contains(id, ":") {
 				ref = "remote:" + id
@@ -178,8 +160,8 @@ func diffCommand() *cli.Command {
 // diffSnapshots emits the changes from snapshot from to snapshot to,
 // each local or archived.
 func diffSnapshots(c *cli.Context, l *snapshot.Layout, from, to string, emit func(manifest.Change) error) (manifest.DiffCounts, error) {
-	rs := &remoteSide{c: c}
-	defer rs.close()
+	rs := remoteReader(c)
+	defer rs.Close()
 	a, closeA, _, err := openEntries(c, l, rs, from)
 	if err != nil {
 		return manifest.DiffCounts{}, err
@@ -227,9 +209,9 @@ func catCommand() *cli.Command {
 				_, err = snapshot.Cat(c.Context, l, id, p, e.Stdout)
 				return err
 			}
-			rs := &remoteSide{c: c}
-			defer rs.close()
-			rd, err := rs.open()
+			rs := remoteReader(c)
+			defer rs.Close()
+			rd, err := rs.Get()
 			if err != nil {
 				return err
 			}
