@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,11 +72,19 @@ func openRemote(c *cli.Context, init bool) (*archive.Repo, error) {
 	if c.String("remote") == "" {
 		return nil, usageError{errors.New("--remote (or HOTSNAP_REMOTE) is required")}
 	}
-	o, err := remoteOptions(c)
-	if err != nil {
-		return nil, err
+	return remoteOpener(c, init)(c.Context, c.String("remote"))
+}
+
+// remoteOpener opens a remote spec (a policy's) with the remote flags;
+// with init, an uninitialised remote is initialised.
+func remoteOpener(c *cli.Context, init bool) func(ctx context.Context, spec string) (*archive.Repo, error) {
+	return func(ctx context.Context, spec string) (*archive.Repo, error) {
+		o, err := remoteOptions(c)
+		if err != nil {
+			return nil, err
+		}
+		return remote.Open(ctx, spec, o, init)
 	}
-	return remote.Open(c.Context, c.String("remote"), o, init)
 }
 
 func uploadCommand() *cli.Command {

@@ -10,8 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotsnap/hotsnap/archive"
-	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/cluster"
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/pipeline"
@@ -101,13 +99,7 @@ func clusterRunCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := co.RunPolicy(c.Context, p, clusterCreateOptions(c), func(ctx context.Context, spec string) (*archive.Repo, error) {
-				o, err := remoteOptions(c)
-				if err != nil {
-					return nil, err
-				}
-				return remote.Open(ctx, spec, o, false)
-			})
+			res, err := co.RunPolicy(c.Context, p, clusterCreateOptions(c), remoteOpener(c, false))
 			if res != nil {
 				return e.Partial(res, report.Policy(res), err)
 			}

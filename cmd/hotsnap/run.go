@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotsnap/hotsnap/archive"
-	"github.com/hotsnap/hotsnap/archive/remote"
 	"github.com/hotsnap/hotsnap/pipeline"
 	"github.com/hotsnap/hotsnap/report"
 	"github.com/hotsnap/hotsnap/snapshot"
@@ -32,14 +28,7 @@ func runCommand() *cli.Command {
 			defer closeQ()
 			create := createOptions(c, e, q)
 			create.Label, create.Logger, create.Progress = "", nil, nil // the policy's label; its own logger; one result
-			res, err := pipeline.Run(c.Context, l, p, pipeline.Options{Create: create, Logger: e.log,
-				OpenRemote: func(ctx context.Context, spec string) (*archive.Repo, error) {
-					o, err := remoteOptions(c)
-					if err != nil {
-						return nil, err
-					}
-					return remote.Open(ctx, spec, o, true)
-				}})
+			res, err := pipeline.Run(c.Context, l, p, pipeline.Options{Create: create, Logger: e.log, OpenRemote: remoteOpener(c, true)})
 			if res != nil {
 				return e.Partial(res, report.Policy(res), err)
 			}
