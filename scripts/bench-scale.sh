@@ -2,7 +2,8 @@
 # The archive at scale: N small files (1 KiB each, in 1,000 dirs), every
 # command timed with its peak RSS (/usr/bin/time), hotsnap against restic
 # on the same data and the same MinIO, in one run. Two sizes show how time
-# grows (bars: peak RSS <= 512 MiB each, 1M files <= 2.2 x the time of 500k;
+# grows, each command after dropping the page cache, dentries and inodes
+# (bars: peak RSS <= 512 MiB each, 1M files <= 2.2 x the time of 500k;
 # the read floor, a cold read of every file, shows how the filesystem grows;
 # download + restore <= 0.6 x restic's restore).
 #
@@ -31,7 +32,7 @@ printf '%-10s %-26s %10s %10s\n' files command seconds "peak MiB"
 declare -A T
 timed() { # label cmd...
   local label=$1; shift
-  sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || { echo "bench-scale: $label failed:" >&2; tail -5 "$WORK/err" >&2; exit 1; }
   read -r secs kib < "$WORK/time"
   T[$label]=$secs
