@@ -3,7 +3,9 @@
 // forget archived ones by keep rules, optionally gc the archive. Each step
 // runs only if the one before succeeded, so a failed step leaves
 // everything earlier intact (a snapshot taken stays, whether or not it was
-// uploaded), and the result names the step that failed.
+// uploaded), and the result names the step that failed. It schedules
+// nothing (the agent's --policy-every and cron do) and implements no step
+// itself: each is a call into snapshot or archive.
 package pipeline
 
 import (

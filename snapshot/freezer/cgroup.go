@@ -1,9 +1,9 @@
 // Package freezer stops and resumes an application's processes without
 // its cooperation: a whole cgroup through the kernel's freezer (cgroup v2
 // cgroup.freeze, or the v1 freezer's freezer.state), or a process tree
-// with SIGSTOP and SIGCONT sent through pidfds. The snapshot package's
-// freeze and signal quiescers are built on it (docs/DESIGN.md,
-// "Quiescers that stop processes").
+// with SIGSTOP and SIGCONT sent through pidfds. Package quiesce's Freeze
+// and Signal quiescers are built on it (docs/DESIGN.md, "Quiescers that
+// stop processes"); it keeps no records of what it stopped (they do).
 package freezer
 
 import (
