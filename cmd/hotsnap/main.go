@@ -13,8 +13,12 @@ import (
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
 // uploads and downloads hold a few packs and chunks at a time (under 100 MiB
-// live), and the limit keeps the collector from letting garbage double that.
-const memoryLimit = 192 << 20
+// live), and the limit keeps the collector from letting garbage double that
+// past the 512 MiB bar. It was 192 MiB: a create of a million files keeps
+// about 180 MB live (its first pass's records), and at that limit the
+// collector ran 1,004 times in one create (65.4 s) against 14 times at
+// 384 MiB (53.1 s, peak RSS 377 MiB); docs/benchmarks.md.
+const memoryLimit = 384 << 20
 
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
