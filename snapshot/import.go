@@ -69,18 +69,11 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 		return err
 	}
 	defer mf.Close()
-	treeRel := stage + "/" + dataName
-	if err := s.priv.Mkdir(treeRel, 0o700); err != nil {
-		return err
-	}
-	tree, err := s.priv.OpenDir(treeRel)
+	tree, err := s.fillTree(ctx, stage+"/"+dataName, mf, src)
 	if err != nil {
 		return err
 	}
 	defer tree.Close()
-	if err := src.Fill(ctx, tree, mf); err != nil {
-		return err
-	}
 	crashPoint("import.filled")
 	if err := finishImported(tree, dirs); err != nil {
 		return err
@@ -184,21 +177,32 @@ func (s *session) fetchManifest(ctx context.Context, id string, src ImportSource
 // private state dir, then gives its directories their attributes and makes
 // it durable (finishImported).
 func (s *session) fillRestoreTree(ctx context.Context, dstRel string, mf *ManifestFile, dirs []manifest.Entry, src ImportSource) error {
-	if err := s.priv.Mkdir(dstRel, 0o700); err != nil {
-		return err
-	}
-	tree, err := s.priv.OpenDir(dstRel)
+	tree, err := s.fillTree(ctx, dstRel, mf, src)
 	if err != nil {
 		return err
 	}
 	defer tree.Close()
-	if err := src.Fill(ctx, tree, mf); err != nil {
-		return err
-	}
 	if err := finishImported(tree, dirs); err != nil {
 		return err
 	}
 	return s.priv.SyncDir(restoringName)
+}
+
+// fillTree makes the new directory rel of the private state dir and has
+// src fill it from mf; it returns the tree, open (the caller closes it).
+func (s *session) fillTree(ctx context.Context, rel string, mf *ManifestFile, src ImportSource) (*fsutil.Dir, error) {
+	if err := s.priv.Mkdir(rel, 0o700); err != nil {
+		return nil, err
+	}
+	tree, err := s.priv.OpenDir(rel)
+	if err != nil {
+		return nil, err
+	}
+	if err := src.Fill(ctx, tree, mf); err != nil {
+		tree.Close()
+		return nil, err
+	}
+	return tree, nil
 }
 
 // finishImported gives the tree's directories their attributes, then makes
