@@ -67,7 +67,7 @@ type RestoreResult struct {
 	ID                      string       `json:"id"`
 	DryRun                  bool         `json:"dryRun"`
 	Restored                bool         `json:"restored"`
-	Verified                string       `json:"verified"` // "full" (re-hashed), "fast" (stat), "proof" (stat, under a download's fresh proof) or "download" (from the archive, checked as written)
+	Verified                string       `json:"verified"` // "full" (re-hashed), "fast" (stat), "proof" (stat, under a download's fresh proof) "download" (from the archive, checked as written) or "manifest" (a dry run from the archive: only its manifest proven)
 	IgnoredVersion          bool         `json:"ignoredVersion"`
 	PotentiallyInconsistent bool         `json:"potentiallyInconsistent"`
 	Include                 []string     `json:"include,omitempty"` // a partial restore's patterns
@@ -183,6 +183,9 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		// The fill checks every chunk against its id and every file
 		// against its BLAKE3 as it writes them.
 		vr, how = &manifest.VerifyResult{}, "download"
+		if o.DryRun { // only the manifest was fetched and proven
+			how = "manifest"
+		}
 	} else if o.FastVerify && !o.DryRun {
 		// Fast: the build checks each file's stat as it links or copies
 		// it (fstree.CheckStat), in the private staging tree, before the

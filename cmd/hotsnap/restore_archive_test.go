@@ -85,6 +85,18 @@ func TestRestore_FromArchive(t *testing.T) {
 	unchanged("a restore from a damaged archive")
 	os.WriteFile(biggest, good, 0o644)
 
+	// A dry run proves the manifest and says so, changing nothing.
+	code, out, errb = restore("--app-engine", "pebble", "--dry-run", "--json")
+	var dry struct{ Verified string }
+	if code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, errb)
+	}
+	lastJSON(t, out, &dry)
+	if dry.Verified != "manifest" {
+		t.Fatalf("dry run says verified %q", dry.Verified)
+	}
+	unchanged("a dry run")
+
 	// The real thing.
 	code, out, errb = restore("--app-engine", "pebble", "--json")
 	if code != 0 {
