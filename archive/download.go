@@ -72,8 +72,9 @@ func logger(l *slog.Logger) *slog.Logger {
 // manifest stream is fetched first and proven; then the content records
 // are fetched and checked against it (every chunk indexed, every file's
 // chunks making exactly its size) before any file is written; then the
-// files are filled batch by batch, every chunk checked against its id and
-// every file against its BLAKE3. A file that the newest local snapshot
+// files are filled batch by batch, every file checked against its BLAKE3
+// as its chunks land (a failing file's chunks against their ids, to name
+// the pack). A file that the newest local snapshot
 // holds at the same path with the same content is taken from there after a
 // re-hash. Memory does not grow with the number of files. Any failure
 // leaves nothing.
@@ -106,7 +107,7 @@ func Download(ctx context.Context, r *Repo, l Local, id string, o DownloadOption
 
 // Source is snapshot id (one node's piece, o.Node) of the archive as an
 // fstree.Source: its manifest, then its tree, built with the checks of a
-// download (every chunk against its id, every file against its BLAKE3),
+// download (every file against its BLAKE3 as its chunks land),
 // into a directory the caller gives. snapshot.RestoreOptions.From takes
 // it: a restore straight from the archive, with no local snapshot kept.
 // It holds the archive's shared lock until done is called (once or more);

@@ -7,20 +7,19 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
-	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
 // Fetching a batch's files: blobs of one pack merged into range reads,
-// every chunk checked against its id as it lands, written in place.
+// written in place, every file hashed as its chunks land and checked
+// against the manifest.
 
 // Range reads: blobs of one pack closer than maxGap are read in one request
 // of at most maxRange bytes; fetchWorkers requests run at once. Memory stays
@@ -51,15 +50,16 @@ type fetchRange struct {
 
 // fetchContents writes each job's content at its path under root: every
 // needed blob is grouped by pack, neighbouring blobs are read in one range
-// request, each chunk is checked against its id and written at its offsets
-// in every file that holds it; then each file is hashed whole against its
-// manifest BLAKE3 and given its attributes. It returns bytes fetched and
+// request, each chunk is written at its offsets in every file that holds
+// it, and each file is hashed as its chunks land, checked against its
+// manifest BLAKE3 and given its attributes (a chunk's id is checked only to
+// name the pack of a file that fails). It returns bytes fetched and
 // requests made.
 func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.Dir, mk *fsutil.Maker, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
 	byBlob := map[repo.ID]*neededBlob{}
 	for i := range jobs {
 		// Files are created by their first chunk's write, in the fetch
-		// workers; empty files in the hash pass below.
+		// workers; empty files after them.
 		var off int64
 		for _, cid := range jobs[i].ids {
 			loc, _ := idx.Lookup(cid) // checkRecords proved every chunk indexed
@@ -91,15 +91,30 @@ func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.
 			cur.blobs = append(cur.blobs, nb)
 		}
 	}
-	// Bigger ranges first keeps the workers busy to the end.
-	sort.Slice(ranges, func(a, b int) bool { return ranges[a].end-ranges[a].start > ranges[b].end-ranges[b].start })
+	// Ranges in file order (the order the upload packed them): a file's
+	// chunks then land about in order, and its hash runs over them from
+	// memory (fileStream).
+	first := func(rg *fetchRange) target {
+		m := rg.blobs[0].targets[0]
+		for _, nb := range rg.blobs {
+			if t := nb.targets[0]; t.file < m.file || t.file == m.file && t.off < m.off {
+				m = t
+			}
+		}
+		return m
+	}
+	sort.Slice(ranges, func(a, b int) bool {
+		ta, tb := first(ranges[a]), first(ranges[b])
+		return ta.file < tb.file || ta.file == tb.file && ta.off < tb.off
+	})
 	var fetched, reqs atomic.Int64
-	// A file of one chunk is made whole in one go: its chunk (checked
-	// against its id) is hashed in memory against the manifest, written,
-	// given its attributes and closed, and the second pass skips it. Small
-	// files are most files of a large tree; this saves an open and a read
-	// of each.
-	whole := make([]bool, len(jobs))
+	// A file of one chunk is made whole in one go: its chunk is hashed in
+	// memory against the manifest, written, given its attributes and
+	// closed. Small files are most files of a large tree; this saves an
+	// open and a read of each. A file of several chunks is hashed as they
+	// land (fileStream).
+	streams := make([]fileStream, len(jobs))
+	finished := make([]bool, len(jobs))
 	err := par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
 		rg := ranges[k]
 		data, err := r.Store().GetRange(ctx, repo.PackKey(rg.pack), rg.start, rg.end-rg.start)
@@ -121,93 +136,78 @@ func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.
 		return par.Stripes(ctx, len(rg.blobs), o.Workers, func(ctx context.Context, i int) error {
 			nb := rg.blobs[i]
 			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
-			chunk, err := r.DecodeBlob(b, nb.id, nb.loc.Raw)
+			bp := plainBufs.Get().(*[]byte)
+			defer plainBufs.Put(bp)
+			chunk, err := r.OpenBlob(bp, b, nb.id, nb.loc.Raw)
 			if err != nil {
 				return &repo.PackError{Pack: rg.pack, Err: err}
 			}
+			sum := "" // the chunk's BLAKE3, for the files it makes whole
 			for _, t := range nb.targets {
 				j := &jobs[t.file]
 				if len(j.ids) == 1 {
-					if err := writeWhole(mk, &j.e, chunk); err != nil {
+					if sum == "" {
+						sum = manifest.HashBytes(chunk)
+					}
+					if sum != j.e.BLAKE3 || int64(len(chunk)) != j.e.Size {
+						if err := r.CheckChunk(chunk, nb.id); err != nil {
+							return &repo.PackError{Pack: rg.pack, Err: err}
+						}
+						return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, j.e.Path, j.e.BLAKE3, j.e.Size)
+					}
+					if err := mk.Write(string(j.e.Path), chunk, j.e.UID, j.e.GID, j.e.Mode, j.e.MtimeNs); err != nil {
 						return err
 					}
-					whole[t.file] = true
+					finished[t.file] = true
 					o.Progress.Add(1, j.e.Size)
 					continue
 				}
-				if err := writeAt(root, string(j.e.Path), chunk, t.off); err != nil {
+				s := &streams[t.file]
+				last, err := s.land(root, &j.e, len(j.ids), chunk, t.off)
+				if err != nil {
 					return err
+				}
+				if last {
+					if err := s.finish(&j.e, func(f *os.File) error { return r.blameChunks(idx, f, j.ids) }); err != nil {
+						return err
+					}
+					finished[t.file] = true
+					o.Progress.Add(1, j.e.Size)
 				}
 			}
 			return nil
 		})
 	})
+	for i := range streams {
+		if s := &streams[i]; s.f != nil && !finished[i] {
+			s.f.Close() // a failed batch: its stream never finished
+		}
+	}
 	if err != nil {
 		return fetched.Load(), reqs.Load(), err
 	}
-	// Every file whole: its BLAKE3 and size, then its attributes.
-	err = par.ForEach(ctx, len(jobs), o.Workers, func(ctx context.Context, i int) error {
-		if whole[i] {
-			return nil
+	// Empty files (no chunk to make them).
+	empty := manifest.HashBytes(nil)
+	for i := range jobs {
+		if finished[i] {
+			continue
 		}
 		e := &jobs[i].e
-		p := string(e.Path)
-		if len(jobs[i].ids) == 0 {
-			f, err := root.Create(p, 0o600)
-			if err != nil {
-				return err
-			}
-			f.Close()
+		if len(jobs[i].ids) != 0 || e.Size != 0 || e.BLAKE3 != empty {
+			return fetched.Load(), reqs.Load(), fmt.Errorf("%w: the archive's chunks of %s do not make it (%d bytes, BLAKE3 %s)", repo.ErrCorrupt, e.Path, e.Size, e.BLAKE3)
 		}
-		f, err := root.OpenFile(p, os.O_RDONLY, 0) // in staging: only files this download made
-		if err != nil {
-			return err
+		if err := mk.Write(string(e.Path), nil, e.UID, e.GID, e.Mode, e.MtimeNs); err != nil {
+			return fetched.Load(), reqs.Load(), err
 		}
-		defer f.Close()
-		sum, n, err := manifest.HashReader(f)
-		if err != nil {
-			return err
-		}
-		if sum != e.BLAKE3 || n != e.Size {
-			return fmt.Errorf("%w: reassembled %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, e.Path, sum, n)
-		}
-		o.Progress.Add(1, e.Size)
-		return fstree.SetAttrs(f, e)
-	})
-	return fetched.Load(), reqs.Load(), err
+		o.Progress.Add(1, 0)
+	}
+	return fetched.Load(), reqs.Load(), nil
 }
 
-// writeAt writes a chunk at its offset in rel below root (created at the
-// first write, never through a symlink) and starts its writeback at once
-// (sync_file_range, asynchronous), so the disk works while later chunks
-// are fetched and the fsync before publishing finds little left to do.
-func writeAt(root *fsutil.Dir, rel string, b []byte, off int64) error {
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(b, off); err != nil {
-		f.Close()
-		return err
-	}
-	if len(b) >= 1<<20 {
-		// Start writeback of large chunks as they land, so the publish's
-		// syncfs has less left to do; for small ones the call costs more
-		// than it saves.
-		_ = unix.SyncFileRange(int(f.Fd()), off, int64(len(b)), unix.SYNC_FILE_RANGE_WRITE)
-	}
-	return f.Close()
-}
-
-// writeWhole makes e, a file of one chunk, from that chunk: checked
-// against the manifest's hash and size first, then written with its
-// attributes.
-func writeWhole(mk *fsutil.Maker, e *manifest.Entry, chunk []byte) error {
-	if int64(len(chunk)) != e.Size || manifest.HashBytes(chunk) != e.BLAKE3 {
-		return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, e.Path, e.BLAKE3, e.Size)
-	}
-	return mk.Write(string(e.Path), chunk, e.UID, e.GID, e.Mode, e.MtimeNs)
-}
+// plainBufs hold decompressed chunks while they are written: a download
+// decompresses every byte, and fresh buffers of megabytes each cost a
+// clearing of their memory.
+var plainBufs = sync.Pool{New: func() any { b := []byte(nil); return &b }}
 
 // filesUsingPack lists the batch's files with a chunk in pack.
 func filesUsingPack(jobs []fileJob, idx *repo.Index, pack repo.ID) []string {

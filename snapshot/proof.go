@@ -11,7 +11,7 @@ import (
 )
 
 // A downloaded snapshot was proven file by file as it was written (every
-// chunk against its id, every file against its BLAKE3). Its proof records
+// file against its BLAKE3 as its chunks landed). Its proof records
 // that, so the restore that usually follows need not read all of it again
 // (docs/DESIGN.md, Proof of a download): proof.json holds a ctime mark
 // taken once the tree was whole and durable, and a restore trusts the

@@ -55,8 +55,8 @@ type RestoreOptions struct {
 	Now      func() time.Time
 	// From, when set, is where snapshot id comes from instead of the
 	// backups dir: an archived snapshot (archive.Source), written straight
-	// into the restore's tree with every chunk and file checked as it
-	// lands; no local snapshot is kept. Its manifest is proven (seal, the
+	// into the restore's tree with every file checked against its BLAKE3
+	// as it lands; no local snapshot is kept. Its manifest is proven (seal, the
 	// compatibility rules) and the change planned before anything is
 	// fetched. Include does not go with it (yet).
 	From fstree.Source
@@ -180,8 +180,8 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	var vr *manifest.VerifyResult
 	var how string
 	if o.From != nil {
-		// The fill checks every chunk against its id and every file
-		// against its BLAKE3 as it writes them.
+		// The fill checks every file against its BLAKE3 as its chunks
+		// land.
 		vr, how = &manifest.VerifyResult{}, "download"
 		if o.DryRun { // only the manifest was fetched and proven
 			how = "manifest"

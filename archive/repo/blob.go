@@ -36,8 +36,9 @@ const (
 )
 
 // EncoderOptions are the zstd settings of every blob: the default level
-// (about zstd's level 3), no frame checksum (every chunk is checked against
-// its BLAKE3 id on reading) and a 512 KiB window, as restic uses, which
+// (about zstd's level 3), no frame checksum (every chunk is checked on
+// reading: against its BLAKE3 id, or as part of a file against the
+// manifest's BLAKE3) and a 512 KiB window, as restic uses, which
 // bounds the decoder's memory per blob. With literals, entropy coding in
 // every block, even those where no match is found (text from a large
 // vocabulary has few matches in its first blocks, yet its letters compress
@@ -155,6 +156,21 @@ func literalsCanShrink(chunk []byte) bool {
 // decodeBlob opens a stored blob (decrypting it when c is set), returns its
 // plaintext chunk and checks it against id and rawLen.
 func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
+	var dst []byte
+	out, err := openBlob(c, &dst, stored, id, rawLen)
+	if err != nil {
+		return nil, err
+	}
+	if c.chunkID(out) != id {
+		return nil, fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
+	}
+	return out, nil
+}
+
+// openBlob opens a stored blob and decompresses it into *dst's memory (a
+// buffer grown there when it has no room for rawLen bytes; a raw blob is
+// returned in place), checking its length but not its id.
+func openBlob(c *crypter, dst *[]byte, stored []byte, id ID, rawLen int) ([]byte, error) {
 	blob, err := c.open(stored)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", id, err)
@@ -167,8 +183,11 @@ func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
 	case blobRaw:
 		out = blob[1:]
 	case blobZstd:
+		if cap(*dst) < rawLen {
+			*dst = make([]byte, 0, rawLen)
+		}
 		var err error
-		out, err = decoder.DecodeAll(blob[1:], make([]byte, 0, rawLen))
+		out, err = decoder.DecodeAll(blob[1:], (*dst)[:0])
 		if err != nil {
 			return nil, fmt.Errorf("%w: blob %s does not decompress to its %d bytes: %v", ErrCorrupt, id, rawLen, err)
 		}
@@ -177,9 +196,6 @@ func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
 	}
 	if len(out) != rawLen {
 		return nil, fmt.Errorf("%w: blob %s is %d bytes, the index says %d", ErrCorrupt, id, len(out), rawLen)
-	}
-	if c.chunkID(out) != id {
-		return nil, fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
 	}
 	return out, nil
 }

@@ -28,7 +28,7 @@ func restoreCommand() *cli.Command {
 		&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print what would change; change nothing"},
 		&cli.StringFlag{Name: "target", Usage: "copy the snapshot (or the --include entries) into this new directory instead; the data dir and the application are left alone"},
 		&cli.StringSliceFlag{Name: "include", Usage: "glob of the entries to restore (the --copy rules; a directory brings its subtree; repeatable): each replaces the live entry at its path, the rest of the data dir is left alone"},
-		&cli.BoolFlag{Name: "from-archive", Usage: "restore the snapshot straight from the archive (--remote): every chunk and file checked as it is written into the restore's tree; no local snapshot is kept"},
+		&cli.BoolFlag{Name: "from-archive", Usage: "restore the snapshot straight from the archive (--remote): every file checked against its BLAKE3 as it is written into the restore's tree; no local snapshot is kept"},
 		&cli.BoolFlag{Name: "allow-setid", Usage: "with --from-archive: as download's --allow-setid"},
 	}, flagGroups(quiesceFlags(), remoteFlags())...)
 	return localCmd("restore", "put a snapshot back as the data dir, after proving it (seal, every file, compatibility)", true, flags,
