@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -40,7 +39,7 @@ func (r *Repo) sweepPlan(stored map[repo.ID]int64, blobsOf map[repo.ID][]repo.Bl
 	for id := range blobsOf {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b repo.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b repo.ID) int { return a.Compare(&b) })
 	for _, id := range ids {
 		blobs := blobsOf[id]
 		garbage := 0

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hotsnap/hotsnap/errs"
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/hotsnap/hotsnap/errs"
 )
 
 // Algorithm names the archive's AEAD.

@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"slices"
 )
 
@@ -59,7 +58,7 @@ func (s *IDSet) Add(id ID) {
 }
 
 func (s *IDSet) Compact() {
-	slices.SortFunc(s.ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(s.ids, func(a, b ID) int { return a.Compare(&b) })
 	s.ids = slices.Compact(s.ids)
 	s.sorted = len(s.ids)
 	s.table = BuildPrefixTable(s.sorted, func(i int) *ID { return &s.ids[i] })
@@ -68,7 +67,7 @@ func (s *IDSet) Compact() {
 // Index is id's position in a compacted set.
 func (s *IDSet) Index(id ID) (int, bool) {
 	lo, hi := s.table.span(&id, s.sorted)
-	i, ok := slices.BinarySearchFunc(s.ids[lo:hi], id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	i, ok := slices.BinarySearchFunc(s.ids[lo:hi], id, func(a, b ID) int { return a.Compare(&b) })
 	return lo + i, ok
 }
 

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"crypto/rand"
+	"fmt"
 	"testing"
 )
 
@@ -36,6 +37,57 @@ func TestPrefixTable(t *testing.T) {
 		rand.Read(far[:])
 		if _, ok := s.Index(far); ok != want[far] {
 			t.Fatalf("n=%d: random id", n)
+		}
+	}
+}
+
+// BenchmarkIndexSealLookup seals an index of a million chunks in 1,000
+// packs and looks every chunk up: what a download or gc of a million-file
+// snapshot does with it.
+func BenchmarkIndexSealLookup(b *testing.B) {
+	const n, per = 1_000_000, 1_000
+	ids := make([]ID, n)
+	for i := range ids {
+		ids[i] = HashOf([]byte(fmt.Sprint(i)))
+	}
+	for b.Loop() {
+		x := NewIndex()
+		for p := 0; p < n/per; p++ {
+			refs := make([]BlobRef, per)
+			for k := range refs {
+				refs[k] = BlobRef{ID: ids[p*per+k], Offset: int64(k) * 100, Length: 100, Raw: 1024}
+			}
+			x.AddPack(HashOf([]byte(fmt.Sprint("pack", p))), int64(per)*100, refs)
+		}
+		x.Seal()
+		for i := range ids {
+			if _, ok := x.Lookup(ids[i]); !ok {
+				b.Fatal("lost a chunk")
+			}
+		}
+	}
+}
+
+// BenchmarkIDSet adds a million ids (a third of them twice) and finds each.
+func BenchmarkIDSet(b *testing.B) {
+	const n = 1_000_000
+	ids := make([]ID, n)
+	for i := range ids {
+		ids[i] = HashOf([]byte(fmt.Sprint(i)))
+	}
+	for b.Loop() {
+		var s IDSet
+		for i := range ids {
+			s.Add(ids[i])
+			if i%3 == 0 {
+				s.Add(ids[i/2])
+			}
+		}
+		s.Compact()
+		for i := range ids {
+			if _, ok := s.Index(ids[i]); !ok {
+				b.Fatal("lost an id")
+			}
 		}
 	}
 }

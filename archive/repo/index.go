@@ -1,7 +1,7 @@
 package repo
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -10,9 +10,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/hotsnap/hotsnap/archive/store"
 	"github.com/hotsnap/hotsnap/internal/par"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Location is where a chunk is stored.
@@ -76,7 +77,17 @@ func (x *Index) Seal() {
 	if x.sorted {
 		return
 	}
-	slices.SortStableFunc(x.ents, func(a, b indexEnt) int { return bytes.Compare(a.id[:], b.id[:]) })
+	// Of the same id, the first added sorts first: packs are numbered and
+	// their blobs listed in the order they were added.
+	slices.SortFunc(x.ents, func(a, b indexEnt) int {
+		if c := a.id.Compare(&b.id); c != 0 {
+			return c
+		}
+		if a.pack != b.pack {
+			return cmp.Compare(a.pack, b.pack)
+		}
+		return cmp.Compare(a.off, b.off)
+	})
 	x.ents = slices.CompactFunc(x.ents, func(a, b indexEnt) bool { return a.id == b.id })
 	x.table = BuildPrefixTable(len(x.ents), func(i int) *ID { return &x.ents[i].id })
 	x.sorted = true
@@ -97,7 +108,7 @@ func (x *Index) Lookup(id ID) (Location, bool) {
 	x.rlock()
 	defer x.mu.RUnlock()
 	lo, hi := x.table.span(&id, len(x.ents))
-	i, ok := slices.BinarySearchFunc(x.ents[lo:hi], id, func(e indexEnt, id ID) int { return bytes.Compare(e.id[:], id[:]) })
+	i, ok := slices.BinarySearchFunc(x.ents[lo:hi], id, func(e indexEnt, id ID) int { return e.id.Compare(&id) })
 	i += lo
 	if !ok {
 		return Location{}, false
