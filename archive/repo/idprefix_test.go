@@ -91,3 +91,37 @@ func BenchmarkIDSet(b *testing.B) {
 		}
 	}
 }
+
+// TestIndex_FirstAddedWins: of a chunk stored twice (two packs, or twice
+// in one pack), the index keeps the copy added first, above and below the
+// size that builds a prefix table.
+func TestIndex_FirstAddedWins(t *testing.T) {
+	for _, n := range []int{10, PrefixTableMin + 10} {
+		x := NewIndex()
+		ids := make([]ID, n)
+		for i := range ids {
+			rand.Read(ids[i][:])
+		}
+		dup := ids[n/2]
+		// Pack b, added first, holds dup twice; pack a, added after it (and
+		// sorting before it by id), once more: b's first copy wins.
+		b, a := HashOf([]byte("b")), HashOf([]byte("a"))
+		refs := make([]BlobRef, 0, n)
+		for i, id := range ids {
+			refs = append(refs, BlobRef{ID: id, Offset: int64(i) * 10, Length: 10, Raw: 10})
+		}
+		refs = append(refs, BlobRef{ID: dup, Offset: int64(n) * 10, Length: 5, Raw: 5})
+		x.AddPack(b, int64(n+1)*10, refs)
+		x.AddPack(a, 10, []BlobRef{{ID: dup, Offset: 0, Length: 7, Raw: 7}})
+		x.Seal()
+		loc, ok := x.Lookup(dup)
+		if !ok || loc.Pack != b || loc.Offset != int64(n/2)*10 || loc.Length != 10 {
+			t.Fatalf("n=%d: want the first copy (pack b, offset %d), got %+v %v", n, n/2*10, loc, ok)
+		}
+		for _, id := range ids {
+			if _, ok := x.Lookup(id); !ok {
+				t.Fatalf("n=%d: lost a chunk", n)
+			}
+		}
+	}
+}
