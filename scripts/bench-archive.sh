@@ -7,6 +7,8 @@
 #   BENCH_SIZE=8GiB bash scripts/bench-archive.sh
 #   BENCH_SET=text bash scripts/bench-archive.sh   # all text, words of a 5,000-word vocabulary
 #   BENCH_SET=small BENCH_FILES=200000 bash scripts/bench-archive.sh   # files of 1 KiB, 100 a dir
+#   BENCH_RUNS=5 ...      # rounds of the restores and the floor (default 3): medians
+#   BENCH_SUMMARY=FILE    # also write the ratios there as key=value (scripts/bench-restore.sh reads them)
 #
 # Needs: minio in ~/.cache/hotsnap/bin (make test-deps builds it) and
 # restic; kopia is optional (its column says n/a without it). kopia: `go mod download -json github.com/kopia/kopia@v0.21.1`, then
@@ -18,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE="${BENCH_SIZE:-2GiB}"
 SET="${BENCH_SET:-mixed}"
+RUNS="${BENCH_RUNS:-3}"
 CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
 MINIO="$CACHE/minio"; KOPIA="$CACHE/kopia"
 RESTIC="$CACHE/restic"; [ -x "$RESTIC" ] || RESTIC="$(command -v restic || echo "$CACHE/restic")"
@@ -82,19 +85,34 @@ HS_READ2=$(( $(field hs_create2 hashedBytes) + $(field hs_up2 bytesRead) ))
 # outside the timing): a final sync or syncfs flushes the whole filesystem,
 # MinIO's and the other contenders' writes too, and the first one timed
 # after the uploads would otherwise pay for theirs.
-NEW="$WORK/restore-hs"; mkdir -p "$NEW"
+# Each contender runs RUNS rounds, into a fresh place each round (the one
+# before removed, outside the timing); the medians are compared: single
+# timings of a second vary by a fifth here.
 WITHSYNC=(sh -c '"$@" && sync' sh)
-sync; timed hs_down "$HS" download -d "$NEW" --id "$ID2" --remote s3://hotsnap/repo --json
-timed hs_restore "${WITHSYNC[@]}" "$HS" restore -d "$NEW" --id "$ID2" --json
-DIRECT="$WORK/restore-hs-direct"; mkdir -p "$DIRECT"
-sync; timed hs_direct "${WITHSYNC[@]}" "$HS" restore -d "$DIRECT" --id "$ID2" --from-archive --remote s3://hotsnap/repo --json
-sync; timed restic_restore "${WITHSYNC[@]}" "$RESTIC" restore latest --target "$WORK/restore-restic"
-if [ $KO = 1 ]; then
-  KOBJ=$("$KOPIA" snapshot list "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["rootEntry"]["obj"])')
-  sync; timed kopia_restore "${WITHSYNC[@]}" "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
-else T[kopia_restore]=0; R[kopia_restore]=0; fi
-mkdir -p "$WORK/floor"; tar -C "$DATA" --exclude=./.hotsnap -cf - . >/dev/null
-sync; timed floor sh -c 'tar -C "$1" --exclude=./.hotsnap -cf - . | tar -C "$2" -xf - && sync' sh "$DATA" "$WORK/floor"
+NEW="$WORK/restore-hs"; DIRECT="$WORK/restore-hs-direct"
+declare -A ALL   # name -> the rounds' wall seconds
+for round in $(seq "$RUNS"); do
+  rm -rf "$NEW" "$DIRECT" "$WORK/restore-restic" "$WORK/restore-kopia" "$WORK/floor"; mkdir -p "$NEW" "$DIRECT" "$WORK/floor"
+  # Every round starts from the same state: the page cache emptied (as
+  # root), then the sources warmed (the tree the floor copies, the packs
+  # MinIO serves), with gigabytes free for the writes.
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  tar -C "$DATA" --exclude=./.hotsnap -cf - . >/dev/null; tar -C "$WORK/minio" -cf - . >/dev/null
+  sync; timed hs_down "$HS" download -d "$NEW" --id "$ID2" --remote s3://hotsnap/repo --json
+  timed hs_restore "${WITHSYNC[@]}" "$HS" restore -d "$NEW" --id "$ID2" --json
+  sync; timed hs_direct "${WITHSYNC[@]}" "$HS" restore -d "$DIRECT" --id "$ID2" --from-archive --remote s3://hotsnap/repo --json
+  sync; timed restic_restore "${WITHSYNC[@]}" "$RESTIC" restore latest --target "$WORK/restore-restic"
+  if [ $KO = 1 ]; then
+    KOBJ=$("$KOPIA" snapshot list "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["rootEntry"]["obj"])')
+    sync; timed kopia_restore "${WITHSYNC[@]}" "$KOPIA" restore "$KOBJ" "$WORK/restore-kopia"
+  else T[kopia_restore]=0; R[kopia_restore]=0; fi
+  sync; timed floor sh -c 'tar -C "$1" --exclude=./.hotsnap -cf - . | tar -C "$2" -xf - && sync' sh "$DATA" "$WORK/floor"
+  for k in hs_down hs_restore hs_direct restic_restore kopia_restore floor; do ALL[$k]="${ALL[$k]:-} ${T[$k]}"; done
+done
+med() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+for k in hs_down hs_restore hs_direct restic_restore kopia_restore floor; do T[$k]=$(med "${ALL[$k]}"); done
+echo "# $RUNS rounds, medians below; every round (s):"
+for k in hs_down hs_restore hs_direct restic_restore floor; do echo "#   $k:${ALL[$k]}"; done
 diff -r -q -x .hotsnap -x backups "$DATA" "$NEW" && echo "# hotsnap's restored tree equals the data"
 diff -r -q -x .hotsnap -x backups "$DATA" "$DIRECT" && echo "# hotsnap's tree restored --from-archive equals the data"
 
@@ -116,3 +134,8 @@ printf '%-44s %10s %10s %10s\n' "peak RSS first upload, MiB" "$((R[hs_up1]>>10))
 printf '%-44s %10s %10s %10s\n' "peak RSS download/restore, MiB" "$((R[hs_down]>>10))" "$((R[restic_restore]>>10))" "$((R[kopia_restore]>>10))"
 printf '%-44s %10s\n' "peak RSS restore --from-archive, MiB" "$((R[hs_direct]>>10))"
 echo "hotsnap bytes read for the 1% upload: $HS_READ2 of $BYTES ($(python3 -c "print(f'{100*$HS_READ2/$BYTES:.2f}')") %)"
+if [ -n "${BENCH_SUMMARY:-}" ]; then
+  echo "set=$SET bytes=$BYTES runs=$RUNS floor=${T[floor]} dr=$HS_DR direct=${T[hs_direct]} restic=${T[restic_restore]}" \
+    "dr_floor=$(r $HS_DR ${T[floor]}) direct_floor=$(r ${T[hs_direct]} ${T[floor]})" \
+    "dr_restic=$(r $HS_DR ${T[restic_restore]}) direct_restic=$(r ${T[hs_direct]} ${T[restic_restore]})" > "$BENCH_SUMMARY"
+fi

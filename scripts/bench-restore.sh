@@ -12,10 +12,22 @@
 # the read floor, re-create <= 1.2 x cp -al, restore --fast-verify <= 1.3 x
 # cp -al, full restore <= 1.2 x the read floor.
 #
+# With RESTORE_ARCHIVE=1 it also measures the archive's bars, each on a
+# fresh ext4 loop image (scripts/bench-archive.sh, restic beside it):
+# download + restore <= 1.1 x the write floor (a tar pipe + sync) on the
+# mixed set at 512 MiB and 2 GiB and on 200,000 files of 1 KiB, and
+# <= 0.6 x restic's restore on 200,000 files. With RESTORE_SCALE=1, the
+# million-file bars (scripts/bench-scale.sh, 500k and 1M files): 1M at
+# most 2.2 x 500k for create, upload, download, restore and gc, and
+# download + restore <= 0.6 x restic's restore at both sizes. It ends
+# with every ratio beside its bar.
+#
 #   bash scripts/bench-restore.sh
 #   RESTORE_SIZES=50000 RESTORE_RUNS=1 bash scripts/bench-restore.sh
 #   RESTORE_BASELINE=/path/to/older/hotsnap bash scripts/bench-restore.sh
 #     (also times that binary's restores, in the same rounds)
+#   RESTORE_ARCHIVE=1 RESTORE_SCALE=1 bash scripts/bench-restore.sh
+#     (every bar of issue 30; the scale part alone takes about 25 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES="${RESTORE_SIZES:-200000}"
@@ -36,6 +48,8 @@ now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+BARS=()   # "measure|ratio|bar" lines for the summary
+bar() { BARS+=("$1|$2|$3"); }
 
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, cold cache before every command"
 for N in $SIZES; do
@@ -70,9 +84,52 @@ for N in $SIZES; do
   printf '%-32s %10s %12s\n' "re-create" "$(med "${RE[@]}")" "$(ratio "$(med "${RE[@]}")" "$cp_") x cp -al"
   printf '%-32s %10s %12s\n' "restore --fast-verify" "$(med "${FAST[@]}")" "$(ratio "$(med "${FAST[@]}")" "$cp_") x cp -al"
   printf '%-32s %10s %12s\n' "restore (full re-hash)" "$(med "${FULL[@]}")" "$(ratio "$(med "${FULL[@]}")" "$rd") x read"
+  bar "$N files: first create / read floor" "$(ratio "$(med "${FIRST[@]}")" "$rd")" 1.15
+  bar "$N files: re-create / cp -al" "$(ratio "$(med "${RE[@]}")" "$cp_")" 1.2
+  bar "$N files: restore --fast-verify / cp -al" "$(ratio "$(med "${FAST[@]}")" "$cp_")" 1.3
+  bar "$N files: restore (full) / read floor" "$(ratio "$(med "${FULL[@]}")" "$rd")" 1.2
   if [ -n "${RESTORE_BASELINE:-}" ]; then
     printf '%-32s %10s %12s\n' "baseline restore --fast-verify" "$(med "${BFAST[@]}")" "$(ratio "$(med "${BFAST[@]}")" "$cp_") x cp -al"
     printf '%-32s %10s %12s\n' "baseline restore (full)" "$(med "${BFULL[@]}")" "$(ratio "$(med "${BFULL[@]}")" "$rd") x read"
   fi
   umount "$MNT"; rm -f "$WORK/fs.img"; MNT=
+done
+
+# The archive's bars: each data set on a fresh loop image, MinIO and restic
+# beside hotsnap (bench-archive.sh writes its ratios to BENCH_SUMMARY).
+sumval() { python3 -c "import sys; d=dict(kv.split('=',1) for kv in open(sys.argv[1]).read().split()); print(d[sys.argv[2]])" "$1" "$2"; }
+if [ -n "${RESTORE_ARCHIVE:-}" ]; then
+  for set in "mixed 512MiB" "mixed 2GiB" "small 200000"; do
+    read -r kind size <<<"$set"
+    MNT="$WORK/mnt"; mkdir -p "$MNT"
+    truncate -s 24G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
+    S="$WORK/summary.$kind.$size"
+    echo "## download + restore: $set (scripts/bench-archive.sh)"
+    if [ "$kind" = small ]; then
+      TMPDIR="$MNT" BENCH_SUMMARY="$S" BENCH_SET=small BENCH_FILES="$size" bash scripts/bench-archive.sh
+    else
+      TMPDIR="$MNT" BENCH_SUMMARY="$S" BENCH_SIZE="$size" bash scripts/bench-archive.sh
+    fi
+    umount "$MNT"; rm -f "$WORK/fs.img"; MNT=
+    bar "$set: download + restore / write floor" "$(sumval "$S" dr_floor)" 1.1
+    bar "$set: restore --from-archive / write floor" "$(sumval "$S" direct_floor)" 1.1
+    bar "$set: download + restore / restic restore" "$(sumval "$S" dr_restic)" 0.6
+    bar "$set: restore --from-archive / restic restore" "$(sumval "$S" direct_restic)" 0.6
+  done
+fi
+if [ -n "${RESTORE_SCALE:-}" ]; then
+  S="$WORK/summary.scale"
+  echo "## a million files (scripts/bench-scale.sh)"
+  SCALE_WORK="$WORK" BENCH_SUMMARY="$S" bash scripts/bench-scale.sh
+  for c in create upload download restore gc; do bar "1M / 500k: $c" "$(sumval "$S" "grow_$c")" 2.2; done
+  for n in 500000 1000000; do
+    bar "$n files: download + restore / restic restore" "$(sumval "$S" "dr_restic_$n")" 0.6
+    bar "$n files: restore --from-archive / restic restore" "$(sumval "$S" "direct_restic_$n")" 0.6
+  done
+fi
+echo "## every ratio beside its bar"
+printf '%-58s %8s %6s %s\n' measure ratio bar ""
+for b in "${BARS[@]}"; do
+  IFS='|' read -r m r lim <<<"$b"
+  printf '%-58s %8s %6s %s\n' "$m" "$r" "$lim" "$(python3 -c "print('ok' if $r <= $lim else 'OVER')")"
 done

@@ -9,6 +9,7 @@
 #
 #   bash scripts/bench-scale.sh                 # 500k and 1M files
 #   SCALE_SIZES="250000" bash scripts/bench-scale.sh
+#   BENCH_SUMMARY=FILE    # also write the ratios there as key=value (scripts/bench-restore.sh reads them)
 #
 # Needs: minio in ~/.cache/hotsnap/bin (make test-deps), restic on PATH
 # (Debian package) or in the cache. Takes long (file creation alone is
@@ -98,3 +99,15 @@ for N in $SIZES; do
     "$(python3 -c "print(f'{(${T[$N:download]}+${T[$N:restore]})/${T[$N:restic restore]}:.2f}')")" \
     "$(python3 -c "print(f'{${T[$N:restore --from-archive]}/${T[$N:restic restore]}:.2f}')")"
 done
+if [ -n "${BENCH_SUMMARY:-}" ] && [ $# -ge 2 ]; then
+  {
+    for c in create upload download restore "archive gc"; do
+      printf 'grow_%s=%s ' "${c#archive }" "$(python3 -c "print(f'{${T[$2:$c]}/max(${T[$1:$c]},0.01):.2f}')")"
+    done
+    for N in $SIZES; do
+      printf 'dr_restic_%s=%s direct_restic_%s=%s ' "$N" "$(python3 -c "print(f'{(${T[$N:download]}+${T[$N:restore]})/${T[$N:restic restore]}:.2f}')")" \
+        "$N" "$(python3 -c "print(f'{${T[$N:restore --from-archive]}/${T[$N:restic restore]}:.2f}')")"
+    done
+    echo
+  } > "$BENCH_SUMMARY"
+fi
