@@ -39,7 +39,7 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip()
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, $CACHE_MODE cache"
 for N in $SIZES; do
   MNT="$WORK/mnt"; mkdir -p "$MNT"
-  truncate -s 6G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
+  truncate -s 6G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
   D="$MNT/data"
   bin/gendata -dir "$D/files" -files "$N" -dirs $(( N / 100 )) -filesize 1KiB >/dev/null
   bin/bankwriter run --data-dir "$D" --accounts 50 --init --writers 1 >/dev/null 2>&1 & sleep 0.3; kill $!; wait $! 2>/dev/null || true

@@ -30,7 +30,7 @@
 #     (every bar of issue 30; the scale part alone takes about 25 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZES="${RESTORE_SIZES:-200000}"
+SIZES="${RESTORE_SIZES-200000}"   # RESTORE_SIZES= (empty): the archive parts alone
 RUNS="${RESTORE_RUNS:-3}"
 [ "$(id -u)" = 0 ] || { echo "bench-restore: needs root (a loop mount, drop_caches)" >&2; exit 1; }
 go build -o bin/hotsnap ./cmd/hotsnap
@@ -54,7 +54,7 @@ bar() { BARS+=("$1|$2|$3"); }
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, cold cache before every command"
 for N in $SIZES; do
   MNT="$WORK/mnt"; mkdir -p "$MNT"
-  truncate -s 8G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
+  truncate -s 8G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
   D="$MNT/data"
   # The files live in $D/files: the floors copy and read them alone, never
   # the snapshots and failsafes hotsnap keeps beside them in $D.
@@ -102,7 +102,7 @@ if [ -n "${RESTORE_ARCHIVE:-}" ]; then
   for set in "mixed 512MiB" "mixed 2GiB" "small 200000"; do
     read -r kind size <<<"$set"
     MNT="$WORK/mnt"; mkdir -p "$MNT"
-    truncate -s 24G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
+    truncate -s 24G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
     S="$WORK/summary.$kind.$size"
     echo "## download + restore: $set (scripts/bench-archive.sh)"
     if [ "$kind" = small ]; then

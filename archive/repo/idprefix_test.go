@@ -3,6 +3,8 @@ package repo
 import (
 	"crypto/rand"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 )
 
@@ -45,7 +47,7 @@ func TestPrefixTable(t *testing.T) {
 // packs and looks every chunk up: what a download or gc of a million-file
 // snapshot does with it.
 func BenchmarkIndexSealLookup(b *testing.B) {
-	const n, per = 1_000_000, 1_000
+	n, per := benchN(), 1_000
 	ids := make([]ID, n)
 	for i := range ids {
 		ids[i] = HashOf([]byte(fmt.Sprint(i)))
@@ -70,7 +72,7 @@ func BenchmarkIndexSealLookup(b *testing.B) {
 
 // BenchmarkIDSet adds a million ids (a third of them twice) and finds each.
 func BenchmarkIDSet(b *testing.B) {
-	const n = 1_000_000
+	n := benchN()
 	ids := make([]ID, n)
 	for i := range ids {
 		ids[i] = HashOf([]byte(fmt.Sprint(i)))
@@ -124,4 +126,13 @@ func TestIndex_FirstAddedWins(t *testing.T) {
 			}
 		}
 	}
+}
+
+// benchN is the number of ids of the benchmarks above: a million, or
+// HOTSNAP_BENCH_IDS (to compare sizes).
+func benchN() int {
+	if n, err := strconv.Atoi(os.Getenv("HOTSNAP_BENCH_IDS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
 }
