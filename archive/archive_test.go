@@ -63,6 +63,19 @@ func dataDir(t *testing.T) string {
 	return dir
 }
 
+// archivedOnly makes dataDir's snapshot, uploads it to st and deletes
+// the local copy, so a download must fetch everything.
+func archivedOnly(t *testing.T, st store.Store) (dir string, l *snapshot.Layout, id string, r *Repo) {
+	t.Helper()
+	dir = dataDir(t)
+	l, id = snap(t, dir)
+	r = openRepo(t, st)
+	_, err := Upload(context.Background(), r, l, id, UploadOptions{})
+	must(t, err)
+	must(t, snapshot.Delete(context.Background(), l, id, nil))
+	return dir, l, id, r
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -229,13 +242,7 @@ func TestArchive_ResumeReusesPacks(t *testing.T) {
 func TestArchive_CorruptOrMissingPack(t *testing.T) {
 	stores(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
-		dir := dataDir(t)
-		l, id := snap(t, dir)
-		r := openRepo(t, st)
-		_, err := Upload(ctx, r, l, id, UploadOptions{})
-		must(t, err)
-		must(t, snapshot.Delete(ctx, l, id, nil))
-		// Remove every local snapshot so download must fetch.
+		_, l, id, r := archivedOnly(t, st)
 		var packs []string
 		st.List(ctx, "packs/", func(i store.Info) error { packs = append(packs, i.Key); return nil })
 		// Flip one byte in the middle of a big blob of file data (a flip in
@@ -259,7 +266,7 @@ func TestArchive_CorruptOrMissingPack(t *testing.T) {
 				break
 			}
 		}
-		_, err = Download(ctx, r, l, id, DownloadOptions{})
+		_, err := Download(ctx, r, l, id, DownloadOptions{})
 		if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "snapshot files affected") {
 			t.Fatalf("corrupt pack: want repo.ErrCorrupt naming files, got %v", err)
 		}

@@ -86,12 +86,7 @@ func TestDownload_FlippedChunkNamesItsPack(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			stores(t, func(t *testing.T, st store.Store) {
 				ctx := context.Background()
-				dir := dataDir(t)
-				l, id := snap(t, dir)
-				r := openRepo(t, st)
-				_, err := Upload(ctx, r, l, id, UploadOptions{})
-				must(t, err)
-				must(t, snapshot.Delete(ctx, l, id, nil))
+				dir, l, id, r := archivedOnly(t, st)
 				var damaged repo.ID
 				var chunk repo.ID
 				must(t, st.List(ctx, "packs/", func(i store.Info) error {
@@ -115,7 +110,7 @@ func TestDownload_FlippedChunkNamesItsPack(t *testing.T) {
 				if chunk == (repo.ID{}) {
 					t.Fatal("no raw chunk to damage")
 				}
-				_, err = Download(ctx, r, l, id, DownloadOptions{})
+				_, err := Download(ctx, r, l, id, DownloadOptions{})
 				var pe *repo.PackError
 				if !errors.Is(err, repo.ErrCorrupt) || !errors.As(err, &pe) || pe.Pack != damaged {
 					t.Fatalf("want a PackError naming pack %s, got %v", damaged, err)
