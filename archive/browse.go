@@ -2,12 +2,14 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/hotsnap/hotsnap/archive/repo"
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/errs"
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -109,8 +111,10 @@ type ExtractResult struct {
 
 // extract writes the entries of an archived snapshot that include selects
 // (fstree.Selector rules; none: everything) into target, a directory that
-// must not exist yet, fetching only the chunks of the selected files, each
-// checked against its id and each file against its BLAKE3. It does not
+// must not exist yet, fetching only the chunks of the selected files as a
+// download does (merged range reads, each file proven against its BLAKE3
+// as its chunks land; a failing file's chunks against their ids, to name
+// the pack). It does not
 // make a local snapshot, and it takes no lock of the data dir. The tree is
 // built in a hidden directory beside target and renamed to target only
 // when whole and the manifest's seal is proven.
@@ -126,7 +130,31 @@ func (r *Repo) extract(ctx context.Context, idx *repo.Index, id, node, target st
 		return nil, err
 	}
 	defer p.Close()
-	var chunks int64
+	// Files are fetched as a download fetches them: a batch at a time,
+	// range reads merged pack by pack, each file proven against the
+	// manifest as its chunks land (fetchContents).
+	var (
+		chunks int64
+		batch  []fileJob
+		bytes  int64
+		root   *fsutil.Dir
+		mk     *fsutil.Maker
+	)
+	o := DownloadOptions{Workers: defaults.DownloadWorkers, Progress: NoProgress{}}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, _, err := r.fetchContents(ctx, idx, root, mk, batch, o); err != nil {
+			var pe *repo.PackError
+			if errors.As(err, &pe) {
+				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(batch, idx, pe.Pack)))
+			}
+			return err
+		}
+		batch, bytes = batch[:0], 0
+		return nil
+	}
 	for {
 		e, ids, err := p.Next()
 		if err == io.EOF {
@@ -139,47 +167,35 @@ func (r *Repo) extract(ctx context.Context, idx *repo.Index, id, node, target st
 			if err := r.gateSetID(id, e, allowSetID); err != nil {
 				return err
 			}
+			for _, cid := range ids {
+				if !idx.Has(cid) {
+					return fmt.Errorf("%w: chunk %s of %s is in no pack", repo.ErrCorrupt, cid, e.Path)
+				}
+			}
+			if mk == nil {
+				m, err := fsutil.NewMaker(dst)
+				if err != nil {
+					return err
+				}
+				root, mk = dst, m
+			}
 			chunks += int64(len(ids))
-			return r.writeFile(ctx, idx, dst, e, ids)
+			batch = append(batch, fileJob{e: *e, ids: append([]repo.ID(nil), ids...)})
+			if bytes += e.Size; bytes >= batchBytes || len(batch) >= batchFiles {
+				return flush()
+			}
+			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	if err := x.Publish(ctx, uint32(os.Geteuid()), uint32(os.Getegid()), 0o755); err != nil {
 		return nil, fmt.Errorf("snapshot %s (node %s): %w", id, node, err)
 	}
 	return &ExtractResult{ID: id, Node: node, Target: x.Target, Files: x.Files, Dirs: x.Dirs, Symlinks: x.Symlinks,
 		Bytes: x.Bytes, ChunksFetched: chunks, DurationMs: float64(time.Since(start).Microseconds()) / 1000}, nil
-}
-
-// writeFile makes e below dst from its chunks, hashing as it writes, with
-// the entry's attributes; a file that does not hash to the manifest's
-// BLAKE3 is removed and an error wrapping repo.ErrCorrupt returned.
-func (r *Repo) writeFile(ctx context.Context, idx *repo.Index, dst *fsutil.Dir, e *manifest.Entry, ids []repo.ID) (err error) {
-	f, err := dst.Create(string(e.Path), 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		f.Close()
-		if err != nil {
-			dst.Remove(string(e.Path))
-		}
-	}()
-	h := manifest.NewHasher()
-	w := io.MultiWriter(f, h)
-	for _, cid := range ids {
-		b, err := r.FetchChunk(ctx, idx, cid)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-	}
-	if sum := h.Sum(); sum != e.BLAKE3 {
-		return fmt.Errorf("%w: %s: the chunks make a file hashing to %s, the manifest says %s", repo.ErrCorrupt, e.Path, sum, e.BLAKE3)
-	}
-	return fstree.SetAttrs(f, e)
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/hotsnap/hotsnap/archive/repo"
 	"github.com/hotsnap/hotsnap/archive/store"
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/internal/testutil/testtree"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot"
 )
@@ -137,4 +139,68 @@ func packOfKey(t *testing.T, key string) repo.ID {
 	id, err := repo.ParseID(key[strings.LastIndexByte(key, '/')+1:])
 	must(t, err)
 	return id
+}
+
+// TestExtract_FetchesLikeADownload: download --target of a whole snapshot
+// (files of several chunks, a file shared twice, an empty file, a hard
+// link) makes the captured tree; with a raw chunk flipped it fails naming
+// the pack and the files, and leaves no target.
+func TestExtract_FetchesLikeADownload(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		dir := dataDir(t)
+		l, id := snap(t, dir)
+		want := testtree.Snapshot(t, l.TreeDir(id))
+		r := openRepo(t, st)
+		_, err := Upload(ctx, r, l, id, UploadOptions{})
+		must(t, err)
+		rd, err := OpenReader(ctx, r, "test")
+		must(t, err)
+		target := filepath.Join(t.TempDir(), "out")
+		res, err := rd.Extract(ctx, id, defaults.NodeID, target, nil, false)
+		rd.Close()
+		must(t, err)
+		got := testtree.Snapshot(t, target)
+		for p, e := range want { // a hard link is extracted as a copy: compare content, mode, mtime
+			g, ok := got[p]
+			if !ok || g.Mode != e.Mode || !bytes.Equal(g.Data, e.Data) || g.Target != e.Target || g.MtimeNs != e.MtimeNs {
+				t.Fatalf("extracted %s differs: mode %v, %d bytes, mtime %d; want mode %v, %d bytes, mtime %d", p, g.Mode, len(g.Data), g.MtimeNs, e.Mode, len(e.Data), e.MtimeNs)
+			}
+		}
+		if res.Files == 0 || res.ChunksFetched == 0 {
+			t.Fatalf("extract: %+v", res)
+		}
+		// A flipped raw chunk of the big file.
+		var damaged repo.ID
+		must(t, st.List(ctx, "packs/", func(i store.Info) error {
+			if damaged != (repo.ID{}) {
+				return nil
+			}
+			b, err := st.Get(ctx, i.Key, 1<<30)
+			must(t, err)
+			refs, err := r.ParsePack(b)
+			must(t, err)
+			for _, ref := range refs {
+				if ref.Raw > 300_000 && ref.Length == ref.Raw+1 {
+					b[ref.Offset+int64(ref.Length)/2] ^= 0x01
+					must(t, st.Put(ctx, i.Key, b))
+					damaged = packOfKey(t, i.Key)
+					return nil
+				}
+			}
+			return nil
+		}))
+		rd, err = OpenReader(ctx, r, "test")
+		must(t, err)
+		defer rd.Close()
+		target2 := filepath.Join(t.TempDir(), "out2")
+		_, err = rd.Extract(ctx, id, defaults.NodeID, target2, nil, false)
+		var pe *repo.PackError
+		if !errors.As(err, &pe) || pe.Pack != damaged || !strings.Contains(err.Error(), "db/big.sst") {
+			t.Fatalf("want a PackError naming pack %s and db/big.sst, got %v", damaged, err)
+		}
+		if _, err := os.Lstat(target2); !os.IsNotExist(err) {
+			t.Fatal("a failed extract left its target")
+		}
+	})
 }
