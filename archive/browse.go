@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -130,30 +129,16 @@ func (r *Repo) extract(ctx context.Context, idx *repo.Index, id, node, target st
 		return nil, err
 	}
 	defer p.Close()
-	// Files are fetched as a download fetches them: a batch at a time,
-	// range reads merged pack by pack, each file proven against the
-	// manifest as its chunks land (fetchContents).
 	var (
 		chunks int64
-		batch  []fileJob
-		bytes  int64
+		batch  jobBatch
 		root   *fsutil.Dir
 		mk     *fsutil.Maker
 	)
 	o := DownloadOptions{Workers: defaults.DownloadWorkers, Progress: NoProgress{}}
 	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if _, _, err := r.fetchContents(ctx, idx, root, mk, batch, o); err != nil {
-			var pe *repo.PackError
-			if errors.As(err, &pe) {
-				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(batch, idx, pe.Pack)))
-			}
-			return err
-		}
-		batch, bytes = batch[:0], 0
-		return nil
+		_, _, _, err := batch.fetch(ctx, r, idx, root, mk, o)
+		return err
 	}
 	for {
 		e, ids, err := p.Next()
@@ -167,11 +152,6 @@ func (r *Repo) extract(ctx context.Context, idx *repo.Index, id, node, target st
 			if err := r.gateSetID(id, e, allowSetID); err != nil {
 				return err
 			}
-			for _, cid := range ids {
-				if !idx.Has(cid) {
-					return fmt.Errorf("%w: chunk %s of %s is in no pack", repo.ErrCorrupt, cid, e.Path)
-				}
-			}
 			if mk == nil {
 				m, err := fsutil.NewMaker(dst)
 				if err != nil {
@@ -179,9 +159,8 @@ func (r *Repo) extract(ctx context.Context, idx *repo.Index, id, node, target st
 				}
 				root, mk = dst, m
 			}
-			chunks += int64(len(ids))
-			batch = append(batch, fileJob{e: *e, ids: append([]repo.ID(nil), ids...)})
-			if bytes += e.Size; bytes >= batchBytes || len(batch) >= batchFiles {
+			chunks += int64(len(ids)) // ids: every chunk indexed, making e's size (CheckExtents)
+			if batch.add(e, ids) {
 				return flush()
 			}
 			return nil

@@ -23,12 +23,44 @@ type filler struct {
 	d      *downloadSource
 	root   *fsutil.Dir
 	mk     *fsutil.Maker // makes the files of one chunk below root
-	batch  []fileJob
-	bytes  int64
+	batch  jobBatch
 	links  [][2]string      // link group members to link once their first is made
 	groups map[int]string   // link group -> its first member (made)
 	localR *manifest.Reader // the newest local snapshot's manifest, read beside
 	localE *manifest.Entry
+}
+
+// jobBatch is files waiting to be fetched.
+type jobBatch struct {
+	jobs  []fileJob
+	bytes int64
+}
+
+// add queues e (its chunk ids copied) and says whether the batch is full.
+func (b *jobBatch) add(e *manifest.Entry, ids []repo.ID) bool {
+	b.jobs = append(b.jobs, fileJob{e: *e, ids: append([]repo.ID(nil), ids...)})
+	b.bytes += e.Size
+	return b.bytes >= batchBytes || len(b.jobs) >= batchFiles
+}
+
+// fetch makes the batch's files below root (fetchContents) and empties the
+// batch; a damaged pack's error names the files that use it. It returns
+// the files made, bytes fetched and requests made.
+func (b *jobBatch) fetch(ctx context.Context, r *Repo, idx *repo.Index, root *fsutil.Dir, mk *fsutil.Maker, o DownloadOptions) (files, n, reqs int64, err error) {
+	if len(b.jobs) == 0 {
+		return 0, 0, 0, nil
+	}
+	n, reqs, err = r.fetchContents(ctx, idx, root, mk, b.jobs, o)
+	var pe *repo.PackError
+	if errors.As(err, &pe) {
+		err = fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(b.jobs, idx, pe.Pack)))
+	}
+	if err != nil {
+		return 0, n, reqs, err
+	}
+	files = int64(len(b.jobs))
+	b.jobs, b.bytes = b.jobs[:0], 0
+	return files, n, reqs, nil
 }
 
 type fileJob struct {
@@ -49,9 +81,7 @@ func (f *filler) file(ctx context.Context, e *manifest.Entry, ids []repo.ID) err
 		f.d.o.Progress.Add(1, e.Size)
 		return nil
 	}
-	f.batch = append(f.batch, fileJob{e: *e, ids: append([]repo.ID(nil), ids...)})
-	f.bytes += e.Size
-	if f.bytes >= batchBytes || len(f.batch) >= batchFiles {
+	if f.batch.add(e, ids) {
 		return f.flush(ctx)
 	}
 	return nil
@@ -76,20 +106,13 @@ func (f *filler) takeLocal(e *manifest.Entry) bool {
 
 // flush fetches the batch, then makes the links waiting for its files.
 func (f *filler) flush(ctx context.Context) error {
-	if len(f.batch) > 0 {
-		n, reqs, err := f.d.r.fetchContents(ctx, f.d.idx, f.root, f.mk, f.batch, f.d.o)
-		f.d.bytes.Add(n)
-		f.d.reqs.Add(reqs)
-		if err != nil {
-			var pe *repo.PackError
-			if errors.As(err, &pe) {
-				return fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(f.batch, f.d.idx, pe.Pack)))
-			}
-			return err
-		}
-		f.d.fetched.Add(int64(len(f.batch)))
-		f.batch, f.bytes = f.batch[:0], 0
+	files, n, reqs, err := f.batch.fetch(ctx, f.d.r, f.d.idx, f.root, f.mk, f.d.o)
+	f.d.bytes.Add(n)
+	f.d.reqs.Add(reqs)
+	if err != nil {
+		return err
 	}
+	f.d.fetched.Add(files)
 	for _, l := range f.links {
 		if err := f.root.Link(l[0], f.root, l[1]); err != nil {
 			return err

@@ -46,33 +46,30 @@ type fetchRange struct {
 	pack       repo.ID
 	start, end int64
 	blobs      []*neededBlob
+	first      target // the earliest place any of its blobs goes
 }
 
-// fetchContents writes each job's content at its path under root: every
-// needed blob is grouped by pack, neighbouring blobs are read in one range
-// request, each chunk is written at its offsets in every file that holds
-// it, and each file is hashed as its chunks land, checked against its
-// manifest BLAKE3 and given its attributes (a chunk's id is checked only to
-// name the pack of a file that fails). It returns bytes fetched and
-// requests made.
-func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.Dir, mk *fsutil.Maker, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
+func (t target) before(u target) bool { return t.file < u.file || t.file == u.file && t.off < u.off }
+
+// planRanges groups the jobs' blobs by pack, in pack order, merged across
+// small gaps into range reads, and orders the ranges by file (the order the
+// upload packed them): a file's chunks then land about in order, and its
+// hash runs over them from memory (fileStream).
+func planRanges(idx *repo.Index, jobs []fileJob) []*fetchRange {
 	byBlob := map[repo.ID]*neededBlob{}
 	for i := range jobs {
-		// Files are created by their first chunk's write, in the fetch
-		// workers; empty files after them.
 		var off int64
 		for _, cid := range jobs[i].ids {
-			loc, _ := idx.Lookup(cid) // checkRecords proved every chunk indexed
+			loc, _ := idx.Lookup(cid) // CheckExtents proved every chunk indexed
 			nb := byBlob[cid]
 			if nb == nil {
 				nb = &neededBlob{loc: loc, id: cid}
 				byBlob[cid] = nb
 			}
-			nb.targets = append(nb.targets, target{i, off})
+			nb.targets = append(nb.targets, target{i, off}) // in file order
 			off += int64(loc.Raw)
 		}
 	}
-	// Ranges: per pack, blobs in pack order, merged across small gaps.
 	perPack := map[repo.ID][]*neededBlob{}
 	for _, nb := range byBlob {
 		perPack[nb.loc.Pack] = append(perPack[nb.loc.Pack], nb)
@@ -84,37 +81,45 @@ func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.
 		for _, nb := range list {
 			end := nb.loc.Offset + int64(nb.loc.Length)
 			if cur == nil || nb.loc.Offset-cur.end > maxGap || end-cur.start > maxRange || nb.loc.Offset < cur.end {
-				cur = &fetchRange{pack: pack, start: nb.loc.Offset}
+				cur = &fetchRange{pack: pack, start: nb.loc.Offset, first: nb.targets[0]}
 				ranges = append(ranges, cur)
 			}
 			cur.end = end
 			cur.blobs = append(cur.blobs, nb)
-		}
-	}
-	// Ranges in file order (the order the upload packed them): a file's
-	// chunks then land about in order, and its hash runs over them from
-	// memory (fileStream).
-	first := func(rg *fetchRange) target {
-		m := rg.blobs[0].targets[0]
-		for _, nb := range rg.blobs {
-			if t := nb.targets[0]; t.file < m.file || t.file == m.file && t.off < m.off {
-				m = t
+			if nb.targets[0].before(cur.first) {
+				cur.first = nb.targets[0]
 			}
 		}
-		return m
 	}
-	sort.Slice(ranges, func(a, b int) bool {
-		ta, tb := first(ranges[a]), first(ranges[b])
-		return ta.file < tb.file || ta.file == tb.file && ta.off < tb.off
-	})
+	sort.Slice(ranges, func(a, b int) bool { return ranges[a].first.before(ranges[b].first) })
+	return ranges
+}
+
+// batchFill makes one batch's files from their chunks.
+type batchFill struct {
+	r        *Repo
+	idx      *repo.Index
+	root     *fsutil.Dir
+	mk       *fsutil.Maker
+	jobs     []fileJob
+	o        DownloadOptions
+	streams  []fileStream // files of several chunks
+	finished []bool       // made whole, checked and given their attributes
+}
+
+// fetchContents writes each job's content at its path under root: every
+// needed blob is grouped by pack, neighbouring blobs are read in one range
+// request, each chunk is written at its offsets in every file that holds
+// it, and each file is hashed as its chunks land, checked against its
+// manifest BLAKE3 and given its attributes (a chunk's id is checked only to
+// name the pack of a file that fails). Files are created by their first
+// chunk, empty files after the fetch. It returns bytes fetched and
+// requests made.
+func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.Dir, mk *fsutil.Maker, jobs []fileJob, o DownloadOptions) (int64, int64, error) {
+	ranges := planRanges(idx, jobs)
+	b := &batchFill{r: r, idx: idx, root: root, mk: mk, jobs: jobs, o: o,
+		streams: make([]fileStream, len(jobs)), finished: make([]bool, len(jobs))}
 	var fetched, reqs atomic.Int64
-	// A file of one chunk is made whole in one go: its chunk is hashed in
-	// memory against the manifest, written, given its attributes and
-	// closed. Small files are most files of a large tree; this saves an
-	// open and a read of each. A file of several chunks is hashed as they
-	// land (fileStream).
-	streams := make([]fileStream, len(jobs))
-	finished := make([]bool, len(jobs))
 	err := par.ForEach(ctx, len(ranges), fetchWorkers, func(ctx context.Context, k int) error {
 		rg := ranges[k]
 		data, err := r.Store().GetRange(ctx, repo.PackKey(rg.pack), rg.start, rg.end-rg.start)
@@ -135,73 +140,97 @@ func (r *Repo) fetchContents(ctx context.Context, idx *repo.Index, root *fsutil.
 		// a download of small files, uses every core.
 		return par.Stripes(ctx, len(rg.blobs), o.Workers, func(ctx context.Context, i int) error {
 			nb := rg.blobs[i]
-			b := data[nb.loc.Offset-rg.start : nb.loc.Offset-rg.start+int64(nb.loc.Length)]
-			bp := plainBufs.Get().(*[]byte)
-			defer plainBufs.Put(bp)
-			chunk, err := r.OpenBlob(bp, b, nb.id, nb.loc.Raw)
-			if err != nil {
-				return &repo.PackError{Pack: rg.pack, Err: err}
-			}
-			sum := "" // the chunk's BLAKE3, for the files it makes whole
-			for _, t := range nb.targets {
-				j := &jobs[t.file]
-				if len(j.ids) == 1 {
-					if sum == "" {
-						sum = manifest.HashBytes(chunk)
-					}
-					if sum != j.e.BLAKE3 || int64(len(chunk)) != j.e.Size {
-						if err := r.CheckChunk(chunk, nb.id); err != nil {
-							return &repo.PackError{Pack: rg.pack, Err: err}
-						}
-						return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, j.e.Path, j.e.BLAKE3, j.e.Size)
-					}
-					if err := mk.Write(string(j.e.Path), chunk, j.e.UID, j.e.GID, j.e.Mode, j.e.MtimeNs); err != nil {
-						return err
-					}
-					finished[t.file] = true
-					o.Progress.Add(1, j.e.Size)
-					continue
-				}
-				s := &streams[t.file]
-				last, err := s.land(root, &j.e, len(j.ids), chunk, t.off)
-				if err != nil {
-					return err
-				}
-				if last {
-					if err := s.finish(&j.e, func(f *os.File) error { return r.blameChunks(idx, f, j.ids) }); err != nil {
-						return err
-					}
-					finished[t.file] = true
-					o.Progress.Add(1, j.e.Size)
-				}
-			}
-			return nil
+			return b.place(rg.pack, nb, data[nb.loc.Offset-rg.start:nb.loc.Offset-rg.start+int64(nb.loc.Length)])
 		})
 	})
-	for i := range streams {
-		if s := &streams[i]; s.f != nil && !finished[i] {
+	for i := range b.streams {
+		if s := &b.streams[i]; s.f != nil && !b.finished[i] {
 			s.f.Close() // a failed batch: its stream never finished
 		}
 	}
-	if err != nil {
-		return fetched.Load(), reqs.Load(), err
+	if err == nil {
+		err = b.makeEmpty()
 	}
-	// Empty files (no chunk to make them).
-	empty := manifest.HashBytes(nil)
-	for i := range jobs {
-		if finished[i] {
+	return fetched.Load(), reqs.Load(), err
+}
+
+// place opens a stored blob of pack and writes its chunk wherever it goes.
+// A file of one chunk is made whole in one go: the chunk is hashed in
+// memory against the manifest, written, given its attributes and closed
+// (small files are most files of a large tree; this saves an open and a
+// read of each). A file of several chunks is hashed as they land
+// (fileStream).
+func (b *batchFill) place(pack repo.ID, nb *neededBlob, stored []byte) error {
+	bp := plainBufs.Get().(*[]byte)
+	defer plainBufs.Put(bp)
+	chunk, err := b.r.OpenBlob(bp, stored, nb.id, nb.loc.Raw)
+	if err != nil {
+		return &repo.PackError{Pack: pack, Err: err}
+	}
+	sum := "" // the chunk's BLAKE3, for the files it makes whole
+	for _, t := range nb.targets {
+		j := &b.jobs[t.file]
+		if len(j.ids) > 1 {
+			if err := b.land(t, chunk); err != nil {
+				return err
+			}
 			continue
 		}
-		e := &jobs[i].e
-		if len(jobs[i].ids) != 0 || e.Size != 0 || e.BLAKE3 != empty {
-			return fetched.Load(), reqs.Load(), fmt.Errorf("%w: the archive's chunks of %s do not make it (%d bytes, BLAKE3 %s)", repo.ErrCorrupt, e.Path, e.Size, e.BLAKE3)
+		if sum == "" {
+			sum = manifest.HashBytes(chunk)
 		}
-		if err := mk.Write(string(e.Path), nil, e.UID, e.GID, e.Mode, e.MtimeNs); err != nil {
-			return fetched.Load(), reqs.Load(), err
+		if sum != j.e.BLAKE3 || int64(len(chunk)) != j.e.Size {
+			if err := b.r.CheckChunk(chunk, nb.id); err != nil {
+				return &repo.PackError{Pack: pack, Err: err}
+			}
+			return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, j.e.Path, j.e.BLAKE3, j.e.Size)
 		}
-		o.Progress.Add(1, 0)
+		if err := b.mk.Write(string(j.e.Path), chunk, j.e.UID, j.e.GID, j.e.Mode, j.e.MtimeNs); err != nil {
+			return err
+		}
+		b.done(t.file)
 	}
-	return fetched.Load(), reqs.Load(), nil
+	return nil
+}
+
+// land writes a chunk of a file of several chunks at t; the last to land
+// finishes the file.
+func (b *batchFill) land(t target, chunk []byte) error {
+	j := &b.jobs[t.file]
+	s := &b.streams[t.file]
+	last, err := s.land(b.root, &j.e, len(j.ids), chunk, t.off)
+	if err != nil || !last {
+		return err
+	}
+	if err := s.finish(&j.e, func(f *os.File) error { return b.r.blameChunks(b.idx, f, j.ids) }); err != nil {
+		return err
+	}
+	b.done(t.file)
+	return nil
+}
+
+func (b *batchFill) done(file int) {
+	b.finished[file] = true
+	b.o.Progress.Add(1, b.jobs[file].e.Size)
+}
+
+// makeEmpty makes the files no chunk made: empty files.
+func (b *batchFill) makeEmpty() error {
+	empty := manifest.HashBytes(nil)
+	for i := range b.jobs {
+		if b.finished[i] {
+			continue
+		}
+		e := &b.jobs[i].e
+		if len(b.jobs[i].ids) != 0 || e.Size != 0 || e.BLAKE3 != empty {
+			return fmt.Errorf("%w: the archive's chunks of %s do not make it (%d bytes, BLAKE3 %s)", repo.ErrCorrupt, e.Path, e.Size, e.BLAKE3)
+		}
+		if err := b.mk.Write(string(e.Path), nil, e.UID, e.GID, e.Mode, e.MtimeNs); err != nil {
+			return err
+		}
+		b.o.Progress.Add(1, 0)
+	}
+	return nil
 }
 
 // plainBufs hold decompressed chunks while they are written: a download

@@ -89,29 +89,7 @@ func TestDownload_FlippedChunkNamesItsPack(t *testing.T) {
 			stores(t, func(t *testing.T, st store.Store) {
 				ctx := context.Background()
 				dir, l, id, r := archivedOnly(t, st)
-				var damaged repo.ID
-				var chunk repo.ID
-				must(t, st.List(ctx, "packs/", func(i store.Info) error {
-					if chunk != (repo.ID{}) {
-						return nil
-					}
-					b, err := st.Get(ctx, i.Key, 1<<30)
-					must(t, err)
-					refs, err := r.ParsePack(b)
-					must(t, err)
-					for _, ref := range refs {
-						if c.raw(r, dir, ref) && ref.Length == ref.Raw+1 { // stored raw
-							b[ref.Offset+int64(ref.Length)/2] ^= 0x01
-							must(t, st.Put(ctx, i.Key, b))
-							damaged, chunk = packOfKey(t, i.Key), ref.ID
-							return nil
-						}
-					}
-					return nil
-				}))
-				if chunk == (repo.ID{}) {
-					t.Fatal("no raw chunk to damage")
-				}
+				damaged, chunk := flipRawChunk(t, st, r, func(ref repo.BlobRef) bool { return c.raw(r, dir, ref) })
 				_, err := Download(ctx, r, l, id, DownloadOptions{})
 				var pe *repo.PackError
 				if !errors.Is(err, repo.ErrCorrupt) || !errors.As(err, &pe) || pe.Pack != damaged {
@@ -132,6 +110,35 @@ func TestDownload_FlippedChunkNamesItsPack(t *testing.T) {
 			})
 		})
 	}
+}
+
+// flipRawChunk flips a byte in the middle of the first chunk stored raw
+// (incompressible) that match selects, and returns its pack and id.
+func flipRawChunk(t *testing.T, st store.Store, r *Repo, match func(repo.BlobRef) bool) (pack, chunk repo.ID) {
+	t.Helper()
+	ctx := context.Background()
+	must(t, st.List(ctx, "packs/", func(i store.Info) error {
+		if chunk != (repo.ID{}) {
+			return nil
+		}
+		b, err := st.Get(ctx, i.Key, 1<<30)
+		must(t, err)
+		refs, err := r.ParsePack(b)
+		must(t, err)
+		for _, ref := range refs {
+			if match(ref) && ref.Length == ref.Raw+1 { // stored raw
+				b[ref.Offset+int64(ref.Length)/2] ^= 0x01
+				must(t, st.Put(ctx, i.Key, b))
+				pack, chunk = packOfKey(t, i.Key), ref.ID
+				return nil
+			}
+		}
+		return nil
+	}))
+	if chunk == (repo.ID{}) {
+		t.Fatal("no raw chunk to damage")
+	}
+	return pack, chunk
 }
 
 func packOfKey(t *testing.T, key string) repo.ID {
@@ -171,25 +178,7 @@ func TestExtract_FetchesLikeADownload(t *testing.T) {
 			t.Fatalf("extract: %+v", res)
 		}
 		// A flipped raw chunk of the big file.
-		var damaged repo.ID
-		must(t, st.List(ctx, "packs/", func(i store.Info) error {
-			if damaged != (repo.ID{}) {
-				return nil
-			}
-			b, err := st.Get(ctx, i.Key, 1<<30)
-			must(t, err)
-			refs, err := r.ParsePack(b)
-			must(t, err)
-			for _, ref := range refs {
-				if ref.Raw > 300_000 && ref.Length == ref.Raw+1 {
-					b[ref.Offset+int64(ref.Length)/2] ^= 0x01
-					must(t, st.Put(ctx, i.Key, b))
-					damaged = packOfKey(t, i.Key)
-					return nil
-				}
-			}
-			return nil
-		}))
+		damaged, _ := flipRawChunk(t, st, r, func(ref repo.BlobRef) bool { return ref.Raw > 300_000 })
 		rd, err = OpenReader(ctx, r, "test")
 		must(t, err)
 		defer rd.Close()

@@ -177,10 +177,18 @@ func decodeBlob(c *crypter, stored []byte, id ID, rawLen int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.chunkID(out) != id {
-		return nil, fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
+	if err := checkChunk(c, out, id); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// checkChunk says whether chunk is the content of id.
+func checkChunk(c *crypter, chunk []byte, id ID) error {
+	if c.chunkID(chunk) != id {
+		return fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
+	}
+	return nil
 }
 
 // openBlob opens a stored blob and decompresses it into *dst's memory (a

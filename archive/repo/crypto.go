@@ -155,20 +155,16 @@ func (r *Repo) DecodeBlob(stored []byte, id ID, rawLen int) ([]byte, error) {
 }
 
 // OpenBlob is DecodeBlob without the id check, decompressing into *dst's
-// memory (grown there when too small, to be reused): for a caller that proves the chunk another way
-// (each file it lands in against the manifest's BLAKE3) and checks the id
-// only to name the damage (CheckChunk).
+// memory (grown there when too small, to be reused): for a caller that
+// proves the chunk another way (each file it lands in against the
+// manifest's BLAKE3) and checks the id only to name the damage
+// (CheckChunk).
 func (r *Repo) OpenBlob(dst *[]byte, stored []byte, id ID, rawLen int) ([]byte, error) {
 	return openBlob(r.enc, dst, stored, id, rawLen)
 }
 
 // CheckChunk says whether chunk is the content of id.
-func (r *Repo) CheckChunk(chunk []byte, id ID) error {
-	if r.enc.chunkID(chunk) != id {
-		return fmt.Errorf("%w: blob %s does not hash to its id", ErrCorrupt, id)
-	}
-	return nil
-}
+func (r *Repo) CheckChunk(chunk []byte, id ID) error { return checkChunk(r.enc, chunk, id) }
 
 // ParsePack reads a whole pack's trailer: its blobs.
 func (r *Repo) ParsePack(pack []byte) ([]BlobRef, error) { return parsePack(r.enc, pack) }
