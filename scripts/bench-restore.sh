@@ -122,6 +122,10 @@ if [ -n "${RESTORE_SCALE:-}" ]; then
   S="$WORK/summary.scale"
   echo "## a million files (scripts/bench-scale.sh)"
   SCALE_WORK="$WORK" BENCH_SUMMARY="$S" bash scripts/bench-scale.sh
+  # The floors have no bar: they say how much of a command's growth is
+  # the filesystem's own (download's floor is the write, create's and
+  # upload's the read, restore's the link tree).
+  for c in write read link; do bar "1M / 500k: $c floor (the filesystem)" "$(sumval "$S" "grow_${c}floor")" -; done
   for c in create upload download restore gc; do bar "1M / 500k: $c" "$(sumval "$S" "grow_$c")" 2.2; done
   for n in 500000 1000000; do
     bar "$n files: download + restore / restic restore" "$(sumval "$S" "dr_restic_$n")" 0.6

@@ -4,7 +4,8 @@
 # on the same data and the same MinIO, in one run. Two sizes show how time
 # grows, each command after dropping the page cache, dentries and inodes
 # (bars: peak RSS <= 512 MiB each, 1M files <= 2.2 x the time of 500k;
-# the read floor, a cold read of every file, shows how the filesystem grows;
+# three floors, the files' creation, a cold read of every file and a cp -al
+# of the tree, show how the filesystem itself grows;
 # download + restore <= 0.6 x restic's restore).
 #
 #   bash scripts/bench-scale.sh                 # 500k and 1M files
@@ -50,10 +51,15 @@ timed() { # label cmd...
 # right after deleting two million ran at a third of the speed here. Where
 # a loop mount is not possible (not root), a plain directory is used and
 # the comparison of sizes is then unfair (said in the output).
+# Every size gets an image of the same size (the largest size's), so the
+# sizes differ in their number of files only, not in the filesystem's
+# geometry (block groups, inode tables).
+MAXN=0; for N in $SIZES; do [ "$N" -gt "$MAXN" ] && MAXN=$N; done
+IMG_GB=$(( MAXN / 40000 + 4 ))
 MNT=
 fresh_fs() { # N -> sets D
   MNT="$WORK/mnt$1"; mkdir -p "$MNT"
-  if truncate -s "$(( $1 / 40000 + 4 ))G" "$WORK/fs$1.img" && mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs$1.img" 2>/dev/null \
+  if truncate -s "$IMG_GB"G "$WORK/fs$1.img" && mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs$1.img" 2>/dev/null \
       && mount -o loop "$WORK/fs$1.img" "$MNT" 2>/dev/null; then
     D="$MNT"
   else
@@ -68,10 +74,15 @@ drop_fs() {
 trap 'drop_fs 2>/dev/null || true; cleanup' EXIT
 for N in $SIZES; do
   fresh_fs "$N"; DATA="$D/data"; FRESH="$D/fresh"; mkdir -p "$FRESH"
-  bin/gendata -dir "$DATA" -files "$N" -dirs "$(( N / FPD ))" -filesize 1KiB >/dev/null
-  # The read floor: every file read once, cold (4 readers of cat), what a
-  # first create (which hashes every byte) cannot go below.
+  # The floors, each a measure of how the filesystem itself grows with the
+  # number of files: the write floor (gendata making the files, one writer,
+  # then sync: what a download must create), the read floor (every file
+  # read once, cold, by 4 readers of cat: what a first create, which hashes
+  # every byte, and an upload must read) and the link floor (cp -al of the
+  # tree, cold: what a create's or a restore's tree of links costs).
+  timed "$N:write floor" sh -c '"$1" -dir "$2" -files "$3" -dirs "$4" -filesize 1KiB >/dev/null && sync' sh "$PWD/bin/gendata" "$DATA" "$N" "$(( N / FPD ))"
   timed "$N:read floor" sh -c 'find "$1" -type f -print0 | xargs -0 -P4 -n 2000 cat > /dev/null' sh "$DATA"
+  timed "$N:link floor" cp -al "$DATA" "$D/links"
   timed "$N:create" "$HS" create -d "$DATA" --quiesce none --json
   ID=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["id"])' "$WORK/out")
   timed "$N:verify" "$HS" verify -d "$DATA" --id "$ID"
@@ -94,9 +105,10 @@ for N in $SIZES; do
 done
 set -- $SIZES
 if [ $# -ge 2 ]; then
-  echo "# time of $2 files over $1 files (bar: <= 2.2 for 1M over 500k):"
-  for c in "read floor" create verify upload "archive ls" "archive check" download restore "restore --from-archive" "archive gc"; do
-    printf '#   %-16s %s\n' "$c" "$(python3 -c "print(f'{${T[$2:$c]}/max(${T[$1:$c]},0.01):.2f}')")"
+  grow() { python3 -c "print(f'{${T[$2:$3]}/max(${T[$1:$3]},0.01):.2f}')"; }
+  echo "# time of $2 files over $1 files (bar: <= 2.2 for 1M over 500k; the floors show how the filesystem grows):"
+  for c in "write floor" "read floor" "link floor" create verify upload "archive ls" "archive check" download restore "restore --from-archive" "archive gc"; do
+    printf '#   %-22s %s\n' "$c" "$(grow "$1" "$2" "$c")"
   done
 fi
 for N in $SIZES; do
@@ -107,8 +119,9 @@ done
 if [ -n "${BENCH_SUMMARY:-}" ] && [ $# -ge 2 ]; then
   {
     for c in create upload download restore "archive gc"; do
-      printf 'grow_%s=%s ' "${c#archive }" "$(python3 -c "print(f'{${T[$2:$c]}/max(${T[$1:$c]},0.01):.2f}')")"
+      printf 'grow_%s=%s ' "${c#archive }" "$(grow "$1" "$2" "$c")"
     done
+    for c in write read link; do printf 'grow_%sfloor=%s ' "$c" "$(grow "$1" "$2" "$c floor")"; done
     for N in $SIZES; do
       printf 'dr_restic_%s=%s direct_restic_%s=%s ' "$N" "$(python3 -c "print(f'{(${T[$N:download]}+${T[$N:restore]})/${T[$N:restic restore]}:.2f}')")" \
         "$N" "$(python3 -c "print(f'{${T[$N:restore --from-archive]}/${T[$N:restic restore]}:.2f}')")"
