@@ -6,7 +6,9 @@
 # (bars: peak RSS <= 512 MiB each, 1M files <= 2.2 x the time of 500k;
 # three floors, the files' creation, a cold read of every file and a cp -al
 # of the tree, show how the filesystem itself grows;
-# download + restore <= 0.6 x restic's restore).
+# download + restore <= 0.6 x restic's restore). Every step runs at both
+# sizes before the next step, so each ratio compares two runs close in
+# time.
 #
 #   bash scripts/bench-scale.sh                 # 500k and 1M files
 #   SCALE_SIZES="250000" bash scripts/bench-scale.sh
@@ -49,60 +51,84 @@ timed() { # label cmd...
 # does not pay for the first's cleanup: ext4 skips inodes deleted in the
 # last minutes when it allocates new ones, and creating a million files
 # right after deleting two million ran at a third of the speed here. Where
-# a loop mount is not possible (not root), a plain directory is used and
-# the comparison of sizes is then unfair (said in the output).
+# a loop mount is not possible (not root), plain directories are used and
+# the comparison of sizes is then less fair (said in the output).
 # Every size gets an image of the same size (the largest size's), so the
 # sizes differ in their number of files only, not in the filesystem's
 # geometry (block groups, inode tables).
 MAXN=0; for N in $SIZES; do [ "$N" -gt "$MAXN" ] && MAXN=$N; done
 IMG_GB=$(( MAXN / 40000 + 4 ))
-MNT=
-fresh_fs() { # N -> sets D
+fresh_fs() { # N -> sets D and MNT
   MNT="$WORK/mnt$1"; mkdir -p "$MNT"
   if truncate -s "$IMG_GB"G "$WORK/fs$1.img" && mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs$1.img" 2>/dev/null \
       && mount -o loop "$WORK/fs$1.img" "$MNT" 2>/dev/null; then
     D="$MNT"
   else
-    echo "# $1: no fresh filesystem (needs root and mkfs.ext4): running in $WORK, after the previous size's deletions"
+    echo "# $1: no fresh filesystem (needs root and mkfs.ext4): running in $WORK, beside the other sizes"
     MNT=; D="$WORK/n$1"
   fi
 }
-drop_fs() {
-  if [ -n "$MNT" ]; then umount "$MNT" && rm -f "$WORK/fs$N.img"; else rm -rf "$D"; fi
-  MNT=
-}
+MNTS=()
+drop_fs() { local m; for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m"; done; MNTS=(); }
 trap 'drop_fs 2>/dev/null || true; cleanup' EXIT
+# Every size has its image from the start, and each step below runs at
+# every size before the next step starts, the sizes' order swapped from
+# step to step: a ratio of two sizes compares two runs a minute apart,
+# not two runs a quarter of an hour apart (this machine's own speed drifts
+# that much), and neither size always goes first.
+declare -A DD SNAP
 for N in $SIZES; do
-  fresh_fs "$N"; DATA="$D/data"; FRESH="$D/fresh"; mkdir -p "$FRESH"
-  # The floors, each a measure of how the filesystem itself grows with the
-  # number of files: the write floor (gendata making the files, one writer,
-  # then sync: what a download must create), the read floor (every file
-  # read once, cold, by 4 readers of cat: what a first create, which hashes
-  # every byte, and an upload must read) and the link floor (cp -al of the
-  # tree, cold: what a create's or a restore's tree of links costs).
-  timed "$N:write floor" sh -c '"$1" -dir "$2" -files "$3" -dirs "$4" -filesize 1KiB >/dev/null && sync' sh "$PWD/bin/gendata" "$DATA" "$N" "$(( N / FPD ))"
-  timed "$N:read floor" sh -c 'find "$1" -type f -print0 | xargs -0 -P4 -n 2000 cat > /dev/null' sh "$DATA"
-  timed "$N:link floor" cp -al "$DATA" "$D/links"
-  timed "$N:create" "$HS" create -d "$DATA" --quiesce none --json
-  ID=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["id"])' "$WORK/out")
-  timed "$N:verify" "$HS" verify -d "$DATA" --id "$ID"
-  R="s3://hotsnap-$N/repo"
-  timed "$N:upload" "$HS" upload -d "$DATA" --id "$ID" --remote "$R"
-  timed "$N:archive ls" "$HS" archive ls --remote "$R"
-  timed "$N:archive check" "$HS" archive check --remote "$R"
-  timed "$N:download" "$HS" download -d "$FRESH" --id "$ID" --remote "$R"
-  timed "$N:restore" "$HS" restore -d "$FRESH" --id "$ID"
-  diff -r -q -x .hotsnap -x backups "$DATA" "$FRESH" >/dev/null && echo "# $N: the restored tree equals the data"
-  DIRECT="$D/direct"; mkdir -p "$DIRECT"
-  timed "$N:restore --from-archive" "$HS" restore -d "$DIRECT" --id "$ID" --from-archive --remote "$R"
-  rm -rf "$DIRECT"
-  timed "$N:archive gc" "$HS" archive gc --remote "$R"
+  fresh_fs "$N"; DD[$N]=$D; [ -n "$MNT" ] && MNTS+=("$MNT")
+  mkdir -p "$D/fresh"
+done
+STEP=0
+step() { # fn: runs fn at every size, with N and D set
+  local order n
+  if (( STEP % 2 )); then order=$(printf '%s\n' $SIZES | sort -rn); else order=$(printf '%s\n' $SIZES | sort -n); fi
+  STEP=$((STEP + 1))
+  for n in $order; do N=$n; D=${DD[$n]}; "$1"; done
+}
+# The floors, each a measure of how the filesystem itself grows with the
+# number of files: the write floor (gendata making the files, one writer,
+# then sync: what a download must create), the read floor (every file
+# read once, cold, by 4 readers of cat: what a first create, which hashes
+# every byte, and an upload must read) and the link floor (cp -al of the
+# tree, cold: what a create's or a restore's tree of links costs).
+s_write() { timed "$N:write floor" sh -c '"$1" -dir "$2" -files "$3" -dirs "$4" -filesize 1KiB >/dev/null && sync' sh "$PWD/bin/gendata" "$D/data" "$N" "$(( N / FPD ))"; }
+s_read() { timed "$N:read floor" sh -c 'find "$1" -type f -print0 | xargs -0 -P4 -n 2000 cat > /dev/null' sh "$D/data"; }
+s_link() { timed "$N:link floor" cp -al "$D/data" "$D/links"; }
+s_create() {
+  timed "$N:create" "$HS" create -d "$D/data" --quiesce none --json
+  SNAP[$N]=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["id"])' "$WORK/out")
+}
+s_verify() { timed "$N:verify" "$HS" verify -d "$D/data" --id "${SNAP[$N]}"; }
+s_upload() { timed "$N:upload" "$HS" upload -d "$D/data" --id "${SNAP[$N]}" --remote "s3://hotsnap-$N/repo"; }
+s_ls() { timed "$N:archive ls" "$HS" archive ls --remote "s3://hotsnap-$N/repo"; }
+s_check() { timed "$N:archive check" "$HS" archive check --remote "s3://hotsnap-$N/repo"; }
+s_download() { timed "$N:download" "$HS" download -d "$D/fresh" --id "${SNAP[$N]}" --remote "s3://hotsnap-$N/repo"; }
+s_restore() {
+  timed "$N:restore" "$HS" restore -d "$D/fresh" --id "${SNAP[$N]}"
+  diff -r -q -x .hotsnap -x backups "$D/data" "$D/fresh" >/dev/null && echo "# $N: the restored tree equals the data"
+}
+s_direct() {
+  mkdir -p "$D/direct"
+  timed "$N:restore --from-archive" "$HS" restore -d "$D/direct" --id "${SNAP[$N]}" --from-archive --remote "s3://hotsnap-$N/repo"
+  rm -rf "$D/direct"
+}
+s_gc() { timed "$N:archive gc" "$HS" archive gc --remote "s3://hotsnap-$N/repo"; }
+s_rbackup() {
   export RESTIC_REPOSITORY="s3:http://127.0.0.1:$PORT/restic-$N"
   "$RESTIC" init --repository-version 2 >/dev/null
-  timed "$N:restic backup" "$RESTIC" backup -q --exclude "$DATA/.hotsnap" --exclude "$DATA/backups" "$DATA"
+  timed "$N:restic backup" "$RESTIC" backup -q --exclude "$D/data/.hotsnap" --exclude "$D/data/backups" "$D/data"
+}
+s_rrestore() {
+  export RESTIC_REPOSITORY="s3:http://127.0.0.1:$PORT/restic-$N"
   timed "$N:restic restore" "$RESTIC" restore latest --target "$D/restic-restore"
-  drop_fs
+}
+for s in s_write s_read s_link s_create s_verify s_upload s_ls s_check s_download s_restore s_direct s_gc s_rbackup s_rrestore; do
+  step "$s"
 done
+drop_fs
 set -- $SIZES
 if [ $# -ge 2 ]; then
   grow() { python3 -c "print(f'{${T[$2:$3]}/max(${T[$1:$3]},0.01):.2f}')"; }
