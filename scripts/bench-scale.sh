@@ -12,6 +12,7 @@
 #
 #   bash scripts/bench-scale.sh                 # 500k and 1M files
 #   SCALE_SIZES="250000" bash scripts/bench-scale.sh
+#   SCALE_LAYOUT=bydir bash scripts/bench-scale.sh   # each dir's files made together
 #   BENCH_SUMMARY=FILE    # also write the ratios there as key=value (scripts/bench-restore.sh reads them)
 #
 # Needs: minio in ~/.cache/hotsnap/bin (make test-deps), restic on PATH
@@ -24,6 +25,12 @@ SIZES="${SCALE_SIZES:-500000 1000000}"
 # directory of twice the files is slower to create and read in by itself
 # (ext4's hashed directories), which is the filesystem's growth, not ours.
 FPD="${SCALE_FILES_PER_DIR:-1000}"
+# How gendata orders the making of the files (SCALE_LAYOUT): rr, round-robin
+# over the dirs, so a dir's neighbours are N/1000 files apart on the disk
+# (their distance doubles with N, and reading in name order with it); bydir,
+# a dir's files one after the other, so the tree of 1M files is two trees
+# of 500k side by side.
+case "${SCALE_LAYOUT:-rr}" in rr) LAYOUT= ;; bydir) LAYOUT=-bydir ;; *) echo "bench-scale: SCALE_LAYOUT is rr or bydir" >&2; exit 2 ;; esac
 CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
 MINIO="$CACHE/minio"
 RESTIC="$CACHE/restic"; [ -x "$RESTIC" ] || RESTIC="$(command -v restic || echo "$CACHE/restic")"
@@ -35,6 +42,7 @@ WORK=$(mktemp -d "${SCALE_WORK:-/tmp}/hotsnap-scale.XXXXXX")
 source scripts/lib-minio.sh
 export RESTIC_PASSWORD=bench
 
+echo "# layout ${SCALE_LAYOUT:-rr}, $FPD files a dir"
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), restic $("$RESTIC" version | cut -d' ' -f2); MinIO on 127.0.0.1:$PORT"
 printf '%-10s %-26s %10s %10s\n' files command seconds "peak MiB"
 declare -A T
@@ -94,7 +102,7 @@ step() { # fn: runs fn at every size, with N and D set
 # read once, cold, by 4 readers of cat: what a first create, which hashes
 # every byte, and an upload must read) and the link floor (cp -al of the
 # tree, cold: what a create's or a restore's tree of links costs).
-s_write() { timed "$N:write floor" sh -c '"$1" -dir "$2" -files "$3" -dirs "$4" -filesize 1KiB >/dev/null && sync' sh "$PWD/bin/gendata" "$D/data" "$N" "$(( N / FPD ))"; }
+s_write() { timed "$N:write floor" sh -c '"$1" -dir "$2" -files "$3" -dirs "$4" -filesize 1KiB $5 >/dev/null && sync' sh "$PWD/bin/gendata" "$D/data" "$N" "$(( N / FPD ))" "$LAYOUT"; }
 s_read() { timed "$N:read floor" sh -c 'find "$1" -type f -print0 | xargs -0 -P4 -n 2000 cat > /dev/null' sh "$D/data"; }
 s_link() { timed "$N:link floor" cp -al "$D/data" "$D/links"; }
 s_create() {

@@ -34,6 +34,7 @@ func main() {
 	files := flag.Int("files", 0, "instead of the mixed set: this many files of -filesize random bytes")
 	dirs := flag.Int("dirs", 1000, "with -files: spread over this many dirs")
 	fileSize := flag.String("filesize", "1KiB", "with -files: each file's size")
+	byDir := flag.Bool("bydir", false, "with -files: make each dir's files one after the other (by default they are made round-robin over the dirs, so a dir's neighbours are -dirs files apart on the disk)")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "gendata: -dir is required")
@@ -48,7 +49,7 @@ func main() {
 		return
 	}
 	if *files > 0 {
-		manyFiles(*dir, *files, *dirs, parseSize(*fileSize), r)
+		manyFiles(*dir, *files, *dirs, parseSize(*fileSize), *byDir, r)
 		return
 	}
 	if *text {
@@ -157,12 +158,27 @@ func vocabulary(r *rand.Rand, n int) []string {
 }
 
 // manyFiles writes n files of size random bytes, spread over dirs dirs.
-func manyFiles(dir string, n, dirs int, size int64, r *rand.Rand) {
+// manyFiles writes n files of size random bytes, file i as d(i % dirs)/f(i):
+// the names do not depend on byDir, only the order in which the files are
+// made.
+func manyFiles(dir string, n, dirs int, size int64, byDir bool, r *rand.Rand) {
 	buf := make([]byte, size)
 	for d := 0; d < dirs; d++ {
 		os.MkdirAll(filepath.Join(dir, fmt.Sprintf("d%04d", d)), 0o755)
 	}
-	for i := 0; i < n; i++ {
+	per := (n + dirs - 1) / dirs // files in a dir, at most
+	steps := n
+	if byDir {
+		steps = per * dirs
+	}
+	for k := 0; k < steps; k++ {
+		i := k
+		if byDir { // dir 0's files first, then dir 1's, ...
+			i = (k%per)*dirs + k/per
+			if i >= n {
+				continue
+			}
+		}
 		for k := range buf {
 			buf[k] = byte(r.Uint32())
 		}
