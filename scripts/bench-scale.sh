@@ -138,17 +138,17 @@ for s in s_write s_read s_link s_create s_verify s_upload s_ls s_check s_downloa
 done
 drop_fs
 set -- $SIZES
+grow() { python3 -c "print(f'{${T[$2:$3]}/max(${T[$1:$3]},0.01):.2f}')"; }  # small large command
+dr_restic() { python3 -c "print(f'{(${T[$1:download]}+${T[$1:restore]})/${T[$1:restic restore]}:.2f}')"; }  # N
+direct_restic() { python3 -c "print(f'{${T[$1:restore --from-archive]}/${T[$1:restic restore]}:.2f}')"; }  # N
 if [ $# -ge 2 ]; then
-  grow() { python3 -c "print(f'{${T[$2:$3]}/max(${T[$1:$3]},0.01):.2f}')"; }
   echo "# time of $2 files over $1 files (bar: <= 2.2 for 1M over 500k; the floors show how the filesystem grows):"
   for c in "write floor" "read floor" "link floor" create verify upload "archive ls" "archive check" download restore "restore --from-archive" "archive gc"; do
     printf '#   %-22s %s\n' "$c" "$(grow "$1" "$2" "$c")"
   done
 fi
 for N in $SIZES; do
-  printf '# %s files over restic restore (bar <= 0.6): download + restore %s, restore --from-archive %s\n' "$N" \
-    "$(python3 -c "print(f'{(${T[$N:download]}+${T[$N:restore]})/${T[$N:restic restore]}:.2f}')")" \
-    "$(python3 -c "print(f'{${T[$N:restore --from-archive]}/${T[$N:restic restore]}:.2f}')")"
+  printf '# %s files over restic restore (bar <= 0.6): download + restore %s, restore --from-archive %s\n' "$N" "$(dr_restic "$N")" "$(direct_restic "$N")"
 done
 if [ -n "${BENCH_SUMMARY:-}" ] && [ $# -ge 2 ]; then
   {
@@ -157,8 +157,7 @@ if [ -n "${BENCH_SUMMARY:-}" ] && [ $# -ge 2 ]; then
     done
     for c in write read link; do printf 'grow_%sfloor=%s ' "$c" "$(grow "$1" "$2" "$c floor")"; done
     for N in $SIZES; do
-      printf 'dr_restic_%s=%s direct_restic_%s=%s ' "$N" "$(python3 -c "print(f'{(${T[$N:download]}+${T[$N:restore]})/${T[$N:restic restore]}:.2f}')")" \
-        "$N" "$(python3 -c "print(f'{${T[$N:restore --from-archive]}/${T[$N:restic restore]}:.2f}')")"
+      printf 'dr_restic_%s=%s direct_restic_%s=%s ' "$N" "$(dr_restic "$N")" "$N" "$(direct_restic "$N")"
     done
     echo
   } > "$BENCH_SUMMARY"

@@ -179,8 +179,8 @@ func manyFiles(dir string, n, dirs int, size int64, byDir bool, r *rand.Rand) {
 				continue
 			}
 		}
-		for k := range buf {
-			buf[k] = byte(r.Uint32())
+		for x := range buf {
+			buf[x] = byte(r.Uint32())
 		}
 		p := filepath.Join(dir, fmt.Sprintf("d%04d", i%dirs), fmt.Sprintf("f%07d", i))
 		if err := os.WriteFile(p, buf, 0o644); err != nil {
