@@ -29,16 +29,15 @@ func (mf *File) Stat() (fsutil.Stat, error) { return fsutil.Fstat(mf.f) }
 func (mf *File) Size() int64 { return mf.size }
 
 // Raw returns a reader of the file's bytes from the start (an upload
-// stores them verbatim).
+// stores them verbatim). It reads at its own offset (pread), so passes
+// may run at the same time (a restore's re-hash beside its build).
 func (mf *File) Raw() (io.Reader, error) {
-	if _, err := mf.f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return io.LimitReader(mf.f, mf.size), nil
+	return io.NewSectionReader(mf.f, 0, mf.size), nil
 }
 
 // Reader starts a pass over the manifest: its header at once, then its
-// entries with Next (io.EOF once the seal is proven).
+// entries with Next (io.EOF once the seal is proven). Passes are
+// independent and may run concurrently.
 func (mf *File) Reader() (*Reader, error) {
 	raw, err := mf.Raw()
 	if err != nil {

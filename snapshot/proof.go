@@ -92,34 +92,54 @@ func (s *session) freshProof(id string, now time.Time) (int64, bool) {
 // a fresh proof covers it ("proof"), else as asked ("full" re-hashes,
 // "fast" stats).
 func (s *session) verifyForRestore(ctx context.Context, snap *fsutil.Dir, mf *ManifestFile, id string, vo manifest.VerifyOptions, now time.Time) (*manifest.VerifyResult, string, error) {
+	if !vo.Fast {
+		if vr, ok, err := s.verifyByProof(ctx, snap, mf, id, vo, now); err != nil || ok {
+			return vr, "proof", err
+		}
+	}
+	return s.verifyAsAsked(ctx, snap, mf, vo)
+}
+
+// verifyByProof proves the tree by stat under a fresh proof of its
+// download; ok is false when there is none or it no longer covers every
+// entry (then the tree must be re-hashed). It must run before anything
+// links the tree's files: a new link moves an inode's ctime past the mark.
+func (s *session) verifyByProof(ctx context.Context, snap *fsutil.Dir, mf *ManifestFile, id string, vo manifest.VerifyOptions, now time.Time) (*manifest.VerifyResult, bool, error) {
+	mark, ok := s.freshProof(id, now)
+	if !ok {
+		return nil, false, nil
+	}
+	pv := vo
+	pv.ProvenBefore = mark
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, false, err
+	}
+	if pv.LinkGroups, err = manifest.LinkGroupSizes(r); err != nil {
+		return nil, false, err
+	}
+	if r, err = mf.Reader(); err != nil {
+		return nil, false, err
+	}
+	vr, err := manifest.VerifyTree(ctx, snap, r, pv)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, p := range vr.Problems {
+		if p.Kind == manifest.ProblemUnproven {
+			s.log.Info("the download's proof no longer covers the snapshot: re-hashing it", "id", id)
+			return nil, false, nil
+		}
+	}
+	return vr, true, nil
+}
+
+// verifyAsAsked proves the tree by a re-hash of every file ("full") or,
+// with vo.Fast, by stat ("fast").
+func (s *session) verifyAsAsked(ctx context.Context, snap *fsutil.Dir, mf *ManifestFile, vo manifest.VerifyOptions) (*manifest.VerifyResult, string, error) {
 	how := "full"
 	if vo.Fast {
 		how = "fast"
-	} else if mark, ok := s.freshProof(id, now); ok {
-		pv := vo
-		pv.ProvenBefore = mark
-		r, err := mf.Reader()
-		if err != nil {
-			return nil, "", err
-		}
-		if pv.LinkGroups, err = manifest.LinkGroupSizes(r); err != nil {
-			return nil, "", err
-		}
-		if r, err = mf.Reader(); err != nil {
-			return nil, "", err
-		}
-		vr, err := manifest.VerifyTree(ctx, snap, r, pv)
-		if err != nil {
-			return nil, "", err
-		}
-		unproven := false
-		for _, p := range vr.Problems {
-			unproven = unproven || p.Kind == manifest.ProblemUnproven
-		}
-		if !unproven {
-			return vr, "proof", nil
-		}
-		s.log.Info("the download's proof no longer covers the snapshot: re-hashing it", "id", id)
 	}
 	r, err := mf.Reader()
 	if err != nil {

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 	"github.com/hotsnap/hotsnap/snapshot/quiesce"
 	"github.com/hotsnap/hotsnap/snapshot/writegate"
@@ -168,6 +170,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	vo := manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups}
 	p := progressOr(o.Progress)
+	pdone := sync.OnceFunc(p.Done) // the verify phase ends once, where the re-hash ends
 	if !o.FastVerify && o.From == nil {
 		p.Start("verify", res.Files, res.Bytes)
 		vo.OnHashed = func(n int64) { p.Add(1, n) }
@@ -179,6 +182,10 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	var vr *manifest.VerifyResult
 	var how string
+	// The full re-hash of a local snapshot runs beside the build of the
+	// restore tree (step 2), which touches only hotsnap's private staging:
+	// the swap waits for both, and a damaged snapshot removes the tree.
+	beside := o.From == nil && !o.FastVerify && !o.DryRun
 	if o.From != nil {
 		// The fill checks every file against its BLAKE3 as its chunks
 		// land.
@@ -194,39 +201,66 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		// restored, and directories and symlinks are made from the
 		// manifest.) A dry run has no build, so it stats here.
 		vr, how = &manifest.VerifyResult{}, "fast"
+	} else if beside {
+		// A fresh proof of the download is checked by stat here, before
+		// the build's links move the ctimes it relies on; else the re-hash
+		// runs in step 2, beside the build.
+		var proven bool
+		if vr, proven, err = s.verifyByProof(ctx, snap, mf, id, vo, o.Now()); err != nil {
+			pdone()
+			return nil, err
+		}
+		if proven {
+			beside, how = false, "proof"
+		}
 	} else if vr, how, err = s.verifyForRestore(ctx, snap, mf, id, vo, o.Now()); err != nil {
-		p.Done()
+		pdone()
 		return nil, err
 	}
-	p.Done()
-	res.Verified = how
-	if !vr.OK() {
-		return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, vr.Err())
+	if !beside {
+		pdone()
+		res.Verified = how
+		if !vr.OK() {
+			return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, vr.Err())
+		}
 	}
-	plan, err := s.planRestore(ctx, mf, sel)
-	if err != nil {
-		return nil, err
+	phase := time.Now()
+	step := func(name string) { // phase times, for --log-level debug
+		log.Debug("restore phase", "phase", name, "ms", ms(time.Since(phase)))
+		phase = time.Now()
 	}
-	res.Plan = plan
+	step("prove")
 	// Free space first: links cost none; the copy entries are written.
-	need, what := plan.copyBytes, "restore "+id+" (its copied files)"
+	need, what := int64(0), "restore "+id+" (its copied files)"
 	if o.From != nil {
 		need, what = res.Bytes, "restore "+id+" from the archive"
+	} else if need, err = copyNeed(mf, sel); err != nil {
+		pdone()
+		return nil, err
 	}
 	if err := enoughSpace(s.data, need, what); err != nil {
+		pdone()
 		return nil, err
 	}
 	if o.DryRun {
+		if res.Plan, err = s.planRestore(ctx, mf, sel); err != nil {
+			return nil, err
+		}
 		res.DurationMs = ms(time.Since(start))
 		return res, nil
 	}
 
-	// 2. Build the restored tree beside the data (the data dir is untouched).
+	// 2. Build the restored tree beside the data (the data dir is
+	// untouched), and at the same time plan what changes (a walk of the
+	// live tree) and, with the full re-hash, prove the snapshot: the swap
+	// waits for all three, and the first to fail stops the others.
 	if err := s.mkdirPriv(restoringName); err != nil {
+		pdone()
 		return nil, err
 	}
 	restoring := restoringName + "/" + id
 	if err := s.priv.RemoveAll(restoring); err != nil {
+		pdone()
 		return nil, err
 	}
 	cleanup := func() {
@@ -234,21 +268,57 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 			log.Warn("could not remove the restore tree; the next command will", "path", s.priv.Join(restoring), "err", err)
 		}
 	}
-	bp := progressOr(o.Progress)
-	bp.Start("build", res.Files, res.Bytes)
-	if o.From != nil {
-		err = s.fillRestoreTree(ctx, restoring, mf, dirs, o.From)
-	} else {
-		err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, bp)
+	damaged := func(err error) error {
+		return fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, err)
 	}
-	bp.Done()
+	rehash := func(ctx context.Context) error {
+		if !beside {
+			return nil
+		}
+		var err error
+		if vr, how, err = s.verifyAsAsked(ctx, snap, mf, vo); err != nil {
+			return err
+		}
+		if !vr.OK() {
+			return damaged(vr.Err())
+		}
+		return nil
+	}
+	planFn := func(ctx context.Context) (err error) {
+		res.Plan, err = s.planRestore(ctx, mf, sel)
+		return err
+	}
+	bp := progressOr(o.Progress)
+	if beside {
+		bp = noProgress{} // the re-hash reports, as "verify"
+	}
+	build := func(ctx context.Context) error {
+		bp.Start("build", res.Files, res.Bytes)
+		defer bp.Done()
+		var err error
+		if o.From != nil {
+			err = s.fillRestoreTree(ctx, restoring, mf, dirs, o.From)
+		} else {
+			err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, bp)
+		}
+		if errors.Is(err, ErrVerifyFailed) {
+			return damaged(err)
+		}
+		if err != nil {
+			return fmt.Errorf("build restore tree: %w", err)
+		}
+		return nil
+	}
+	err = together(ctx, rehash, planFn, build)
+	if beside {
+		pdone()
+		res.Verified = how
+	}
 	if err != nil {
 		cleanup()
-		if errors.Is(err, ErrVerifyFailed) {
-			return nil, fmt.Errorf("restore %s refused, nothing was changed: the snapshot is damaged: %w", id, err)
-		}
-		return nil, fmt.Errorf("build restore tree: %w", err)
+		return nil, err
 	}
+	step("build")
 	crashPoint("restore.built")
 
 	// 3. Stop the application, then hold its writes for the swap.
@@ -272,7 +342,9 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	held := quiesce.Hold(ctx, o.Quiescer)
 	defer held.Resume()
 	swapStart := time.Now()
+	step("lock")
 	failsafe, serr := s.swap(id, restoring, sel, o)
+	step("swap")
 	res.SwapMs = ms(time.Since(swapStart))
 	rerr := held.Resume()
 	res.LockHeldMs = ms(time.Since(stats.Acquired))
@@ -301,6 +373,50 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		return res, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// together runs fns at once and waits for them all; the first to fail
+// stops the others (their context is cancelled). It returns the error of
+// the first fn in the list that failed for a reason of its own, not
+// because it was stopped, so the list is in the order of what an error
+// should name first.
+func together(ctx context.Context, fns ...func(context.Context) error) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() {
+			if errs[i] = par.Safely(func() error { return fn(cctx) }); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	var stopped error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case ctx.Err() == nil && errors.Is(err, context.Canceled):
+			stopped = err
+		default:
+			return err
+		}
+	}
+	return stopped
+}
+
+// copyNeed is the bytes a restore writes: its copy entries in scope (links
+// cost no space).
+func copyNeed(mf *ManifestFile, sel *selection) (int64, error) {
+	var n int64
+	_, err := mf.Each(func(e *manifest.Entry) error {
+		if e.Type == manifest.TypeFile && e.Capture == manifest.CaptureCopy && sel.scope(string(e.Path)) != scopeOut {
+			n += e.Size
+		}
+		return nil
+	})
+	return n, err
 }
 
 // checkRestorableLayout refuses a backups dir nested below a top-level entry

@@ -17,9 +17,6 @@ type RestorePlan struct {
 	Changed      []string `json:"changed"`
 	AddedBytes   int64    `json:"addedBytes"`   // bytes of files added or changed
 	RemovedBytes int64    `json:"removedBytes"` // bytes of files removed or replaced
-	// copyBytes is what the restore writes: its copy entries (links cost
-	// no space), for the free-space check.
-	copyBytes int64
 }
 
 // planRestore compares the live data dir with the manifest: the live tree
@@ -49,9 +46,6 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 				return err
 			}
 			if sel.scope(string(cur.Path)) != scopeOut {
-				if cur.Type == manifest.TypeFile && cur.Capture == manifest.CaptureCopy {
-					plan.copyBytes += cur.Size
-				}
 				return nil
 			}
 		}

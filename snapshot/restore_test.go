@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,5 +459,66 @@ func TestRestore_FastVerifyChecksWhileBuilding(t *testing.T) {
 		if strings.HasPrefix(p, "db/") && e.Mode.IsRegular() && string(got[p].Data) != string(e.Data) {
 			t.Fatalf("%s after a fast restore: %q, want %q", p, got[p].Data, e.Data)
 		}
+	}
+}
+
+// TestRestore_RehashBesideBuild: the full re-hash runs beside the build of
+// the restore tree. A linked file whose bytes changed with its stat kept
+// (same inode, size and mtime: the build's stat check passes) is found by
+// the re-hash wherever it lies in the tree, first or last: the restore is
+// refused, the data dir untouched, no tree left. Undamaged, the restore
+// says "full" and puts the snapshot back.
+func TestRestore_RehashBesideBuild(t *testing.T) {
+	dir := t.TempDir()
+	for d := range 20 {
+		for f := range 50 {
+			p := filepath.Join(dir, fmt.Sprintf("d%02d", d), fmt.Sprintf("f%02d", f))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(fmt.Sprintf("file %d/%d\n", d, f)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{})
+	want := testtree.Snapshot(t, l.TreeDir(res.ID))
+	os.WriteFile(filepath.Join(dir, "d00", "f00.tmp"), []byte("changed since\n"), 0o644)
+	os.Rename(filepath.Join(dir, "d00", "f00.tmp"), filepath.Join(dir, "d00", "f00"))
+	os.RemoveAll(filepath.Join(dir, "d19"))
+	damage := func(rel string) (undo func()) {
+		p := filepath.Join(l.TreeDir(res.ID), rel)
+		fi, _ := os.Stat(p)
+		b, _ := os.ReadFile(p)
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte{b[0] ^ 0x20}, 0)
+		f.Close()
+		os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		return func() {
+			os.WriteFile(p, b, 0o644)
+			os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		}
+	}
+	for _, rel := range []string{"d00/f01", "d19/f49"} {
+		undo := damage(rel) // d00/f01 is also the live file: one inode
+		before := live(t, dir)
+		_, err := Restore(context.Background(), l, res.ID, RestoreOptions{})
+		if !errors.Is(err, ErrVerifyFailed) || !strings.Contains(err.Error(), "nothing was changed") || !strings.Contains(err.Error(), rel) {
+			t.Fatalf("restore with %s damaged: %v", rel, err)
+		}
+		if d := testtree.Diff(before, live(t, dir)); d != "" {
+			t.Fatalf("a refused restore touched the data dir:\n%s", d)
+		}
+		assertNoRestoreLeftovers(t, l)
+		undo()
+	}
+	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{NoFailsafe: true})
+	if err != nil || rr.Verified != "full" {
+		t.Fatalf("restore: %+v %v", rr, err)
+	}
+	if d := testtree.Diff(want, live(t, dir)); d != "" {
+		t.Fatalf("the restored data dir is not the snapshot:\n%s", d)
 	}
 }
