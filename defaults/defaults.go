@@ -97,8 +97,22 @@ const (
 	RemoteBackoff  = 200 * time.Millisecond
 )
 
+// cpus is the number of CPUs this process may use: GOMAXPROCS as the
+// runtime set it at start (cgroup limits included), read before the CLI
+// raises it (Procs).
+var cpus = runtime.GOMAXPROCS(0)
+
 // Workers is the bound on parallel work (hashing, linking, verifying) when
 // a caller passes 0: twice the CPUs, since the work waits on the disk as
 // much as on the CPU. An upload uses half of it (its pipeline has stages
 // of its own).
-func Workers() int { return 2 * runtime.GOMAXPROCS(0) }
+func Workers() int { return 2 * cpus }
+
+// Procs is the GOMAXPROCS the CLI runs with (unless GOMAXPROCS is set in
+// the environment): twice the CPUs. The commands wait on the disk in many
+// short system calls (a cold read of a 1 KiB file, a lookup), and a
+// goroutine blocked in one keeps its processor until the runtime's monitor
+// takes it back; with one processor a CPU, the other readers and the
+// linker then wait, runnable, beside an idle CPU (docs/benchmarks.md,
+// Processors for the waits).
+func Procs() int { return 2 * cpus }

@@ -82,6 +82,7 @@ func createCommand() *cli.Command {
 	}, captureFlags(), quiesceFlags())
 	return localCmd("create", "take a snapshot of the data dir under a brief write lock", false, flags,
 		func(c *cli.Context, e *env, l *snapshot.Layout, _ string) error {
+			procsForDisk()
 			q, closeQ, err := l.NewQuiescer(c.Context, quiesceConfig(c), false)
 			if err != nil {
 				return err

@@ -55,6 +55,7 @@ func verifyCommand() *cli.Command {
 	return localCmd("verify", "compare a snapshot's tree with its sealed manifest (re-hashes every file unless --fast-verify)", true,
 		[]cli.Flag{fastVerifyFlag("check stat only (type, size, mtime, mode, symlink target)"), oldFlag("fast", "fast-verify", false)},
 		func(c *cli.Context, e *env, l *snapshot.Layout, id string) error {
+			procsForDisk()
 			res, err := snapshot.Verify(c.Context, l, id, snapshot.VerifyOptions{Fast: boolFlag(c, "fast-verify", "fast"), Logger: e.log, Progress: e.Progress()})
 			if err != nil {
 				return err

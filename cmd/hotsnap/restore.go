@@ -33,6 +33,7 @@ func restoreCommand() *cli.Command {
 	}, flagGroups(quiesceFlags(), remoteFlags())...)
 	return localCmd("restore", "put a snapshot back as the data dir, after proving it (seal, every file, compatibility)", true, flags,
 		func(c *cli.Context, e *env, l *snapshot.Layout, id string) error {
+			procsForDisk()
 			if c.IsSet("target") {
 				for _, f := range []string{"dry-run", "stop-cmd", "start-cmd", "no-failsafe", "fast-verify", "quiesce", "from-archive"} {
 					if c.IsSet(f) {
