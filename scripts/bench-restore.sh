@@ -28,10 +28,14 @@
 #     (also times that binary's restores, in the same rounds)
 #   RESTORE_ARCHIVE=1 RESTORE_SCALE=1 bash scripts/bench-restore.sh
 #     (every bar of issue 30; the scale part alone takes about 25 minutes)
+#   RESTORE_LAYOUT=bydir bash scripts/bench-restore.sh
+#     (each dir's files made one after the other, as a loop over the dirs
+#     would make them; by default round-robin over the dirs, gendata's own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES="${RESTORE_SIZES-200000}"   # RESTORE_SIZES= (empty): the archive parts alone
 RUNS="${RESTORE_RUNS:-3}"
+case "${RESTORE_LAYOUT:-rr}" in rr) LAYOUT= ;; bydir) LAYOUT=-bydir ;; *) echo "bench-restore: RESTORE_LAYOUT is rr or bydir" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "bench-restore: needs root (a loop mount, drop_caches)" >&2; exit 1; }
 go build -o bin/hotsnap ./cmd/hotsnap
 go build -o bin/gendata ./scripts/gendata
@@ -51,14 +55,14 @@ ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 BARS=()   # "measure|ratio|bar" lines for the summary
 bar() { BARS+=("$1|$2|$3"); }
 
-echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, cold cache before every command"
+echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), $(uname -r), $RUNS rounds, layout ${RESTORE_LAYOUT:-rr}, cold cache before every command"
 for N in $SIZES; do
   MNT="$WORK/mnt"; mkdir -p "$MNT"
   truncate -s 8G "$WORK/fs.img"; mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs.img"; mount -o loop "$WORK/fs.img" "$MNT"
   D="$MNT/data"
   # The files live in $D/files: the floors copy and read them alone, never
   # the snapshots and failsafes hotsnap keeps beside them in $D.
-  bin/gendata -dir "$D/files" -files "$N" -dirs $(( N / 100 )) -filesize 1KiB >/dev/null
+  bin/gendata -dir "$D/files" -files "$N" -dirs $(( N / 100 )) -filesize 1KiB $LAYOUT >/dev/null
   CP=(); RD=(); FIRST=(); RE=(); FAST=(); FULL=(); BFAST=(); BFULL=()
   for _ in $(seq "$RUNS"); do
     cold; t0=$(now); cp -al "$D/files" "$MNT/cpal"; t1=$(now); CP+=("$(ms "$t0" "$t1")"); rm -rf "$MNT/cpal"
