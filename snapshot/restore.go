@@ -292,6 +292,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	if beside {
 		bp = noProgress{} // the re-hash reports, as "verify"
 	}
+	var buildDamage error // what the build's stat check found, with the re-hash beside
 	build := func(ctx context.Context) error {
 		bp.Start("build", res.Files, res.Bytes)
 		defer bp.Done()
@@ -302,6 +303,10 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 			err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, bp)
 		}
 		if errors.Is(err, ErrVerifyFailed) {
+			if beside { // the re-hash names the damage better: let it finish
+				buildDamage = damaged(err)
+				return nil
+			}
 			return damaged(err)
 		}
 		if err != nil {
@@ -310,6 +315,9 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		return nil
 	}
 	err = together(ctx, rehash, planFn, build)
+	if err == nil {
+		err = buildDamage
+	}
 	if beside {
 		pdone()
 		res.Verified = how
