@@ -464,10 +464,12 @@ func TestRestore_FastVerifyChecksWhileBuilding(t *testing.T) {
 
 // TestRestore_RehashBesideBuild: the full re-hash runs beside the build of
 // the restore tree. A linked file whose bytes changed with its stat kept
-// (same inode, size and mtime: the build's stat check passes) is found by
-// the re-hash wherever it lies in the tree, first or last: the restore is
-// refused, the data dir untouched, no tree left. Undamaged, the restore
-// says "full" and puts the snapshot back.
+// (same inode, size and mtime: a stat check passes) is found by the
+// re-hash wherever it lies in the tree, first or last; so is a directory
+// or a symlink in a file's place (the build links those names without a
+// stat of its own): the restore is refused, the data dir untouched, no
+// tree left. Undamaged, the restore says "full" and puts the snapshot
+// back.
 func TestRestore_RehashBesideBuild(t *testing.T) {
 	dir := t.TempDir()
 	for d := range 20 {
@@ -513,6 +515,33 @@ func TestRestore_RehashBesideBuild(t *testing.T) {
 		}
 		assertNoRestoreLeftovers(t, l)
 		undo()
+	}
+	// The build links by name without a stat of its own here: a directory
+	// or a symlink where the snapshot has a file is still damage.
+	for _, plant := range []string{"dir", "symlink"} {
+		rel := "d05/f05"
+		p := filepath.Join(l.TreeDir(res.ID), rel)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if plant == "dir" {
+			os.Mkdir(p, 0o755)
+		} else {
+			os.Symlink(filepath.Join(dir, "d05", "f06"), p)
+		}
+		before := live(t, dir)
+		_, err := Restore(context.Background(), l, res.ID, RestoreOptions{})
+		if !errors.Is(err, ErrVerifyFailed) || !strings.Contains(err.Error(), rel) {
+			t.Fatalf("restore with a %s at %s: %v", plant, rel, err)
+		}
+		if d := testtree.Diff(before, live(t, dir)); d != "" {
+			t.Fatalf("a refused restore touched the data dir:\n%s", d)
+		}
+		assertNoRestoreLeftovers(t, l)
+		os.Remove(p)
+		if err := os.Link(filepath.Join(dir, rel), p); err != nil { // the live file is the snapshot's inode
+			t.Fatal(err)
+		}
 	}
 	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{NoFailsafe: true})
 	if err != nil || rr.Verified != "full" {
