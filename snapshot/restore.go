@@ -232,12 +232,16 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	step("prove")
 	// Free space first: links cost none; the copy entries are written.
+	// Counting them takes a pass over the manifest, needed only when the
+	// filesystem could not hold every byte of the snapshot.
 	need, what := int64(0), "restore "+id+" (its copied files)"
 	if o.From != nil {
 		need, what = res.Bytes, "restore "+id+" from the archive"
-	} else if need, err = copyNeed(mf, sel); err != nil {
-		pdone()
-		return nil, err
+	} else if enoughSpace(s.data, res.Bytes, what) != nil {
+		if need, err = copyNeed(mf, sel); err != nil {
+			pdone()
+			return nil, err
+		}
 	}
 	if err := enoughSpace(s.data, need, what); err != nil {
 		pdone()

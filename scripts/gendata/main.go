@@ -157,7 +157,6 @@ func vocabulary(r *rand.Rand, n int) []string {
 	return out
 }
 
-// manyFiles writes n files of size random bytes, spread over dirs dirs.
 // manyFiles writes n files of size random bytes, file i as d(i % dirs)/f(i):
 // the names do not depend on byDir, only the order in which the files are
 // made.
