@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"encoding/binary"
 	"slices"
 )
 
@@ -42,12 +43,90 @@ func (t PrefixTable) span(id *ID, n int) (lo, hi int) {
 	return int(t.start[p]), int(t.start[p+1])
 }
 
+// SortByID sorts s by the chunk id each element holds (id gives it), with
+// cmp deciding within the same two leading bytes: an in-place radix sort
+// (American flag) on the first two bytes, then a comparison sort of each
+// bucket. Chunk ids are uniform hashes, so the buckets are small (about 15
+// at a million) and the work grows linearly where a comparison sort of the
+// whole grows as n log n, with most of it on a slice far bigger than the
+// CPU's caches (at a million chunks gc's sorts had grown 2.4 x from half a
+// million). No scratch slice: the index of a million chunks is 48 MB.
+func SortByID[T any](s []T, id func(*T) *ID, cmp func(a, b T) int) {
+	flagSort(s, id, 0, cmp)
+}
+
+func flagSort[T any](s []T, id func(*T) *ID, depth int, cmp func(a, b T) int) {
+	if len(s) < 64 || depth == 2 {
+		slices.SortFunc(s, cmp)
+		return
+	}
+	var next, end [256]int
+	for i := range s {
+		end[id(&s[i])[depth]]++
+	}
+	sum := 0
+	for b := range 256 {
+		next[b] = sum
+		sum += end[b]
+		end[b] = sum
+	}
+	// Each element is swapped straight into the next free place of its
+	// bucket, until every bucket's place holds one of its own.
+	for b := range 256 {
+		for next[b] < end[b] {
+			v := id(&s[next[b]])[depth]
+			if int(v) == b {
+				next[b]++
+				continue
+			}
+			s[next[b]], s[next[v]] = s[next[v]], s[next[b]]
+			next[v]++
+		}
+	}
+	start := 0
+	for b := range 256 {
+		flagSort(s[start:end[b]], id, depth+1, cmp)
+		start = end[b]
+	}
+}
+
+// keyOf is an id's first eight bytes as a number. A bisection over these
+// (8 bytes a chunk, a quarter of the ids themselves) stays in the CPU's
+// last-level cache at a million chunks, where one over the ids or the
+// index entries did not: a lookup then misses the cache once, for the id
+// it finds, and gc's lookups grow with the archive instead of faster.
+func keyOf(id *ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
+
+// keysOf returns the keys of the n ids idAt gives.
+func keysOf(n int, idAt func(i int) *ID) []uint64 {
+	keys := make([]uint64, n)
+	for i := range keys {
+		keys[i] = keyOf(idAt(i))
+	}
+	return keys
+}
+
+// searchKeys returns the first position in [lo, hi) whose key is at
+// least k (hi if none).
+func searchKeys(keys []uint64, lo, hi int, k uint64) int {
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if keys[m] < k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
 // IDSet is a set of chunk ids: a slice, sorted and deduplicated whenever
 // it doubles, then searched by bisection; 32 bytes a chunk.
 type IDSet struct {
 	ids    []ID // sorted up to sorted
 	sorted int
 	table  PrefixTable // of ids[:sorted]
+	keys   []uint64    // of ids[:sorted]
 }
 
 func (s *IDSet) Add(id ID) {
@@ -58,17 +137,24 @@ func (s *IDSet) Add(id ID) {
 }
 
 func (s *IDSet) Compact() {
-	slices.SortFunc(s.ids, func(a, b ID) int { return a.Compare(&b) })
+	SortByID(s.ids, func(id *ID) *ID { return id }, func(a, b ID) int { return a.Compare(&b) })
 	s.ids = slices.Compact(s.ids)
 	s.sorted = len(s.ids)
 	s.table = BuildPrefixTable(s.sorted, func(i int) *ID { return &s.ids[i] })
+	s.keys = keysOf(s.sorted, func(i int) *ID { return &s.ids[i] })
 }
 
 // Index is id's position in a compacted set.
 func (s *IDSet) Index(id ID) (int, bool) {
 	lo, hi := s.table.span(&id, s.sorted)
-	i, ok := slices.BinarySearchFunc(s.ids[lo:hi], id, func(a, b ID) int { return a.Compare(&b) })
-	return lo + i, ok
+	k := keyOf(&id)
+	i := searchKeys(s.keys, lo, hi, k)
+	for ; i < hi && s.keys[i] == k; i++ {
+		if c := s.ids[i].Compare(&id); c >= 0 {
+			return i, c == 0
+		}
+	}
+	return i, false
 }
 
 // Len is the number of ids in a compacted set.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -39,6 +40,86 @@ func TestPrefixTable(t *testing.T) {
 		rand.Read(far[:])
 		if _, ok := s.Index(far); ok != want[far] {
 			t.Fatalf("n=%d: random id", n)
+		}
+	}
+}
+
+// TestSortByID: the radix sort orders as a comparison sort does, on
+// uniform ids and on ids crowded into one bucket (the same first two
+// bytes, the same first eight), at sizes around its cut-offs, with the
+// comparator deciding ties.
+func TestSortByID(t *testing.T) {
+	type ent struct {
+		id  ID
+		seq int
+	}
+	cmpEnt := func(a, b ent) int {
+		if c := a.id.Compare(&b.id); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	}
+	for _, n := range []int{0, 1, 63, 64, 65, 1000, 70000} {
+		for _, crowd := range []int{0, 2, 8} {
+			s := make([]ent, n)
+			for i := range s {
+				rand.Read(s[i].id[:])
+				copy(s[i].id[:crowd], "\x17\x17\x17\x17\x17\x17\x17\x17")
+				if i%7 == 3 && i > 0 { // repeated ids: seq decides
+					s[i].id = s[i-1].id
+				}
+				s[i].seq = n - i
+			}
+			want := slices.Clone(s)
+			slices.SortFunc(want, cmpEnt)
+			SortByID(s, func(e *ent) *ID { return &e.id }, cmpEnt)
+			if !slices.Equal(s, want) {
+				t.Fatalf("n=%d crowd=%d: order differs from a comparison sort", n, crowd)
+			}
+		}
+	}
+}
+
+// TestLookup_SameLeadingBytes: ids alike in their first eight bytes (the
+// key the lookups bisect) are told apart by the rest, found where stored,
+// and a missing one gets the position a plain search gives.
+func TestLookup_SameLeadingBytes(t *testing.T) {
+	for _, n := range []int{100, PrefixTableMin + 100} {
+		s := &IDSet{}
+		x := NewIndex()
+		var all []ID
+		var refs []BlobRef
+		for i := range n {
+			var id ID
+			rand.Read(id[:])
+			if i%4 != 0 { // runs of four sharing eight leading bytes
+				copy(id[:8], all[i-1][:8])
+			}
+			all = append(all, id)
+			s.Add(id)
+			refs = append(refs, BlobRef{ID: id, Offset: int64(i), Length: 1, Raw: 1})
+		}
+		s.Compact()
+		x.AddPack(HashOf([]byte("p")), int64(n), refs)
+		x.Seal()
+		sorted := slices.Clone(all)
+		slices.SortFunc(sorted, func(a, b ID) int { return a.Compare(&b) })
+		for i, id := range all {
+			if j, ok := s.Index(id); !ok || s.At(j) != id {
+				t.Fatalf("n=%d: id %d not found in the set", n, i)
+			}
+			if loc, ok := x.Lookup(id); !ok || loc.Offset != int64(i) {
+				t.Fatalf("n=%d: id %d not found in the index (%+v %v)", n, i, loc, ok)
+			}
+			miss := id
+			miss[31] ^= 0x80
+			wantPos, wantOK := slices.BinarySearchFunc(sorted, miss, func(a, b ID) int { return a.Compare(&b) })
+			if j, ok := s.Index(miss); ok != wantOK || j != wantPos {
+				t.Fatalf("n=%d: near id: set says %d %v, a plain search %d %v", n, j, ok, wantPos, wantOK)
+			}
+			if _, ok := x.Lookup(miss); ok != wantOK {
+				t.Fatalf("n=%d: near id: index says %v", n, ok)
+			}
 		}
 	}
 }

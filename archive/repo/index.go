@@ -49,6 +49,7 @@ type Index struct {
 	ents   []indexEnt
 	sorted bool
 	table  PrefixTable // of ents, once sorted
+	keys   []uint64    // of ents, once sorted
 }
 
 func NewIndex() *Index { return &Index{packOf: map[ID]uint32{}} }
@@ -79,7 +80,7 @@ func (x *Index) Seal() {
 	}
 	// Of the same id, the first added sorts first: packs are numbered and
 	// their blobs listed in the order they were added.
-	slices.SortFunc(x.ents, func(a, b indexEnt) int {
+	SortByID(x.ents, func(e *indexEnt) *ID { return &e.id }, func(a, b indexEnt) int {
 		if c := a.id.Compare(&b.id); c != 0 {
 			return c
 		}
@@ -90,6 +91,7 @@ func (x *Index) Seal() {
 	})
 	x.ents = slices.CompactFunc(x.ents, func(a, b indexEnt) bool { return a.id == b.id })
 	x.table = BuildPrefixTable(len(x.ents), func(i int) *ID { return &x.ents[i].id })
+	x.keys = keysOf(len(x.ents), func(i int) *ID { return &x.ents[i].id })
 	x.sorted = true
 }
 
@@ -108,13 +110,13 @@ func (x *Index) Lookup(id ID) (Location, bool) {
 	x.rlock()
 	defer x.mu.RUnlock()
 	lo, hi := x.table.span(&id, len(x.ents))
-	i, ok := slices.BinarySearchFunc(x.ents[lo:hi], id, func(e indexEnt, id ID) int { return e.id.Compare(&id) })
-	i += lo
-	if !ok {
-		return Location{}, false
+	k := keyOf(&id)
+	for i := searchKeys(x.keys, lo, hi, k); i < hi && x.keys[i] == k; i++ {
+		if e := &x.ents[i]; e.id == id {
+			return Location{Pack: x.packs[e.pack].id, Offset: int64(e.off), Length: int(e.len), Raw: int(e.raw)}, true
+		}
 	}
-	e := x.ents[i]
-	return Location{Pack: x.packs[e.pack].id, Offset: int64(e.off), Length: int(e.len), Raw: int(e.raw)}, true
+	return Location{}, false
 }
 
 // Has reports whether the chunk is stored.
