@@ -13,6 +13,7 @@
 #   bash scripts/bench-scale.sh                 # 500k and 1M files
 #   SCALE_SIZES="250000" bash scripts/bench-scale.sh
 #   SCALE_LAYOUT=bydir bash scripts/bench-scale.sh   # each dir's files made together
+#   SCALE_LOOP_DIO=1      # the loop devices with direct I/O (below)
 #   BENCH_SUMMARY=FILE    # also write the ratios there as key=value (scripts/bench-restore.sh reads them)
 #
 # Needs: minio in ~/.cache/hotsnap/bin (make test-deps), restic on PATH
@@ -31,6 +32,18 @@ FPD="${SCALE_FILES_PER_DIR:-1000}"
 # a dir's files one after the other, so the tree of 1M files is two trees
 # of 500k side by side.
 case "${SCALE_LAYOUT:-rr}" in rr) LAYOUT= ;; bydir) LAYOUT=-bydir ;; *) echo "bench-scale: SCALE_LAYOUT is rr or bydir" >&2; exit 2 ;; esac
+# How the images are attached (SCALE_LOOP_DIO): by default `mount -o loop`,
+# whose loop device writes through the page cache of the image file, so
+# every page written is in memory twice, and what the kernel writes back
+# is copied once more into the image's cache. On this VM memory not
+# touched for a while is handed back to the host and costs a fault into
+# it when touched again; at a million files a download fills about twice
+# the memory a run at 500k does, and paid for that memory's first touch
+# (docs/benchmarks.md, stop 37). SCALE_LOOP_DIO=1 attaches the images with
+# direct I/O (losetup --direct-io=on): one copy in memory, as on a real
+# disk, but no readahead of the image file either, so cold reads are
+# slower at both sizes.
+DIO="${SCALE_LOOP_DIO:-}"
 CACHE="${HOTSNAP_CACHE:-$HOME/.cache/hotsnap}/bin"
 MINIO="$CACHE/minio"
 RESTIC="$CACHE/restic"; [ -x "$RESTIC" ] || RESTIC="$(command -v restic || echo "$CACHE/restic")"
@@ -42,7 +55,7 @@ WORK=$(mktemp -d "${SCALE_WORK:-/tmp}/hotsnap-scale.XXXXXX")
 source scripts/lib-minio.sh
 export RESTIC_PASSWORD=bench
 
-echo "# layout ${SCALE_LAYOUT:-rr}, $FPD files a dir"
+echo "# layout ${SCALE_LAYOUT:-rr}, $FPD files a dir${DIO:+, loop devices with direct I/O}"
 echo "# $(date -u +%FT%TZ), $(nproc) cores, $(go version | cut -d' ' -f3), restic $("$RESTIC" version | cut -d' ' -f2); MinIO on 127.0.0.1:$PORT"
 printf '%-10s %-26s %10s %10s\n' files command seconds "peak MiB"
 declare -A T
@@ -66,10 +79,16 @@ timed() { # label cmd...
 # geometry (block groups, inode tables).
 MAXN=0; for N in $SIZES; do [ "$N" -gt "$MAXN" ] && MAXN=$N; done
 IMG_GB=$(( MAXN / 40000 + 4 ))
+attach() { # image mountpoint
+  if [ -z "$DIO" ]; then mount -o loop "$1" "$2" 2>/dev/null; return; fi
+  local dev
+  dev=$(losetup --direct-io=on -f --show "$1" 2>/dev/null) || return 1
+  mount "$dev" "$2" 2>/dev/null || { losetup -d "$dev"; return 1; }
+}
 fresh_fs() { # N -> sets D and MNT
   MNT="$WORK/mnt$1"; mkdir -p "$MNT"
   if truncate -s "$IMG_GB"G "$WORK/fs$1.img" && mkfs.ext4 -F -q -i 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs$1.img" 2>/dev/null \
-      && mount -o loop "$WORK/fs$1.img" "$MNT" 2>/dev/null; then
+      && attach "$WORK/fs$1.img" "$MNT"; then
     D="$MNT"
   else
     echo "# $1: no fresh filesystem (needs root and mkfs.ext4): running in $WORK, beside the other sizes"
@@ -77,7 +96,15 @@ fresh_fs() { # N -> sets D and MNT
   fi
 }
 MNTS=()
-drop_fs() { local m; for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m"; done; MNTS=(); }
+drop_fs() { # a device losetup attached stays until detached
+  local m dev
+  for m in "${MNTS[@]}"; do
+    dev=$(findmnt -n -o SOURCE "$m" 2>/dev/null || true)
+    umount "$m" 2>/dev/null || umount -l "$m"
+    if [ -n "$DIO" ] && [ -n "$dev" ]; then losetup -d "$dev" 2>/dev/null || true; fi
+  done
+  MNTS=()
+}
 trap 'drop_fs 2>/dev/null || true; cleanup' EXIT
 # Every size has its image from the start, and each step below runs at
 # every size before the next step starts, the sizes' order swapped from
