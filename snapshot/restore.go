@@ -172,6 +172,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	vo := manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups}
 	p := progressOr(o.Progress)
 	pdone := sync.OnceFunc(p.Done) // the verify phase ends once, where the re-hash ends
+	defer pdone()                  // and on every early return
 	if !o.FastVerify && o.From == nil {
 		p.Start("verify", res.Files, res.Bytes)
 		vo.OnHashed = func(n int64) { p.Add(1, n) }
@@ -208,14 +209,12 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		// runs in step 2, beside the build.
 		var proven bool
 		if vr, proven, err = s.verifyByProof(ctx, snap, mf, id, vo, o.Now()); err != nil {
-			pdone()
 			return nil, err
 		}
 		if proven {
 			beside, how = false, "proof"
 		}
 	} else if vr, how, err = s.verifyForRestore(ctx, snap, mf, id, vo, o.Now()); err != nil {
-		pdone()
 		return nil, err
 	}
 	if !beside {
@@ -239,12 +238,10 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		need, what = res.Bytes, "restore "+id+" from the archive"
 	} else if enoughSpace(s.data, res.Bytes, what) != nil {
 		if need, err = copyNeed(mf, sel); err != nil {
-			pdone()
 			return nil, err
 		}
 	}
 	if err := enoughSpace(s.data, need, what); err != nil {
-		pdone()
 		return nil, err
 	}
 	if o.DryRun {
@@ -260,12 +257,10 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	// live tree) and, with the full re-hash, prove the snapshot: the swap
 	// waits for all three, and the first to fail stops the others.
 	if err := s.mkdirPriv(restoringName); err != nil {
-		pdone()
 		return nil, err
 	}
 	restoring := restoringName + "/" + id
 	if err := s.priv.RemoveAll(restoring); err != nil {
-		pdone()
 		return nil, err
 	}
 	cleanup := func() {

@@ -277,16 +277,14 @@ func (s *session) makeFile(from, to *fstree.DirCache, e *manifest.Entry, proven 
 	be := *e
 	be.Path = manifest.Name(base)
 	prog.Add(1, e.Size)
-	if e.Capture == manifest.CaptureLink && nobodyElseWrites(sst) && proven {
-		if sd.Link(base, dd, base) == nil {
+	if e.Capture == manifest.CaptureLink && nobodyElseWrites(sst) {
+		if proven && sd.Link(base, dd, base) == nil {
 			return false, nil
 		}
-		// Failed: the checks below say whether the snapshot is damaged.
-	}
-	if e.Capture == manifest.CaptureLink && nobodyElseWrites(sst) {
 		// Link by name from the stat: nobody but this user (or root) can
 		// change the entries of this directory, so the inode checked is
-		// the one linked, without opening it.
+		// the one linked, without opening it. (With proven, the link
+		// failed: the check says whether the snapshot is damaged.)
 		st, err := sd.Lstat(base)
 		if err == nil {
 			err = fstree.CheckStat(sd, &be, st)
