@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -531,10 +532,20 @@ func TestCLI_ListIsHonest(t *testing.T) {
 func TestCLI_QuiesceReport(t *testing.T) {
 	dir := testtree.New(t)
 	plain := exec.Command("sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > "$0/plain.tmp"; mv "$0/plain.tmp" "$0/plain.dat"; sleep 0.01; done`, dir)
+	plain.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := plain.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { plain.Process.Kill(); plain.Wait() }()
+	// The whole group goes, and is gone before the data dir is removed: a
+	// mv left running after its shell was killed renamed into the dir
+	// while t.TempDir's cleanup emptied it ("directory not empty").
+	defer func() {
+		syscall.Kill(-plain.Process.Pid, syscall.SIGKILL)
+		plain.Wait()
+		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(-plain.Process.Pid, 0) == nil && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	code, out, errb := hs(t, "create", "--data-dir", dir, "--json")
 	var res snapshot.CreateResult
 	if code != 0 || json.Unmarshal([]byte(lastLine(out)), &res) != nil || res.Quiesced == nil {
