@@ -3,9 +3,11 @@ package fsutil
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -279,5 +281,92 @@ func TestReadSecretFile(t *testing.T) {
 	}
 	if st, _ := Lstat(q); st.Perm() != 0o600 {
 		t.Fatalf("mode %o", st.Perm())
+	}
+}
+
+// TestDir_WalkEntries: the walk without a stat of every entry visits what
+// Walk visits, in its order, with the listing's inode and type, reads
+// listings longer than one getdents buffer, and stats an entry only when
+// asked, at that moment (one removed after the listing is an ENOENT then).
+func TestDir_WalkEntries(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(root, "a", "b", "f"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(root, "a.txt"), nil, 0o644)
+	os.Symlink("a.txt", filepath.Join(root, "a", "link"))
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("n", 200)
+	for i := range 600 { // about 130 KiB of listing: several reads
+		os.WriteFile(filepath.Join(root, "a", "b", fmt.Sprintf("%s%04d", long, i)), nil, 0o644)
+	}
+	d, _ := OpenDir(root)
+	defer d.Close()
+	ctx := context.Background()
+	var want []string
+	stats := map[string]Stat{}
+	if err := d.Walk(ctx, func(rel string, st Stat) error {
+		want = append(want, rel)
+		stats[rel] = st
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := d.WalkEntries(ctx, func(rel string, e *Entry) error {
+		got = append(got, rel)
+		st := stats[rel]
+		if e.Ino != st.Ino || e.TypeName() != st.TypeName() || e.DirDev != st.Dev || e.IsDir() != st.IsDir() || e.IsRegular() != st.IsRegular() {
+			t.Errorf("%s: entry ino %d type %s dev %d, lstat ino %d type %s dev %d", rel, e.Ino, e.TypeName(), e.DirDev, st.Ino, st.TypeName(), st.Dev)
+		}
+		if s, err := e.Stat(); err != nil || s != st {
+			t.Errorf("%s: Stat %+v, %v; Walk's %+v", rel, s, err, st)
+		}
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 606 || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("WalkEntries visited %d entries, Walk %d:\n%v\n%v", len(got), len(want), got[:5], want[:5])
+	}
+
+	// Lazy: the stat is made when asked, and sees the entry as it is then.
+	var visited []string
+	err := d.WalkEntries(ctx, func(rel string, e *Entry) error {
+		visited = append(visited, rel)
+		if rel == "a.txt" {
+			os.Remove(filepath.Join(root, "fifo"))
+		}
+		if rel == "fifo" {
+			if e.Ino != stats["fifo"].Ino {
+				t.Errorf("fifo: listed ino %d, want %d", e.Ino, stats["fifo"].Ino)
+			}
+			if _, err := e.Stat(); !errors.Is(err, unix.ENOENT) || IgnoreVanished(rel, err) != nil {
+				t.Errorf("a vanished entry's Stat: %v", err)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil || !slices.Contains(visited, "fifo") {
+		t.Fatalf("walk: %v, visited %d", err, len(visited))
+	}
+	// Walk passes a vanished entry to onErr once and goes on.
+	os.WriteFile(filepath.Join(root, "fifo"), nil, 0o644)
+	var errs, after []string
+	err = d.Walk(ctx, func(rel string, st Stat) error {
+		if rel == "a.txt" {
+			os.Remove(filepath.Join(root, "fifo"))
+		}
+		if rel > "fifo" {
+			after = append(after, rel)
+		}
+		return nil
+	}, func(rel string, err error) error {
+		errs = append(errs, rel)
+		return IgnoreVanished(rel, err)
+	})
+	if err != nil || strings.Join(errs, " ") != "fifo" {
+		t.Fatalf("walk: %v, errors for %v", err, errs)
 	}
 }

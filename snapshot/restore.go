@@ -321,7 +321,14 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		}
 		return nil
 	}
-	err = together(ctx, rehash, planFn, build)
+	timed := func(name string, fn func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			t := time.Now()
+			defer func() { log.Debug("restore part", "part", name, "ms", ms(time.Since(t))) }()
+			return fn(ctx)
+		}
+	}
+	err = together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build))
 	if err == nil {
 		err = buildDamage
 	}

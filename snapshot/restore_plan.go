@@ -67,21 +67,36 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 	}
 	// The application may still be writing (the plan is made before the
 	// lock): entries that vanish during the walk are simply not counted.
-	err = s.data.Walk(ctx, func(rel string, st fsutil.Stat) error {
+	// A file whose listed inode is the manifest's own is unchanged (the
+	// snapshot holds it): most of a tree, judged without a stat of its own.
+	err = s.data.WalkEntries(ctx, func(rel string, de *fsutil.Entry) error {
 		sc := sel.scope(rel)
 		if reserved[rel] || sc == scopeOut {
-			if st.IsDir() {
+			if de.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if st.IsDir() && marked(s.data, rel, st) {
-			return fmt.Errorf("%w: %s: a directory of hotsnap's own (marked %s) was moved inside the data dir; the restore would move it into the failsafe; move it back where it belongs (or remove it, after checking it); nothing was changed",
-				ErrUntrusted, s.data.Join(rel), markerName)
+		var st fsutil.Stat
+		stat := func() (bool, error) {
+			var err error
+			if st, err = de.Stat(); err != nil {
+				return false, fsutil.IgnoreVanished(rel, err)
+			}
+			return true, nil
 		}
-		if sc == scopeAbove && !st.IsDir() {
+		if de.IsDir() {
+			if ok, err := stat(); !ok {
+				return err
+			}
+			if marked(s.data, rel, st) {
+				return fmt.Errorf("%w: %s: a directory of hotsnap's own (marked %s) was moved inside the data dir; the restore would move it into the failsafe; move it back where it belongs (or remove it, after checking it); nothing was changed",
+					ErrUntrusted, s.data.Join(rel), markerName)
+			}
+		}
+		if sc == scopeAbove && !de.IsDir() {
 			return fmt.Errorf("%w: %s is a %s in the data dir where the snapshot has a directory above the entries to restore; include %s itself to replace it; nothing was changed",
-				ErrConflict, rel, st.TypeName(), rel)
+				ErrConflict, rel, de.TypeName(), rel)
 		}
 		for merr == nil && string(cur.Path) < rel {
 			added(cur)
@@ -93,6 +108,9 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 			return merr
 		}
 		if merr != nil || string(cur.Path) != rel {
+			if ok, err := stat(); !ok {
+				return err
+			}
 			removed(rel, st)
 			return nil
 		}
@@ -100,10 +118,16 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 		if sc == scopeAbove {
 			return next() // a directory kept as it is
 		}
-		changed := st.TypeName() != e.Type
+		changed := de.TypeName() != e.Type
 		if !changed {
 			switch e.Type {
 			case manifest.TypeFile:
+				if de.Ino == e.Inode.Ino && de.DirDev == e.Inode.Dev {
+					break // the snapshot's own inode
+				}
+				if ok, err := stat(); !ok {
+					return err
+				}
 				sameInode := st.Dev == e.Inode.Dev && st.Ino == e.Inode.Ino
 				changed = !sameInode && (st.Size != e.Size || st.MtimeNs != e.MtimeNs)
 			case manifest.TypeSymlink:
@@ -114,6 +138,9 @@ func (s *session) planRestore(ctx context.Context, mf *ManifestFile, sel *select
 			}
 		}
 		if changed {
+			if ok, err := stat(); !ok {
+				return err // vanished: the snapshot's entry is added
+			}
 			plan.Changed = append(plan.Changed, rel)
 			if e.Type == manifest.TypeFile {
 				plan.AddedBytes += e.Size

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -549,5 +553,126 @@ func TestRestore_RehashBesideBuild(t *testing.T) {
 	}
 	if d := testtree.Diff(want, live(t, dir)); d != "" {
 		t.Fatalf("the restored data dir is not the snapshot:\n%s", d)
+	}
+}
+
+// TestRestore_PlanIsExact checks a dry run's plan against one computed
+// here from lstats of the live tree and the manifest: the plan's walk
+// stats only what a listing cannot settle (a file whose listed inode is
+// the snapshot's own needs nothing more), and must still name every
+// change, with its bytes.
+func TestRestore_PlanIsExact(t *testing.T) {
+	dir := testtree.New(t)
+	l := newLayout(t, dir)
+	res := mustCreate(t, l, CreateOptions{Copy: []string{"CURRENT"}})
+	mutate(t, dir)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// More kinds of change: a file become a dir, a dir become a file, a
+	// file replaced by another inode of the same size and mtime (unchanged,
+	// as before), a copied file rewritten in place (its inode is not the
+	// snapshot's), one replaced by one of another size.
+	must(os.Remove(filepath.Join(dir, "empty")))
+	must(os.Mkdir(filepath.Join(dir, "empty"), 0o755))
+	must(os.RemoveAll(filepath.Join(dir, "readonly-dir")))
+	must(os.WriteFile(filepath.Join(dir, "readonly-dir"), []byte("now a file"), 0o644))
+	st, err := os.Stat(filepath.Join(dir, "db/MANIFEST-000001"))
+	must(err)
+	data, _ := os.ReadFile(filepath.Join(dir, "db/MANIFEST-000001"))
+	must(os.Remove(filepath.Join(dir, "db/MANIFEST-000001")))
+	must(os.WriteFile(filepath.Join(dir, "db/MANIFEST-000001"), data, 0o644))
+	must(os.Chtimes(filepath.Join(dir, "db/MANIFEST-000001"), st.ModTime(), st.ModTime()))
+	must(os.WriteFile(filepath.Join(dir, "db/CURRENT"), []byte("MANIFEST-000002, in place\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "db/000002.sst.new"), []byte("short"), 0o644))
+	must(os.Rename(filepath.Join(dir, "db/000002.sst.new"), filepath.Join(dir, "db/000002.sst")))
+
+	m, err := ReadManifest(l, res.ID)
+	must(err)
+	snap := map[string]manifest.Entry{}
+	for _, e := range m.Entries {
+		snap[string(e.Path)] = e
+	}
+	want := RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}
+	seen := map[string]bool{}
+	must(filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
+		if rel == "backups" || rel == ".hotsnap" {
+			return filepath.SkipDir
+		}
+		sys := fi.Sys().(*syscall.Stat_t)
+		e, ok := snap[rel]
+		seen[rel] = ok
+		if !ok {
+			want.Removed = append(want.Removed, rel)
+			if fi.Mode().IsRegular() {
+				want.RemovedBytes += fi.Size()
+			}
+			return nil
+		}
+		typ := map[bool]string{true: "dir", false: "file"}[fi.IsDir()]
+		if fi.Mode()&os.ModeSymlink != 0 {
+			typ = "symlink"
+		}
+		changed := typ != e.Type
+		if !changed {
+			switch typ {
+			case "file":
+				same := uint64(sys.Dev) == e.Inode.Dev && sys.Ino == e.Inode.Ino
+				changed = !same && (fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MtimeNs)
+			case "symlink":
+				tgt, _ := os.Readlink(p)
+				changed = tgt != string(e.Target)
+			case "dir":
+				changed = uint32(fi.Mode().Perm())|uint32(sys.Mode&0o7000) != e.Mode
+			}
+		}
+		if changed {
+			want.Changed = append(want.Changed, rel)
+			if e.Type == "file" {
+				want.AddedBytes += e.Size
+			}
+			if fi.Mode().IsRegular() {
+				want.RemovedBytes += fi.Size()
+			}
+		}
+		return nil
+	}))
+	for _, e := range m.Entries {
+		if _, ok := seen[string(e.Path)]; !ok {
+			want.Added = append(want.Added, string(e.Path))
+			if e.Type == "file" {
+				want.AddedBytes += e.Size
+			}
+		}
+	}
+	rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{DryRun: true})
+	must(err)
+	for _, s := range [][]string{want.Added, want.Removed, want.Changed, rr.Plan.Added, rr.Plan.Removed, rr.Plan.Changed} {
+		sort.Strings(s)
+	}
+	if !reflect.DeepEqual(*rr.Plan, want) {
+		t.Fatalf("plan:\n %+v\nwant\n %+v", *rr.Plan, want)
+	}
+	// The plan saw each kind of change.
+	for _, p := range []string{"empty", "readonly-dir", "db/000002.sst", "db/000001.sst", "db/CURRENT", "link-rel", "private"} {
+		if !slices.Contains(rr.Plan.Changed, p) {
+			t.Errorf("%s is not among the changed: %v", p, rr.Plan.Changed)
+		}
+	}
+	for _, p := range []string{"db/MANIFEST-000001", "with space ü.txt", "db/hardlink-of-sst"} {
+		if slices.Contains(rr.Plan.Changed, p) {
+			t.Errorf("%s is among the changed: %v", p, rr.Plan.Changed)
+		}
 	}
 }
