@@ -2,14 +2,17 @@ package manifest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
@@ -128,49 +131,13 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 		res.Problems = append(res.Problems, p)
 		mu.Unlock()
 	}
-	type job struct {
-		path, want string
-	}
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = defaults.Workers()
-	}
-	jobs := make(chan job, 4*workers)
-	var hashed atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	for range workers {
-		g.Go(func() error {
-			return par.Safely(func() error {
-				for j := range jobs {
-					hash := HashFileAt
-					if opts.Trusted {
-						hash = HashOwnFileAt
-					}
-					sum, n, err := hash(root, j.path)
-					hashed.Add(n)
-					if opts.OnHashed != nil {
-						opts.OnHashed(n)
-					}
-					switch {
-					case err != nil:
-						add(Problem{j.path, ProblemRead, err.Error(), TypeFile})
-					case sum != j.want:
-						add(Problem{j.path, ProblemHash, fmt.Sprintf("blake3 %s, manifest says %s", sum, j.want), TypeFile})
-					}
-				}
-				return nil
-			})
-		})
-	}
-	cur, merr := mr.Next()
-	next := func() {
-		cur, merr = mr.Next()
-	}
-	compare := func(e *Entry, st fsutil.Stat) error {
+	// check compares an entry's stat with its manifest entry and says
+	// whether its bytes are to be hashed (it is the file it should be).
+	check := func(e *Entry, st fsutil.Stat) bool {
 		p := string(e.Path)
 		if opts.ProvenBefore != 0 && st.CtimeNs >= opts.ProvenBefore {
 			add(Problem{p, ProblemUnproven, fmt.Sprintf("changed (ctime %d) since the proof (%d)", st.CtimeNs, opts.ProvenBefore), e.Type})
-			return nil
+			return false
 		}
 		if opts.ProvenBefore != 0 && e.Type == TypeFile && st.Nlink > max(1, opts.LinkGroups[e.LinkGroup]) {
 			// Another name may reach this inode (a file a download took
@@ -178,11 +145,11 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			// writes through it could have changed the bytes before the
 			// mark. Only an inode of one name, written by hotsnap, is covered.
 			add(Problem{p, ProblemUnproven, fmt.Sprintf("%d links: another name may have written it before the proof", st.Nlink), e.Type})
-			return nil
+			return false
 		}
 		if got := st.TypeName(); got != e.Type {
 			add(Problem{p, ProblemType, fmt.Sprintf("manifest says %s, tree has %s", e.Type, got), got})
-			return nil
+			return false
 		}
 		if st.Perm() != e.Mode && e.Type != TypeSymlink {
 			add(Problem{p, ProblemMode, fmt.Sprintf("mode %04o, manifest says %04o", st.Perm(), e.Mode), e.Type})
@@ -204,15 +171,9 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			} else if st.MtimeNs != e.MtimeNs {
 				add(Problem{p, ProblemModified, fmt.Sprintf("mtime %d, manifest says %d: modified in place", st.MtimeNs, e.MtimeNs), e.Type})
 			}
-			if !opts.Fast && opts.ProvenBefore == 0 {
-				select {
-				case jobs <- job{p, e.BLAKE3}:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
+			return true
 		}
-		return nil
+		return false
 	}
 	missing := func(e *Entry) {
 		if opts.Only != nil && !opts.Only(string(e.Path)) {
@@ -220,9 +181,72 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 		}
 		add(Problem{string(e.Path), ProblemMissing, fmt.Sprintf("%s is in the manifest but not in the tree", e.Type), e.Type})
 	}
-	walkErr := root.Walk(gctx, func(rel string, st fsutil.Stat) error {
+	rehash := !opts.Fast && opts.ProvenBefore == 0
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = defaults.Workers()
+	}
+	// A file the listing says is regular goes to a worker with its entry
+	// unstat'ed: the worker opens it, compares the open file's fstat (the
+	// inode it then hashes), and hashes it; one lookup of the name, and
+	// the inode reads of many files in flight at once.
+	jobs := make(chan *Entry, 4*workers)
+	var hashed atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			return par.Safely(func() error {
+				for e := range jobs {
+					p := string(e.Path)
+					f, st, err := openForHash(root, p, opts.Trusted)
+					if err != nil && !errors.Is(err, fsutil.ErrNotRegular) {
+						// Gone, or swapped for what cannot be opened (a
+						// symlink): what stands there now says why.
+						var lerr error
+						if st, lerr = root.Lstat(p); errors.Is(lerr, unix.ENOENT) {
+							missing(e)
+							continue
+						} else if lerr != nil {
+							add(Problem{Path: p, Kind: ProblemRead, Detail: err.Error()})
+							continue
+						}
+						if check(e, st) {
+							add(Problem{p, ProblemRead, err.Error(), TypeFile})
+						}
+						continue
+					}
+					if f == nil {
+						check(e, st) // not a regular file: the type's problem
+						continue
+					}
+					if !check(e, st) {
+						f.Close()
+						continue
+					}
+					sum, n, err := HashReader(f)
+					f.Close()
+					hashed.Add(n)
+					if opts.OnHashed != nil {
+						opts.OnHashed(n)
+					}
+					switch {
+					case err != nil:
+						add(Problem{p, ProblemRead, err.Error(), TypeFile})
+					case sum != e.BLAKE3:
+						add(Problem{p, ProblemHash, fmt.Sprintf("blake3 %s, manifest says %s", sum, e.BLAKE3), TypeFile})
+					}
+				}
+				return nil
+			})
+		})
+	}
+	cur, merr := mr.Next()
+	next := func() {
+		cur, merr = mr.Next()
+	}
+	walkErr := root.WalkEntries(gctx, func(rel string, de *fsutil.Entry) error {
 		if (opts.Skip != nil && opts.Skip(rel)) || (opts.Only != nil && !opts.Only(rel)) {
-			if st.IsDir() {
+			if de.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
@@ -235,9 +259,37 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			return merr
 		}
 		if merr == nil && string(cur.Path) == rel {
-			err := compare(cur, st)
+			e := cur
+			if rehash && e.Type == TypeFile && de.IsRegular() {
+				next()
+				select {
+				case jobs <- e:
+					return nil
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			st, err := de.Stat()
+			if err != nil {
+				// As an entry the walk could not stat: unreadable, and
+				// (not consumed) missing.
+				add(Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
+				return fs.SkipDir
+			}
+			if check(e, st) && rehash {
+				select {
+				case jobs <- e:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
 			next()
-			return err
+			return nil
+		}
+		st, err := de.Stat()
+		if err != nil {
+			add(Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
+			return fs.SkipDir
 		}
 		add(Problem{rel, ProblemExtra, fmt.Sprintf("%s is in the tree but not in the manifest", st.TypeName()), st.TypeName()})
 		return nil
@@ -263,6 +315,31 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	res.BytesHashed = hashed.Load()
 	sort.SliceStable(res.Problems, func(a, b int) bool { return res.Problems[a].Path < res.Problems[b].Path })
 	return res, nil
+}
+
+// openForHash opens the file rel beneath root for reading and returns its
+// fstat; anything but a regular file is refused with fsutil.ErrNotRegular
+// (and its stat) before a byte is read, and a fifo never blocks the open.
+// In a trusted tree (only hotsnap's user can change it) that is one open;
+// else the name is proven a regular file before it is opened for reading
+// (fsutil.Dir.OpenRegular).
+func openForHash(root *fsutil.Dir, rel string, trusted bool) (*os.File, fsutil.Stat, error) {
+	if !trusted {
+		return root.OpenRegular(rel)
+	}
+	f, err := root.OpenFile(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fsutil.Stat{}, err
+	}
+	st, err := fsutil.Fstat(f)
+	if err == nil && !st.IsRegular() {
+		err = fmt.Errorf("%w: it is a %s", fsutil.ErrNotRegular, st.TypeName())
+	}
+	if err != nil {
+		f.Close()
+		return nil, st, err
+	}
+	return f, st, nil
 }
 
 // LinkGroupSizes counts the names of each link group of the manifest r

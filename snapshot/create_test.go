@@ -488,46 +488,73 @@ func TestDelete_LeavesLiveDataAlone(t *testing.T) {
 	assertClean(t, l)
 }
 
+// TestVerify_ReportsEveryDifference damages a snapshot in every way a
+// verify must see, in a backups dir of hotsnap's own (files opened once)
+// and in a shared one (each name proven a regular file before it is
+// opened); a fifo where a file was is reported, never opened to block.
 func TestVerify_ReportsEveryDifference(t *testing.T) {
-	dir := testtree.New(t)
-	l := newLayout(t, dir)
-	res := mustCreate(t, l, CreateOptions{Copy: []string{"CURRENT", "MANIFEST-*", "secret"}})
-	tree := l.TreeDir(res.ID)
-	// Damage the snapshot in every way (copies only: linked files are live data).
-	os.Remove(filepath.Join(tree, "db/MANIFEST-000001"))                           // missing
-	os.WriteFile(filepath.Join(tree, "db/extra"), []byte("x"), 0o644)              // extra
-	os.WriteFile(filepath.Join(tree, "private/secret"), []byte("S3CRET\n"), 0o600) // same size, new bytes
-	os.Remove(filepath.Join(tree, "dangling"))
-	os.Symlink("elsewhere", filepath.Join(tree, "dangling")) // target
-	os.Chmod(filepath.Join(tree, "db/nested"), 0o700)        // mode
-	os.Remove(filepath.Join(tree, "link-rel"))
-	os.Mkdir(filepath.Join(tree, "link-rel"), 0o755) // type
-	os.WriteFile(filepath.Join(tree, "db/CURRENT"), []byte("longer content\n"), 0o644)
-	vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := map[string]string{}
-	for _, p := range vr.Problems {
-		kinds[p.Path+" "+p.Kind] = p.Detail
-	}
-	for _, want := range []string{
-		"db/MANIFEST-000001 missing", "db/extra extra", "private/secret modified", "private/secret hash",
-		"dangling target", "db/nested mode", "link-rel type", "db/CURRENT size", "db/CURRENT hash",
-	} {
-		if _, ok := kinds[want]; !ok {
-			t.Errorf("problem %q not reported; got %v", want, vr.Problems)
-		}
-	}
-	if !errors.Is(vr.Err(), ErrVerifyFailed) {
-		t.Fatal("Err must wrap ErrVerifyFailed")
-	}
-	// --fast sees the stat differences but not a same-size, same-mtime rewrite.
-	fast, _ := Verify(context.Background(), l, res.ID, VerifyOptions{Fast: true})
-	for _, p := range fast.Problems {
-		if p.Kind == manifest.ProblemHash {
-			t.Fatal("--fast must not hash")
-		}
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own", true: "shared"}[shared], func(t *testing.T) {
+			dir := testtree.New(t)
+			l := newLayout(t, dir)
+			l.AllowSharedBackups = shared
+			res := mustCreate(t, l, CreateOptions{Copy: []string{"CURRENT", "MANIFEST-*", "secret", "a.txt", "000002.sst", "with space*"}})
+			tree := l.TreeDir(res.ID)
+			// Damage the snapshot in every way (copies only: linked files are live data).
+			os.Remove(filepath.Join(tree, "db/MANIFEST-000001"))                           // missing
+			os.WriteFile(filepath.Join(tree, "db/extra"), []byte("x"), 0o644)              // extra
+			os.WriteFile(filepath.Join(tree, "private/secret"), []byte("S3CRET\n"), 0o600) // same size, new bytes
+			os.Remove(filepath.Join(tree, "dangling"))
+			os.Symlink("elsewhere", filepath.Join(tree, "dangling")) // target
+			os.Chmod(filepath.Join(tree, "db/nested"), 0o700)        // mode
+			os.Remove(filepath.Join(tree, "link-rel"))
+			os.Mkdir(filepath.Join(tree, "link-rel"), 0o755) // type
+			os.WriteFile(filepath.Join(tree, "db/CURRENT"), []byte("longer content\n"), 0o644)
+			os.Remove(filepath.Join(tree, "a.txt"))
+			if err := syscall.Mkfifo(filepath.Join(tree, "a.txt"), 0o644); err != nil { // a file's type
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Join(tree, "db/000002.sst"), 0o600) // a file's mode
+			owner := ""
+			if os.Geteuid() == 0 {
+				os.Lchown(filepath.Join(tree, "with space ü.txt"), 4321, 4321) // a file's owner
+				owner = "with space ü.txt owner"
+			}
+			vr, err := Verify(context.Background(), l, res.ID, VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]string{}
+			for _, p := range vr.Problems {
+				kinds[p.Path+" "+p.Kind] = p.Detail
+			}
+			for _, want := range []string{
+				"db/MANIFEST-000001 missing", "db/extra extra", "private/secret modified", "private/secret hash",
+				"dangling target", "db/nested mode", "link-rel type", "db/CURRENT size", "db/CURRENT hash",
+				"a.txt type", "db/000002.sst mode", owner,
+			} {
+				if _, ok := kinds[want]; !ok && want != "" {
+					t.Errorf("problem %q not reported; got %v", want, vr.Problems)
+				}
+			}
+			wantN := 11
+			if owner != "" {
+				wantN++
+			}
+			if len(vr.Problems) != wantN {
+				t.Errorf("%d problems, want one each: %v", len(vr.Problems), vr.Problems)
+			}
+			if !errors.Is(vr.Err(), ErrVerifyFailed) {
+				t.Fatal("Err must wrap ErrVerifyFailed")
+			}
+			// --fast sees the stat differences but not a same-size, same-mtime rewrite.
+			fast, _ := Verify(context.Background(), l, res.ID, VerifyOptions{Fast: true})
+			for _, p := range fast.Problems {
+				if p.Kind == manifest.ProblemHash {
+					t.Fatal("--fast must not hash")
+				}
+			}
+		})
 	}
 }
 
