@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -61,8 +62,9 @@ type VerifyOptions struct {
 	// OnHashed, when set, is called after each file is hashed with its size.
 	OnHashed func(bytes int64)
 	// Trusted says no one but hotsnap's user can change the tree (a backups
-	// dir of its own): files are opened once, without first proving that
-	// the name is a regular file.
+	// dir of its own): files are opened once (non-blocking, so a fifo
+	// never blocks), without first proving that the name is a regular
+	// file; the open file's fstat then must say it is one.
 	Trusted bool
 	// Skip, when set, leaves out the entry at rel (with its subtree): the
 	// live data dir's .hotsnap and backups, which no manifest holds.
@@ -186,24 +188,50 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	if workers <= 0 {
 		workers = defaults.Workers()
 	}
-	// A file the listing says is regular goes to a worker with its entry
-	// unstat'ed: the worker opens it, compares the open file's fstat (the
-	// inode it then hashes), and hashes it; one lookup of the name, and
-	// the inode reads of many files in flight at once.
+	// A file goes to a worker unstat'ed (the walk reads listings only):
+	// the worker reaches it from its open parent directory (parentDirs)
+	// and, to re-hash, opens it, compares the open file's fstat (the inode
+	// it then hashes) and hashes it, one lookup of the name; else (Fast,
+	// ProvenBefore) it stats it. Either way the inode reads of many files
+	// are in flight at once instead of one at a time in the walk.
 	jobs := make(chan *Entry, 4*workers)
 	var hashed atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for range workers {
 		g.Go(func() error {
 			return par.Safely(func() error {
+				dirs := &parentDirs{root: root}
+				defer dirs.close()
 				for e := range jobs {
 					p := string(e.Path)
-					f, st, err := openForHash(root, p, opts.Trusted)
+					d, base, err := dirs.at(p)
+					if err != nil {
+						// The directory went (or is no longer one) since the
+						// walk listed it.
+						if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+							missing(e)
+						} else {
+							add(Problem{Path: p, Kind: ProblemRead, Detail: err.Error()})
+						}
+						continue
+					}
+					if !rehash {
+						st, err := d.Lstat(base)
+						if errors.Is(err, unix.ENOENT) {
+							missing(e)
+						} else if err != nil {
+							add(Problem{Path: p, Kind: ProblemRead, Detail: err.Error()})
+						} else {
+							check(e, st)
+						}
+						continue
+					}
+					f, st, err := openForHash(d, base, opts.Trusted)
 					if err != nil && !errors.Is(err, fsutil.ErrNotRegular) {
 						// Gone, or swapped for what cannot be opened (a
 						// symlink): what stands there now says why.
 						var lerr error
-						if st, lerr = root.Lstat(p); errors.Is(lerr, unix.ENOENT) {
+						if st, lerr = d.Lstat(base); errors.Is(lerr, unix.ENOENT) {
 							missing(e)
 							continue
 						} else if lerr != nil {
@@ -260,7 +288,23 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 		}
 		if merr == nil && string(cur.Path) == rel {
 			e := cur
-			if rehash && e.Type == TypeFile && de.IsRegular() {
+			if e.Type == TypeFile && !de.IsRegular() {
+				// The listing says another type; the stat has the last word.
+				st, err := de.Stat()
+				if err != nil {
+					// As an entry the walk could not stat: unreadable, and
+					// (not consumed) missing.
+					add(Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
+					return fs.SkipDir
+				}
+				if !st.IsRegular() {
+					check(e, st) // the type's problem
+					next()
+					return nil
+				}
+			}
+			if e.Type == TypeFile {
+				// A file goes to a worker, which stats (and hashes) it.
 				next()
 				select {
 				case jobs <- e:
@@ -271,18 +315,10 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 			}
 			st, err := de.Stat()
 			if err != nil {
-				// As an entry the walk could not stat: unreadable, and
-				// (not consumed) missing.
 				add(Problem{Path: rel, Kind: ProblemRead, Detail: err.Error()})
 				return fs.SkipDir
 			}
-			if check(e, st) && rehash {
-				select {
-				case jobs <- e:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
+			check(e, st)
 			next()
 			return nil
 		}
@@ -315,6 +351,41 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	res.BytesHashed = hashed.Load()
 	sort.SliceStable(res.Problems, func(a, b int) bool { return res.Problems[a].Path < res.Problems[b].Path })
 	return res, nil
+}
+
+// parentDirs reaches entries beneath root from their open parent
+// directory, kept open while the entries asked for are in it (a manifest
+// lists a directory's entries together): an entry is then one lookup of a
+// name away, not a walk of its path.
+type parentDirs struct {
+	root *fsutil.Dir
+	rel  string
+	d    *fsutil.Dir
+}
+
+// at returns the open directory holding rel, and rel's last component.
+func (c *parentDirs) at(rel string) (*fsutil.Dir, string, error) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return c.root, rel, nil
+	}
+	dir, base := rel[:i], rel[i+1:]
+	if c.d == nil || c.rel != dir {
+		c.close()
+		d, err := c.root.OpenDir(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		c.d, c.rel = d, dir
+	}
+	return c.d, base, nil
+}
+
+func (c *parentDirs) close() {
+	if c.d != nil {
+		c.d.Close()
+		c.d = nil
+	}
 }
 
 // openForHash opens the file rel beneath root for reading and returns its

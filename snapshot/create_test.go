@@ -547,12 +547,22 @@ func TestVerify_ReportsEveryDifference(t *testing.T) {
 			if !errors.Is(vr.Err(), ErrVerifyFailed) {
 				t.Fatal("Err must wrap ErrVerifyFailed")
 			}
-			// --fast sees the stat differences but not a same-size, same-mtime rewrite.
+			// --fast sees every stat difference, and no hash.
 			fast, _ := Verify(context.Background(), l, res.ID, VerifyOptions{Fast: true})
+			var got, want []string
 			for _, p := range fast.Problems {
 				if p.Kind == manifest.ProblemHash {
 					t.Fatal("--fast must not hash")
 				}
+				got = append(got, p.Path+" "+p.Kind)
+			}
+			for _, p := range vr.Problems {
+				if p.Kind != manifest.ProblemHash {
+					want = append(want, p.Path+" "+p.Kind)
+				}
+			}
+			if strings.Join(got, ", ") != strings.Join(want, ", ") {
+				t.Errorf("--fast found %v, want %v", got, want)
 			}
 		})
 	}
