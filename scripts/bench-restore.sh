@@ -81,20 +81,23 @@ for N in $SIZES; do
   done
   cp_=$(med "${CP[@]}"); rd=$(med "${RD[@]}")
   echo "## $N files of 1 KiB in $(( N / 100 )) dirs"
-  printf '%-32s %10s %12s\n' measure "median ms" "x its floor"
-  printf '%-32s %10s %12s\n' "floor: cp -al" "$cp_" ""
-  printf '%-32s %10s %12s\n' "floor: read every file (4 cat)" "$rd" ""
-  printf '%-32s %10s %12s\n' "first create" "$(med "${FIRST[@]}")" "$(ratio "$(med "${FIRST[@]}")" "$rd") x read"
-  printf '%-32s %10s %12s\n' "re-create" "$(med "${RE[@]}")" "$(ratio "$(med "${RE[@]}")" "$cp_") x cp -al"
-  printf '%-32s %10s %12s\n' "restore --fast-verify" "$(med "${FAST[@]}")" "$(ratio "$(med "${FAST[@]}")" "$cp_") x cp -al"
-  printf '%-32s %10s %12s\n' "restore (full re-hash)" "$(med "${FULL[@]}")" "$(ratio "$(med "${FULL[@]}")" "$rd") x read"
+  # Each measure's rounds too, in the order they ran: a median of three
+  # hides how far apart they were.
+  row() { printf '%-32s %10s %12s   %s\n' "$@"; }
+  row measure "median ms" "x its floor" "rounds, ms"
+  row "floor: cp -al" "$cp_" "" "${CP[*]}"
+  row "floor: read every file (4 cat)" "$rd" "" "${RD[*]}"
+  row "first create" "$(med "${FIRST[@]}")" "$(ratio "$(med "${FIRST[@]}")" "$rd") x read" "${FIRST[*]}"
+  row "re-create" "$(med "${RE[@]}")" "$(ratio "$(med "${RE[@]}")" "$cp_") x cp -al" "${RE[*]}"
+  row "restore --fast-verify" "$(med "${FAST[@]}")" "$(ratio "$(med "${FAST[@]}")" "$cp_") x cp -al" "${FAST[*]}"
+  row "restore (full re-hash)" "$(med "${FULL[@]}")" "$(ratio "$(med "${FULL[@]}")" "$rd") x read" "${FULL[*]}"
   bar "$N files: first create / read floor" "$(ratio "$(med "${FIRST[@]}")" "$rd")" 1.15
   bar "$N files: re-create / cp -al" "$(ratio "$(med "${RE[@]}")" "$cp_")" 1.2
   bar "$N files: restore --fast-verify / cp -al" "$(ratio "$(med "${FAST[@]}")" "$cp_")" 1.3
   bar "$N files: restore (full) / read floor" "$(ratio "$(med "${FULL[@]}")" "$rd")" 1.2
   if [ -n "${RESTORE_BASELINE:-}" ]; then
-    printf '%-32s %10s %12s\n' "baseline restore --fast-verify" "$(med "${BFAST[@]}")" "$(ratio "$(med "${BFAST[@]}")" "$cp_") x cp -al"
-    printf '%-32s %10s %12s\n' "baseline restore (full)" "$(med "${BFULL[@]}")" "$(ratio "$(med "${BFULL[@]}")" "$rd") x read"
+    row "baseline restore --fast-verify" "$(med "${BFAST[@]}")" "$(ratio "$(med "${BFAST[@]}")" "$cp_") x cp -al" "${BFAST[*]}"
+    row "baseline restore (full)" "$(med "${BFULL[@]}")" "$(ratio "$(med "${BFULL[@]}")" "$rd") x read" "${BFULL[*]}"
   fi
   umount "$MNT"; rm -f "$WORK/fs.img"; MNT=
 done
