@@ -57,7 +57,8 @@ type VerifyOptions struct {
 	// Fast compares stat only (type, size, mtime, mode, target); the default
 	// also re-hashes every file.
 	Fast bool
-	// Workers bounds parallel hashing; 0 means defaults.Workers.
+	// Workers bounds the parallel opens, stats and hashes of files; 0
+	// means twice defaults.Workers.
 	Workers int
 	// OnHashed, when set, is called after each file is hashed with its size.
 	OnHashed func(bytes int64)
@@ -186,7 +187,11 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	rehash := !opts.Fast && opts.ProvenBefore == 0
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = defaults.Workers()
+		// Twice the usual: each worker waits on two reads a file (its
+		// inode, then its bytes). 500,000 small files on a direct-I/O
+		// loop device, cold: verify 21.7 and 23.2 s with 4, 18.7 and 20.0
+		// s with 8; --fast 3.9 and 4.2 s, 3.5 and 3.6 s.
+		workers = 2 * defaults.Workers()
 	}
 	// A file goes to a worker unstat'ed (the walk reads listings only):
 	// the worker reaches it from its open parent directory (parentDirs)

@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/internal/par"
@@ -275,13 +274,10 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		if !beside {
 			return nil
 		}
-		if vo.Workers == 0 {
-			// Twice the readers: while the build and the plan use the
-			// CPUs, more reads in flight keep the disk busy (200,000
-			// small files, dir by dir: 8.4-9.1 s with the default, 7.9-8.4
-			// s with twice; docs/benchmarks.md).
-			vo.Workers = 2 * defaults.Workers()
-		}
+		// VerifyTree's default is twice the readers of the build: while
+		// the build and the plan use the CPUs, more reads in flight keep
+		// the disk busy (200,000 small files, dir by dir: 8.4-9.1 s with
+		// once, 7.9-8.4 s with twice; docs/benchmarks.md).
 		var err error
 		if vr, how, err = s.verifyAsAsked(ctx, snap, mf, vo); err != nil {
 			return err
