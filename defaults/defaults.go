@@ -108,6 +108,17 @@ var cpus = runtime.GOMAXPROCS(0)
 // of its own).
 func Workers() int { return 2 * cpus }
 
+// Readers is the number of files a pass that only reads them (a first
+// create's hash) reads at once when a caller passes 0: Workers, and at
+// least 16, whatever the CPU count. Such a pass waits on the device, not
+// the CPU, and a device that serves many reads at once (an SSD, a
+// virtual disk) needs them in flight. A first create on a 2-core
+// machine, cold: 200,000 files of 1 KiB 6.8 to 7.5 s with 4 readers, 6.3
+// to 6.9 s with 16 (on a direct-I/O loop device 9.9 and 10.1 s, 9.0 and
+// 9.3 s); the 2 GiB mixed set 1.24 and 1.31 s, 1.15 and 1.17 s
+// (docs/benchmarks.md, stop 38).
+func Readers() int { return max(Workers(), 16) }
+
 // Procs is the GOMAXPROCS the CLI runs with (unless GOMAXPROCS is set in
 // the environment): twice the CPUs. The commands wait on the disk in many
 // short system calls (a cold read of a 1 KiB file, a lookup), and a

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hotsnap/hotsnap/defaults"
 	"github.com/hotsnap/hotsnap/fsutil"
 	"github.com/hotsnap/hotsnap/hardlink"
 	"github.com/hotsnap/hotsnap/internal/par"
@@ -122,6 +123,9 @@ func (r *record) hashMissing(ctx context.Context, tree *fsutil.Dir, have []bool,
 	var total int64
 	for _, i := range todo {
 		total += r.items[i].Size
+	}
+	if workers <= 0 {
+		workers = defaults.Readers() // reads in flight, not CPUs: the hash waits on the device
 	}
 	p := progressOr(r.progress)
 	p.Start("hash", int64(len(todo)), total)
