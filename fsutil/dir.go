@@ -229,8 +229,9 @@ func (d *Dir) Create(rel string, perm uint32) (*os.File, error) {
 
 // OpenRegular opens the regular file rel for reading and returns its stat.
 // Anything else in its place (symlink, fifo, socket, device, dir) is
-// refused with ErrNotRegular before it is opened for reading, so a device
-// planted by a hard link is never opened and a fifo never blocks.
+// refused with ErrNotRegular (and its stat) before it is opened for
+// reading, so a device planted by a hard link is never opened and a fifo
+// never blocks.
 func (d *Dir) OpenRegular(rel string) (*os.File, Stat, error) {
 	if d.own {
 		return d.openOwnRegular(rel)
@@ -240,11 +241,7 @@ func (d *Dir) OpenRegular(rel string) (*os.File, Stat, error) {
 		return nil, Stat{}, d.pathErr("open", rel, err)
 	}
 	defer unix.Close(pfd)
-	f, st, err := reopenRegular(pfd, d.Join(rel))
-	if err != nil {
-		return nil, Stat{}, err
-	}
-	return f, st, nil
+	return reopenRegular(pfd, d.Join(rel)) // not regular: its stat, with ErrNotRegular
 }
 
 // OpenPath opens rel beneath d as an O_PATH descriptor (no read access:
