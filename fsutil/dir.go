@@ -234,7 +234,7 @@ func (d *Dir) Create(rel string, perm uint32) (*os.File, error) {
 // never blocks.
 func (d *Dir) OpenRegular(rel string) (*os.File, Stat, error) {
 	if d.own {
-		return d.openOwnRegular(rel)
+		return d.OpenOwnRegular(rel)
 	}
 	pfd, err := d.openat(rel, unix.O_PATH, 0)
 	if err != nil {
@@ -300,10 +300,11 @@ func OpenRegularOnDev(dirfd int, name, path string, dev uint64) (*os.File, Stat,
 	return reopenRegular(pfd, path)
 }
 
-// openOwnRegular is OpenRegular below an Own dir: one open (no symlink
+// OpenOwnRegular is OpenRegular below an Own dir: one open (no symlink
 // followed, non-blocking should a fifo be there after all), then the
-// check that it is a regular file.
-func (d *Dir) openOwnRegular(rel string) (*os.File, Stat, error) {
+// check that it is a regular file. A caller that knows the tree is
+// hotsnap's own (a verify told so) calls it on a dir not marked Own.
+func (d *Dir) OpenOwnRegular(rel string) (*os.File, Stat, error) {
 	fd, err := d.openat(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, Stat{}, d.pathErr("open", rel, err)

@@ -2,7 +2,6 @@ package fsutil
 
 import (
 	"os"
-	"sort"
 
 	"golang.org/x/sys/unix"
 )
@@ -176,13 +175,14 @@ func (d *Dir) Names(rel string) ([]string, error) {
 // readNames lists a directory, sorted, and closes fd (which must be the
 // directory's own open file description: reading moves its offset).
 func readNames(fd int, path string) ([]string, error) {
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	ents, err := readDirents(fd, path)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(names)
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.name
+	}
 	return names, nil
 }
 

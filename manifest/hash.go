@@ -27,20 +27,9 @@ func HashFile(p string) (string, int64, error) {
 	return HashReader(f)
 }
 
-// HashFileAt returns the hex BLAKE3 of the regular file rel below dir and
-// the number of bytes read (never through a symlink; anything but a
-// regular file is refused unopened).
-func HashFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
-	f, _, err := dir.OpenRegular(rel)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	return HashReader(f)
-}
-
-// HashOwnFileAt is HashFileAt for a tree only hotsnap's user can change
-// (staging, a backups dir of its own): one open, never through a symlink.
+// HashOwnFileAt returns the hex BLAKE3 of the file rel below dir, a tree
+// only hotsnap's user can change (staging, a backups dir of its own), and
+// the number of bytes read: one open, never through a symlink.
 func HashOwnFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
 	f, err := dir.OpenFile(rel, os.O_RDONLY, 0)
 	if err != nil {

@@ -397,25 +397,12 @@ func (c *parentDirs) close() {
 // fstat; anything but a regular file is refused with fsutil.ErrNotRegular
 // (and its stat) before a byte is read, and a fifo never blocks the open.
 // In a trusted tree (only hotsnap's user can change it) that is one open;
-// else the name is proven a regular file before it is opened for reading
-// (fsutil.Dir.OpenRegular).
+// else the name is proven a regular file before it is opened for reading.
 func openForHash(root *fsutil.Dir, rel string, trusted bool) (*os.File, fsutil.Stat, error) {
-	if !trusted {
-		return root.OpenRegular(rel)
+	if trusted {
+		return root.OpenOwnRegular(rel)
 	}
-	f, err := root.OpenFile(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, fsutil.Stat{}, err
-	}
-	st, err := fsutil.Fstat(f)
-	if err == nil && !st.IsRegular() {
-		err = fmt.Errorf("%w: it is a %s", fsutil.ErrNotRegular, st.TypeName())
-	}
-	if err != nil {
-		f.Close()
-		return nil, st, err
-	}
-	return f, st, nil
+	return root.OpenRegular(rel)
 }
 
 // LinkGroupSizes counts the names of each link group of the manifest r
