@@ -172,6 +172,25 @@ func (d *Dir) Names(rel string) ([]string, error) {
 	return readNames(fd, d.Join(rel))
 }
 
+// NamesAndTypes is Names with each name's file type as the listing gives
+// it (S_IFMT bits; 0 where the filesystem does not say): a caller that
+// needs only the type of an entry saves its stat.
+func (d *Dir) NamesAndTypes(rel string) ([]string, []uint32, error) {
+	fd, err := d.openat(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, nil, d.pathErr("open dir", rel, err)
+	}
+	ents, err := readDirents(fd, d.Join(rel))
+	if err != nil {
+		return nil, nil, err
+	}
+	names, types := make([]string, len(ents)), make([]uint32, len(ents))
+	for i, e := range ents {
+		names[i], types[i] = e.name, e.typ
+	}
+	return names, types, nil
+}
+
 // readNames lists a directory, sorted, and closes fd (which must be the
 // directory's own open file description: reading moves its offset).
 func readNames(fd int, path string) ([]string, error) {

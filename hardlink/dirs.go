@@ -70,7 +70,7 @@ func vanished(err error) bool {
 // readDir opens one source directory (through the root, no symlink in any
 // component), records it, and schedules its entries in batches.
 func (b *builder) readDir(rel string) error {
-	pair, st, names, err := b.openPair(rel, true)
+	pair, st, names, types, err := b.openPair(rel, true)
 	if err != nil {
 		if rel != "" && vanished(err) {
 			b.dirVanished(rel)
@@ -90,15 +90,15 @@ func (b *builder) readDir(rel string) error {
 	pair.refs.Store(int32(nb))
 	for start := 0; start < len(names); start += batchSize {
 		end := min(start+batchSize, len(names))
-		batch := names[start:end]
+		batch, btypes := names[start:end], types[start:end]
 		if end == len(names) {
 			// The last batch runs in this task: no scheduling cost for small dirs.
 			defer pair.release()
-			return b.batch(pair, rel, batch)
+			return b.batch(pair, rel, batch, btypes)
 		}
 		b.spawn(func() error {
 			defer pair.release()
-			return b.batch(pair, rel, batch)
+			return b.batch(pair, rel, batch, btypes)
 		})
 	}
 	return nil
@@ -106,15 +106,16 @@ func (b *builder) readDir(rel string) error {
 
 // openPair opens the directory rel on both sides (through the roots, no
 // symlink followed), with one reference, and lists the source side when
-// list is set. A mount point is refused: hard links cannot cross it.
-func (b *builder) openPair(rel string, list bool) (*dirPair, fsutil.Stat, []string, error) {
+// list is set (each name with the type its listing gives). A mount point
+// is refused: hard links cannot cross it.
+func (b *builder) openPair(rel string, list bool) (*dirPair, fsutil.Stat, []string, []uint32, error) {
 	dot := rel
 	if dot == "" {
 		dot = "."
 	}
 	sd, err := b.src.OpenDir(dot)
 	if err != nil {
-		return nil, fsutil.Stat{}, nil, fmt.Errorf("open dir %s: %w", b.src.Join(rel), err)
+		return nil, fsutil.Stat{}, nil, nil, fmt.Errorf("open dir %s: %w", b.src.Join(rel), err)
 	}
 	st, err := sd.Stat()
 	if err == nil && st.Dev != b.dev {
@@ -126,23 +127,24 @@ func (b *builder) openPair(rel string, list bool) (*dirPair, fsutil.Stat, []stri
 		}
 	}
 	var names []string
+	var types []uint32
 	if err == nil && list {
-		if names, err = sd.Names("."); err != nil {
+		if names, types, err = sd.NamesAndTypes("."); err != nil {
 			err = fmt.Errorf("read dir %s: %w", b.src.Join(rel), err)
 		}
 	}
 	if err != nil {
 		sd.Close()
-		return nil, fsutil.Stat{}, nil, err
+		return nil, fsutil.Stat{}, nil, nil, err
 	}
 	dd, err := b.dst.OpenDir(dot)
 	if err != nil {
 		sd.Close()
-		return nil, fsutil.Stat{}, nil, fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
+		return nil, fsutil.Stat{}, nil, nil, fmt.Errorf("open dir %s: %w", b.dst.Join(rel), err)
 	}
 	pair := &dirPair{sfd: sd.Detach(), dfd: dd.Detach()}
 	pair.refs.Store(1)
-	return pair, st, names, nil
+	return pair, st, names, types, nil
 }
 
 // dirVanished leaves out the directory rel, swapped for a symlink or
@@ -154,16 +156,44 @@ func (b *builder) dirVanished(rel string) {
 }
 
 // batch captures some entries of one directory through its descriptors,
-// so each syscall resolves one name, never a path.
-func (b *builder) batch(pair *dirPair, rel string, names []string) error {
+// so each syscall resolves one name, never a path. types, when not nil,
+// are the names' types as their listing gave them.
+func (b *builder) batch(pair *dirPair, rel string, names []string, types []uint32) error {
 	sfd, dfd := pair.sfd, pair.dfd
 	items := make([]Item, 0, len(names))
 	rels := joinAll(rel, names)
+	linkOnly := b.linkOnly()
 	for k, name := range names {
 		if b.ctx.Err() != nil {
 			return b.ctx.Err()
 		}
 		r := rels[k]
+		// A file the listing calls regular, where nothing but a link can
+		// capture it: linked by its name at once, without a stat first (a
+		// third fewer calls a file). The link's own stat says what was
+		// captured. Whatever the stat first would have kept out is kept
+		// out here too: a mount over the name by linkat itself (EXDEV), a
+		// name no longer a regular file by the link's stat (unlinked
+		// again). Either, or any failure, goes the long way below, which
+		// captures what stands there now or says why not.
+		if linkOnly && types != nil && types[k] == unix.S_IFREG && (b.opts.Skip == nil || !b.opts.Skip(r, false)) &&
+			(b.opts.Copy == nil || !b.opts.Copy(r)) {
+			if unix.Linkat(sfd, name, dfd, name, 0) == nil {
+				lst, err := b.statLink(dfd, r, name)
+				if err != nil {
+					return err
+				}
+				if lst.IsRegular() {
+					it := item(r, lst, lst, CaptureLink, "")
+					it.SrcNlink-- // the link just made is not the data dir's
+					items = append(items, it)
+					continue
+				}
+				if err := unix.Unlinkat(dfd, name, 0); err != nil {
+					return fmt.Errorf("unlink %s: %w", b.dst.Join(r), err)
+				}
+			}
+		}
 		// No fresh attributes asked of a FUSE daemon: a mount is seen by
 		// its Dev, and left out below without ever being asked anything.
 		sst, err := fsutil.LstatAt(sfd, name)

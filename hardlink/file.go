@@ -34,13 +34,19 @@ func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, err
 		}
 		return fsutil.Stat{}, false, fmt.Errorf("link %s: %w", b.src.Join(rel), err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fsutil.Stat{}, false, fmt.Errorf("lstat %s: %w", b.dst.Join(rel), err)
-	}
+	return b.linked(dfd, rel, name)
+}
+
+// linked checks the link just made at name in dfd and returns its stat: a
+// link of anything but a regular file, or of another owner's file brought
+// in from outside, is unlinked again and left out (skip).
+func (b *builder) linked(dfd int, rel, name string) (fsutil.Stat, bool, error) {
 	// Stat the link, not the source: if the name was replaced between the
 	// two calls, the link is what the snapshot holds.
-	lst := statOf(&st)
+	lst, err := b.statLink(dfd, rel, name)
+	if err != nil {
+		return fsutil.Stat{}, false, err
+	}
 	if !lst.IsRegular() {
 		unix.Unlinkat(dfd, name, 0)
 		b.warn(rel, fmt.Sprintf("replaced by a %s while the tree was captured; left out", lst.TypeName()))
@@ -57,6 +63,15 @@ func (b *builder) linkAt(sfd, dfd int, rel, name string) (fsutil.Stat, bool, err
 		return fsutil.Stat{}, true, nil
 	}
 	return lst, false, nil
+}
+
+// statLink returns the stat of the link just made at name in dfd.
+func (b *builder) statLink(dfd int, rel, name string) (fsutil.Stat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fsutil.Stat{}, fmt.Errorf("lstat %s: %w", b.dst.Join(rel), err)
+	}
+	return statOf(&st), nil
 }
 
 // otherFilesystem is the warning for an entry on another filesystem.
@@ -110,6 +125,16 @@ func (b *builder) file(sfd, dfd int, rel, name string, sst fsutil.Stat) (Item, b
 		}
 	}
 	return item(rel, c.st, sst, c.capture, ""), false, nil
+}
+
+// linkOnly says whether every regular file this pass captures is a hard
+// link whatever its stat says: no copies by inode, no foreign-link check
+// on the source, no clone to try.
+func (b *builder) linkOnly() bool {
+	if b.opts.CopyInode != nil || b.opts.ForeignLinksOf != nil {
+		return false
+	}
+	return b.opts.LinkMode == LinkModeLink || (b.opts.LinkMode == LinkModeAuto && b.cloneUnsupported())
 }
 
 func (b *builder) cloneUnsupported() bool {

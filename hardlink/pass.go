@@ -291,7 +291,7 @@ func baseOf(rel string) string { return rel[strings.LastIndexByte(rel, '/')+1:] 
 // and the items of those kept (and of rel itself) take their stat now.
 func (p *Pass) rescan(rel string, i int) error {
 	b := p.b
-	pair, st, names, err := b.openPair(rel, true)
+	pair, st, names, _, err := b.openPair(rel, true)
 	if err != nil {
 		if rel != "" && vanished(err) { // only without the lock
 			p.dropped[rel] = true
@@ -339,7 +339,7 @@ func (p *Pass) rescan(rel string, i int) error {
 			return err
 		}
 	}
-	return b.batch(pair, rel, fresh)
+	return b.batch(pair, rel, fresh, nil)
 }
 
 // Result is the capture after Finish, sorted by path.

@@ -61,7 +61,7 @@ func (p *Pass) recapture() error {
 		}
 	}
 	for dir, t := range byDir {
-		pair, _, _, err := b.openPair(dir, false)
+		pair, _, _, _, err := b.openPair(dir, false)
 		if err != nil {
 			return err
 		}
@@ -73,7 +73,7 @@ func (p *Pass) recapture() error {
 				}
 			}
 			slices.Sort(t.names)
-			return b.batch(pair, dir, t.names)
+			return b.batch(pair, dir, t.names, nil)
 		}()
 		if err != nil {
 			return err
