@@ -222,6 +222,17 @@ func (d *Dir) OpenFile(rel string, flags int, perm uint32) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.Join(rel)), nil
 }
 
+// OpenFd is OpenFile without the *os.File: the bare descriptor, which the
+// caller closes. For a hot loop over many small files (a hash of each),
+// where the File's setup (a fcntl, a finalizer) costs a share of the work.
+func (d *Dir) OpenFd(rel string, flags int) (int, error) {
+	fd, err := d.openat(rel, flags, 0)
+	if err != nil {
+		return -1, d.pathErr("open", rel, err)
+	}
+	return fd, nil
+}
+
 // Create creates the file rel, which must not exist, for writing.
 func (d *Dir) Create(rel string, perm uint32) (*os.File, error) {
 	return d.OpenFile(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, perm)
@@ -305,21 +316,31 @@ func OpenRegularOnDev(dirfd int, name, path string, dev uint64) (*os.File, Stat,
 // check that it is a regular file. A caller that knows the tree is
 // hotsnap's own (a verify told so) calls it on a dir not marked Own.
 func (d *Dir) OpenOwnRegular(rel string) (*os.File, Stat, error) {
+	fd, s, err := d.OpenOwnRegularFd(rel)
+	if err != nil {
+		return nil, s, err
+	}
+	return os.NewFile(uintptr(fd), d.Join(rel)), s, nil
+}
+
+// OpenOwnRegularFd is OpenOwnRegular's bare descriptor (OpenFd), which
+// the caller closes.
+func (d *Dir) OpenOwnRegularFd(rel string) (int, Stat, error) {
 	fd, err := d.openat(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, Stat{}, d.pathErr("open", rel, err)
+		return -1, Stat{}, d.pathErr("open", rel, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, Stat{}, d.pathErr("fstat", rel, err)
+		return -1, Stat{}, d.pathErr("fstat", rel, err)
 	}
 	s := fromUnix(&st)
 	if !s.IsRegular() {
 		unix.Close(fd)
-		return nil, s, d.pathErr("open", rel, fmt.Errorf("%w: it is a %s", ErrNotRegular, s.TypeName()))
+		return -1, s, d.pathErr("open", rel, fmt.Errorf("%w: it is a %s", ErrNotRegular, s.TypeName()))
 	}
-	return os.NewFile(uintptr(fd), d.Join(rel)), s, nil
+	return fd, s, nil
 }
 
 // reopenRegular checks that the O_PATH descriptor pfd is a regular file

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
 
 	"github.com/hotsnap/hotsnap/fsutil"
 )
@@ -31,12 +32,45 @@ func HashFile(p string) (string, int64, error) {
 // only hotsnap's user can change (staging, a backups dir of its own), and
 // the number of bytes read: one open, never through a symlink.
 func HashOwnFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
-	f, err := dir.OpenFile(rel, os.O_RDONLY, 0)
+	fd, err := dir.OpenFd(rel, unix.O_RDONLY)
 	if err != nil {
 		return "", 0, err
 	}
-	defer f.Close()
-	return HashReader(f)
+	defer unix.Close(fd)
+	sum, n, err := HashFd(fd)
+	if err != nil {
+		err = &os.PathError{Op: "read", Path: dir.Join(rel), Err: err}
+	}
+	return sum, n, err
+}
+
+// HashFd returns the hex BLAKE3 of what the descriptor fd yields to its
+// end, and its length: HashReader without an *os.File around it.
+func HashFd(fd int) (string, int64, error) {
+	h := hashers.Get().(*blake3.Hasher)
+	defer hashers.Put(h)
+	h.Reset()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", total, err
+		}
+		if n <= 0 {
+			break
+		}
+		h.Write(buf[:n])
+		total += int64(n)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return hex.EncodeToString(sum[:]), total, nil
 }
 
 // hashers are reused: a BLAKE3 hasher is a large object, and a create

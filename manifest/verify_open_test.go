@@ -30,7 +30,7 @@ func TestOpenForHash(t *testing.T) {
 	}
 	defer d.Close()
 	for _, trusted := range []bool{true, false} {
-		f, st, err := openForHash(d, "file", trusted)
+		fd, done, st, err := openForHash(d, "file", trusted)
 		if err != nil {
 			t.Fatalf("trusted %v: %v", trusted, err)
 		}
@@ -38,14 +38,17 @@ func TestOpenForHash(t *testing.T) {
 		if st.Ino != lst.Ino || !st.IsRegular() || st.Size != 5 || st.Perm() != 0o640 {
 			t.Errorf("trusted %v: stat %+v, lstat %+v", trusted, st, lst)
 		}
-		f.Close()
+		if sum, n, err := HashFd(fd); err != nil || n != 5 || sum != HashBytes([]byte("bytes")) {
+			t.Errorf("trusted %v: hash of the open file: %s, %d, %v", trusted, sum, n, err)
+		}
+		done()
 		for name, typ := range map[string]string{"fifo": "fifo", "dir": "dir"} {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				f, st, err := openForHash(d, name, trusted)
-				if f != nil || !errors.Is(err, fsutil.ErrNotRegular) || st.TypeName() != typ {
-					t.Errorf("trusted %v: %s: %v, %v, type %s", trusted, name, f, err, st.TypeName())
+				_, done, st, err := openForHash(d, name, trusted)
+				if done != nil || !errors.Is(err, fsutil.ErrNotRegular) || st.TypeName() != typ {
+					t.Errorf("trusted %v: %s: opened %v, %v, type %s", trusted, name, done != nil, err, st.TypeName())
 				}
 			}()
 			select {
@@ -56,9 +59,9 @@ func TestOpenForHash(t *testing.T) {
 		}
 		// A symlink is never followed: refused by the open (ELOOP), or
 		// opened as itself and refused with its stat.
-		f, st, err = openForHash(d, "link", trusted)
-		if f != nil || !(errors.Is(err, unix.ELOOP) || errors.Is(err, fsutil.ErrNotRegular) && st.IsSymlink()) {
-			t.Errorf("trusted %v: a symlink: %v, %v, %+v", trusted, f, err, st)
+		_, done, st, err = openForHash(d, "link", trusted)
+		if done != nil || !(errors.Is(err, unix.ELOOP) || errors.Is(err, fsutil.ErrNotRegular) && st.IsSymlink()) {
+			t.Errorf("trusted %v: a symlink: opened %v, %v, %+v", trusted, done != nil, err, st)
 		}
 	}
 }
