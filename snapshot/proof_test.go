@@ -53,8 +53,22 @@ func TestRestore_ProofOfDownload(t *testing.T) {
 		t.Fatalf("restore after a chmod: verified %q, %v", rr.Verified, err)
 	}
 
+	// The restore itself: its build checks each file under the proof as
+	// it links it, finds the chmod'ed one not covered, and the snapshot
+	// is re-hashed beside a new build; the data dir is the snapshot's.
+	live := testtree.Snapshot(t, l.TreeDir(id))
+	os.WriteFile(filepath.Join(l.DataDir, "db", "CURRENT"), []byte("changed since"), 0o644)
+	rr, err = Restore(context.Background(), l, id, RestoreOptions{})
+	if err != nil || rr.Verified != "full" {
+		t.Fatalf("restore after a chmod: verified %q, %v", rr.Verified, err)
+	}
+	if d := testtree.Diff(live, testtree.Snapshot(t, l.DataDir, "backups", ".hotsnap")); d != "" {
+		t.Fatalf("restored after falling back to the re-hash: %s", d)
+	}
+
 	// Content rewritten in place, size and mtime put back: only a hash
-	// sees it, and the moved ctime makes the restore take one.
+	// sees it, and the moved ctime makes the restore take one, in a dry
+	// run and in the restore, which changes nothing.
 	l2, id2 := imported(t)
 	p = filepath.Join(l2.TreeDir(id2), "db/000002.sst")
 	fi, _ := os.Stat(p)
@@ -66,6 +80,16 @@ func TestRestore_ProofOfDownload(t *testing.T) {
 	os.Chtimes(p, fi.ModTime(), fi.ModTime())
 	if _, err := Restore(context.Background(), l2, id2, RestoreOptions{DryRun: true}); !errors.Is(err, ErrVerifyFailed) {
 		t.Fatalf("restore of a tree damaged after its proof: %v", err)
+	}
+	live = testtree.Snapshot(t, l2.DataDir, "backups", ".hotsnap")
+	if _, err := Restore(context.Background(), l2, id2, RestoreOptions{}); !errors.Is(err, ErrVerifyFailed) {
+		t.Fatalf("restore of a tree damaged after its proof: %v", err)
+	}
+	if d := testtree.Diff(live, testtree.Snapshot(t, l2.DataDir, "backups", ".hotsnap")); d != "" {
+		t.Fatalf("a refused restore changed the data dir: %s", d)
+	}
+	if names, _ := os.ReadDir(filepath.Join(l2.PrivateDir, restoringName)); len(names) != 0 {
+		t.Fatalf("a refused restore left its tree: %v", names)
 	}
 
 	// A proof file with two links is not trusted; nor is any proof where

@@ -171,7 +171,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	vo := manifest.VerifyOptions{Fast: o.FastVerify, Workers: o.Workers, Trusted: !l.AllowSharedBackups}
 	p := progressOr(o.Progress)
 	pdone := sync.OnceFunc(p.Done) // the verify phase ends once, where the re-hash ends
-	defer pdone()                  // and on every early return
+	defer func() { pdone() }()     // and on every early return
 	if !o.FastVerify && o.From == nil {
 		p.Start("verify", res.Files, res.Bytes)
 		vo.OnHashed = func(n int64) { p.Add(1, n) }
@@ -183,6 +183,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	}
 	var vr *manifest.VerifyResult
 	var how string
+	var proof *proofCheck // a fresh proof of the download, checked by the build
 	// The full re-hash of a local snapshot runs beside the build of the
 	// restore tree (step 2), which touches only hotsnap's private staging:
 	// the swap waits for both, and a damaged snapshot removes the tree.
@@ -203,15 +204,15 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		// manifest.) A dry run has no build, so it stats here.
 		vr, how = &manifest.VerifyResult{}, "fast"
 	} else if beside {
-		// A fresh proof of the download is checked by stat here, before
-		// the build's links move the ctimes it relies on; else the re-hash
-		// runs in step 2, beside the build.
-		var proven bool
-		if vr, proven, err = s.verifyByProof(ctx, snap, mf, id, vo, o.Now()); err != nil {
+		// A fresh proof of the download is checked by the build, by the
+		// stat it takes of each file before linking it (and before its
+		// link moves the inode's ctime); if a file is not covered, the
+		// build stops and step 2 runs again with the re-hash beside it.
+		if proof, err = s.proofFor(mf, id, o.Now()); err != nil {
 			return nil, err
 		}
-		if proven {
-			beside, how = false, "proof"
+		if proof != nil {
+			beside, how, vr = false, "proof", &manifest.VerifyResult{}
 		}
 	} else if vr, how, err = s.verifyForRestore(ctx, snap, mf, id, vo, o.Now()); err != nil {
 		return nil, err
@@ -303,7 +304,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		if o.From != nil {
 			err = s.fillRestoreTree(ctx, restoring, mf, dirs, o.From)
 		} else {
-			err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, beside, bp)
+			err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, beside, proof, bp)
 		}
 		if errors.Is(err, ErrVerifyFailed) {
 			if beside { // the re-hash names the damage better: let it finish
@@ -327,6 +328,19 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 	err = together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build))
 	if err == nil {
 		err = buildDamage
+	}
+	if proof != nil && errors.Is(err, errUnproven) {
+		// Not covered by the proof: the tree built so far goes, and the
+		// snapshot is re-hashed beside a new build, as without a proof.
+		log.Info("the download's proof no longer covers the snapshot: re-hashing it", "id", id, "why", err.Error())
+		cleanup()
+		proof, beside, bp, buildDamage = nil, true, noProgress{}, nil
+		p.Start("verify", res.Files, res.Bytes)
+		pdone = sync.OnceFunc(p.Done)
+		err = together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build))
+		if err == nil {
+			err = buildDamage
+		}
 	}
 	if beside {
 		pdone()

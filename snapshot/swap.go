@@ -115,7 +115,7 @@ func (s *session) swapNames(source string, sel *selection) (out, in []string, er
 // writes is linked by name without a stat of its own: the re-hash checks
 // the same name's inode, which nobody else can swap (a failed link is
 // then checked, to name the damage).
-func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int, proven bool, prog Progress) error {
+func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int, proven bool, proof *proofCheck, prog Progress) error {
 	sel, err := fstree.NewSelector(include)
 	if err != nil {
 		return err
@@ -150,7 +150,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 				defer to.Close()
 				for b := range batches {
 					for _, e := range b {
-						copied, err := s.makeFile(from, to, e, proven, prog)
+						copied, err := s.makeFile(from, to, e, proven, proof, prog)
 						if err != nil {
 							return err
 						}
@@ -218,7 +218,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 			if first, ok := copies[e.LinkGroup]; ok && e.Capture != manifest.CaptureLink {
 				return dst.Link(first, dst, p)
 			}
-			copied, err := s.makeFile(from, to, e, proven, prog)
+			copied, err := s.makeFile(from, to, e, proven, proof, prog)
 			if copied {
 				ownedMu.Lock()
 				owned = append(owned, p)
@@ -261,8 +261,10 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 
 // makeFile makes the regular file e in the restore tree: reached from the
 // open directories from (the snapshot's) and to (the tree's); it reports
-// whether it wrote a copy (which the tree then fsyncs).
-func (s *session) makeFile(from, to *fstree.DirCache, e *manifest.Entry, proven bool, prog Progress) (copied bool, err error) {
+// whether it wrote a copy (which the tree then fsyncs). proven: the
+// re-hash beside checks the file; proof, when set: the file's stat must
+// be covered by the download's proof (else errUnproven).
+func (s *session) makeFile(from, to *fstree.DirCache, e *manifest.Entry, proven bool, proof *proofCheck, prog Progress) (copied bool, err error) {
 	p := string(e.Path)
 	dir, base := path.Split(p)
 	dir = strings.TrimSuffix(dir, "/")
@@ -287,6 +289,9 @@ func (s *session) makeFile(from, to *fstree.DirCache, e *manifest.Entry, proven 
 		// failed: the check says whether the snapshot is damaged.)
 		st, err := sd.Lstat(base)
 		if err == nil {
+			if perr := proof.check(e, st); perr != nil {
+				return false, perr
+			}
 			err = fstree.CheckStat(sd, &be, st)
 		}
 		if err != nil {
@@ -296,11 +301,14 @@ func (s *session) makeFile(from, to *fstree.DirCache, e *manifest.Entry, proven 
 	}
 	// Others may write the directory: link or copy from the open file
 	// that was checked.
-	f, _, err := fstree.OpenChecked(sd, &be)
+	f, st, err := fstree.OpenChecked(sd, &be)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrVerifyFailed, err)
 	}
 	defer f.Close()
+	if err := proof.check(e, st); err != nil {
+		return false, err
+	}
 	if e.Capture == manifest.CaptureLink {
 		return false, fsutil.LinkFile(f, dd, base)
 	}

@@ -350,6 +350,15 @@ func TestSecurity_DownloadProofLiveInode(t *testing.T) {
 	if code != exitVerifyFailed || strings.Contains(out, `"verified":"proof"`) || !strings.Contains(out+errb, "a.txt") {
 		t.Fatalf("restore of a tampered borrowed file: exit %d %s %s", code, out, errb)
 	}
+	// The restore itself, whose build checks the proof as it links: the
+	// same refusal, and the live file is left as the application wrote it.
+	code, out, errb = hs(t, "restore", "--data-dir", dir, "--id", id1, "--quiesce", "none", "--json")
+	if code != exitVerifyFailed || strings.Contains(out, `"verified":"proof"`) || !strings.Contains(out+errb, "a.txt") {
+		t.Fatalf("restore of a tampered borrowed file: exit %d %s %s", code, out, errb)
+	}
+	if b, _ := os.ReadFile(live); string(b) != "ALPHA\n" {
+		t.Fatalf("a refused restore changed the live file: %q", b)
+	}
 }
 
 // TestSecurity_LayoutDirsRenamed: in the default layout, backups/ and
