@@ -165,11 +165,8 @@ func LinkFile(f *os.File, to *Dir, toRel string) error {
 
 // Names lists the names in the directory rel ("." for d itself), sorted.
 func (d *Dir) Names(rel string) ([]string, error) {
-	fd, err := d.openat(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return nil, d.pathErr("open dir", rel, err)
-	}
-	return readNames(fd, d.Join(rel))
+	names, _, err := d.NamesAndTypes(rel)
+	return names, err
 }
 
 // NamesAndTypes is Names with each name's file type as the listing gives

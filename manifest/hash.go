@@ -46,31 +46,24 @@ func HashOwnFileAt(dir *fsutil.Dir, rel string) (string, int64, error) {
 
 // HashFd returns the hex BLAKE3 of what the descriptor fd yields to its
 // end, and its length: HashReader without an *os.File around it.
-func HashFd(fd int) (string, int64, error) {
-	h := hashers.Get().(*blake3.Hasher)
-	defer hashers.Put(h)
-	h.Reset()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var total int64
+func HashFd(fd int) (string, int64, error) { return HashReader(fdReader(fd)) }
+
+// fdReader reads a bare descriptor.
+type fdReader int
+
+func (r fdReader) Read(p []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, buf)
-		if err == unix.EINTR {
+		n, err := unix.Read(int(r), p)
+		switch {
+		case err == unix.EINTR:
 			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
 		}
-		if err != nil {
-			return "", total, err
-		}
-		if n <= 0 {
-			break
-		}
-		h.Write(buf[:n])
-		total += int64(n)
+		return n, nil
 	}
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return hex.EncodeToString(sum[:]), total, nil
 }
 
 // hashers are reused: a BLAKE3 hasher is a large object, and a create

@@ -138,17 +138,11 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	// whether its bytes are to be hashed (it is the file it should be).
 	check := func(e *Entry, st fsutil.Stat) bool {
 		p := string(e.Path)
-		if opts.ProvenBefore != 0 && st.CtimeNs >= opts.ProvenBefore {
-			add(Problem{p, ProblemUnproven, fmt.Sprintf("changed (ctime %d) since the proof (%d)", st.CtimeNs, opts.ProvenBefore), e.Type})
-			return false
-		}
-		if opts.ProvenBefore != 0 && e.Type == TypeFile && st.Nlink > max(1, opts.LinkGroups[e.LinkGroup]) {
-			// Another name may reach this inode (a file a download took
-			// from a local snapshot by link is the live data's): whoever
-			// writes through it could have changed the bytes before the
-			// mark. Only an inode of one name, written by hotsnap, is covered.
-			add(Problem{p, ProblemUnproven, fmt.Sprintf("%d links: another name may have written it before the proof", st.Nlink), e.Type})
-			return false
+		if opts.ProvenBefore != 0 {
+			if why := Unproven(e, st, opts.ProvenBefore, opts.LinkGroups); why != "" {
+				add(Problem{p, ProblemUnproven, why, e.Type})
+				return false
+			}
 		}
 		if got := st.TypeName(); got != e.Type {
 			add(Problem{p, ProblemType, fmt.Sprintf("manifest says %s, tree has %s", e.Type, got), got})
@@ -359,6 +353,24 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	res.BytesHashed = hashed.Load()
 	sort.SliceStable(res.Problems, func(a, b int) bool { return res.Problems[a].Path < res.Problems[b].Path })
 	return res, nil
+}
+
+// Unproven says why a proof whose ctime mark is provenBefore does not
+// cover the entry e of stat st ("" when it does; groups: the names of
+// each link group, LinkGroupSizes). An entry changed since the mark has
+// a ctime at or past it. A file with more links than its link group has
+// names (one for a file of no group) may be reached by another name (the
+// live data's, for a file a download took from a local snapshot by link),
+// whose writer could have changed the bytes before the mark: only an
+// inode of hotsnap's own names is covered.
+func Unproven(e *Entry, st fsutil.Stat, provenBefore int64, groups map[int]uint64) string {
+	if st.CtimeNs >= provenBefore {
+		return fmt.Sprintf("changed (ctime %d) since the proof (%d)", st.CtimeNs, provenBefore)
+	}
+	if e.Type == TypeFile && st.Nlink > max(1, groups[e.LinkGroup]) {
+		return fmt.Sprintf("%d links: another name may have written it before the proof", st.Nlink)
+	}
+	return ""
 }
 
 // parentDirs reaches entries beneath root from their open parent

@@ -91,16 +91,16 @@ func (s *session) freshProof(id string, now time.Time) (int64, bool) {
 	return p.CtimeMarkNs, true
 }
 
-// errUnproven: a file changed since the download's proof (its ctime is at
-// or past the mark, or another name reaches its inode): the restore then
-// re-hashes the snapshot, as it does without a proof.
-var errUnproven = errors.New("changed since the download's proof")
+// errUnproven: a file the download's proof does not cover
+// (manifest.Unproven): the restore then re-hashes the snapshot, as it does
+// without a proof.
+var errUnproven = errors.New("not covered by the download's proof")
 
 // proofCheck checks each file by stat under a fresh proof as a restore's
-// build links it: the check VerifyTree makes with ProvenBefore, made from
-// the stat the build takes anyway, instead of in a pass of its own before
-// it (200,000 small files restored after their download in 2.6 s instead
-// of 3.2 s; docs/benchmarks.md, stop 39).
+// build links it: VerifyTree's check with ProvenBefore (manifest.Unproven),
+// made from the stat the build takes anyway, instead of in a pass of its
+// own before it (200,000 small files restored after their download in 2.6
+// s instead of 3.2 s; docs/benchmarks.md, stop 39).
 type proofCheck struct {
 	mark   int64
 	groups map[int]uint64 // the names of each link group (LinkGroupSizes)
@@ -142,13 +142,8 @@ func (c *proofCheck) check(e *manifest.Entry, st fsutil.Stat) error {
 			return nil
 		}
 	}
-	if st.CtimeNs >= c.mark {
-		return fmt.Errorf("%w: %s (ctime %d, the proof's mark %d)", errUnproven, e.Path, st.CtimeNs, c.mark)
-	}
-	if st.Nlink > max(1, c.groups[e.LinkGroup]) {
-		// As VerifyTree: another name may reach this inode (a file a
-		// download took from a local snapshot by link is the live data's).
-		return fmt.Errorf("%w: %s has %d links: another name may have written it before the proof", errUnproven, e.Path, st.Nlink)
+	if why := manifest.Unproven(e, st, c.mark, c.groups); why != "" {
+		return fmt.Errorf("%w: %q %s", errUnproven, e.Path, why)
 	}
 	if e.LinkGroup != 0 {
 		c.proven[e.LinkGroup] = in
@@ -173,20 +168,14 @@ func (s *session) verifyForRestore(ctx context.Context, snap *fsutil.Dir, mf *Ma
 // entry (then the tree must be re-hashed). It must run before anything
 // links the tree's files: a new link moves an inode's ctime past the mark.
 func (s *session) verifyByProof(ctx context.Context, snap *fsutil.Dir, mf *ManifestFile, id string, vo manifest.VerifyOptions, now time.Time) (*manifest.VerifyResult, bool, error) {
-	mark, ok := s.freshProof(id, now)
-	if !ok {
-		return nil, false, nil
+	pc, err := s.proofFor(mf, id, now)
+	if pc == nil || err != nil {
+		return nil, false, err
 	}
 	pv := vo
-	pv.ProvenBefore = mark
+	pv.ProvenBefore, pv.LinkGroups = pc.mark, pc.groups
 	r, err := mf.Reader()
 	if err != nil {
-		return nil, false, err
-	}
-	if pv.LinkGroups, err = manifest.LinkGroupSizes(r); err != nil {
-		return nil, false, err
-	}
-	if r, err = mf.Reader(); err != nil {
 		return nil, false, err
 	}
 	vr, err := manifest.VerifyTree(ctx, snap, r, pv)

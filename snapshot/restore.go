@@ -325,10 +325,13 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 			return fn(ctx)
 		}
 	}
-	err = together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build))
-	if err == nil {
-		err = buildDamage
+	step2 := func() error {
+		if err := together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build)); err != nil {
+			return err
+		}
+		return buildDamage
 	}
+	err = step2()
 	if proof != nil && errors.Is(err, errUnproven) {
 		// Not covered by the proof: the tree built so far goes, and the
 		// snapshot is re-hashed beside a new build, as without a proof.
@@ -337,10 +340,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		proof, beside, bp, buildDamage = nil, true, noProgress{}, nil
 		p.Start("verify", res.Files, res.Bytes)
 		pdone = sync.OnceFunc(p.Done)
-		err = together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build))
-		if err == nil {
-			err = buildDamage
-		}
+		err = step2()
 	}
 	if beside {
 		pdone()
