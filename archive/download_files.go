@@ -53,7 +53,7 @@ func (b *jobBatch) fetch(ctx context.Context, r *Repo, idx *repo.Index, root *fs
 	n, reqs, err = r.fetchContents(ctx, idx, root, mk, b.jobs, o)
 	var pe *repo.PackError
 	if errors.As(err, &pe) {
-		err = fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesUsingPack(b.jobs, idx, pe.Pack)))
+		err = fmt.Errorf("%w; snapshot files affected: %s", err, listSome(filesAffected(b.jobs, idx, pe)))
 	}
 	if err != nil {
 		return 0, n, reqs, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -165,7 +166,7 @@ func (b *batchFill) place(pack repo.ID, nb *neededBlob, stored []byte) error {
 	defer plainBufs.Put(bp)
 	chunk, err := b.r.OpenBlob(bp, stored, nb.id, nb.loc.Raw)
 	if err != nil {
-		return &repo.PackError{Pack: pack, Err: err}
+		return &repo.PackError{Pack: pack, Blob: nb.id, Err: err}
 	}
 	sum := "" // the chunk's BLAKE3, for the files it makes whole
 	for _, t := range nb.targets {
@@ -181,7 +182,7 @@ func (b *batchFill) place(pack repo.ID, nb *neededBlob, stored []byte) error {
 		}
 		if sum != j.e.BLAKE3 || int64(len(chunk)) != j.e.Size {
 			if err := b.r.CheckChunk(chunk, nb.id); err != nil {
-				return &repo.PackError{Pack: pack, Err: err}
+				return &repo.PackError{Pack: pack, Blob: nb.id, Err: err}
 			}
 			return fmt.Errorf("%w: the one chunk of %s does not match its manifest (BLAKE3 %s, %d bytes)", repo.ErrCorrupt, j.e.Path, j.e.BLAKE3, j.e.Size)
 		}
@@ -238,15 +239,21 @@ func (b *batchFill) makeEmpty() error {
 // clearing of their memory.
 var plainBufs = sync.Pool{New: func() any { b := []byte(nil); return &b }}
 
-// filesUsingPack lists the batch's files with a chunk in pack.
-func filesUsingPack(jobs []fileJob, idx *repo.Index, pack repo.ID) []string {
+// filesAffected lists the batch's files that use the damaged blob pe
+// names, or, when it names none (the pack or a range of it failed as a
+// whole), the files with a chunk in its pack.
+func filesAffected(jobs []fileJob, idx *repo.Index, pe *repo.PackError) []string {
+	uses := func(cid repo.ID) bool {
+		if pe.Blob != (repo.ID{}) {
+			return cid == pe.Blob
+		}
+		l, ok := idx.Lookup(cid)
+		return ok && l.Pack == pe.Pack
+	}
 	var out []string
 	for _, j := range jobs {
-		for _, cid := range j.ids {
-			if l, ok := idx.Lookup(cid); ok && l.Pack == pack {
-				out = append(out, string(j.e.Path))
-				break
-			}
+		if slices.ContainsFunc(j.ids, uses) {
+			out = append(out, string(j.e.Path))
 		}
 	}
 	sort.Strings(out)

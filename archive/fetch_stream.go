@@ -120,7 +120,7 @@ func (r *Repo) blameChunks(idx *repo.Index, f *os.File, ids []repo.ID) error {
 			return err
 		}
 		if err := r.CheckChunk(b, id); err != nil {
-			return &repo.PackError{Pack: loc.Pack, Err: err}
+			return &repo.PackError{Pack: loc.Pack, Blob: id, Err: err}
 		}
 		off += int64(loc.Raw)
 	}

@@ -107,7 +107,7 @@ func (r *Repo) FetchChunk(ctx context.Context, idx *Index, id ID) ([]byte, error
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("%w: missing from the archive", ErrCorrupt)
 		}
-		return nil, &PackError{loc.Pack, err}
+		return nil, &PackError{Pack: loc.Pack, Err: err}
 	}
 	return decodeBlob(r.enc, b, id, loc.Raw)
 }
@@ -161,6 +161,7 @@ func (s *StreamReader) Close() error {
 // PackError names a pack that could not be read or was damaged.
 type PackError struct {
 	Pack ID
+	Blob ID // the damaged blob when one was found to be; zero when the pack (or a range of it) failed as a whole
 	Err  error
 }
 
