@@ -233,7 +233,8 @@ func (d *downloadSource) Fill(ctx context.Context, root *fsutil.Dir, mf *manifes
 	if err != nil {
 		return err
 	}
-	f := &filler{d: d, root: root, mk: mk, groups: map[int]string{}}
+	f := &filler{d: d, root: root, mk: mk, groups: map[int]string{}, wb: fsutil.NewWriteback(root)}
+	defer f.wb.Wait()
 	if d.localMF != nil {
 		if f.localR, err = d.localMF.Reader(); err != nil {
 			f.localR = nil

@@ -28,6 +28,7 @@ type filler struct {
 	groups map[int]string   // link group -> its first member (made)
 	localR *manifest.Reader // the newest local snapshot's manifest, read beside
 	localE *manifest.Entry
+	wb     *fsutil.Writeback // started after each batch (Fill waits for it)
 }
 
 // jobBatch is files waiting to be fetched.
@@ -113,6 +114,7 @@ func (f *filler) flush(ctx context.Context) error {
 		return err
 	}
 	f.d.fetched.Add(files)
+	f.wb.Kick()
 	for _, l := range f.links {
 		if err := f.root.Link(l[0], f.root, l[1]); err != nil {
 			return err

@@ -1,8 +1,11 @@
 package fsutil
 
 import (
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -55,4 +58,33 @@ func TestCleanRel(t *testing.T) {
 		}
 	}
 	walk(nil)
+}
+
+// TestWriteback: a kick starts one syncfs at a time in the background, a
+// kick while one runs starts none, and Wait returns once none runs (the
+// caller may then close the directory): run under -race.
+func TestWriteback(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriteback(d)
+	w.Wait() // none started: returns at once
+	for i := range 50 {
+		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.Kick()
+	}
+	w.Wait()
+	w.mu.Lock()
+	busy := w.busy
+	w.mu.Unlock()
+	if busy {
+		t.Fatal("a syncfs still runs after Wait")
+	}
+	w.Kick()
+	w.Wait()
+	d.Close()
 }

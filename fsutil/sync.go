@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // SyncDir fsyncs a directory so that the creation, removal or rename of an
@@ -39,4 +42,51 @@ func MkdirAllSync(dir string, perm os.FileMode) error {
 		return err
 	}
 	return SyncDir(parent)
+}
+
+// Writeback starts the writeback of a filesystem's dirty data in the
+// background while a caller still writes to it, so that the syncfs that
+// makes its work durable at the end finds little left. A tree of small
+// files written into the page cache is otherwise written out only then
+// (the kernel's own writeback waits for far more dirty memory than a
+// download of a few hundred megabytes makes, or for half a minute), with
+// the CPUs idle while the disk works.
+type Writeback struct {
+	fd   int
+	mu   sync.Mutex
+	busy bool
+	done chan struct{}
+}
+
+// NewWriteback returns a Writeback of the filesystem that holds d; d must
+// stay open until Wait returns.
+func NewWriteback(d *Dir) *Writeback { return &Writeback{fd: d.fd} }
+
+// Kick starts a syncfs of the filesystem in the background unless one is
+// already running. Its error is dropped: the caller's own syncfs at the
+// end reports what fails.
+func (w *Writeback) Kick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy {
+		return
+	}
+	w.busy, w.done = true, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		_ = unix.Syncfs(w.fd)
+		w.mu.Lock()
+		w.busy = false
+		w.mu.Unlock()
+	}(w.done)
+}
+
+// Wait waits for the running syncfs, if any.
+func (w *Writeback) Wait() {
+	w.mu.Lock()
+	done := w.done
+	w.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
