@@ -139,7 +139,7 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 	check := func(e *Entry, st fsutil.Stat) bool {
 		p := string(e.Path)
 		if opts.ProvenBefore != 0 {
-			if why := Unproven(e, st, opts.ProvenBefore, opts.LinkGroups); why != "" {
+			if why := Unproven(e, st, opts.ProvenBefore, opts.LinkGroups[e.LinkGroup]); why != "" {
 				add(Problem{p, ProblemUnproven, why, e.Type})
 				return false
 			}
@@ -356,21 +356,26 @@ func VerifyTree(ctx context.Context, root *fsutil.Dir, mr *Reader, opts VerifyOp
 }
 
 // Unproven says why a proof whose ctime mark is provenBefore does not
-// cover the entry e of stat st ("" when it does; groups: the names of
-// each link group, LinkGroupSizes). An entry changed since the mark has
-// a ctime at or past it. A file with more links than its link group has
-// names (one for a file of no group) may be reached by another name (the
-// live data's, for a file a download took from a local snapshot by link),
-// whose writer could have changed the bytes before the mark: only an
-// inode of hotsnap's own names is covered.
-func Unproven(e *Entry, st fsutil.Stat, provenBefore int64, groups map[int]uint64) string {
+// cover the entry e of stat st ("" when it does; names: how many names
+// e's inode may have, the names of its link group, LinkGroupSizes, or 1
+// for a file of no group). An entry changed since the mark has a ctime at
+// or past it. A file with more links than that may be reached by another
+// name (the live data's, for a file a download took from a local snapshot
+// by link), whose writer could have changed the bytes before the mark:
+// only an inode of hotsnap's own names is covered.
+func Unproven(e *Entry, st fsutil.Stat, provenBefore int64, names uint64) string {
 	if st.CtimeNs >= provenBefore {
 		return fmt.Sprintf("changed (ctime %d) since the proof (%d)", st.CtimeNs, provenBefore)
 	}
-	if e.Type == TypeFile && st.Nlink > max(1, groups[e.LinkGroup]) {
-		return fmt.Sprintf("%d links: another name may have written it before the proof", st.Nlink)
+	if e.Type == TypeFile && st.Nlink > max(1, names) {
+		return TooManyLinks(st.Nlink)
 	}
 	return ""
+}
+
+// TooManyLinks is Unproven's word for a file with more links than names.
+func TooManyLinks(n uint64) string {
+	return fmt.Sprintf("%d links: another name may have written it before the proof", n)
 }
 
 // parentDirs reaches entries beneath root from their open parent

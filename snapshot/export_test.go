@@ -72,12 +72,19 @@ func (c copySource) Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile
 		return err
 	}
 	defer snap.Close()
+	groups := map[int]string{} // link group -> its first name, as a download links them
 	_, err = mf.Each(func(e *manifest.Entry) error {
 		if err := fstree.MakeDirOrSymlink(root, e); err != nil {
 			return err
 		}
 		if e.Type != manifest.TypeFile {
 			return nil
+		}
+		if first, ok := groups[e.LinkGroup]; ok {
+			return root.Link(first, root, string(e.Path))
+		}
+		if e.LinkGroup != 0 {
+			groups[e.LinkGroup] = string(e.Path)
 		}
 		f, _, err := snap.OpenRegular(string(e.Path))
 		if err != nil {

@@ -100,53 +100,84 @@ var errUnproven = errors.New("not covered by the download's proof")
 // build links it: VerifyTree's check with ProvenBefore (manifest.Unproven),
 // made from the stat the build takes anyway, instead of in a pass of its
 // own before it (200,000 small files restored after their download in 2.6
-// s instead of 3.2 s; docs/benchmarks.md, stop 39).
+// s instead of 3.2 s; docs/benchmarks.md, stop 39). A link group's inode
+// may have as many links as the group has names: the build counts them as
+// it reads the manifest (name) and checks the links its stats saw at the
+// end (finish), before the swap, so no pass of the manifest goes first.
 type proofCheck struct {
 	mark   int64
-	groups map[int]uint64 // the names of each link group (LinkGroupSizes)
 	mu     sync.Mutex
 	proven map[int][2]uint64 // link group -> the inode (dev, ino) its first name was proven by
+	links  map[int]uint64    // link group -> its inode's links when proven
+	first  map[int]string    // link group -> the name it was proven by
+	names  map[int]uint64    // link group -> its names in the manifest (name)
 }
 
 // proofFor returns the check of snapshot id's fresh proof, or nil when it
 // has none (then the restore re-hashes).
-func (s *session) proofFor(mf *ManifestFile, id string, now time.Time) (*proofCheck, error) {
+func (s *session) proofFor(id string, now time.Time) *proofCheck {
 	mark, ok := s.freshProof(id, now)
 	if !ok {
-		return nil, nil
+		return nil
 	}
-	r, err := mf.Reader()
-	if err != nil {
-		return nil, err
+	return &proofCheck{mark: mark, proven: map[int][2]uint64{}, links: map[int]uint64{},
+		first: map[int]string{}, names: map[int]uint64{}}
+}
+
+// name counts e among its link group's names; the build calls it for
+// every entry of the manifest, selected or not, in order.
+func (c *proofCheck) name(e *manifest.Entry) {
+	if c == nil || e.LinkGroup == 0 {
+		return
 	}
-	groups, err := manifest.LinkGroupSizes(r)
-	if err != nil {
-		return nil, err
-	}
-	return &proofCheck{mark: mark, groups: groups, proven: map[int][2]uint64{}}, nil
+	c.mu.Lock()
+	c.names[e.LinkGroup]++
+	c.mu.Unlock()
 }
 
 // check says whether the proof covers the file e, of stat st (an error
 // wrapping errUnproven when it does not). A later name of a link group
 // whose inode was proven by its first name is covered: the build's own
-// link of that first name moved the inode's ctime and link count.
+// link of that first name moved the inode's ctime and link count. The
+// links of a group's inode are checked by finish.
 func (c *proofCheck) check(e *manifest.Entry, st fsutil.Stat) error {
 	if c == nil {
 		return nil
 	}
 	in := [2]uint64{st.Dev, st.Ino}
+	names := uint64(1)
 	if e.LinkGroup != 0 {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if got, ok := c.proven[e.LinkGroup]; ok && got == in {
 			return nil
 		}
+		names = st.Nlink // checked against the group's names by finish
 	}
-	if why := manifest.Unproven(e, st, c.mark, c.groups); why != "" {
+	if why := manifest.Unproven(e, st, c.mark, names); why != "" {
 		return fmt.Errorf("%w: %q %s", errUnproven, e.Path, why)
 	}
-	if e.LinkGroup != 0 {
-		c.proven[e.LinkGroup] = in
+	if g := e.LinkGroup; g != 0 {
+		c.proven[g] = in
+		if st.Nlink > c.links[g] {
+			c.links[g], c.first[g] = st.Nlink, string(e.Path)
+		}
+	}
+	return nil
+}
+
+// finish checks, once every entry was named and built, that no link
+// group's inode had more links when proven than the group has names.
+func (c *proofCheck) finish() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for g, n := range c.links {
+		if n > max(1, c.names[g]) {
+			return fmt.Errorf("%w: %q %s", errUnproven, c.first[g], manifest.TooManyLinks(n))
+		}
 	}
 	return nil
 }
@@ -168,14 +199,21 @@ func (s *session) verifyForRestore(ctx context.Context, snap *fsutil.Dir, mf *Ma
 // entry (then the tree must be re-hashed). It must run before anything
 // links the tree's files: a new link moves an inode's ctime past the mark.
 func (s *session) verifyByProof(ctx context.Context, snap *fsutil.Dir, mf *ManifestFile, id string, vo manifest.VerifyOptions, now time.Time) (*manifest.VerifyResult, bool, error) {
-	pc, err := s.proofFor(mf, id, now)
-	if pc == nil || err != nil {
+	mark, ok := s.freshProof(id, now)
+	if !ok {
+		return nil, false, nil
+	}
+	r, err := mf.Reader()
+	if err != nil {
+		return nil, false, err
+	}
+	groups, err := manifest.LinkGroupSizes(r)
+	if err != nil {
 		return nil, false, err
 	}
 	pv := vo
-	pv.ProvenBefore, pv.LinkGroups = pc.mark, pc.groups
-	r, err := mf.Reader()
-	if err != nil {
+	pv.ProvenBefore, pv.LinkGroups = mark, groups
+	if r, err = mf.Reader(); err != nil {
 		return nil, false, err
 	}
 	vr, err := manifest.VerifyTree(ctx, snap, r, pv)

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -113,6 +114,63 @@ func TestRestore_ProofOfDownload(t *testing.T) {
 	}
 	if rr, err = Restore(context.Background(), l3, id3, RestoreOptions{DryRun: true}); err != nil || rr.Verified != "full" {
 		t.Fatalf("second restore: verified %q, %v", rr.Verified, err)
+	}
+}
+
+// TestRestore_ProofLinkGroupOutsideName: a link group's inode with a name
+// outside the snapshot (more links than the group has names) is not
+// covered by the proof, even when the proof's mark was taken after that
+// link was made (the race a live name gives). The build learns the
+// group's names as it reads the manifest and checks the links it saw
+// before the swap: the restore re-hashes ("full"), in a dry run and in the
+// restore, whose data dir is still the snapshot's.
+func TestRestore_ProofLinkGroupOutsideName(t *testing.T) {
+	remark := func(l *Layout, id string) {
+		t.Helper()
+		d, err := fsutil.OpenDir(l.BackupsDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark, err := fsutil.CtimeMark(d)
+		d.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(proof{Version: proofVersion, ID: id, ProvenAt: time.Now().UTC(), CtimeMarkNs: mark})
+		pf := filepath.Join(l.BackupsDir, id, proofName)
+		if err := os.WriteFile(pf+".new", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(pf+".new", pf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The control: the group's own names only, the proof covers it.
+	l, id := imported(t)
+	remark(l, id)
+	if rr, err := Restore(context.Background(), l, id, RestoreOptions{DryRun: true}); err != nil || rr.Verified != "proof" {
+		t.Fatalf("restore after an import: verified %q, %v", rr.Verified, err)
+	}
+	if rr, err := Restore(context.Background(), l, id, RestoreOptions{}); err != nil || rr.Verified != "proof" {
+		t.Fatalf("restore after an import: verified %q, %v", rr.Verified, err)
+	}
+
+	l, id = imported(t)
+	member := filepath.Join(l.TreeDir(id), "db/000002.sst") // linked to db/hardlink-of-sst
+	if err := os.Link(member, filepath.Join(t.TempDir(), "outside")); err != nil {
+		t.Fatal(err)
+	}
+	remark(l, id)
+	if rr, err := Restore(context.Background(), l, id, RestoreOptions{DryRun: true}); err != nil || rr.Verified != "full" {
+		t.Fatalf("dry run with a name outside the group: verified %q, %v", rr.Verified, err)
+	}
+	want := testtree.Snapshot(t, l.TreeDir(id))
+	rr, err := Restore(context.Background(), l, id, RestoreOptions{})
+	if err != nil || rr.Verified != "full" {
+		t.Fatalf("restore with a name outside the group: verified %q, %v", rr.Verified, err)
+	}
+	if d := testtree.Diff(want, testtree.Snapshot(t, l.DataDir, "backups", ".hotsnap")); d != "" {
+		t.Fatalf("restored after falling back to the re-hash: %s", d)
 	}
 }
 

@@ -208,10 +208,7 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		// stat it takes of each file before linking it (and before its
 		// link moves the inode's ctime); if a file is not covered, the
 		// build stops and step 2 runs again with the re-hash beside it.
-		if proof, err = s.proofFor(mf, id, o.Now()); err != nil {
-			return nil, err
-		}
-		if proof != nil {
+		if proof = s.proofFor(id, o.Now()); proof != nil {
 			beside, how, vr = false, "proof", &manifest.VerifyResult{}
 		}
 	} else if vr, how, err = s.verifyForRestore(ctx, snap, mf, id, vo, o.Now()); err != nil {

@@ -186,6 +186,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		if err := gctx.Err(); err != nil {
 			return err
 		}
+		proof.name(e)
 		parents, selected := sel.Next(e)
 		if !selected {
 			return nil
@@ -246,6 +247,9 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 		err = werr
 	}
 	if err != nil {
+		return err
+	}
+	if err := proof.finish(); err != nil {
 		return err
 	}
 	// Directories last: modes that forbid writing, mtimes that creating
