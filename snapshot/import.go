@@ -102,10 +102,12 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 	if err != nil {
 		return nil, nil, err
 	}
+	// No fsync here: the filled tree's syncfs (finishImported) makes the
+	// manifest durable with it, before the proof and the publish, and a
+	// crash before that leaves only staging, which recovery removes (an
+	// fsync of a million files' manifest waited for some 150 MB to reach
+	// the disk before the first file was made).
 	err = src.WriteManifest(ctx, f)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
