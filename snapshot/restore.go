@@ -285,7 +285,16 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		}
 		return nil
 	}
+	// A full restore from a local snapshot into an empty data dir adds
+	// every entry: the build lists them as it reads the manifest, and no
+	// pass of the manifest runs beside it for the plan (its CPU is the
+	// build's, which links a file in two system calls).
+	var adding *planAdding
+	emptyData := o.From == nil && sel == nil && s.emptyData()
 	planFn := func(ctx context.Context) (err error) {
+		if emptyData {
+			return nil
+		}
 		res.Plan, err = s.planRestore(ctx, mf, sel)
 		return err
 	}
@@ -301,7 +310,10 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		if o.From != nil {
 			err = s.fillRestoreTree(ctx, restoring, mf, dirs, o.From)
 		} else {
-			err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, beside, proof, bp)
+			err = s.buildRestoreTree(ctx, snap, restoring, mf, o.Include, o.Workers, beside, proof, adding, bp)
+		}
+		if errors.Is(err, ErrIncompatible) { // a snapshot entry on hotsnap's own places (planAdding)
+			return err
 		}
 		if errors.Is(err, ErrVerifyFailed) {
 			if beside { // the re-hash names the damage better: let it finish
@@ -323,8 +335,14 @@ func Restore(ctx context.Context, l *Layout, id string, o RestoreOptions) (*Rest
 		}
 	}
 	step2 := func() error {
+		if emptyData {
+			adding = s.newPlanAdding() // before the build, which lists the entries into it
+		}
 		if err := together(ctx, timed("rehash", rehash), timed("plan", planFn), timed("build", build)); err != nil {
 			return err
+		}
+		if adding != nil {
+			res.Plan = adding.plan
 		}
 		return buildDamage
 	}

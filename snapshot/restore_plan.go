@@ -19,6 +19,51 @@ type RestorePlan struct {
 	RemovedBytes int64    `json:"removedBytes"` // bytes of files removed or replaced
 }
 
+// emptyData says whether the live data dir holds nothing but hotsnap's
+// own places: then a full restore's plan adds every entry of the
+// manifest, and the build lists them as it reads the manifest
+// (planAdding) instead of a pass of its own beside it.
+func (s *session) emptyData() bool {
+	names, err := s.data.Names(".")
+	if err != nil {
+		return false
+	}
+	reserved := s.l.reservedNames()
+	for _, n := range names {
+		if !reserved[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// planAdding is the plan of a full restore into an empty data dir, made
+// by the build entry by entry (add), in the manifest's order.
+type planAdding struct {
+	plan     *RestorePlan
+	reserved map[string]bool
+}
+
+func (s *session) newPlanAdding() *planAdding {
+	return &planAdding{plan: &RestorePlan{Added: []string{}, Removed: []string{}, Changed: []string{}}, reserved: s.l.reservedNames()}
+}
+
+// add lists e as added; an entry on hotsnap's own places is refused, as
+// planRestore refuses it.
+func (a *planAdding) add(e *manifest.Entry, p string) error {
+	if a == nil {
+		return nil
+	}
+	if err := reservedTop(a.reserved, e); err != nil {
+		return err
+	}
+	a.plan.Added = append(a.plan.Added, p)
+	if e.Type == manifest.TypeFile {
+		a.plan.AddedBytes += e.Size
+	}
+	return nil
+}
+
 // planRestore compares the live data dir with the manifest: the live tree
 // is walked in the manifest's order and merged with it, so nothing grows
 // with the number of entries but the lists of paths reported.

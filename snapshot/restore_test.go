@@ -676,3 +676,91 @@ func TestRestore_PlanIsExact(t *testing.T) {
 		}
 	}
 }
+
+// emptyDataDir removes everything from l's data dir but hotsnap's own
+// places.
+func emptyDataDir(t *testing.T, l *Layout) {
+	t.Helper()
+	ents, err := os.ReadDir(l.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !l.reservedNames()[e.Name()] {
+			if err := os.RemoveAll(filepath.Join(l.DataDir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestRestore_EmptyDataDirPlan: a full restore into an empty data dir has
+// its plan listed by the build (no pass of the manifest beside it): the
+// same plan as the dry run's walk gives, every entry added, with the full
+// re-hash and with --fast-verify, and the data dir is the snapshot's.
+func TestRestore_EmptyDataDirPlan(t *testing.T) {
+	l := newLayout(t, testtree.New(t))
+	res := mustCreate(t, l, CreateOptions{})
+	m, err := ReadManifest(l, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testtree.Snapshot(t, l.TreeDir(res.ID))
+	for _, fast := range []bool{false, true} {
+		emptyDataDir(t, l)
+		dry, err := Restore(context.Background(), l, res.ID, RestoreOptions{DryRun: true, FastVerify: fast})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dry.Plan.Added) != len(m.Entries) || len(dry.Plan.Removed)+len(dry.Plan.Changed) != 0 {
+			t.Fatalf("dry run into an empty data dir: %d of %d entries added, plan %+v", len(dry.Plan.Added), len(m.Entries), dry.Plan)
+		}
+		rr, err := Restore(context.Background(), l, res.ID, RestoreOptions{FastVerify: fast})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(rr.Plan, dry.Plan) {
+			t.Fatalf("fast %v: the build's plan\n %+v\nthe dry run's\n %+v", fast, rr.Plan, dry.Plan)
+		}
+		if d := testtree.Diff(want, testtree.Snapshot(t, l.DataDir, "backups", ".hotsnap")); d != "" {
+			t.Fatalf("fast %v: restored: %s", fast, d)
+		}
+	}
+}
+
+// TestRestore_EmptyDataDirReservedEntry: a snapshot that holds a path on
+// hotsnap's own places in the data dir it is restored into (taken with
+// the backups dir elsewhere, restored where backups/ is inside the data
+// dir) is refused, into an empty data dir too, and nothing changes.
+func TestRestore_EmptyDataDirReservedEntry(t *testing.T) {
+	dir := testtree.New(t)
+	if err := os.MkdirAll(filepath.Join(dir, "backups"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "backups", "not-a-snapshot"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outside, err := NewLayout(dir, filepath.Join(t.TempDir(), "backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mustCreate(t, outside, CreateOptions{})
+	l := newLayout(t, dir)
+	emptyDataDir(t, l)
+	if err := os.Remove(filepath.Join(dir, "backups", "not-a-snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(outside.BackupsDir, res.ID), filepath.Join(l.BackupsDir, res.ID)); err != nil {
+		t.Fatal(err)
+	}
+	before := testtree.Snapshot(t, dir, ".hotsnap")
+	for _, fast := range []bool{false, true} {
+		_, err := Restore(context.Background(), l, res.ID, RestoreOptions{FastVerify: fast})
+		if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), `"backups"`) {
+			t.Fatalf("fast %v: restore of a snapshot holding backups/: %v", fast, err)
+		}
+		if d := testtree.Diff(before, testtree.Snapshot(t, dir, ".hotsnap")); d != "" {
+			t.Fatalf("fast %v: a refused restore changed the data dir: %s", fast, d)
+		}
+	}
+}

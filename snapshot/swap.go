@@ -115,7 +115,7 @@ func (s *session) swapNames(source string, sel *selection) (out, in []string, er
 // writes is linked by name without a stat of its own: the re-hash checks
 // the same name's inode, which nobody else can swap (a failed link is
 // then checked, to name the damage).
-func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int, proven bool, proof *proofCheck, prog Progress) error {
+func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel string, mf *ManifestFile, include []string, workers int, proven bool, proof *proofCheck, plan *planAdding, prog Progress) error {
 	sel, err := fstree.NewSelector(include)
 	if err != nil {
 		return err
@@ -201,6 +201,9 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 			ownedMu.Unlock()
 		}
 		p := string(e.Path)
+		if err := plan.add(e, p); err != nil {
+			return err
+		}
 		if err := fstree.MakeDirOrSymlink(dst, e); err != nil {
 			return err
 		}
