@@ -15,9 +15,11 @@ import (
 type Source interface {
 	// WriteManifest writes the snapshot's manifest.json to w.
 	WriteManifest(ctx context.Context, w io.Writer) error
-	// Fill builds the tree below root, the entries of mf (whose seal has
-	// been proven), through root alone: every file, dir and symlink, with
-	// file contents proven against their hashes and attributes set.
-	// Directories' modes and mtimes are left to the caller.
+	// Fill builds the tree below root, the entries of mf, through root
+	// alone: every file, dir and symlink, with file contents proven
+	// against their hashes and attributes set. Directories' modes and
+	// mtimes are left to the caller. The caller proves mf's seal in a pass
+	// beside Fill, so Fill reads mf through to its end (which proves the
+	// seal) before it builds anything from it.
 	Fill(ctx context.Context, root *fsutil.Dir, mf *manifest.File) error
 }

@@ -47,12 +47,16 @@ type copySource struct {
 	l      *Layout
 	id     string
 	before func()
+	mangle func([]byte) []byte // changes the manifest it gives, when set
 }
 
 func (c copySource) WriteManifest(ctx context.Context, w io.Writer) error {
 	b, err := os.ReadFile(c.l.ManifestPath(c.id))
 	if err != nil {
 		return err
+	}
+	if c.mangle != nil {
+		b = c.mangle(b)
 	}
 	_, err = w.Write(b)
 	return err
@@ -61,6 +65,9 @@ func (c copySource) WriteManifest(ctx context.Context, w io.Writer) error {
 func (c copySource) Fill(ctx context.Context, root *fsutil.Dir, mf *ManifestFile) error {
 	if c.before != nil {
 		c.before()
+	}
+	if _, err := mf.Each(func(*manifest.Entry) error { return nil }); err != nil {
+		return err // a source reads the manifest through before it builds (fstree.Source)
 	}
 	s, err := c.l.openSession(ctx, nil, false)
 	if err != nil {

@@ -24,7 +24,8 @@ type ImportSource = fstree.Source
 // Import publishes snapshot id, built by src, the way Create publishes its
 // own: under the operation lock, after recovery, in staging (in the private
 // state dir), then one atomic rename. The manifest is written first and
-// proven (seal, checks, its id) before anything is built from it. origin is
+// proven (seal, checks, its id) before anything is built from it: by a
+// pass beside the fill, and by the source's own first pass. origin is
 // stored as origin.json. On any error nothing is left behind.
 func (l *Layout) Import(ctx context.Context, id string, origin []byte, src ImportSource, log *slog.Logger) (err error) {
 	if err := validID(id); err != nil {
@@ -64,12 +65,36 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 			s.priv.RemoveAll(stage)
 		}
 	}()
-	mf, dirs, err := s.importManifest(ctx, stage, id, src)
+	mf, err := s.importManifest(ctx, stage, id, src)
 	if err != nil {
 		return err
 	}
 	defer mf.Close()
-	tree, err := s.fillTree(ctx, stage+"/"+dataName, mf, src)
+	// The proving pass (which also collects the directories) runs beside
+	// the fill: a source proves the manifest itself before it builds
+	// anything from it (fstree.Source), and the two passes take a core
+	// each (a download checks its content stream against the manifest in
+	// its pass). A failed proof stops the fill, and its error is the one
+	// returned, whatever the fill's, as when the proof ran first.
+	fillCtx, stopFill := context.WithCancel(ctx)
+	defer stopFill()
+	var dirs []manifest.Entry
+	var proveErr error
+	proved := make(chan struct{})
+	go func() {
+		defer close(proved)
+		if dirs, proveErr = proveManifest(ctx, mf); proveErr != nil {
+			stopFill()
+		}
+	}()
+	tree, err := s.fillTree(fillCtx, stage+"/"+dataName, mf, src)
+	<-proved
+	if proveErr != nil {
+		if tree != nil {
+			tree.Close()
+		}
+		return proveErr
+	}
 	if err != nil {
 		return err
 	}
@@ -93,14 +118,13 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 	return s.publish(stage, id)
 }
 
-// importManifest writes the manifest into staging and proves it; the
-// proving pass also collects the directory entries, whose attributes are
-// set once the tree is filled.
-func (s *session) importManifest(ctx context.Context, stage, id string, src ImportSource) (*ManifestFile, []manifest.Entry, error) {
+// importManifest writes the manifest into staging and opens it; Import
+// proves it (proveManifest) beside the fill.
+func (s *session) importManifest(ctx context.Context, stage, id string, src ImportSource) (*ManifestFile, error) {
 	rel := stage + "/" + manifestName
 	f, err := s.priv.Create(rel, 0o600)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// No fsync here: the filled tree's syncfs (finishImported) makes the
 	// manifest durable with it, before the proof and the publish, and a
@@ -112,25 +136,30 @@ func (s *session) importManifest(ctx context.Context, stage, id string, src Impo
 		err = cerr
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	g, st, err := s.priv.OpenRegular(rel)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	mf := manifest.NewFile(g, st.Size, id)
+	return manifest.NewFile(g, st.Size, id), nil
+}
+
+// proveManifest reads mf through (proving its seal, checks and id) and
+// returns its directory entries, whose attributes are set once the tree
+// is filled.
+func proveManifest(ctx context.Context, mf *ManifestFile) ([]manifest.Entry, error) {
 	var dirs []manifest.Entry
-	_, err = mf.Each(func(e *manifest.Entry) error {
+	_, err := mf.Each(func(e *manifest.Entry) error {
 		if e.Type == manifest.TypeDir {
 			dirs = append(dirs, *e)
 		}
 		return ctx.Err()
 	})
 	if err != nil {
-		mf.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return mf, dirs, nil
+	return dirs, nil
 }
 
 // fetchManifest writes the manifest src gives into an unnamed temp file of
@@ -162,13 +191,8 @@ func (s *session) fetchManifest(ctx context.Context, id string, src ImportSource
 		return nil, nil, err
 	}
 	mf := manifest.NewFile(f, st.Size(), id)
-	var dirs []manifest.Entry
-	if _, err := mf.Each(func(e *manifest.Entry) error {
-		if e.Type == manifest.TypeDir {
-			dirs = append(dirs, *e)
-		}
-		return ctx.Err()
-	}); err != nil {
+	dirs, err := proveManifest(ctx, mf)
+	if err != nil {
 		mf.Close()
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -761,6 +762,38 @@ func TestRestore_EmptyDataDirReservedEntry(t *testing.T) {
 		}
 		if d := testtree.Diff(before, testtree.Snapshot(t, dir, ".hotsnap")); d != "" {
 			t.Fatalf("fast %v: a refused restore changed the data dir: %s", fast, d)
+		}
+	}
+}
+
+// TestImport_BrokenSealRefused: a manifest whose seal does not hold is
+// refused by the proving pass that runs beside the fill, with its error
+// (the source's own pass fails too, in other words: the proof's error is
+// the one returned, every time), and nothing is left: no snapshot, no
+// staging.
+func TestImport_BrokenSealRefused(t *testing.T) {
+	ls := newLayout(t, testtree.New(t))
+	res := mustCreate(t, ls, CreateOptions{})
+	l := newLayout(t, testtree.New(t))
+	flip := func(b []byte) []byte {
+		b = bytes.Clone(b)
+		i := bytes.Index(b, []byte(`"a.txt"`))
+		if i < 0 {
+			t.Fatal("no a.txt in the manifest")
+		}
+		b[i+5] = 'T' // a.txT: same length and order, valid JSON, the seal broken
+		return b
+	}
+	for range 10 {
+		err := l.Import(context.Background(), res.ID, []byte(`{}`), copySource{l: ls, id: res.ID, mangle: flip}, nil)
+		if !errors.Is(err, manifest.ErrCorrupt) || !strings.Contains(err.Error(), "seal") {
+			t.Fatalf("import of a manifest with a broken seal: %v", err)
+		}
+		if infos, _ := List(context.Background(), l, nil); len(infos) != 0 {
+			t.Fatal("a refused import left a snapshot")
+		}
+		if names, _ := os.ReadDir(l.stagingDir()); len(names) != 0 {
+			t.Fatalf("a refused import left staging: %v", names)
 		}
 	}
 }
