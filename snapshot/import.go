@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotsnap/hotsnap/fstree"
 	"github.com/hotsnap/hotsnap/fsutil"
+	"github.com/hotsnap/hotsnap/internal/par"
 	"github.com/hotsnap/hotsnap/manifest"
 )
 
@@ -83,7 +84,11 @@ func (l *Layout) Import(ctx context.Context, id string, origin []byte, src Impor
 	proved := make(chan struct{})
 	go func() {
 		defer close(proved)
-		if dirs, proveErr = proveManifest(ctx, mf); proveErr != nil {
+		proveErr = par.Safely(func() (err error) { // a panic is an error here, as in the caller's goroutine
+			dirs, err = proveManifest(ctx, mf)
+			return err
+		})
+		if proveErr != nil {
 			stopFill()
 		}
 	}()
