@@ -103,6 +103,16 @@ func (s *session) swapNames(source string, sel *selection) (out, in []string, er
 	return out, in, err
 }
 
+// restoreBatch is the most files of one directory a restore's worker
+// takes at once. A directory of up to this many goes to one worker: a link
+// or create takes its directory's lock, so two workers in one directory
+// wait on each other rather than work side by side (a restore of 200,000
+// files in directories of 1,000 spent 3 % of its CPU spinning on that lock
+// with batches of 512, and took 2.52 to 2.62 s against 2.69 to 2.85 s with
+// whole directories; docs/benchmarks.md, stop 41). The bound keeps the
+// batches in flight (two per worker) to a few megabytes.
+const restoreBatch = 4096
+
 // buildRestoreTree recreates the snapshot's tree (snap) at dstRel in the
 // private state dir, streaming its manifest: linked entries are linked (the
 // snapshot's inode, as at create), copied and reflinked entries are copied
@@ -136,10 +146,11 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 	var owned []string         // what the tree owns, to fsync: dirs and copies
 	var ownedMu sync.Mutex
 	// Files are made by workers, a directory's files at a time (a
-	// manifest lists a directory's entries together), each worker reaching
-	// them from the open directory on both sides (fstree.DirCache).
-	// Directories and symlinks are made here, in order, before the files
-	// in them; so are the members of link groups, which link to each other.
+	// manifest lists a directory's entries together; a batch holds up to
+	// restoreBatch of them), each worker reaching them from the open
+	// directory on both sides (fstree.DirCache). Directories and symlinks
+	// are made here, in order, before the files in them; so are the
+	// members of link groups, which link to each other.
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan []*manifest.Entry, workers)
 	for range workers {
@@ -232,7 +243,7 @@ func (s *session) buildRestoreTree(ctx context.Context, snap *fsutil.Dir, dstRel
 			return err
 		}
 		dir, _ := path.Split(p)
-		if dir != batchDir || len(batch) >= 512 {
+		if dir != batchDir || len(batch) >= restoreBatch {
 			if err := flush(); err != nil {
 				return err
 			}
