@@ -164,6 +164,24 @@ func BenchmarkRestore(b *testing.B) {
 		}
 		b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "swap-ms")
 	})
+	// Directories of 1,000 files: each goes to one worker (restoreBatch),
+	// not to two that wait on its lock.
+	wide := makeTree(b, 20, 1000, 1<<10)
+	lw, err := NewLayout(wide, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	snapWide, err := Create(context.Background(), lw, CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("hotsnap-fast-verify/files=20000,per-dir=1000", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := Restore(context.Background(), lw, snapWide.ID, RestoreOptions{FastVerify: true, NoFailsafe: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	big := makeTree(b, 4, 16, 16<<20)
 	lb, err := NewLayout(big, "")
 	if err != nil {
