@@ -124,12 +124,9 @@ func BenchmarkCreate1GiB(b *testing.B) {
 	})
 }
 
-// BenchmarkRestore measures restores of a 10,000-file tree (100 dirs) with
-// --fast-verify: swap-ms is the journaled swap alone (journal + moves), next
-// to `cp -al` of the same tree; and a full restore of a 1 GiB tree with full
-// verification (every file re-hashed), as an effective rate.
-func BenchmarkRestore(b *testing.B) {
-	root := makeTree(b, 100, 100, 1<<10)
+// snapshotOf takes a snapshot of the data dir root.
+func snapshotOf(b *testing.B, root string) (*Layout, *CreateResult) {
+	b.Helper()
 	l, err := NewLayout(root, "")
 	if err != nil {
 		b.Fatal(err)
@@ -138,6 +135,15 @@ func BenchmarkRestore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return l, snap
+}
+
+// BenchmarkRestore measures restores of a 10,000-file tree (100 dirs) with
+// --fast-verify: swap-ms is the journaled swap alone (journal + moves), next
+// to `cp -al` of the same tree; and a full restore of a 1 GiB tree with full
+// verification (every file re-hashed), as an effective rate.
+func BenchmarkRestore(b *testing.B) {
+	l, snap := snapshotOf(b, makeTree(b, 100, 100, 1<<10))
 	b.Run("hotsnap-fast-verify/files=10000", func(b *testing.B) {
 		var swap float64
 		for i := 0; i < b.N; i++ {
@@ -166,15 +172,7 @@ func BenchmarkRestore(b *testing.B) {
 	})
 	// Directories of 1,000 files: each goes to one worker (restoreBatch),
 	// not to two that wait on its lock.
-	wide := makeTree(b, 20, 1000, 1<<10)
-	lw, err := NewLayout(wide, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	snapWide, err := Create(context.Background(), lw, CreateOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	lw, snapWide := snapshotOf(b, makeTree(b, 20, 1000, 1<<10))
 	b.Run("hotsnap-fast-verify/files=20000,per-dir=1000", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if _, err := Restore(context.Background(), lw, snapWide.ID, RestoreOptions{FastVerify: true, NoFailsafe: true}); err != nil {
@@ -182,15 +180,7 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		}
 	})
-	big := makeTree(b, 4, 16, 16<<20)
-	lb, err := NewLayout(big, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	snapBig, err := Create(context.Background(), lb, CreateOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	lb, snapBig := snapshotOf(b, makeTree(b, 4, 16, 16<<20))
 	b.Run("hotsnap-full-verify/1GiB", func(b *testing.B) {
 		b.SetBytes(1 << 30)
 		for i := 0; i < b.N; i++ {
