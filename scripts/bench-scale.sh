@@ -144,9 +144,18 @@ s_upload() { timed "$N:upload" "$HS" upload -d "$D/data" --id "${SNAP[$N]}" --re
 s_ls() { timed "$N:archive ls" "$HS" archive ls --remote "s3://hotsnap-$N/repo"; }
 s_check() { timed "$N:archive check" "$HS" archive check --remote "s3://hotsnap-$N/repo"; }
 s_download() { timed "$N:download" "$HS" download -d "$D/fresh" --id "${SNAP[$N]}" --remote "s3://hotsnap-$N/repo"; }
+# same TREE WHAT: the tree must equal the data (hotsnap's own dirs aside),
+# or the run stops: a figure of a wrong restore is no figure.
+same() {
+  if diff -r -q -x .hotsnap -x backups "$D/data" "$1" >"$WORK/diff" 2>&1; then
+    echo "# $N: $2 equals the data"
+  else
+    echo "bench-scale: $N: $2 differs from the data:" >&2; head -5 "$WORK/diff" >&2; exit 1
+  fi
+}
 s_restore() {
   timed "$N:restore" "$HS" restore -d "$D/fresh" --id "${SNAP[$N]}"
-  diff -r -q -x .hotsnap -x backups "$D/data" "$D/fresh" >/dev/null && echo "# $N: the restored tree equals the data"
+  same "$D/fresh" "the restored tree"
 }
 # The contenders of bar 3 end with a sync, as in scripts/bench-archive.sh:
 # hotsnap syncs what it made before it returns; restic does not, and
@@ -157,6 +166,7 @@ WITHSYNC=(sh -c '"$@" && sync' sh)
 s_direct() {
   mkdir -p "$D/direct"
   timed "$N:restore --from-archive" "${WITHSYNC[@]}" "$HS" restore -d "$D/direct" --id "${SNAP[$N]}" --from-archive --remote "s3://hotsnap-$N/repo"
+  same "$D/direct" "the tree restored --from-archive"
 }
 s_gc() { timed "$N:archive gc" "$HS" archive gc --remote "s3://hotsnap-$N/repo"; }
 s_rbackup() {
@@ -176,7 +186,7 @@ s_pair() {
   mkdir -p "$D/pair"
   timed "$N:download + restore" sh -c '"$1" download -d "$2" --id "$3" --remote "$4" && "$1" restore -d "$2" --id "$3" && sync' \
     sh "$HS" "$D/pair" "${SNAP[$N]}" "s3://hotsnap-$N/repo"
-  diff -r -q -x .hotsnap -x backups "$D/data" "$D/pair" >/dev/null && echo "# $N: the tree downloaded and restored equals the data"
+  same "$D/pair" "the tree downloaded and restored"
 }
 for s in s_write s_read s_link s_create s_verify s_upload s_ls s_check s_download s_restore s_direct s_gc s_rbackup s_rrestore s_pair; do
   step "$s"
