@@ -114,13 +114,8 @@ med() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(
 for k in hs_down hs_restore hs_direct restic_restore kopia_restore floor; do T[$k]=$(med "${ALL[$k]}"); done
 echo "# $RUNS rounds, medians below; every round (s):"
 for k in hs_down hs_restore hs_direct restic_restore floor; do echo "#   $k:${ALL[$k]}"; done
-# A figure of a wrong restore is no figure: a tree that differs stops the run.
-same() { # tree what
-  diff -r -q -x .hotsnap -x backups "$DATA" "$1" || { echo "bench-archive: $2 differs from the data" >&2; exit 1; }
-  echo "# $2 equals the data"
-}
-same "$NEW" "hotsnap's restored tree"
-same "$DIRECT" "hotsnap's tree restored --from-archive"
+same_tree "$DATA" "$NEW" "hotsnap's restored tree"
+same_tree "$DATA" "$DIRECT" "hotsnap's tree restored --from-archive"
 
 size() { du -sb "$WORK/minio/$1" | cut -f1; }
 S_HS=$(size hotsnap); S_RE=$(size restic); S_KO=$([ $KO = 1 ] && size kopia || echo 0)

@@ -144,15 +144,7 @@ s_upload() { timed "$N:upload" "$HS" upload -d "$D/data" --id "${SNAP[$N]}" --re
 s_ls() { timed "$N:archive ls" "$HS" archive ls --remote "s3://hotsnap-$N/repo"; }
 s_check() { timed "$N:archive check" "$HS" archive check --remote "s3://hotsnap-$N/repo"; }
 s_download() { timed "$N:download" "$HS" download -d "$D/fresh" --id "${SNAP[$N]}" --remote "s3://hotsnap-$N/repo"; }
-# same TREE WHAT: the tree must equal the data (hotsnap's own dirs aside),
-# or the run stops: a figure of a wrong restore is no figure.
-same() {
-  if diff -r -q -x .hotsnap -x backups "$D/data" "$1" >"$WORK/diff" 2>&1; then
-    echo "# $N: $2 equals the data"
-  else
-    echo "bench-scale: $N: $2 differs from the data:" >&2; head -5 "$WORK/diff" >&2; exit 1
-  fi
-}
+same() { same_tree "$D/data" "$1" "$N: $2"; }  # TREE WHAT
 s_restore() {
   timed "$N:restore" "$HS" restore -d "$D/fresh" --id "${SNAP[$N]}"
   same "$D/fresh" "the restored tree"

@@ -2,6 +2,16 @@
 # on a free loopback port with its data in $WORK/minio, stopped by pid at
 # exit (with $WORK removed), and points hotsnap and the AWS-style peers at
 # it. Needs WORK set and MINIO the server binary.
+# same_tree DATA TREE WHAT: a restored TREE must equal DATA (hotsnap's
+# own dirs aside), or the run stops: a figure of a wrong restore is no
+# figure.
+same_tree() {
+  if diff -r -q -x .hotsnap -x backups "$1" "$2" >"$WORK/diff" 2>&1; then
+    echo "# $3 equals the data"
+  else
+    echo "$(basename "$0"): $3 differs from the data:" >&2; head -5 "$WORK/diff" >&2; exit 1
+  fi
+}
 MINIO_PID=
 cleanup() { [ -n "$MINIO_PID" ] && kill "$MINIO_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
